@@ -1,0 +1,104 @@
+"""Input validation shared by cbptt's public functions and estimators.
+
+Contract: every check raises ``ValueError`` (bad value or shape) or
+``TypeError`` (bad type) with a message that names the argument, what was
+seen and what was expected. Nothing here computes; it only checks, converts
+and copies at the boundary so that the compiled kernels can trust shapes,
+dtypes and contiguity.
+"""
+import numbers
+
+import numpy as np
+
+ACTIVATIONS = {"identity": 0, "logistic": 1, "tanh": 2, "relu": 3}
+
+
+def check_dtype_kind(name, a):
+    """Refuse arrays whose dtype is not real numeric (bool/complex/object/str)."""
+    kind = a.dtype.kind
+    if kind == "b":
+        raise TypeError(f"{name} has dtype bool; expected a real floating-point "
+                        "(or integer) array")
+    if kind not in "fiu":
+        raise TypeError(f"{name} has dtype {a.dtype}; expected a real "
+                        "floating-point array (float32 or float64)")
+
+
+def as_array(name, a, ndim):
+    """``a`` as an ndarray of the given ndim with a real numeric dtype."""
+    if a is None:
+        raise TypeError(f"{name} is None; expected an array with {ndim} "
+                        "dimension(s)")
+    try:
+        arr = np.asarray(a)
+    except (ValueError, TypeError) as exc:  # ragged nested lists and the like
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+    check_dtype_kind(name, arr)
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} has {arr.ndim} dimension(s) with shape "
+                         f"{arr.shape}; expected {ndim}")
+    return arr
+
+
+def working_dtype(*arrays):
+    """float32 if every given array is float32, else float64."""
+    if all(a.dtype == np.float32 for a in arrays if a is not None):
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def check_shape(name, arr, expected):
+    """``arr.shape`` must equal ``expected`` (a tuple; None matches anything)."""
+    ok = len(arr.shape) == len(expected) and all(
+        e is None or s == e for s, e in zip(arr.shape, expected))
+    if not ok:
+        shown = tuple("?" if e is None else e for e in expected)
+        raise ValueError(f"{name} has shape {arr.shape}; expected {shown}")
+
+
+def check_nonempty(name, arr, labels):
+    """Every axis of ``arr`` has at least one element."""
+    for size, label in zip(arr.shape, labels):
+        if size < 1:
+            raise ValueError(f"{name} has shape {arr.shape}: {label} is 0; "
+                             "expected at least 1")
+
+
+def check_finite(name, arr):
+    """No NaN or infinity in ``arr``."""
+    if not np.isfinite(arr).all():
+        n_bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name} contains {n_bad} NaN or infinite value(s); "
+                         "expected finite values")
+
+
+def to_kernel(arr, dtype):
+    """C-contiguous, writable-or-not copy in ``dtype`` only when needed."""
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def time_major(arr, dtype):
+    """A (B, T, F) array as a fresh C-contiguous (T, B, F) array in ``dtype``."""
+    return np.ascontiguousarray(np.swapaxes(arr, 0, 1), dtype=dtype)
+
+
+def check_activation(activation):
+    """The activation's code for the kernels; scikit-learn's names."""
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
+        raise ValueError(f"activation={activation!r} is not supported; expected "
+                         f"one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[activation]
+
+
+def check_truncate(truncate):
+    """``truncate`` as an int >= 0 for the kernels (0 means full BPTT)."""
+    if truncate is None:
+        return 0
+    if isinstance(truncate, (bool, np.bool_)) or not isinstance(
+            truncate, numbers.Integral):
+        raise TypeError(f"truncate={truncate!r} has type "
+                        f"{type(truncate).__name__}; expected None or a "
+                        "positive int")
+    if truncate < 1:
+        raise ValueError(f"truncate={truncate}; expected None or a positive int")
+    return int(min(truncate, 2**31 - 1))
