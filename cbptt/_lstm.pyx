@@ -109,6 +109,27 @@ cdef inline bint carries_into(int t, int truncate) noexcept nogil:
     return t > 0 and (truncate <= 0 or t % truncate != 0)
 
 
+cdef void input_side_grads(
+        int TB, int I, int N,
+        const floating *x,        # IN  (T*B, I)
+        const floating *w_ih,     # IN  (N, I)
+        const floating *delta,    # IN  (T*B, N) dL/dz for every step
+        floating *d_w_ih,         # OUT (N, I)
+        floating *d_bias,         # OUT (N,)
+        floating *d_x,            # OUT (T*B, I), or NULL to skip
+) noexcept nogil:
+    """The gradients of z = W_ih x + b over all steps at once (N = G*H)."""
+    # dW_ih = delta^T x:  (N x I) = (N x T*B)(T*B x I)
+    gemm(True, False, N, I, TB, <floating> 1.0, delta, N, x, I,
+         <floating> 0.0, d_w_ih, I)
+    if d_x != NULL:
+        # dx = delta W_ih:  (T*B x I) = (T*B x N)(N x I)
+        gemm(False, False, TB, I, N, <floating> 1.0, delta, N, w_ih, I,
+             <floating> 0.0, d_x, I)
+    # db = sum over all T*B rows of delta
+    column_sums(d_bias, delta, TB, N)
+
+
 # ---------------------------------------------------------------------------
 # LSTM: cell step (one fused pointwise loop) and layer (the loop over time)
 # ---------------------------------------------------------------------------
@@ -276,9 +297,7 @@ cdef void lstm_layer_backward(
             # carry_h = delta(t) W_hh (dh0 at t = 0):  (B x H) = (B x G*H)(G*H x H)
             gemm(False, False, B, H, GH, <floating> 1.0, delta + t * BGH, GH,
                  w_hh, H, <floating> 0.0, d_h0, H)
-    # dW_ih = delta^T x:  (G*H x I) = (G*H x T*B)(T*B x I)
-    gemm(True, False, GH, I, T * B, <floating> 1.0, delta, GH, x, I,
-         <floating> 0.0, d_w_ih, I)
+    input_side_grads(T * B, I, GH, x, w_ih, delta, d_w_ih, d_bias, d_x)
     # dW_hh = delta(0)^T h0 + delta(1:)^T h(:-1):  (G*H x H) = (G*H x B)(B x H) + ...
     gemm(True, False, GH, H, B, <floating> 1.0, delta, GH, h0, H,
          <floating> 0.0, d_w_hh, H)
@@ -286,12 +305,6 @@ cdef void lstm_layer_backward(
         # ... + (G*H x (T-1)B)((T-1)B x H)
         gemm(True, False, GH, H, (T - 1) * B, <floating> 1.0, delta + BGH, GH,
              h, H, <floating> 1.0, d_w_hh, H)
-    if d_x != NULL:
-        # dx = delta W_ih:  (T*B x I) = (T*B x G*H)(G*H x I)
-        gemm(False, False, T * B, I, GH, <floating> 1.0, delta, GH, w_ih, I,
-             <floating> 0.0, d_x, I)
-    # db = sum over all T*B rows of delta
-    column_sums(d_bias, delta, <long> T * B, GH)
 
 
 # ---------------------------------------------------------------------------
@@ -350,19 +363,23 @@ cdef void cec_layer_backward(
     # ds(-1) = delta(0): the self-weight is 1
     for k in range(BH):
         d_h0[k] = delta[k]
-    # dW_ih = delta^T x:  (H x I) = (H x T*B)(T*B x I)
-    gemm(True, False, H, I, T * B, <floating> 1.0, delta, H, x, I,
-         <floating> 0.0, d_w_ih, I)
-    if d_x != NULL:
-        # dx = delta W_ih:  (T*B x I) = (T*B x H)(H x I)
-        gemm(False, False, T * B, I, H, <floating> 1.0, delta, H, w_ih, I,
-             <floating> 0.0, d_x, I)
-    column_sums(d_bias, delta, <long> T * B, H)
+    input_side_grads(T * B, I, H, x, w_ih, delta, d_w_ih, d_bias, d_x)
 
 
 # ---------------------------------------------------------------------------
 # def wrappers: check every shape, then run the kernel without the GIL
 # ---------------------------------------------------------------------------
+
+cdef int _check_sizes(str where, int T, int B, int I, int H,
+                      int truncate) except -1:
+    """Raise ValueError on an empty axis or a negative ``truncate``."""
+    if T < 1 or B < 1 or I < 1 or H < 1:
+        raise ValueError(f"{where}: empty sizes T={T}, B={B}, I={I}, H={H}; "
+                         "expected all >= 1")
+    if truncate < 0:
+        raise ValueError(f"{where}: truncate={truncate}; expected >= 0")
+    return 0
+
 
 cdef int _expect(str where, str name, Py_ssize_t *shape, tuple expected) except -1:
     """Raise ValueError unless the memoryview ``shape`` equals ``expected``."""
@@ -384,9 +401,8 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_hh.shape[1]
     cdef int GH = (4 if forget_gate else 3) * H
     cdef unsigned int fpenv
-    if T < 1 or B < 1 or I < 1 or H < 1:
-        raise ValueError(f"lstm_forward: empty sizes T={T}, B={B}, I={I}, H={H}")
     w = "lstm_forward"
+    _check_sizes(w, T, B, I, H, 0)
     _expect(w, "w_ih", w_ih.shape, (GH, I))
     _expect(w, "w_hh", w_hh.shape, (GH, H))
     _expect(w, "bias", bias.shape, (GH,))
@@ -423,11 +439,8 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     cdef unsigned int fpenv
     cdef const floating *p_grad_c = NULL
     cdef floating *p_d_x = NULL
-    if T < 1 or B < 1 or I < 1 or H < 1:
-        raise ValueError(f"lstm_backward: empty sizes T={T}, B={B}, I={I}, H={H}")
-    if truncate < 0:
-        raise ValueError(f"lstm_backward: truncate={truncate}; expected >= 0")
     w = "lstm_backward"
+    _check_sizes(w, T, B, I, H, truncate)
     _expect(w, "w_ih", w_ih.shape, (GH, I))
     _expect(w, "w_hh", w_hh.shape, (GH, H))
     _expect(w, "h0", h0.shape, (B, H))
@@ -466,9 +479,8 @@ def cec_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     """Run the CEC forward kernel on time-major arrays (fills h)."""
     cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_ih.shape[0]
     cdef unsigned int fpenv
-    if T < 1 or B < 1 or I < 1 or H < 1:
-        raise ValueError(f"cec_forward: empty sizes T={T}, B={B}, I={I}, H={H}")
     w = "cec_forward"
+    _check_sizes(w, T, B, I, H, 0)
     _expect(w, "w_ih", w_ih.shape, (H, I))
     _expect(w, "bias", bias.shape, (H,))
     _expect(w, "h0", h0.shape, (B, H))
@@ -492,11 +504,8 @@ def cec_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_ih.shape[0]
     cdef unsigned int fpenv
     cdef floating *p_d_x = NULL
-    if T < 1 or B < 1 or I < 1 or H < 1:
-        raise ValueError(f"cec_backward: empty sizes T={T}, B={B}, I={I}, H={H}")
-    if truncate < 0:
-        raise ValueError(f"cec_backward: truncate={truncate}; expected >= 0")
     w = "cec_backward"
+    _check_sizes(w, T, B, I, H, truncate)
     _expect(w, "w_ih", w_ih.shape, (H, I))
     _expect(w, "grad_h", grad_h.shape, (T, B, H))
     _expect(w, "delta", delta.shape, (T, B, H))

@@ -407,6 +407,15 @@ delta_c : ndarray of shape (batch, T, H)
 """
 
 
+def _check_result(forward_result, cls, producer):
+    """``forward_result`` must be the ``cls`` instance ``producer`` returned."""
+    if not isinstance(forward_result, cls):
+        raise TypeError("forward_result has type "
+                        f"{type(forward_result).__name__}; expected the "
+                        f"{cls.__name__} returned by {producer}")
+    return forward_result
+
+
 def _check_forget_gate(forget_gate):
     if not isinstance(forget_gate, (bool, np.bool_)):
         raise TypeError(f"forget_gate={forget_gate!r} has type "
@@ -546,11 +555,7 @@ def cec_backward(forward_result, grad_h, truncate=None):
     >>> bool(np.all(d == d[:, -1:]))                 # the same at every step
     True
     """
-    if not isinstance(forward_result, CECForwardResult):
-        raise TypeError("forward_result has type "
-                        f"{type(forward_result).__name__}; expected the "
-                        "CECForwardResult returned by cec_forward")
-    r = forward_result
+    r = _check_result(forward_result, CECForwardResult, "cec_forward")
     trunc = check_truncate(truncate)
     T, B, H = r._h_tm.shape
     I = r._x_tm.shape[2]
@@ -747,11 +752,7 @@ def lstm_backward(forward_result, grad_h, grad_c=None, truncate=None):
     >>> grads.weight_hh.shape, grads.delta.shape, grads.delta_c.shape
     ((16, 4), (2, 6, 16), (2, 6, 4))
     """
-    if not isinstance(forward_result, LSTMForwardResult):
-        raise TypeError("forward_result has type "
-                        f"{type(forward_result).__name__}; expected the "
-                        "LSTMForwardResult returned by lstm_forward")
-    r = forward_result
+    r = _check_result(forward_result, LSTMForwardResult, "lstm_forward")
     trunc = check_truncate(truncate)
     T, B, H = r._h_tm.shape
     I = r._x_tm.shape[2]
