@@ -28,9 +28,11 @@ Design contract
       db = sum_t delta(t),   dx(t) = W_ih^T delta(t),
       dh0 = W_hh^T delta(0),   dc0 = f(0) delta_c(0)
 
-  ``f (1 - f)`` and the others come from the stored activated gates;
-  ``tanh(c(t))`` is recomputed in the backward loop rather than cached (one
-  ``tanh`` per element and step, instead of one more ``(T, B, H)`` array).
+  ``f (1 - f)`` and the others come from the stored activated gates.
+  ``tanh(c(t))`` is not cached: the backward loop takes it as ``h(t) / o(t)``
+  (a division instead of a ``tanh``, exact to about an ulp; ``tanh(c(t))``
+  is recomputed only where ``o(t) <= 1e-20``), so no ``(T, B, H)`` array
+  more is stored.
 * The CEC: ``s(t) = s(t-1) + W_ih x(t) + b`` (identity unit, self-weight
   fixed at 1). Its error signal is ``delta(t) = e(t) + delta(t+1)``: with the
   loss at the last step only, it is the same at every step.
@@ -180,6 +182,7 @@ cdef void lstm_cell_backward(
         const floating *gates,    # IN  (B, G*H) activated i f g o of step t
         const floating *c,        # IN  (B, H) c(t)
         const floating *c_prev,   # IN  (B, H) c(t-1)
+        const floating *h,        # IN  (B, H) h(t) = o tanh(c(t))
         const floating *grad_h,   # IN  (B, H) e_h(t)
         const floating *grad_c,   # IN  (B, H) e_c(t), or NULL
         const floating *carry_h,  # IN  (B, H) W_hh^T delta(t+1) (if carry)
@@ -198,6 +201,7 @@ cdef void lstm_cell_backward(
     cdef const floating *a
     cdef floating *d
     cdef floating gi, gf, gg, go, tc, dh, dc
+    cdef floating TINY_GATE = 1e-20
     for b in range(B):
         a = gates + b * GH
         d = delta + b * GH
@@ -206,7 +210,8 @@ cdef void lstm_cell_backward(
             gi = a[j]
             gg = a[og + j]
             go = a[oo + j]
-            tc = tanh_(c[r + j])
+            # tanh(c(t)) = h(t) / o(t), within an ulp, unless o is tiny
+            tc = h[r + j] / go if go > TINY_GATE else tanh_(c[r + j])
             dh = grad_h[r + j]
             dc = 0
             if carry:
@@ -289,7 +294,7 @@ cdef void lstm_layer_backward(
     for t in range(T - 1, -1, -1):
         lstm_cell_backward(B, H, forget_gate, carry, gates + t * BGH,
                            c + t * BH, c + (t - 1) * BH if t > 0 else c0,
-                           grad_h + t * BH,
+                           h + t * BH, grad_h + t * BH,
                            grad_c + t * BH if grad_c != NULL else NULL,
                            d_h0, d_c0, delta + t * BGH, delta_c + t * BH)
         carry = carries_into(t, truncate)

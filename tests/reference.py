@@ -5,6 +5,7 @@ clarity, not speed: cache every step, walk back in reverse, carry the
 hidden-state gradient, take derivatives from stored outputs.
 """
 import numpy as np
+from scipy.special import expit
 
 
 def act_fn(name):
@@ -63,7 +64,8 @@ def rnn_backward_ref(x, w_ih, w_hh, b, h0, hs, grad_h, activation="tanh",
 # --- The constant error carousel and LSTM (forget-gate and 1997 forms) ---
 
 def logistic(z):
-    return 1.0 / (1.0 + np.exp(-z))
+    """The logistic function, without overflow for very negative z."""
+    return expit(z)
 
 
 def cec_forward_ref(x, w_ih, b, h0=None):

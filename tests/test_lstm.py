@@ -137,6 +137,32 @@ def test_delta_c_is_the_cell_state_gradient(rng, forget_gate, t):
     assert rel_err(g.delta_c[:, t], fd) < 1e-6
 
 
+@pytest.mark.parametrize("forget_gate", FORMS)
+def test_saturated_output_gates(rng, forget_gate):
+    """The backward pass takes tanh(c) as h / o unless o <= 1e-20; gates
+    pinned on both sides of that threshold (and at o = 0 exactly) keep every
+    unit's gradients at the reference's precision."""
+    H = 5
+    G = 4 if forget_gate else 3
+    p = make_problem(rng, B=3, T=6, I=4, H=H, forget_gate=forget_gate)
+    oo = (G - 1) * H
+    p["bias"][oo:] = [-800.0, -50.0, -44.0, -30.0, 0.0]   # o = 0, 2e-22, 8e-20, ...
+    p["weight_ih"][oo:] *= 1e-3
+    p["weight_hh"][oo:] *= 1e-3
+    res = run(p, forget_gate)
+    hs, cs, gates = lstm_forward_ref(p["x"], p["weight_ih"], p["weight_hh"],
+                                     p["bias"], p["h0"], p["c0"], forget_gate)
+    assert res.gates[..., oo].max() == 0.0
+    g = lstm_backward(res, p["w_out"], p["w_c"], truncate=4)
+    ref = lstm_backward_ref(p["x"], p["weight_ih"], p["weight_hh"], p["h0"],
+                            p["c0"], hs, cs, gates, p["w_out"], p["w_c"],
+                            forget_gate, 4)
+    for col in range(G * H):       # unit by unit, gate by gate
+        assert rel_err(g.delta[..., col], ref["delta"][..., col]) < 1e-12, col
+    for name in GRADS + ["delta_c"]:
+        assert rel_err(getattr(g, name), ref[name]) < 1e-12, name
+
+
 # --- PyTorch ----------------------------------------------------------------
 
 def _torch():
