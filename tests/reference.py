@@ -5,7 +5,6 @@ clarity, not speed: cache every step, walk back in reverse, carry the
 hidden-state gradient, take derivatives from stored outputs.
 """
 import numpy as np
-from scipy.special import expit
 
 
 def act_fn(name):
@@ -62,6 +61,8 @@ def rnn_backward_ref(x, w_ih, w_hh, b, h0, hs, grad_h, activation="tanh",
 
 
 # --- The constant error carousel and LSTM (forget-gate and 1997 forms) ---
+
+from scipy.special import expit  # noqa: E402  (section appended for issue 3)
 
 def logistic(z):
     """The logistic function, without overflow for very negative z."""
