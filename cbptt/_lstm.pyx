@@ -78,26 +78,57 @@ d_x)``
     (T,B,I)`` or None.
 """
 from cython cimport floating
+from cython.parallel cimport parallel, threadid
+
+import numpy as np
 
 from cbptt._blas cimport gemm
-from cbptt._kernels cimport (cbptt_logistic_f, cbptt_logistic_d,
-                             cbptt_tanh_f, cbptt_tanh_d,
-                             cbptt_column_sums_f, cbptt_column_sums_d,
+from cbptt._kernels cimport (cbptt_column_sums_f, cbptt_column_sums_d,
                              cbptt_ftz_enter, cbptt_ftz_leave)
+from cbptt._simd cimport (cbptt_max_threads, cbptt_pack_f, cbptt_pack_d,
+                          cbptt_mm_f, cbptt_mm_d)
+
+cdef extern from "cbptt_lstm.h" nogil:
+    void cbptt_lstm_fwd_rows_f(int m, int H, int fg, float *z, const float *b,
+                               const float *c_prev, float *c, float *h)
+    void cbptt_lstm_fwd_rows_d(int m, int H, int fg, double *z,
+                               const double *b, const double *c_prev,
+                               double *c, double *h)
+    void cbptt_lstm_bwd_rows_f(int m, int H, int fg, int carry,
+                               const float *gates, const float *c,
+                               const float *c_prev, const float *h,
+                               const float *grad_h, const float *grad_c,
+                               const float *carry_h, float *carry_c,
+                               float *delta, float *delta_c)
+    void cbptt_lstm_bwd_rows_d(int m, int H, int fg, int carry,
+                               const double *gates, const double *c,
+                               const double *c_prev, const double *h,
+                               const double *grad_h, const double *grad_c,
+                               const double *carry_h, double *carry_c,
+                               double *delta, double *delta_c)
+
+# Below this much per-step work (B * G*H * H multiply-adds of the recurrent
+# product, plus the gate nonlinearities that scale with B * H) a second
+# thread costs more in wake-up and cache traffic than it saves (measured).
+cdef long PARALLEL_MIN_WORK = 32 * 64 * 16
 
 
-cdef inline floating logistic(floating z) noexcept nogil:
+cdef inline void pack(int n, int k, const floating *w, long rs, long cs,
+                      floating *packed) noexcept nogil:
     if floating is float:
-        return cbptt_logistic_f(z)
+        cbptt_pack_f(n, k, w, rs, cs, packed)
     else:
-        return cbptt_logistic_d(z)
+        cbptt_pack_d(n, k, w, rs, cs, packed)
 
 
-cdef inline floating tanh_(floating z) noexcept nogil:
+cdef inline void small_mm(int m, int n, int k, const floating *a, long lda,
+                          const floating *packed, floating *c, long ldc,
+                          bint accumulate) noexcept nogil:
+    """C (+)= A W: (m x n) = (m x k)(k x n), W packed by ``pack``."""
     if floating is float:
-        return cbptt_tanh_f(z)
+        cbptt_mm_f(m, n, k, a, lda, packed, c, ldc, accumulate)
     else:
-        return cbptt_tanh_d(z)
+        cbptt_mm_d(m, n, k, a, lda, packed, c, ldc, accumulate)
 
 
 cdef inline void column_sums(floating *out, const floating *a, long rows,
@@ -111,6 +142,26 @@ cdef inline void column_sums(floating *out, const floating *a, long rows,
 cdef inline bint carries_into(int t, int truncate) noexcept nogil:
     """Whether the error at step t flows on to step t-1 (no window start at t)."""
     return t > 0 and (truncate <= 0 or t % truncate != 0)
+
+
+cdef int threads_for(int B, int GH, int H) noexcept nogil:
+    """Threads for a layer of B sequences: 1, or the OpenMP limit when the
+    per-step work pays for it and every thread gets at least 8 rows."""
+    cdef int n = cbptt_max_threads()
+    if <long> B * GH * H < PARALLEL_MIN_WORK:
+        return 1
+    if n > B // 8:
+        n = B // 8
+    return n if n > 1 else 1
+
+
+cdef inline void row_range(int B, int nthreads, int tid, int *lo,
+                           int *hi) noexcept nogil:
+    """Rows [lo, hi) of thread tid: blocks of a multiple of 4 rows."""
+    cdef int chunk = (B + nthreads - 1) // nthreads
+    chunk = (chunk + 3) // 4 * 4
+    lo[0] = tid * chunk if tid * chunk < B else B
+    hi[0] = lo[0] + chunk if lo[0] + chunk < B else B
 
 
 cdef void input_side_grads(
@@ -135,107 +186,88 @@ cdef void input_side_grads(
 
 
 # ---------------------------------------------------------------------------
-# LSTM: cell step (one fused pointwise loop) and layer (the loop over time)
+# LSTM: cell step (one fused pointwise loop per row, src/cbptt_lstm.h) and
+# layer (the loop over time, per share of the batch)
 # ---------------------------------------------------------------------------
 
-cdef void lstm_cell_forward(
-        int B, int H, bint forget_gate,
-        floating *gates,          # IN/OUT (B, G*H) z(t) - b in, i f g o out
+cdef inline void lstm_cell_forward(
+        int m, int H, bint forget_gate,
+        floating *gates,          # IN/OUT (m, G*H) z(t) - b in, i f g o out
         const floating *bias,     # IN  (G*H,)
-        const floating *c_prev,   # IN  (B, H) c(t-1)
-        floating *c,              # OUT (B, H) c(t)
-        floating *h,              # OUT (B, H) h(t)
+        const floating *c_prev,   # IN  (m, H) c(t-1)
+        floating *c,              # OUT (m, H) c(t)
+        floating *h,              # OUT (m, H) h(t)
 ) noexcept nogil:
     """i, f, g, o = gates(z + b); c = f c_prev + i g; h = o tanh(c): one pass."""
-    cdef int b, j
-    cdef int G = 4 if forget_gate else 3
-    cdef long GH = <long> G * H
-    cdef long og = (2 if forget_gate else 1) * H   # offset of g
-    cdef long oo = og + H                          # offset of o
-    cdef floating *z
-    cdef const floating *cp
-    cdef floating *cb
-    cdef floating *hb
-    cdef floating gi, gf, gg, go, cc
-    for b in range(B):
-        z = gates + b * GH
-        cp = c_prev + <long> b * H
-        cb = c + <long> b * H
-        hb = h + <long> b * H
-        for j in range(H):
-            gi = logistic(z[j] + bias[j])
-            gg = tanh_(z[og + j] + bias[og + j])
-            go = logistic(z[oo + j] + bias[oo + j])
-            if forget_gate:
-                gf = logistic(z[H + j] + bias[H + j])
-                z[H + j] = gf
-                cc = gf * cp[j] + gi * gg
-            else:
-                cc = cp[j] + gi * gg                # the CEC, gated on input
-            z[j] = gi
-            z[og + j] = gg
-            z[oo + j] = go
-            cb[j] = cc
-            hb[j] = go * tanh_(cc)
+    if floating is float:
+        cbptt_lstm_fwd_rows_f(m, H, forget_gate, gates, bias, c_prev, c, h)
+    else:
+        cbptt_lstm_fwd_rows_d(m, H, forget_gate, gates, bias, c_prev, c, h)
 
 
-cdef void lstm_cell_backward(
-        int B, int H, bint forget_gate, bint carry,
-        const floating *gates,    # IN  (B, G*H) activated i f g o of step t
-        const floating *c,        # IN  (B, H) c(t)
-        const floating *c_prev,   # IN  (B, H) c(t-1)
-        const floating *h,        # IN  (B, H) h(t) = o tanh(c(t))
-        const floating *grad_h,   # IN  (B, H) e_h(t)
-        const floating *grad_c,   # IN  (B, H) e_c(t), or NULL
-        const floating *carry_h,  # IN  (B, H) W_hh^T delta(t+1) (if carry)
-        floating *carry_c,        # IN/OUT (B, H) f(t+1) delta_c(t+1) in
+cdef inline void lstm_cell_backward(
+        int m, int H, bint forget_gate, bint carry,
+        const floating *gates,    # IN  (m, G*H) activated i f g o of step t
+        const floating *c,        # IN  (m, H) c(t)
+        const floating *c_prev,   # IN  (m, H) c(t-1)
+        const floating *h,        # IN  (m, H) h(t) = o tanh(c(t))
+        const floating *grad_h,   # IN  (m, H) e_h(t)
+        const floating *grad_c,   # IN  (m, H) e_c(t), or NULL
+        const floating *carry_h,  # IN  (m, H) W_hh^T delta(t+1) (if carry)
+        floating *carry_c,        # IN/OUT (m, H) f(t+1) delta_c(t+1) in
                                   #   (if carry), f(t) delta_c(t) out
-        floating *delta,          # OUT (B, G*H) dL/dz(t)
-        floating *delta_c,        # OUT (B, H) dL/dc(t)
+        floating *delta,          # OUT (m, G*H) dL/dz(t)
+        floating *delta_c,        # OUT (m, H) dL/dc(t)
 ) noexcept nogil:
     """All G gate deltas and the carried cell error of one step: one pass."""
-    cdef int b, j
-    cdef int G = 4 if forget_gate else 3
-    cdef long GH = <long> G * H
-    cdef long og = (2 if forget_gate else 1) * H
-    cdef long oo = og + H
-    cdef long r
-    cdef const floating *a
-    cdef floating *d
-    cdef floating gi, gf, gg, go, tc, dh, dc
-    cdef floating TINY_GATE = 1e-20
-    for b in range(B):
-        a = gates + b * GH
-        d = delta + b * GH
-        r = <long> b * H
-        for j in range(H):
-            gi = a[j]
-            gg = a[og + j]
-            go = a[oo + j]
-            # tanh(c(t)) = h(t) / o(t), within an ulp, unless o is tiny
-            tc = h[r + j] / go if go > TINY_GATE else tanh_(c[r + j])
-            dh = grad_h[r + j]
-            dc = 0
-            if carry:
-                dh = dh + carry_h[r + j]
-                dc = carry_c[r + j]
-            if grad_c != NULL:
-                dc = dc + grad_c[r + j]
-            dc = dc + dh * go * (1 - tc * tc)
-            delta_c[r + j] = dc
-            d[j] = dc * gg * gi * (1 - gi)
-            d[og + j] = dc * gi * (1 - gg * gg)
-            d[oo + j] = dh * tc * go * (1 - go)
-            if forget_gate:
-                gf = a[H + j]
-                d[H + j] = dc * c_prev[r + j] * gf * (1 - gf)
-                carry_c[r + j] = dc * gf
-            else:
-                carry_c[r + j] = dc                 # the carousel: unchanged
+    if floating is float:
+        cbptt_lstm_bwd_rows_f(m, H, forget_gate, carry, gates, c, c_prev, h,
+                              grad_h, grad_c, carry_h, carry_c, delta,
+                              delta_c)
+    else:
+        cbptt_lstm_bwd_rows_d(m, H, forget_gate, carry, gates, c, c_prev, h,
+                              grad_h, grad_c, carry_h, carry_c, delta,
+                              delta_c)
+
+
+cdef void lstm_rows_forward(
+        int lo, int hi, int T, int B, int I, int H, bint forget_gate,
+        const floating *x,        # IN  (T, B, I)
+        const floating *w_ih_p,   # IN  W_ih^T packed (I x G*H)
+        const floating *w_hh_p,   # IN  W_hh^T packed (H x G*H)
+        const floating *bias,     # IN  (G*H,)
+        const floating *h0,       # IN  (B, H)
+        const floating *c0,       # IN  (B, H)
+        floating *gates,          # OUT (T, B, G*H) activated gates
+        floating *c,              # OUT (T, B, H)
+        floating *h,              # OUT (T, B, H)
+) noexcept nogil:
+    """The time loop for sequences [lo, hi): the cell step once per t."""
+    cdef int t, m = hi - lo
+    cdef int GH = (4 if forget_gate else 3) * H
+    cdef long BH = <long> B * H
+    cdef long BGH = <long> B * GH
+    cdef const floating *h_prev = h0 + <long> lo * H
+    cdef const floating *c_prev = c0 + <long> lo * H
+    cdef floating *z
+    cdef floating *c_t
+    cdef floating *h_t
+    for t in range(T):
+        z = gates + t * BGH + <long> lo * GH
+        c_t = c + t * BH + <long> lo * H
+        h_t = h + t * BH + <long> lo * H
+        # z(t) = x(t) W_ih^T:  (m x G*H) = (m x I)(I x G*H)
+        small_mm(m, GH, I, x + (<long> t * B + lo) * I, I, w_ih_p, z, GH,
+                 False)
+        # z(t) += h(t-1) W_hh^T:  (m x G*H) = (m x H)(H x G*H)
+        small_mm(m, GH, H, h_prev, H, w_hh_p, z, GH, True)
+        lstm_cell_forward(m, H, forget_gate, z, bias, c_prev, c_t, h_t)
+        h_prev = h_t
+        c_prev = c_t
 
 
 cdef void lstm_layer_forward(
-        int T, int B, int I, int H, bint forget_gate,
+        int T, int B, int I, int H, bint forget_gate, int nthreads,
         const floating *x,        # IN  (T, B, I)
         const floating *w_ih,     # IN  (G*H, I)
         const floating *w_hh,     # IN  (G*H, H)
@@ -245,29 +277,74 @@ cdef void lstm_layer_forward(
         floating *gates,          # OUT (T, B, G*H) activated gates
         floating *c,              # OUT (T, B, H)
         floating *h,              # OUT (T, B, H)
+        floating *work,           # WORK (G*H * (H + I)): packed weights
 ) noexcept nogil:
-    """The LSTM layer forward over t = 0..T-1."""
-    cdef int t
+    """The LSTM layer forward over t = 0..T-1.
+
+    The sequences are independent, so nthreads > 1 splits the batch: each
+    thread runs the whole time loop on its rows, no per-step barrier.
+    """
+    cdef int tid, lo, hi
+    cdef int GH = (4 if forget_gate else 3) * H
+    cdef unsigned int fpenv
+    cdef floating *w_hh_p = work
+    cdef floating *w_ih_p = work + <long> GH * H
+    pack(GH, H, w_hh, 1, H, w_hh_p)         # W[k, j] = W_hh[j, k]
+    pack(GH, I, w_ih, 1, I, w_ih_p)         # W[i, j] = W_ih[j, i]
+    if nthreads <= 1:
+        lstm_rows_forward(0, B, T, B, I, H, forget_gate, x, w_ih_p, w_hh_p,
+                          bias, h0, c0, gates, c, h)
+        return
+    with parallel(num_threads=nthreads):
+        tid = threadid()
+        row_range(B, nthreads, tid, &lo, &hi)
+        if hi > lo:
+            fpenv = cbptt_ftz_enter()
+            lstm_rows_forward(lo, hi, T, B, I, H, forget_gate, x, w_ih_p,
+                              w_hh_p, bias, h0, c0, gates, c, h)
+            cbptt_ftz_leave(fpenv)
+
+
+cdef void lstm_rows_backward(
+        int lo, int hi, int T, int B, int H, bint forget_gate, int truncate,
+        const floating *w_hh_p,   # IN  W_hh packed (G*H x H)
+        const floating *c0,       # IN  (B, H)
+        const floating *gates,    # IN  (T, B, G*H) activated gates
+        const floating *c,        # IN  (T, B, H)
+        const floating *h,        # IN  (T, B, H)
+        const floating *grad_h,   # IN  (T, B, H) e_h(t)
+        const floating *grad_c,   # IN  (T, B, H) e_c(t), or NULL
+        floating *delta,          # OUT (T, B, G*H) dL/dz(t)
+        floating *delta_c,        # OUT (T, B, H) dL/dc(t)
+        floating *d_h0,           # OUT (B, H) (the h carry during the loop)
+        floating *d_c0,           # OUT (B, H) (the c carry during the loop)
+) noexcept nogil:
+    """The reverse time loop for sequences [lo, hi)."""
+    cdef int t, m = hi - lo
     cdef int GH = (4 if forget_gate else 3) * H
     cdef long BH = <long> B * H
     cdef long BGH = <long> B * GH
-    cdef const floating *h_prev = h0
-    cdef const floating *c_prev = c0
-    # z_x = x W_ih^T for every step at once:  (T*B x G*H) = (T*B x I)(I x G*H)
-    gemm(False, True, T * B, GH, I, <floating> 1.0, x, I, w_ih, I,
-         <floating> 0.0, gates, GH)
-    for t in range(T):
-        # z(t) += h(t-1) W_hh^T:  (B x G*H) = (B x H)(H x G*H)
-        gemm(False, True, B, GH, H, <floating> 1.0, h_prev, H, w_hh, H,
-             <floating> 1.0, gates + t * BGH, GH)
-        lstm_cell_forward(B, H, forget_gate, gates + t * BGH, bias, c_prev,
-                          c + t * BH, h + t * BH)
-        h_prev = h + t * BH
-        c_prev = c + t * BH
+    cdef long rh = <long> lo * H
+    cdef long rg = <long> lo * GH
+    cdef bint carry = False
+    for t in range(T - 1, -1, -1):
+        lstm_cell_backward(m, H, forget_gate, carry, gates + t * BGH + rg,
+                           c + t * BH + rh,
+                           (c + (t - 1) * BH if t > 0 else c0) + rh,
+                           h + t * BH + rh, grad_h + t * BH + rh,
+                           grad_c + t * BH + rh if grad_c != NULL else NULL,
+                           d_h0 + rh, d_c0 + rh, delta + t * BGH + rg,
+                           delta_c + t * BH + rh)
+        carry = carries_into(t, truncate)
+        if carry or t == 0:
+            # carry_h = delta(t) W_hh (dh0 at t = 0):  (m x H) = (m x G*H)(G*H x H)
+            small_mm(m, H, GH, delta + t * BGH + rg, GH, w_hh_p, d_h0 + rh,
+                     H, False)
 
 
 cdef void lstm_layer_backward(
         int T, int B, int I, int H, bint forget_gate, int truncate,
+        int nthreads,
         const floating *x,        # IN  (T, B, I)
         const floating *w_ih,     # IN  (G*H, I)
         const floating *w_hh,     # IN  (G*H, H)
@@ -286,24 +363,32 @@ cdef void lstm_layer_backward(
         floating *d_h0,           # OUT (B, H) (the h carry during the loop)
         floating *d_c0,           # OUT (B, H) (the c carry during the loop)
         floating *d_x,            # OUT (T, B, I), or NULL to skip
+        floating *work,           # WORK (G*H * H): W_hh packed
 ) noexcept nogil:
-    """Exact (optionally windowed) BPTT through the LSTM layer."""
-    cdef int t
+    """Exact (optionally windowed) BPTT through the LSTM layer.
+
+    The recursion runs per sequence (split among nthreads, no per-step
+    barrier); the weight gradients are then GEMMs over all steps.
+    """
+    cdef int tid, lo, hi
     cdef int GH = (4 if forget_gate else 3) * H
-    cdef long BH = <long> B * H
     cdef long BGH = <long> B * GH
-    cdef bint carry = False
-    for t in range(T - 1, -1, -1):
-        lstm_cell_backward(B, H, forget_gate, carry, gates + t * BGH,
-                           c + t * BH, c + (t - 1) * BH if t > 0 else c0,
-                           h + t * BH, grad_h + t * BH,
-                           grad_c + t * BH if grad_c != NULL else NULL,
-                           d_h0, d_c0, delta + t * BGH, delta_c + t * BH)
-        carry = carries_into(t, truncate)
-        if carry or t == 0:
-            # carry_h = delta(t) W_hh (dh0 at t = 0):  (B x H) = (B x G*H)(G*H x H)
-            gemm(False, False, B, H, GH, <floating> 1.0, delta + t * BGH, GH,
-                 w_hh, H, <floating> 0.0, d_h0, H)
+    cdef unsigned int fpenv
+    pack(H, GH, w_hh, H, 1, work)           # W[k, j] = W_hh[k, j]
+    if nthreads <= 1:
+        lstm_rows_backward(0, B, T, B, H, forget_gate, truncate, work, c0,
+                           gates, c, h, grad_h, grad_c, delta, delta_c, d_h0,
+                           d_c0)
+    else:
+        with parallel(num_threads=nthreads):
+            tid = threadid()
+            row_range(B, nthreads, tid, &lo, &hi)
+            if hi > lo:
+                fpenv = cbptt_ftz_enter()
+                lstm_rows_backward(lo, hi, T, B, H, forget_gate, truncate,
+                                   work, c0, gates, c, h, grad_h, grad_c,
+                                   delta, delta_c, d_h0, d_c0)
+                cbptt_ftz_leave(fpenv)
     input_side_grads(T * B, I, GH, x, w_ih, delta, d_w_ih, d_bias, d_x)
     # dW_hh = delta(0)^T h0 + delta(1:)^T h(:-1):  (G*H x H) = (G*H x B)(B x H) + ...
     gemm(True, False, GH, H, B, <floating> 1.0, delta, GH, h0, H,
@@ -459,11 +544,15 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     s[8] = _span(&c0[0, 0], B * H * n)
     _check_disjoint(w, ("gates", "c", "h", "x", "w_ih", "w_hh", "bias", "h0",
                         "c0"), s, 3, 9)
+    cdef floating[::1] work = np.empty(<long> GH * (H + I),
+                                       np.asarray(h).dtype)
+    cdef int nthreads = threads_for(B, GH, H)
     with nogil:
         fpenv = cbptt_ftz_enter()
-        lstm_layer_forward(T, B, I, H, forget_gate, &x[0, 0, 0], &w_ih[0, 0],
-                           &w_hh[0, 0], &bias[0], &h0[0, 0], &c0[0, 0],
-                           &gates[0, 0, 0], &c[0, 0, 0], &h[0, 0, 0])
+        lstm_layer_forward(T, B, I, H, forget_gate, nthreads, &x[0, 0, 0],
+                           &w_ih[0, 0], &w_hh[0, 0], &bias[0], &h0[0, 0],
+                           &c0[0, 0], &gates[0, 0, 0], &c[0, 0, 0],
+                           &h[0, 0, 0], &work[0])
         cbptt_ftz_leave(fpenv)
 
 
@@ -533,14 +622,18 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     _check_disjoint(w, ("delta", "delta_c", "d_w_ih", "d_w_hh", "d_bias",
                         "d_h0", "d_c0", "d_x", "x", "w_ih", "w_hh", "h0", "c0",
                         "gates", "c", "h", "grad_h", "grad_c"), s, 8, 18)
+    cdef floating[::1] work = np.empty(<long> GH * H,
+                                       np.asarray(delta).dtype)
+    cdef int nthreads = threads_for(B, GH, H)
     with nogil:
         fpenv = cbptt_ftz_enter()
-        lstm_layer_backward(T, B, I, H, forget_gate, truncate, &x[0, 0, 0],
-                            &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0], &c0[0, 0],
-                            &gates[0, 0, 0], &c[0, 0, 0], &h[0, 0, 0],
-                            &grad_h[0, 0, 0], p_grad_c, &delta[0, 0, 0],
-                            &delta_c[0, 0, 0], &d_w_ih[0, 0], &d_w_hh[0, 0],
-                            &d_bias[0], &d_h0[0, 0], &d_c0[0, 0], p_d_x)
+        lstm_layer_backward(T, B, I, H, forget_gate, truncate, nthreads,
+                            &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0],
+                            &c0[0, 0], &gates[0, 0, 0], &c[0, 0, 0],
+                            &h[0, 0, 0], &grad_h[0, 0, 0], p_grad_c,
+                            &delta[0, 0, 0], &delta_c[0, 0, 0], &d_w_ih[0, 0],
+                            &d_w_hh[0, 0], &d_bias[0], &d_h0[0, 0],
+                            &d_c0[0, 0], p_d_x, &work[0])
         cbptt_ftz_leave(fpenv)
 
 
