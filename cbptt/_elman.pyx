@@ -3,10 +3,20 @@
 Design contract
 ---------------
 * Layout. Every per-step array is time-major and C-contiguous, ``(T, B, .)``:
-  step ``t`` of a mini-batch is one contiguous ``(B x .)`` block, so the
-  per-step products are plain GEMMs and the all-steps products are one GEMM
-  over ``T*B`` rows. The public API (``cbptt.functional``) is batch-first and
-  converts at the boundary.
+  step ``t`` of a mini-batch is one contiguous ``(B x .)`` block, and the
+  all-steps products run over ``T*B`` rows. The public API
+  (``cbptt.functional``) is batch-first and converts at the boundary.
+* Products. Every product is a register-tiled loop of ``src/cbptt_simd.h``
+  (AVX-512, AVX2+FMA or baseline, chosen at run time), not BLAS: per step
+  ``(B x H)(H x H)`` costs less than a BLAS call's overhead at H <= 64, and
+  the all-steps weight gradients run in L1-sized chunks of 32 rows, as fast
+  as BLAS at H = 256. The weights are packed once per call.
+* Threads. Sequences are independent, so with ``nthreads > 1`` (OpenMP, when
+  the per-step work pays for it, see ``threads_for``) each thread runs the
+  whole time loop on its share of the batch: no per-step barrier. The
+  weight gradients are then split by output rows. Every element is computed
+  by the same operations in the same order whatever the split, so results
+  are bitwise identical for any thread count.
 * Equations (``f`` the activation, ``W_ih (H, I)``, ``W_hh (H, H)``)::
 
       net(t)   = W_ih x(t) + W_hh h(t-1) + b,     h(t) = f(net(t))
@@ -19,8 +29,9 @@ Design contract
   ``t0 > 0`` the carried error ``W_hh^T delta(t0)`` is dropped (what
   ``h.detach()`` does), while ``delta(t0) h(t0-1)^T`` still counts in ``dW_hh``.
 * Kernels are ``noexcept nogil``, allocate nothing, and run with
-  flush-to-zero/denormals-are-zero set (restored on exit). Shapes are checked
-  by the ``def`` wrappers before the GIL is released.
+  flush-to-zero/denormals-are-zero set in every thread (restored on exit).
+  The ``def`` wrappers check shapes and allocate the packed-weight workspace
+  before the GIL is released.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, threadid
@@ -28,7 +39,6 @@ from libc.string cimport memset
 
 import numpy as np
 
-from cbptt._blas cimport gemm
 from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
 from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_max_threads,
                           cbptt_pack_f, cbptt_pack_d, cbptt_mm_f, cbptt_mm_d,
@@ -39,11 +49,10 @@ from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_max_threads,
 # costs more in wake-up and cache traffic than it saves (measured; see
 # BENCHMARKS.md).
 cdef long PARALLEL_MIN_WORK = 32 * 48 * 48
-# Rows of the all-steps sums per pass of the weight-gradient products.
-cdef int GRAD_K_BLOCK = 64
-# Above this H, dW_hh (an (H x H) product over T*B rows) goes to BLAS, whose
-# packed panels beat the register-tiled loops there (measured).
-cdef int BLAS_GRAD_MIN_H = 128
+# Rows of the all-steps sums per pass of the weight-gradient products: the
+# chunks of delta and h (32 rows of H <= 256) stay in L1 (measured: 32 is as
+# fast as BLAS at H = 256 and faster below).
+cdef int GRAD_K_BLOCK = 32
 
 
 cdef inline void pack(int n, int k, const floating *w, long rs, long cs,
@@ -263,17 +272,7 @@ cdef void elman_layer_backward(
                 elman_rows_backward(lo, hi, T, B, I, H, act, truncate, w_hh_p,
                                     w_ih_p, h, grad_h, delta, d_x)
             cbptt_ftz_leave(fpenv)
-    if H >= BLAS_GRAD_MIN_H:
-        # dW_hh = delta(0)^T h0 + delta(1:)^T h(:-1):
-        #   (H x H) = (H x B)(B x H) + (H x (T-1)B)((T-1)B x H)
-        gemm(True, False, H, H, B, <floating> 1.0, delta, H, h0, H,
-             <floating> 0.0, d_w_hh, H)
-        if T > 1:
-            gemm(True, False, H, H, (T - 1) * B, <floating> 1.0, delta + BH, H,
-                 h, H, <floating> 1.0, d_w_hh, H)
-        # dW_ih^T = x^T delta:  (I x H) = (I x T*B)(T*B x H)
-        small_mm(I, H, T * B, x, 1, I, delta, H, d_w_ih_t, H, False)
-    elif nthreads <= 1:
+    if nthreads <= 1:
         elman_weight_grads(0, H, T, B, I, H, x, h0, h, delta, d_w_hh,
                            d_w_ih_t)
     else:

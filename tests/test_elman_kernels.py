@@ -74,7 +74,7 @@ def _assert_same(a, b):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("B,H", [(32, 64), (37, 100), (9, 48)])
+@pytest.mark.parametrize("B,H", [(32, 64), (37, 100), (9, 48), (37, 130), (32, 256)])
 def test_bitwise_same_for_any_thread_count(rng, dtype, B, H):
     x, w_ih, w_hh, b, h0, g = (a.astype(dtype) for a in _problem(rng, B, H, T=12))
     one, two = _runs((x, w_ih, w_hh, b, h0), g, (1, 2))
