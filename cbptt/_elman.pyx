@@ -34,7 +34,7 @@ Design contract
   before the GIL is released.
 """
 from cython cimport floating
-from cython.parallel cimport parallel, threadid
+from cython.parallel cimport prange
 from libc.string cimport memset
 
 import numpy as np
@@ -49,6 +49,10 @@ from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_max_threads,
 # costs more in wake-up and cache traffic than it saves (measured; see
 # BENCHMARKS.md).
 cdef long PARALLEL_MIN_WORK = 32 * 48 * 48
+# With threads, rows go out in chunks of ROW_CHUNK, taken dynamically: a
+# thread that the OS descheduled (a busy machine) delays the end by one chunk
+# at most, instead of by half the batch.
+cdef int ROW_CHUNK = 8
 # Rows of the all-steps sums per pass of the weight-gradient products: the
 # chunks of delta and h (32 rows of H <= 256) stay in L1 (measured: 32 is as
 # fast as BLAS at H = 256 and faster below).
@@ -92,22 +96,19 @@ cdef inline void delta_rows(int act, long length, floating *d,
 
 cdef int threads_for(int B, int H) noexcept nogil:
     """Threads for a layer of B sequences: 1, or the OpenMP limit when the
-    per-step work pays for it and every thread gets at least 8 rows."""
+    per-step work pays for it and there are at least two row chunks."""
     cdef int n = cbptt_max_threads()
-    if <long> B * H * H < PARALLEL_MIN_WORK:
+    if <long> B * H * H < PARALLEL_MIN_WORK or B < 2 * ROW_CHUNK:
         return 1
-    if n > B // 8:
-        n = B // 8
     return n if n > 1 else 1
 
 
-cdef inline void row_range(int B, int nthreads, int tid, int *lo,
-                           int *hi) noexcept nogil:
-    """Rows [lo, hi) of thread tid: blocks of a multiple of 4 rows."""
-    cdef int chunk = (B + nthreads - 1) // nthreads
-    chunk = (chunk + 3) // 4 * 4
-    lo[0] = tid * chunk if tid * chunk < B else B
-    hi[0] = lo[0] + chunk if lo[0] + chunk < B else B
+cdef inline int n_chunks(int rows) noexcept nogil:
+    return (rows + ROW_CHUNK - 1) // ROW_CHUNK
+
+
+cdef inline int chunk_end(int c, int rows) noexcept nogil:
+    return (c + 1) * ROW_CHUNK if (c + 1) * ROW_CHUNK < rows else rows
 
 
 cdef void elman_rows_forward(
@@ -148,10 +149,11 @@ cdef void elman_layer_forward(
 ) noexcept nogil:
     """h(t) = f(W_ih x(t) + W_hh h(t-1) + b) for t = 0..T-1.
 
-    The sequences are independent, so nthreads > 1 splits the batch: each
-    thread runs the whole time loop on its rows, no per-step barrier.
+    The sequences are independent, so with nthreads > 1 the threads take
+    chunks of ROW_CHUNK rows and run the whole time loop on each: no
+    per-step barrier.
     """
-    cdef int tid, lo, hi
+    cdef int c
     cdef unsigned int fpenv
     cdef floating *w_hh_p = work
     cdef floating *w_ih_p = work + <long> H * H
@@ -161,14 +163,12 @@ cdef void elman_layer_forward(
         elman_rows_forward(0, B, T, B, I, H, act, x, w_ih_p, w_hh_p, bias, h0,
                            h)
         return
-    with parallel(num_threads=nthreads):
-        tid = threadid()
-        row_range(B, nthreads, tid, &lo, &hi)
-        if hi > lo:
-            fpenv = cbptt_ftz_enter()
-            elman_rows_forward(lo, hi, T, B, I, H, act, x, w_ih_p, w_hh_p,
-                               bias, h0, h)
-            cbptt_ftz_leave(fpenv)
+    for c in prange(n_chunks(B), schedule="dynamic", chunksize=1,
+                    num_threads=nthreads):
+        fpenv = cbptt_ftz_enter()
+        elman_rows_forward(c * ROW_CHUNK, chunk_end(c, B), T, B, I, H, act, x,
+                           w_ih_p, w_hh_p, bias, h0, h)
+        cbptt_ftz_leave(fpenv)
 
 
 cdef void elman_rows_backward(
@@ -252,7 +252,7 @@ cdef void elman_layer_backward(
     barrier); the weight gradients are then all-steps products, split by
     output rows. No result depends on nthreads.
     """
-    cdef int i, j, tid, lo, hi
+    cdef int i, j, c
     cdef long r, BH = <long> B * H
     cdef unsigned int fpenv
     cdef floating *w_hh_p = work
@@ -264,25 +264,22 @@ cdef void elman_layer_backward(
         elman_rows_backward(0, B, T, B, I, H, act, truncate, w_hh_p, w_ih_p,
                             h, grad_h, delta, d_x)
     else:
-        with parallel(num_threads=nthreads):
-            tid = threadid()
+        for c in prange(n_chunks(B), schedule="dynamic", chunksize=1,
+                        num_threads=nthreads):
             fpenv = cbptt_ftz_enter()
-            row_range(B, nthreads, tid, &lo, &hi)
-            if hi > lo:
-                elman_rows_backward(lo, hi, T, B, I, H, act, truncate, w_hh_p,
-                                    w_ih_p, h, grad_h, delta, d_x)
+            elman_rows_backward(c * ROW_CHUNK, chunk_end(c, B), T, B, I, H,
+                                act, truncate, w_hh_p, w_ih_p, h, grad_h,
+                                delta, d_x)
             cbptt_ftz_leave(fpenv)
     if nthreads <= 1:
         elman_weight_grads(0, H, T, B, I, H, x, h0, h, delta, d_w_hh,
                            d_w_ih_t)
     else:
-        with parallel(num_threads=nthreads):
-            tid = threadid()
+        for c in prange(n_chunks(H), schedule="dynamic", chunksize=1,
+                        num_threads=nthreads):
             fpenv = cbptt_ftz_enter()
-            row_range(H, nthreads, tid, &lo, &hi)
-            if hi > lo:
-                elman_weight_grads(lo, hi, T, B, I, H, x, h0, h, delta,
-                                   d_w_hh, d_w_ih_t)
+            elman_weight_grads(c * ROW_CHUNK, chunk_end(c, H), T, B, I, H, x,
+                               h0, h, delta, d_w_hh, d_w_ih_t)
             cbptt_ftz_leave(fpenv)
     for i in range(I):
         for j in range(H):
