@@ -3,10 +3,20 @@
 Design contract
 ---------------
 * Layout. Every per-step array is time-major and C-contiguous, ``(T, B, .)``:
-  step ``t`` of a mini-batch is one contiguous ``(B x .)`` block, so the
-  per-step products are plain GEMMs and the all-steps products are one GEMM
-  over ``T*B`` rows. The public API (``cbptt.functional``) is batch-first and
-  converts at the boundary.
+  step ``t`` of a mini-batch is one contiguous ``(B x .)`` block, and the
+  all-steps products run over ``T*B`` rows. The public API
+  (``cbptt.functional``) is batch-first and converts at the boundary.
+* Products. Every product is a register-tiled loop of ``src/cbptt_simd.h``
+  (AVX-512, AVX2+FMA or baseline, chosen at run time), not BLAS: per step
+  ``(B x H)(H x H)`` costs less than a BLAS call's overhead at H <= 64, and
+  the all-steps weight gradients run in L1-sized chunks of 32 rows, as fast
+  as BLAS at H = 256. The weights are packed once per call.
+* Threads. Sequences are independent, so with ``nthreads > 1`` (OpenMP, when
+  the per-step work pays for it, see ``threads_for``) each thread runs the
+  whole time loop on its share of the batch: no per-step barrier. The
+  weight gradients are then split by output rows. Every element is computed
+  by the same operations in the same order whatever the split, so results
+  are bitwise identical for any thread count.
 * Equations (``f`` the activation, ``W_ih (H, I)``, ``W_hh (H, H)``)::
 
       net(t)   = W_ih x(t) + W_hh h(t-1) + b,     h(t) = f(net(t))
@@ -19,18 +29,18 @@ Design contract
   ``t0 > 0`` the carried error ``W_hh^T delta(t0)`` is dropped (what
   ``h.detach()`` does), while ``delta(t0) h(t0-1)^T`` still counts in ``dW_hh``.
 * Kernels are ``noexcept nogil``, allocate nothing, and run with
-  flush-to-zero/denormals-are-zero set (restored on exit). Shapes are checked
-  by the ``def`` wrappers before the GIL is released.
+  flush-to-zero/denormals-are-zero set in every thread (restored on exit).
+  The ``def`` wrappers check shapes and allocate the packed-weight workspace
+  before the GIL is released.
 """
 from cython cimport floating
-from cython.parallel cimport parallel, threadid
+from cython.parallel cimport prange
 from libc.string cimport memset
 
 import numpy as np
 
-from cbptt._blas cimport gemm
 from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
-from cbptt._simd cimport (cbptt_isa, cbptt_max_threads,
+from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_max_threads,
                           cbptt_pack_f, cbptt_pack_d, cbptt_mm_f, cbptt_mm_d,
                           cbptt_bias_act_rows_f, cbptt_bias_act_rows_d,
                           cbptt_delta_rows_f, cbptt_delta_rows_d)
@@ -39,6 +49,14 @@ from cbptt._simd cimport (cbptt_isa, cbptt_max_threads,
 # costs more in wake-up and cache traffic than it saves (measured; see
 # BENCHMARKS.md).
 cdef long PARALLEL_MIN_WORK = 32 * 48 * 48
+# With threads, rows go out in chunks of ROW_CHUNK, taken dynamically: a
+# thread that the OS descheduled (a busy machine) delays the end by one chunk
+# at most, instead of by half the batch.
+cdef int ROW_CHUNK = 8
+# Rows of the all-steps sums per pass of the weight-gradient products: the
+# chunks of delta and h (32 rows of H <= 256) stay in L1 (measured: 32 is as
+# fast as BLAS at H = 256 and faster below).
+cdef int GRAD_K_BLOCK = 32
 
 
 cdef inline void pack(int n, int k, const floating *w, long rs, long cs,
@@ -50,12 +68,13 @@ cdef inline void pack(int n, int k, const floating *w, long rs, long cs,
 
 
 cdef inline void small_mm(int m, int n, int k, const floating *a, long lda,
-                          const floating *packed, floating *c, long ldc,
-                          bint accumulate) noexcept nogil:
+                          long ak, const floating *w, long ldw, floating *c,
+                          long ldc, bint accumulate) noexcept nogil:
+    """C (+)= A W, A[r, k] = a[r*lda + k*ak]; W packed (ldw 0) or row-major."""
     if floating is float:
-        cbptt_mm_f(m, n, k, a, lda, packed, c, ldc, accumulate)
+        cbptt_mm_f(m, n, k, a, lda, ak, w, ldw, c, ldc, accumulate)
     else:
-        cbptt_mm_d(m, n, k, a, lda, packed, c, ldc, accumulate)
+        cbptt_mm_d(m, n, k, a, lda, ak, w, ldw, c, ldc, accumulate)
 
 
 cdef inline void bias_activate_rows(int act, int m, int n, floating *z,
@@ -77,42 +96,44 @@ cdef inline void delta_rows(int act, long length, floating *d,
 
 cdef int threads_for(int B, int H) noexcept nogil:
     """Threads for a layer of B sequences: 1, or the OpenMP limit when the
-    per-step work pays for it and every thread gets at least 8 rows."""
+    per-step work pays for it and there are at least two row chunks."""
     cdef int n = cbptt_max_threads()
-    if <long> B * H * H < PARALLEL_MIN_WORK:
+    if <long> B * H * H < PARALLEL_MIN_WORK or B < 2 * ROW_CHUNK:
         return 1
-    if n > B // 8:
-        n = B // 8
     return n if n > 1 else 1
 
 
-cdef inline void row_range(int B, int nthreads, int tid, int *lo,
-                           int *hi) noexcept nogil:
-    """Rows [lo, hi) of thread tid: blocks of a multiple of 4 rows."""
-    cdef int chunk = (B + nthreads - 1) // nthreads
-    chunk = (chunk + 3) // 4 * 4
-    lo[0] = tid * chunk if tid * chunk < B else B
-    hi[0] = lo[0] + chunk if lo[0] + chunk < B else B
+cdef inline int n_chunks(int rows) noexcept nogil:
+    return (rows + ROW_CHUNK - 1) // ROW_CHUNK
+
+
+cdef inline int chunk_end(int c, int rows) noexcept nogil:
+    return (c + 1) * ROW_CHUNK if (c + 1) * ROW_CHUNK < rows else rows
 
 
 cdef void elman_rows_forward(
-        int lo, int hi, int T, int B, int H, int act,
-        const floating *w_hh_p,  # IN  W_hh^T packed (cbptt_pack)
+        int lo, int hi, int T, int B, int I, int H, int act,
+        const floating *x,       # IN  (T, B, I)
+        const floating *w_ih_p,  # IN  W_ih^T packed (cbptt_pack)
+        const floating *w_hh_p,  # IN  W_hh^T packed
         const floating *bias,    # IN  (H,)
         const floating *h0,      # IN  (B, H)
-        floating *h,             # IN/OUT (T, B, H): x W_ih^T in, h(t) out
+        floating *h,             # OUT (T, B, H)
 ) noexcept nogil:
     """The time loop for sequences [lo, hi): the cell step once per t."""
-    cdef int t
+    cdef int t, m = hi - lo
     cdef long BH = <long> B * H
     cdef const floating *h_prev = h0 + <long> lo * H
     cdef floating *h_t
     for t in range(T):
         h_t = h + t * BH + <long> lo * H
-        # net(t) += h(t-1) W_hh^T:  (m x H) = (m x H)(H x H), m = hi - lo
-        small_mm(hi - lo, H, H, h_prev, H, w_hh_p, h_t, H, True)
+        # net(t) = x(t) W_ih^T:  (m x H) = (m x I)(I x H)
+        small_mm(m, H, I, x + (<long> t * B + lo) * I, I, 1, w_ih_p, 0, h_t,
+                 H, False)
+        # net(t) += h(t-1) W_hh^T:  (m x H) = (m x H)(H x H)
+        small_mm(m, H, H, h_prev, H, 1, w_hh_p, 0, h_t, H, True)
         # h(t) = f(net(t) + b)
-        bias_activate_rows(act, hi - lo, H, h_t, bias)
+        bias_activate_rows(act, m, H, h_t, bias)
         h_prev = h_t
 
 
@@ -124,37 +145,40 @@ cdef void elman_layer_forward(
         const floating *bias,    # IN  (H,)
         const floating *h0,      # IN  (B, H)
         floating *h,             # OUT (T, B, H)
-        floating *w_hh_p,        # WORK (H * H) W_hh^T packed
+        floating *work,          # WORK (H * (H + I)): packed weights
 ) noexcept nogil:
     """h(t) = f(W_ih x(t) + W_hh h(t-1) + b) for t = 0..T-1.
 
-    The sequences are independent, so nthreads > 1 splits the batch: each
-    thread runs the whole time loop on its rows, no per-step barrier.
+    The sequences are independent, so with nthreads > 1 the threads take
+    chunks of ROW_CHUNK rows and run the whole time loop on each: no
+    per-step barrier.
     """
-    cdef int tid, lo, hi
+    cdef int c
     cdef unsigned int fpenv
-    # net_x = x W_ih^T for every step at once:  (T*B x H) = (T*B x I)(I x H)
-    gemm(False, True, T * B, H, I, <floating> 1.0, x, I, w_ih, I,
-         <floating> 0.0, h, H)
+    cdef floating *w_hh_p = work
+    cdef floating *w_ih_p = work + <long> H * H
     pack(H, H, w_hh, 1, H, w_hh_p)          # W[k, j] = W_hh[j, k]
+    pack(H, I, w_ih, 1, I, w_ih_p)          # W[i, j] = W_ih[j, i]
     if nthreads <= 1:
-        elman_rows_forward(0, B, T, B, H, act, w_hh_p, bias, h0, h)
+        elman_rows_forward(0, B, T, B, I, H, act, x, w_ih_p, w_hh_p, bias, h0,
+                           h)
         return
-    with parallel(num_threads=nthreads):
-        tid = threadid()
-        row_range(B, nthreads, tid, &lo, &hi)
-        if hi > lo:
-            fpenv = cbptt_ftz_enter()
-            elman_rows_forward(lo, hi, T, B, H, act, w_hh_p, bias, h0, h)
-            cbptt_ftz_leave(fpenv)
+    for c in prange(n_chunks(B), schedule="dynamic", chunksize=1,
+                    num_threads=nthreads):
+        fpenv = cbptt_ftz_enter()
+        elman_rows_forward(c * ROW_CHUNK, chunk_end(c, B), T, B, I, H, act, x,
+                           w_ih_p, w_hh_p, bias, h0, h)
+        cbptt_ftz_leave(fpenv)
 
 
 cdef void elman_rows_backward(
-        int lo, int hi, int T, int B, int H, int act, int truncate,
+        int lo, int hi, int T, int B, int I, int H, int act, int truncate,
         const floating *w_hh_p,  # IN  W_hh packed (cbptt_pack)
+        const floating *w_ih_p,  # IN  W_ih packed
         const floating *h,       # IN  (T, B, H) forward outputs
         const floating *grad_h,  # IN  (T, B, H)
         floating *delta,         # OUT (T, B, H)
+        floating *d_x,           # OUT (T, B, I)
 ) noexcept nogil:
     """The reverse time loop for sequences [lo, hi)."""
     cdef int t
@@ -164,13 +188,46 @@ cdef void elman_rows_backward(
         off = t * BH + <long> lo * H
         if has_carry:
             # carry = delta(t+1) W_hh:  (m x H) = (m x H)(H x H), into delta(t)
-            small_mm(hi - lo, H, H, delta + off + BH, H, w_hh_p, delta + off,
-                     H, False)
+            small_mm(hi - lo, H, H, delta + off + BH, H, 1, w_hh_p, 0,
+                     delta + off, H, False)
         # delta(t) = f'(net(t)) * (grad_h(t) + carry)
         delta_rows(act, <long> (hi - lo) * H, delta + off, h + off,
                    grad_h + off, has_carry)
+        # dx(t) = delta(t) W_ih:  (m x I) = (m x H)(H x I)
+        small_mm(hi - lo, I, H, delta + off, H, 1, w_ih_p, 0,
+                 d_x + (<long> t * B + lo) * I, I, False)
         # the next step down gets a carry unless t starts a window
         has_carry = t > 0 and (truncate <= 0 or t % truncate != 0)
+
+
+cdef void elman_weight_grads(
+        int lo, int hi, int T, int B, int I, int H,
+        const floating *x,       # IN  (T, B, I)
+        const floating *h0,      # IN  (B, H)
+        const floating *h,       # IN  (T, B, H)
+        const floating *delta,   # IN  (T, B, H)
+        floating *d_w_hh,        # OUT (H, H), rows [lo, hi)
+        floating *d_w_ih_t,      # OUT (I, H) dW_ih^T (when lo == 0)
+) noexcept nogil:
+    """Rows [lo, hi) of dW_hh (and all of dW_ih^T when lo == 0), each an
+    all-steps product whose every element sums over t and b in one order."""
+    cdef long BH = <long> B * H
+    cdef long k0, kc
+    # dW_hh = delta(0)^T h0 + delta(1:)^T h(:-1):
+    #   (m x H) = (m x B)(B x H) + (m x (T-1)B)((T-1)B x H), A = delta^T,
+    # the long sum in chunks of GRAD_K_BLOCK rows so that the chunk of h
+    # stays in L1 while every row block of dW_hh passes over it
+    small_mm(hi - lo, H, B, delta + lo, 1, H, h0, H,
+             d_w_hh + <long> lo * H, H, False)
+    k0 = 0
+    while k0 < <long> (T - 1) * B:
+        kc = min(<long> GRAD_K_BLOCK, <long> (T - 1) * B - k0)
+        small_mm(hi - lo, H, <int> kc, delta + BH + k0 * H + lo, 1, H,
+                 h + k0 * H, H, d_w_hh + <long> lo * H, H, True)
+        k0 += kc
+    if lo == 0:
+        # dW_ih^T = x^T delta:  (I x H) = (I x T*B)(T*B x H)
+        small_mm(I, H, T * B, x, 1, I, delta, H, d_w_ih_t, H, False)
 
 
 cdef void elman_layer_backward(
@@ -187,43 +244,48 @@ cdef void elman_layer_backward(
         floating *d_bias,        # OUT (H,)
         floating *d_h0,          # OUT (B, H)
         floating *d_x,           # OUT (T, B, I)
-        floating *w_hh_p,        # WORK (H * H) W_hh packed
+        floating *work,          # WORK (H * (H + 2 I))
 ) noexcept nogil:
     """Exact (optionally windowed) BPTT through the Elman layer.
 
     The recursion runs per sequence (split among nthreads, no per-step
-    barrier); the weight gradients are then one GEMM each over all steps.
+    barrier); the weight gradients are then all-steps products, split by
+    output rows. No result depends on nthreads.
     """
-    cdef int j, tid, lo, hi
+    cdef int i, j, c
     cdef long r, BH = <long> B * H
     cdef unsigned int fpenv
+    cdef floating *w_hh_p = work
+    cdef floating *d_w_ih_t = work + <long> H * H
+    cdef floating *w_ih_p = work + <long> H * (H + I)
     pack(H, H, w_hh, H, 1, w_hh_p)          # W[k, j] = W_hh[k, j]
+    pack(I, H, w_ih, I, 1, w_ih_p)          # W[j, i] = W_ih[j, i]
     if nthreads <= 1:
-        elman_rows_backward(0, B, T, B, H, act, truncate, w_hh_p, h, grad_h,
-                            delta)
+        elman_rows_backward(0, B, T, B, I, H, act, truncate, w_hh_p, w_ih_p,
+                            h, grad_h, delta, d_x)
     else:
-        with parallel(num_threads=nthreads):
-            tid = threadid()
-            row_range(B, nthreads, tid, &lo, &hi)
-            if hi > lo:
-                fpenv = cbptt_ftz_enter()
-                elman_rows_backward(lo, hi, T, B, H, act, truncate, w_hh_p, h,
-                                    grad_h, delta)
-                cbptt_ftz_leave(fpenv)
+        for c in prange(n_chunks(B), schedule="dynamic", chunksize=1,
+                        num_threads=nthreads):
+            fpenv = cbptt_ftz_enter()
+            elman_rows_backward(c * ROW_CHUNK, chunk_end(c, B), T, B, I, H,
+                                act, truncate, w_hh_p, w_ih_p, h, grad_h,
+                                delta, d_x)
+            cbptt_ftz_leave(fpenv)
+    if nthreads <= 1:
+        elman_weight_grads(0, H, T, B, I, H, x, h0, h, delta, d_w_hh,
+                           d_w_ih_t)
+    else:
+        for c in prange(n_chunks(H), schedule="dynamic", chunksize=1,
+                        num_threads=nthreads):
+            fpenv = cbptt_ftz_enter()
+            elman_weight_grads(c * ROW_CHUNK, chunk_end(c, H), T, B, I, H, x,
+                               h0, h, delta, d_w_hh, d_w_ih_t)
+            cbptt_ftz_leave(fpenv)
+    for i in range(I):
+        for j in range(H):
+            d_w_ih[j * I + i] = d_w_ih_t[i * H + j]
     # dh0 = delta(0) W_hh:  (B x H) = (B x H)(H x H)
-    small_mm(B, H, H, delta, H, w_hh_p, d_h0, H, False)
-    # dW_ih = delta^T x:  (H x I) = (H x T*B)(T*B x I)
-    gemm(True, False, H, I, T * B, <floating> 1.0, delta, H, x, I,
-         <floating> 0.0, d_w_ih, I)
-    # dW_hh = delta(1:)^T h(:-1) + delta(0)^T h0:  (H x H) = (H x (T-1)B)((T-1)B x H)
-    gemm(True, False, H, H, B, <floating> 1.0, delta, H, h0, H,
-         <floating> 0.0, d_w_hh, H)
-    if T > 1:
-        gemm(True, False, H, H, (T - 1) * B, <floating> 1.0, delta + BH, H,
-             h, H, <floating> 1.0, d_w_hh, H)
-    # dx = delta W_ih:  (T*B x I) = (T*B x H)(H x I)
-    gemm(False, False, T * B, I, H, <floating> 1.0, delta, H, w_ih, I,
-         <floating> 0.0, d_x, I)
+    small_mm(B, H, H, delta, H, 1, w_hh_p, 0, d_h0, H, False)
     # db = sum over all T*B rows of delta
     memset(d_bias, 0, H * sizeof(floating))
     for r in range(<long> T * B):
@@ -234,6 +296,11 @@ cdef void elman_layer_backward(
 def simd_level():
     """The instruction set the kernels use: 2 AVX-512, 1 AVX2+FMA, 0 baseline."""
     return cbptt_isa()
+
+
+def _limit_simd_level(int level):
+    """Test twin: run the kernels at most at ``level``; returns the level used."""
+    return cbptt_isa_limit(level)
 
 
 def threads_used(int B, int H):
@@ -253,13 +320,13 @@ def elman_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
             or h0.shape[0] != B or h0.shape[1] != H or h.shape[0] != T
             or h.shape[1] != B or h.shape[2] != H or not 0 <= act <= 3):
         raise ValueError("elman_forward: inconsistent shapes")
-    cdef floating[::1] w_hh_p = np.empty(<long> H * H, np.asarray(h).dtype)
+    cdef floating[::1] work = np.empty(<long> H * (H + I), np.asarray(h).dtype)
     cdef int nthreads = threads_for(B, H)
     with nogil:
         fpenv = cbptt_ftz_enter()
         elman_layer_forward(T, B, I, H, act, nthreads, &x[0, 0, 0],
                             &w_ih[0, 0], &w_hh[0, 0], &bias[0], &h0[0, 0],
-                            &h[0, 0, 0], &w_hh_p[0])
+                            &h[0, 0, 0], &work[0])
         cbptt_ftz_leave(fpenv)
 
 
@@ -291,7 +358,7 @@ def elman_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
             or carry.shape[0] != B or carry.shape[1] != H
             or not 0 <= act <= 3 or truncate < 0):
         raise ValueError("elman_backward: inconsistent shapes")
-    cdef floating[::1] w_hh_p = np.empty(<long> H * H, np.asarray(delta).dtype)
+    cdef floating[::1] work = np.empty(<long> H * (H + 2 * I), np.asarray(delta).dtype)
     cdef int nthreads = threads_for(B, H)
     with nogil:
         fpenv = cbptt_ftz_enter()
@@ -299,5 +366,5 @@ def elman_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                              &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0], &h[0, 0, 0],
                              &grad_h[0, 0, 0], &delta[0, 0, 0], &d_w_ih[0, 0],
                              &d_w_hh[0, 0], &d_bias[0], &d_h0[0, 0],
-                             &d_x[0, 0, 0], &w_hh_p[0])
+                             &d_x[0, 0, 0], &work[0])
         cbptt_ftz_leave(fpenv)

@@ -3,14 +3,17 @@
 # thread limit in src/cbptt_fpenv.h. Contracts are in the headers.
 cdef extern from "cbptt_simd.h" nogil:
     int cbptt_isa()
+    int cbptt_isa_limit(int level)
     void cbptt_pack_f(int n, int k, const float *w, long rs, long cs,
                       float *packed)
     void cbptt_pack_d(int n, int k, const double *w, long rs, long cs,
                       double *packed)
-    void cbptt_mm_f(int m, int n, int k, const float *a, long lda,
-                    const float *packed, float *c, long ldc, int accumulate)
-    void cbptt_mm_d(int m, int n, int k, const double *a, long lda,
-                    const double *packed, double *c, long ldc, int accumulate)
+    void cbptt_mm_f(int m, int n, int k, const float *a, long lda, long ak,
+                    const float *w, long ldw, float *c, long ldc,
+                    int accumulate)
+    void cbptt_mm_d(int m, int n, int k, const double *a, long lda, long ak,
+                    const double *w, long ldw, double *c, long ldc,
+                    int accumulate)
     void cbptt_bias_act_rows_f(int act, int m, int n, float *z, long ldz,
                                const float *b)
     void cbptt_bias_act_rows_d(int act, int m, int n, double *z, long ldz,

@@ -6,9 +6,12 @@
  * - cbptt_pack_{f,d}(n, k, w, rs, cs, packed): W[kk, j] = w[kk*rs + j*cs]
  *   (k x n; rs, cs strides, so W or its transpose) into `packed` (k*n
  *   elements) in the panel layout of this process's instruction set.
- * - cbptt_mm_{f,d}(m, n, k, a, lda, packed, c, ldc, accumulate):
- *       C[0:m, 0:n] (+)= A[0:m, 0:k] W[0:k, 0:n], A and C row-major with row
- *   strides lda, ldc (elements), W packed. The small per-step product (m = rows
+ * - cbptt_mm_{f,d}(m, n, k, a, lda, ak, w, ldw, c, ldc, accumulate):
+ *       C[0:m, 0:n] (+)= A[0:m, 0:k] W[0:k, 0:n], with A[r, kk] at
+ *   a[r*lda + kk*ak] (so A or a transpose), C row-major with row stride ldc,
+ *   W packed by cbptt_pack (ldw = 0) or row-major with row stride ldw > 0
+ *   (streamed once, e.g. the all-steps weight gradients, K = T*B).
+ *   The small per-step product (m = rows
  *   of a batch, n, k <= a few hundred), where a BLAS call costs more than
  *   its arithmetic. "axpy form": every output row is a sum over k of
  *   a[r, k] * (row k of W), so the loops run over a contiguous output row
@@ -25,7 +28,8 @@
  *
  * Dispatch: cbptt_isa() picks 2 (AVX-512: F, DQ, BW, VL), 1 (AVX2 + FMA) or 0
  * (the compiler's baseline) once per process; the environment variable
- * CBPTT_ISA=0|1|2 lowers it (tests run every path). Elsewhere than x86-64
+ * CBPTT_ISA=0|1|2 lowers it, and so does cbptt_isa_limit (tests run every
+ * path). Elsewhere than x86-64
  * with GCC/Clang only the baseline exists.
  */
 #ifndef CBPTT_SIMD_H
@@ -52,7 +56,7 @@
 #define CBPTT_ST(V, p, x) (*(V *)(p) = (x))
 
 /* One register tile: rows r0..r0+RB-1 of C, columns jc..jc+NV*L-1 (column
- * jc of C is column pc of the packed panel wp, of width ldw). */
+ * jc of C is column pc of the panel wp, whose rows are ldw apart). */
 #define CBPTT_MM_TILE(T, V, L, RB, NV)                                        \
     do {                                                                      \
         V acc_[RB][NV];                                                       \
@@ -68,7 +72,7 @@
             V wv_[NV];                                                        \
             for (v_ = 0; v_ < NV; v_++) wv_[v_] = CBPTT_LD(V, wr_ + v_ * L);  \
             for (r_ = 0; r_ < RB; r_++) {                                     \
-                T av_ = a[(long)(r0 + r_) * lda + kk_];                       \
+                T av_ = a[(long)(r0 + r_) * lda + kk_ * ak];                  \
                 for (v_ = 0; v_ < NV; v_++) acc_[r_][v_] += av_ * wv_[v_];    \
             }                                                                 \
         }                                                                     \
@@ -101,42 +105,53 @@ ATTR static void cbptt_pack_##S##_##SUF(                                      \
 }                                                                             \
                                                                               \
 ATTR static void cbptt_mm_##S##_##SUF(                                        \
-    int m, int n, int k, const T *a, long lda, const T *packed,               \
-    T *c, long ldc, int accumulate)                                           \
+    int m, int n, int k, const T *a, long lda, long ak, const T *w,           \
+    long ldw_plain, T *c, long ldc, int accumulate)                           \
 {                                                                             \
     typedef T V __attribute__((vector_size(VBYTES), aligned(sizeof(T)),       \
                                may_alias));                                   \
+    typedef T VH __attribute__((vector_size(VBYTES / 2), aligned(sizeof(T)),  \
+                                may_alias));                                  \
     enum { L = VBYTES / (int)sizeof(T), P = NVP * L };                        \
     const V zero_ = {0};                                                      \
     int j0, r0;                                                               \
     for (j0 = 0; j0 < n; j0 += P) {                                           \
-        const int ldw = n - j0 < P ? n - j0 : P;                              \
-        const T *wp = packed + (long)j0 * k;                                  \
+        const int width = n - j0 < P ? n - j0 : P;                            \
+        const long ldw = ldw_plain > 0 ? ldw_plain : width;                   \
+        const T *wp = ldw_plain > 0 ? w + j0 : w + (long)j0 * k;              \
         int pc = 0, jc = j0;                                                  \
-        if (ldw == P) {                                                       \
+        if (width == P) {                                                     \
             for (r0 = 0; r0 + 4 <= m; r0 += 4) CBPTT_MM_TILE(T, V, L, 4, NVP); \
             for (; r0 < m; r0++) CBPTT_MM_TILE(T, V, L, 1, NVP);              \
             continue;                                                         \
         }                                                                     \
-        for (; ldw - pc >= 2 * L; pc += 2 * L, jc += 2 * L) {                 \
+        for (; width - pc >= 2 * L; pc += 2 * L, jc += 2 * L) {               \
             for (r0 = 0; r0 + 4 <= m; r0 += 4) CBPTT_MM_TILE(T, V, L, 4, 2);  \
             for (; r0 < m; r0++) CBPTT_MM_TILE(T, V, L, 1, 2);                \
         }                                                                     \
-        if (ldw - pc >= L) {                                                  \
+        if (width - pc >= L) {                                                \
             for (r0 = 0; r0 + 8 <= m; r0 += 8) CBPTT_MM_TILE(T, V, L, 8, 1);  \
             for (; r0 < m; r0++) CBPTT_MM_TILE(T, V, L, 1, 1);                \
             pc += L;                                                          \
             jc += L;                                                          \
         }                                                                     \
-        if (pc < ldw) {               /* the last n % L columns */            \
+        if (L >= 4 && width - pc >= L / 2) {     /* a half vector */          \
+            const VH zero_ = {0};                                             \
+            for (r0 = 0; r0 + 8 <= m; r0 += 8) CBPTT_MM_TILE(T, VH, L / 2, 8, 1); \
+            for (; r0 < m; r0++) CBPTT_MM_TILE(T, VH, L / 2, 1, 1);           \
+            pc += L / 2;                                                      \
+            jc += L / 2;                                                      \
+        }                                                                     \
+        if (pc < width) {             /* the last columns, one at a time */   \
             int r, j;                                                         \
             long kk;                                                          \
             for (r = 0; r < m; r++) {                                         \
                 const T *ar = a + (long)r * lda;                              \
                 T *cr = c + (long)r * ldc + j0;                               \
-                for (j = pc; j < ldw; j++) {                                  \
+                for (j = pc; j < width; j++) {                                \
                     T s = accumulate ? cr[j] : (T)0;                          \
-                    for (kk = 0; kk < k; kk++) s += ar[kk] * wp[kk * ldw + j]; \
+                    for (kk = 0; kk < k; kk++)                                \
+                        s += ar[kk * ak] * wp[kk * ldw + j];                  \
                     cr[j] = s;                                                \
                 }                                                             \
             }                                                                 \
@@ -189,27 +204,43 @@ CBPTT_DEFINE_SIMD_BOTH(avx2, CBPTT_ATTR_AVX2, 32, 2)
 CBPTT_DEFINE_SIMD_BOTH(avx512, CBPTT_ATTR_AVX512, 64, 4)
 #endif
 
-/* 2 = AVX-512, 1 = AVX2 + FMA, 0 = baseline; decided once per process. */
+/* The best level this CPU runs: 2 = AVX-512, 1 = AVX2 + FMA, 0 = baseline,
+ * lowered by the environment variable CBPTT_ISA. */
+static int cbptt_isa_detect(void)
+{
+    int best = 0;
+    const char *env = getenv("CBPTT_ISA");
+#ifdef CBPTT_X86_DISPATCH
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+            && __builtin_cpu_supports("avx512bw")
+            && __builtin_cpu_supports("avx512vl"))
+        best = 2;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        best = 1;
+#endif
+    if (env != 0 && env[0] >= '0' && env[0] <= '2' && env[0] - '0' < best)
+        best = env[0] - '0';
+    return best;
+}
+
+static int cbptt_isa_level = -1;
+
+/* The level in use (per compiled module), decided at the first call. */
 static int cbptt_isa(void)
 {
-    static int level = -1;
-    if (level < 0) {
-        int best = 0;
-        const char *env = getenv("CBPTT_ISA");
-#ifdef CBPTT_X86_DISPATCH
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
-                && __builtin_cpu_supports("avx512bw")
-                && __builtin_cpu_supports("avx512vl"))
-            best = 2;
-        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-            best = 1;
-#endif
-        if (env != 0 && env[0] >= '0' && env[0] <= '2' && env[0] - '0' < best)
-            best = env[0] - '0';
-        level = best;       /* a benign race: every thread stores the same value */
-    }
-    return level;
+    if (cbptt_isa_level < 0)
+        cbptt_isa_level = cbptt_isa_detect(); /* benign race: same value */
+    return cbptt_isa_level;
+}
+
+/* Tests: use at most `level` from now on (never more than the CPU runs);
+ * returns the level in use. Not for use while a kernel runs. */
+static int cbptt_isa_limit(int level)
+{
+    int best = cbptt_isa_detect();
+    cbptt_isa_level = level < best ? (level < 0 ? 0 : level) : best;
+    return cbptt_isa_level;
 }
 
 #ifdef CBPTT_X86_DISPATCH
@@ -230,11 +261,12 @@ static inline void cbptt_pack_##S(int n, int k, const T *w, long rs, long cs, \
     CBPTT_DISPATCH(cbptt_pack_##S, (n, k, w, rs, cs, packed))                 \
 }                                                                             \
 static inline void cbptt_mm_##S(int m, int n, int k, const T *a, long lda,    \
-                                const T *packed, T *c, long ldc,              \
-                                int accumulate)                               \
+                                long ak, const T *w, long ldw, T *c,          \
+                                long ldc, int accumulate)                     \
 {                                                                             \
     if (m <= 0 || n <= 0) return;                                             \
-    CBPTT_DISPATCH(cbptt_mm_##S, (m, n, k, a, lda, packed, c, ldc, accumulate)) \
+    CBPTT_DISPATCH(cbptt_mm_##S,                                              \
+                   (m, n, k, a, lda, ak, w, ldw, c, ldc, accumulate))         \
 }                                                                             \
 static inline void cbptt_bias_act_rows_##S(int act, int m, int n, T *z,       \
                                            long ldz, const T *b)              \

@@ -1,0 +1,97 @@
+"""The Elman kernels at the sizes where their fast paths run: every register
+tile, panel and remainder of the per-step products, each instruction set the
+CPU offers, and bitwise-identical results for any thread count.
+
+(`test_elman.py` covers the maths on small problems; these problems are large
+enough for the vectorised tiles: H up to 130, batches of 1 to 37 rows.)
+"""
+import numpy as np
+import pytest
+
+from cbptt import _elman, rnn_backward, rnn_forward
+
+from conftest import rel_err
+from reference import rnn_backward_ref, rnn_forward_ref
+
+threadpoolctl = pytest.importorskip("threadpoolctl", reason="threadpoolctl not installed")
+
+SIZES = [(1, 16), (5, 33), (32, 16), (37, 64), (8, 100), (32, 130)]
+
+
+@pytest.fixture(params=[0, 1, 2], ids=["baseline", "avx2", "avx512"])
+def simd_level(request):
+    used = _elman._limit_simd_level(request.param)
+    if used != request.param:
+        _elman._limit_simd_level(99)
+        pytest.skip(f"this CPU does not run SIMD level {request.param}")
+    yield used
+    _elman._limit_simd_level(99)
+
+
+def _problem(rng, B, H, T=7, I=8):
+    x = rng.standard_normal((B, T, I))
+    w_ih = rng.standard_normal((H, I)) * 0.3
+    w_hh = rng.standard_normal((H, H)) / np.sqrt(H)
+    b = rng.standard_normal(H) * 0.1
+    h0 = rng.standard_normal((B, H)) * 0.5
+    g = rng.standard_normal((B, T, H))
+    return x, w_ih, w_hh, b, h0, g
+
+
+@pytest.mark.parametrize("B,H", SIZES)
+@pytest.mark.parametrize("activation", ["tanh", "logistic"])
+def test_large_sizes_match_reference(rng, simd_level, B, H, activation):
+    x, w_ih, w_hh, b, h0, g = _problem(rng, B, H)
+    res = rnn_forward(x, w_ih, w_hh, b, h0, activation)
+    hs = rnn_forward_ref(x, w_ih, w_hh, b, h0, activation)
+    assert rel_err(res.h, hs) < 1e-12
+    grads = rnn_backward(res, g, truncate=3)
+    ref = rnn_backward_ref(x, w_ih, w_hh, b, h0, hs, g, activation, 3)
+    for name in ref:
+        assert rel_err(getattr(grads, name), ref[name]) < 1e-12, name
+    res32 = rnn_forward(*(a.astype(np.float32) for a in (x, w_ih, w_hh, b, h0)),
+                        activation=activation)
+    assert rel_err(res32.h, hs) < 1e-5
+    g32 = rnn_backward(res32, g.astype(np.float32), truncate=3)
+    for name in ref:
+        assert rel_err(getattr(g32, name), ref[name]) < 1e-4, name
+
+
+def _runs(args, g, limits):
+    runs = []
+    for n in limits:
+        with threadpoolctl.threadpool_limits(limits=n):
+            res = rnn_forward(*args)
+            runs.append((res.h.copy(), rnn_backward(res, g)))
+    return runs
+
+
+def _assert_same(a, b):
+    np.testing.assert_array_equal(a[0], b[0])
+    for name in a[1]._fields:
+        np.testing.assert_array_equal(getattr(a[1], name), getattr(b[1], name),
+                                      err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("B,H", [(32, 64), (37, 100), (9, 48), (37, 130), (32, 256)])
+def test_bitwise_same_for_any_thread_count(rng, dtype, B, H):
+    x, w_ih, w_hh, b, h0, g = (a.astype(dtype) for a in _problem(rng, B, H, T=12))
+    one, two = _runs((x, w_ih, w_hh, b, h0), g, (1, 2))
+    _assert_same(one, two)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bitwise_same_for_the_same_thread_count(rng, dtype):
+    """At H >= 128 dW_hh is a BLAS product: reproducible per thread count."""
+    x, w_ih, w_hh, b, h0, g = (a.astype(dtype) for a in _problem(rng, 37, 130, T=12))
+    for n in (1, 2):
+        first, again = _runs((x, w_ih, w_hh, b, h0), g, (n, n))
+        _assert_same(first, again)
+
+
+def test_threads_policy():
+    assert _elman.threads_used(32, 16) == 1          # too little work per step
+    with threadpoolctl.threadpool_limits(limits=1):
+        assert _elman.threads_used(32, 256) == 1     # the OpenMP limit holds
+    assert _elman.threads_used(4, 256) == 1          # too few rows to split
