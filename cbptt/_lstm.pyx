@@ -78,15 +78,16 @@ d_x)``
     (T,B,I)`` or None.
 """
 from cython cimport floating
-from cython.parallel cimport parallel, threadid
+from cython.parallel cimport prange
+from libc.string cimport memcpy
 
 import numpy as np
 
 from cbptt._blas cimport gemm
 from cbptt._kernels cimport (cbptt_column_sums_f, cbptt_column_sums_d,
                              cbptt_ftz_enter, cbptt_ftz_leave)
-from cbptt._simd cimport (cbptt_max_threads, cbptt_pack_f, cbptt_pack_d,
-                          cbptt_mm_f, cbptt_mm_d)
+from cbptt._simd cimport (cbptt_isa_limit, cbptt_max_threads, cbptt_pack_f,
+                          cbptt_pack_d, cbptt_mm_f, cbptt_mm_d)
 
 cdef extern from "cbptt_lstm.h" nogil:
     void cbptt_lstm_fwd_rows_f(int m, int H, int fg, float *z, const float *b,
@@ -108,9 +109,18 @@ cdef extern from "cbptt_lstm.h" nogil:
                                double *delta, double *delta_c)
 
 # Below this much per-step work (B * G*H * H multiply-adds of the recurrent
-# product, plus the gate nonlinearities that scale with B * H) a second
-# thread costs more in wake-up and cache traffic than it saves (measured).
+# product; the gate nonlinearities scale with it) a second thread costs more
+# in wake-up and cache traffic than it saves (measured).
 cdef long PARALLEL_MIN_WORK = 32 * 64 * 16
+# Rows of the batch per chunk: with threads, the chunks are taken
+# dynamically, so a thread the OS deschedules (a busy machine) delays the end
+# by one chunk at most.
+cdef int ROW_CHUNK = 8
+# Rows (of the T*B summed over) per block of the weight-gradient products:
+# the block of delta, packed (GRAD_K_BLOCK x G*H), stays in L2 and each of
+# its panels in L1 while the rows of the gradient pass over it (measured:
+# 64 is best from H = 16 to 256).
+cdef int GRAD_K_BLOCK = 64
 
 
 cdef inline void pack(int n, int k, const floating *w, long rs, long cs,
@@ -122,13 +132,13 @@ cdef inline void pack(int n, int k, const floating *w, long rs, long cs,
 
 
 cdef inline void small_mm(int m, int n, int k, const floating *a, long lda,
-                          const floating *packed, floating *c, long ldc,
-                          bint accumulate) noexcept nogil:
-    """C (+)= A W: (m x n) = (m x k)(k x n), W packed by ``pack``."""
+                          long ak, const floating *w, long ldw, floating *c,
+                          long ldc, bint accumulate) noexcept nogil:
+    """C (+)= A W, A[r, k] = a[r*lda + k*ak]; W packed (ldw 0) or row-major."""
     if floating is float:
-        cbptt_mm_f(m, n, k, a, lda, packed, c, ldc, accumulate)
+        cbptt_mm_f(m, n, k, a, lda, ak, w, ldw, c, ldc, accumulate)
     else:
-        cbptt_mm_d(m, n, k, a, lda, packed, c, ldc, accumulate)
+        cbptt_mm_d(m, n, k, a, lda, ak, w, ldw, c, ldc, accumulate)
 
 
 cdef inline void column_sums(floating *out, const floating *a, long rows,
@@ -146,22 +156,19 @@ cdef inline bint carries_into(int t, int truncate) noexcept nogil:
 
 cdef int threads_for(int B, int GH, int H) noexcept nogil:
     """Threads for a layer of B sequences: 1, or the OpenMP limit when the
-    per-step work pays for it and every thread gets at least 8 rows."""
+    per-step work pays for it and there are at least two row chunks."""
     cdef int n = cbptt_max_threads()
-    if <long> B * GH * H < PARALLEL_MIN_WORK:
+    if <long> B * GH * H < PARALLEL_MIN_WORK or B < 2 * ROW_CHUNK:
         return 1
-    if n > B // 8:
-        n = B // 8
     return n if n > 1 else 1
 
 
-cdef inline void row_range(int B, int nthreads, int tid, int *lo,
-                           int *hi) noexcept nogil:
-    """Rows [lo, hi) of thread tid: blocks of a multiple of 4 rows."""
-    cdef int chunk = (B + nthreads - 1) // nthreads
-    chunk = (chunk + 3) // 4 * 4
-    lo[0] = tid * chunk if tid * chunk < B else B
-    hi[0] = lo[0] + chunk if lo[0] + chunk < B else B
+cdef inline int n_chunks(int rows) noexcept nogil:
+    return (rows + ROW_CHUNK - 1) // ROW_CHUNK
+
+
+cdef inline int chunk_end(int c, int rows) noexcept nogil:
+    return (c + 1) * ROW_CHUNK if (c + 1) * ROW_CHUNK < rows else rows
 
 
 cdef void input_side_grads(
@@ -173,7 +180,7 @@ cdef void input_side_grads(
         floating *d_bias,         # OUT (N,)
         floating *d_x,            # OUT (T*B, I), or NULL to skip
 ) noexcept nogil:
-    """The gradients of z = W_ih x + b over all steps at once (N = G*H)."""
+    """The gradients of z = W_ih x + b over all steps at once (N = H; the CEC)."""
     # dW_ih = delta^T x:  (N x I) = (N x T*B)(T*B x I)
     gemm(True, False, N, I, TB, <floating> 1.0, delta, N, x, I,
          <floating> 0.0, d_w_ih, I)
@@ -187,7 +194,7 @@ cdef void input_side_grads(
 
 # ---------------------------------------------------------------------------
 # LSTM: cell step (one fused pointwise loop per row, src/cbptt_lstm.h) and
-# layer (the loop over time, per share of the batch)
+# layer (the loop over time, per chunk of the batch)
 # ---------------------------------------------------------------------------
 
 cdef inline void lstm_cell_forward(
@@ -257,10 +264,10 @@ cdef void lstm_rows_forward(
         c_t = c + t * BH + <long> lo * H
         h_t = h + t * BH + <long> lo * H
         # z(t) = x(t) W_ih^T:  (m x G*H) = (m x I)(I x G*H)
-        small_mm(m, GH, I, x + (<long> t * B + lo) * I, I, w_ih_p, z, GH,
-                 False)
+        small_mm(m, GH, I, x + (<long> t * B + lo) * I, I, 1, w_ih_p, 0, z,
+                 GH, False)
         # z(t) += h(t-1) W_hh^T:  (m x G*H) = (m x H)(H x G*H)
-        small_mm(m, GH, H, h_prev, H, w_hh_p, z, GH, True)
+        small_mm(m, GH, H, h_prev, H, 1, w_hh_p, 0, z, GH, True)
         lstm_cell_forward(m, H, forget_gate, z, bias, c_prev, c_t, h_t)
         h_prev = h_t
         c_prev = c_t
@@ -281,10 +288,11 @@ cdef void lstm_layer_forward(
 ) noexcept nogil:
     """The LSTM layer forward over t = 0..T-1.
 
-    The sequences are independent, so nthreads > 1 splits the batch: each
-    thread runs the whole time loop on its rows, no per-step barrier.
+    The sequences are independent, so with nthreads > 1 the threads take
+    chunks of ROW_CHUNK rows and run the whole time loop on each: no
+    per-step barrier.
     """
-    cdef int tid, lo, hi
+    cdef int ch
     cdef int GH = (4 if forget_gate else 3) * H
     cdef unsigned int fpenv
     cdef floating *w_hh_p = work
@@ -295,19 +303,20 @@ cdef void lstm_layer_forward(
         lstm_rows_forward(0, B, T, B, I, H, forget_gate, x, w_ih_p, w_hh_p,
                           bias, h0, c0, gates, c, h)
         return
-    with parallel(num_threads=nthreads):
-        tid = threadid()
-        row_range(B, nthreads, tid, &lo, &hi)
-        if hi > lo:
-            fpenv = cbptt_ftz_enter()
-            lstm_rows_forward(lo, hi, T, B, I, H, forget_gate, x, w_ih_p,
-                              w_hh_p, bias, h0, c0, gates, c, h)
-            cbptt_ftz_leave(fpenv)
+    for ch in prange(n_chunks(B), schedule="dynamic", chunksize=1,
+                     num_threads=nthreads):
+        fpenv = cbptt_ftz_enter()
+        lstm_rows_forward(ch * ROW_CHUNK, chunk_end(ch, B), T, B, I, H,
+                          forget_gate, x, w_ih_p, w_hh_p, bias, h0, c0, gates,
+                          c, h)
+        cbptt_ftz_leave(fpenv)
 
 
 cdef void lstm_rows_backward(
-        int lo, int hi, int T, int B, int H, bint forget_gate, int truncate,
+        int lo, int hi, int T, int B, int I, int H, bint forget_gate,
+        int truncate,
         const floating *w_hh_p,   # IN  W_hh packed (G*H x H)
+        const floating *w_ih_p,   # IN  W_ih packed (G*H x I)
         const floating *c0,       # IN  (B, H)
         const floating *gates,    # IN  (T, B, G*H) activated gates
         const floating *c,        # IN  (T, B, H)
@@ -318,6 +327,7 @@ cdef void lstm_rows_backward(
         floating *delta_c,        # OUT (T, B, H) dL/dc(t)
         floating *d_h0,           # OUT (B, H) (the h carry during the loop)
         floating *d_c0,           # OUT (B, H) (the c carry during the loop)
+        floating *d_x,            # OUT (T, B, I), or NULL to skip
 ) noexcept nogil:
     """The reverse time loop for sequences [lo, hi)."""
     cdef int t, m = hi - lo
@@ -327,19 +337,68 @@ cdef void lstm_rows_backward(
     cdef long rh = <long> lo * H
     cdef long rg = <long> lo * GH
     cdef bint carry = False
+    cdef floating *d_t
     for t in range(T - 1, -1, -1):
+        d_t = delta + t * BGH + rg
         lstm_cell_backward(m, H, forget_gate, carry, gates + t * BGH + rg,
                            c + t * BH + rh,
                            (c + (t - 1) * BH if t > 0 else c0) + rh,
                            h + t * BH + rh, grad_h + t * BH + rh,
                            grad_c + t * BH + rh if grad_c != NULL else NULL,
-                           d_h0 + rh, d_c0 + rh, delta + t * BGH + rg,
-                           delta_c + t * BH + rh)
+                           d_h0 + rh, d_c0 + rh, d_t, delta_c + t * BH + rh)
+        if d_x != NULL:
+            # dx(t) = delta(t) W_ih:  (m x I) = (m x G*H)(G*H x I)
+            small_mm(m, I, GH, d_t, GH, 1, w_ih_p, 0,
+                     d_x + (<long> t * B + lo) * I, I, False)
         carry = carries_into(t, truncate)
         if carry or t == 0:
             # carry_h = delta(t) W_hh (dh0 at t = 0):  (m x H) = (m x G*H)(G*H x H)
-            small_mm(m, H, GH, delta + t * BGH + rg, GH, w_hh_p, d_h0 + rh,
-                     H, False)
+            small_mm(m, H, GH, d_t, GH, 1, w_hh_p, 0, d_h0 + rh, H, False)
+
+
+cdef void lstm_weight_grads(
+        int lo, int hi, int T, int B, int I, int H, int GH,
+        const floating *x,        # IN  (T, B, I)
+        const floating *h0,       # IN  (B, H)
+        const floating *h,        # IN  (T, B, H)
+        const floating *delta,    # IN  (T, B, G*H)
+        floating *grads_t,        # OUT (H + I + 1, G*H), rows [lo, hi)
+        floating *delta_p,        # WORK (GRAD_K_BLOCK * G*H)
+) noexcept nogil:
+    """Rows [lo, hi) of [dW_hh | dW_ih | db]^T = [h(t-1) | x(t) | 1]^T delta(t)
+    summed over every step t and sequence, in one order for every element.
+
+    The sum over the T*B rows runs in blocks of GRAD_K_BLOCK rows (the first
+    B rows take h0 for h(t-1)); each block of delta is packed once and every
+    row of the result passes over it.
+    """
+    cdef long TB = <long> T * B
+    cdef long k0 = 0, kend
+    cdef int a, b
+    cdef floating one = 1
+    cdef const floating *hp
+    cdef bint more
+    while k0 < TB:
+        kend = min(k0 + GRAD_K_BLOCK, B if k0 < B else TB)
+        more = k0 > 0
+        # the block of delta: (kc x G*H), packed
+        pack(GH, <int> (kend - k0), delta + k0 * GH, GH, 1, delta_p)
+        hp = h0 + k0 * H if k0 < B else h + (k0 - B) * H
+        # dW_hh^T (+)= h(t-1)^T delta:  (m x G*H) = (m x kc)(kc x G*H)
+        a, b = lo, min(hi, H)
+        if b > a:
+            small_mm(b - a, GH, <int> (kend - k0), hp + a, 1, H, delta_p, 0,
+                     grads_t + <long> a * GH, GH, more)
+        # dW_ih^T (+)= x^T delta:  (m x G*H) = (m x kc)(kc x G*H)
+        a, b = max(lo, H), min(hi, H + I)
+        if b > a:
+            small_mm(b - a, GH, <int> (kend - k0), x + k0 * I + (a - H), 1, I,
+                     delta_p, 0, grads_t + <long> a * GH, GH, more)
+        # db (+)= 1^T delta:  (1 x G*H) = (1 x kc)(kc x G*H)
+        if hi == H + I + 1:
+            small_mm(1, GH, <int> (kend - k0), &one, 0, 0, delta_p, 0,
+                     grads_t + <long> (H + I) * GH, GH, more)
+        k0 = kend
 
 
 cdef void lstm_layer_backward(
@@ -363,40 +422,80 @@ cdef void lstm_layer_backward(
         floating *d_h0,           # OUT (B, H) (the h carry during the loop)
         floating *d_c0,           # OUT (B, H) (the c carry during the loop)
         floating *d_x,            # OUT (T, B, I), or NULL to skip
-        floating *work,           # WORK (G*H * H): W_hh packed
+        floating *work,           # WORK backward_work_size(...)
 ) noexcept nogil:
     """Exact (optionally windowed) BPTT through the LSTM layer.
 
-    The recursion runs per sequence (split among nthreads, no per-step
-    barrier); the weight gradients are then GEMMs over all steps.
+    The recursion runs per chunk of sequences (taken by nthreads, no
+    per-step barrier); the weight gradients are then all-steps products,
+    split by output rows. No result depends on nthreads.
     """
-    cdef int tid, lo, hi
+    cdef int ch, i, j, lo, hi, nparts
     cdef int GH = (4 if forget_gate else 3) * H
-    cdef long BGH = <long> B * GH
+    cdef int M = H + I + 1
     cdef unsigned int fpenv
-    pack(H, GH, w_hh, H, 1, work)           # W[k, j] = W_hh[k, j]
+    cdef floating *w_hh_p = work
+    cdef floating *w_ih_p = w_hh_p + <long> GH * H
+    cdef floating *grads_t = w_ih_p + <long> GH * I
+    cdef floating *delta_p = grads_t + <long> M * GH
+    pack(H, GH, w_hh, H, 1, w_hh_p)         # W[k, j] = W_hh[k, j]
+    pack(I, GH, w_ih, I, 1, w_ih_p)         # W[k, i] = W_ih[k, i]
     if nthreads <= 1:
-        lstm_rows_backward(0, B, T, B, H, forget_gate, truncate, work, c0,
-                           gates, c, h, grad_h, grad_c, delta, delta_c, d_h0,
-                           d_c0)
+        lstm_rows_backward(0, B, T, B, I, H, forget_gate, truncate, w_hh_p,
+                           w_ih_p, c0, gates, c, h, grad_h, grad_c, delta,
+                           delta_c, d_h0, d_c0, d_x)
+        lstm_weight_grads(0, M, T, B, I, H, GH, x, h0, h, delta, grads_t,
+                          delta_p)
     else:
-        with parallel(num_threads=nthreads):
-            tid = threadid()
-            row_range(B, nthreads, tid, &lo, &hi)
-            if hi > lo:
-                fpenv = cbptt_ftz_enter()
-                lstm_rows_backward(lo, hi, T, B, H, forget_gate, truncate,
-                                   work, c0, gates, c, h, grad_h, grad_c,
-                                   delta, delta_c, d_h0, d_c0)
-                cbptt_ftz_leave(fpenv)
-    input_side_grads(T * B, I, GH, x, w_ih, delta, d_w_ih, d_bias, d_x)
-    # dW_hh = delta(0)^T h0 + delta(1:)^T h(:-1):  (G*H x H) = (G*H x B)(B x H) + ...
-    gemm(True, False, GH, H, B, <floating> 1.0, delta, GH, h0, H,
-         <floating> 0.0, d_w_hh, H)
-    if T > 1:
-        # ... + (G*H x (T-1)B)((T-1)B x H)
-        gemm(True, False, GH, H, (T - 1) * B, <floating> 1.0, delta + BGH, GH,
-             h, H, <floating> 1.0, d_w_hh, H)
+        for ch in prange(n_chunks(B), schedule="dynamic", chunksize=1,
+                         num_threads=nthreads):
+            fpenv = cbptt_ftz_enter()
+            lstm_rows_backward(ch * ROW_CHUNK, chunk_end(ch, B), T, B, I, H,
+                               forget_gate, truncate, w_hh_p, w_ih_p, c0,
+                               gates, c, h, grad_h, grad_c, delta, delta_c,
+                               d_h0, d_c0, d_x)
+            cbptt_ftz_leave(fpenv)
+        # one part of the result's rows per thread (each packs the blocks of
+        # delta it passes over, so the parts are few and large)
+        nparts = grad_parts(M, nthreads)
+        for ch in prange(nparts, schedule="dynamic", chunksize=1,
+                         num_threads=nthreads):
+            fpenv = cbptt_ftz_enter()
+            part_range(M, nparts, ch, &lo, &hi)
+            lstm_weight_grads(lo, hi, T, B, I, H, GH, x, h0, h, delta,
+                              grads_t, delta_p + <long> ch * GRAD_K_BLOCK * GH)
+            cbptt_ftz_leave(fpenv)
+    transpose_into(GH, H, grads_t, d_w_hh)
+    transpose_into(GH, I, grads_t + <long> H * GH, d_w_ih)
+    memcpy(d_bias, grads_t + <long> (H + I) * GH, GH * sizeof(floating))
+
+
+cdef inline int grad_parts(int M, int nthreads) noexcept nogil:
+    """Parts of the weight-gradient rows for nthreads: at least 16 rows each."""
+    cdef int n = M // 16
+    return max(1, min(n, nthreads))
+
+
+cdef inline void part_range(int M, int nparts, int p, int *lo,
+                            int *hi) noexcept nogil:
+    """Rows [lo, hi) of part p of nparts: multiples of 4 rows, in order."""
+    cdef int size = ((M + nparts - 1) // nparts + 3) // 4 * 4
+    lo[0] = min(p * size, M)
+    hi[0] = min(lo[0] + size, M)
+
+
+cdef void transpose_into(int n, int m, const floating *a,
+                         floating *out) noexcept nogil:
+    """out (n x m) = a^T, a (m x n) row-major with row stride n; in 8 x 8
+    blocks so that both sides stay in cache lines."""
+    cdef int i0, j0, i, j, i1, j1
+    for i0 in range(0, m, 8):
+        i1 = min(i0 + 8, m)
+        for j0 in range(0, n, 8):
+            j1 = min(j0 + 8, n)
+            for j in range(j0, j1):
+                for i in range(i0, i1):
+                    out[<long> j * m + i] = a[<long> i * n + j]
 
 
 # ---------------------------------------------------------------------------
@@ -622,9 +721,11 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     _check_disjoint(w, ("delta", "delta_c", "d_w_ih", "d_w_hh", "d_bias",
                         "d_h0", "d_c0", "d_x", "x", "w_ih", "w_hh", "h0", "c0",
                         "gates", "c", "h", "grad_h", "grad_c"), s, 8, 18)
-    cdef floating[::1] work = np.empty(<long> GH * H,
-                                       np.asarray(delta).dtype)
     cdef int nthreads = threads_for(B, GH, H)
+    cdef floating[::1] work = np.empty(
+        <long> GH * (2 * H + 2 * I + 1
+                     + max(nthreads, 1) * GRAD_K_BLOCK),
+        np.asarray(delta).dtype)
     with nogil:
         fpenv = cbptt_ftz_enter()
         lstm_layer_backward(T, B, I, H, forget_gate, truncate, nthreads,
