@@ -611,6 +611,17 @@ cdef int _check_disjoint(str where, tuple names, const Span *s, int n_out,
     return 0
 
 
+def _limit_simd_level(int level):
+    """Test twin: run the LSTM kernels at most at SIMD ``level`` (2 AVX-512,
+    1 AVX2+FMA, 0 baseline); 99 restores the best. Returns the level used."""
+    return cbptt_isa_limit(level)
+
+
+def threads_used(int B, int H, bint forget_gate=True):
+    """How many threads the LSTM kernels use for B sequences of H units."""
+    return threads_for(B, (4 if forget_gate else 3) * H, H)
+
+
 def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                  const floating[:, ::1] w_hh, const floating[::1] bias,
                  const floating[:, ::1] h0, const floating[:, ::1] c0,
