@@ -121,6 +121,10 @@ cdef int ROW_CHUNK = 8
 # its panels in L1 while the rows of the gradient pass over it (measured:
 # 64 is best from H = 16 to 256).
 cdef int GRAD_K_BLOCK = 64
+# Rows of a packed weight matrix per block in the per-step products: a panel
+# of a block (128 rows x 64 floats, 32 doubles, with AVX-512) is 32 KiB, so
+# it stays in L1 while the rows of the batch pass over it.
+cdef int MM_K_BLOCK = 128
 
 
 cdef inline void pack(int n, int k, const floating *w, long rs, long cs,
@@ -139,6 +143,33 @@ cdef inline void small_mm(int m, int n, int k, const floating *a, long lda,
         cbptt_mm_f(m, n, k, a, lda, ak, w, ldw, c, ldc, accumulate)
     else:
         cbptt_mm_d(m, n, k, a, lda, ak, w, ldw, c, ldc, accumulate)
+
+
+cdef inline void pack_blocked(int n, int k, const floating *w, long rs,
+                              long cs, floating *packed) noexcept nogil:
+    """Pack W (k x n) as row blocks of MM_K_BLOCK rows, each packed on its own
+    and stored one after another (k * n elements in all), for
+    ``small_mm_blocked``."""
+    cdef int k0 = 0
+    while k0 < k:
+        pack(n, min(MM_K_BLOCK, k - k0), w + k0 * rs, rs, cs,
+             packed + <long> k0 * n)
+        k0 += MM_K_BLOCK
+
+
+cdef inline void small_mm_blocked(int m, int n, int k, const floating *a,
+                                  long lda, const floating *packed,
+                                  floating *c, long ldc,
+                                  bint accumulate) noexcept nogil:
+    """C (+)= A W with W packed by ``pack_blocked``: one product per row block
+    of W, so that each panel of the block stays in L1 while every row block
+    of A passes over it. Every element of C still gets its multiply-adds in
+    increasing k: the result is bitwise that of one product."""
+    cdef int k0 = 0
+    while k0 < k:
+        small_mm(m, n, min(MM_K_BLOCK, k - k0), a + k0, lda, 1,
+                 packed + <long> k0 * n, 0, c, ldc, accumulate or k0 > 0)
+        k0 += MM_K_BLOCK
 
 
 cdef inline void column_sums(floating *out, const floating *a, long rows,
@@ -241,7 +272,7 @@ cdef void lstm_rows_forward(
         int lo, int hi, int T, int B, int I, int H, bint forget_gate,
         const floating *x,        # IN  (T, B, I)
         const floating *w_ih_p,   # IN  W_ih^T packed (I x G*H)
-        const floating *w_hh_p,   # IN  W_hh^T packed (H x G*H)
+        const floating *w_hh_p,   # IN  W_hh^T packed in blocks (H x G*H)
         const floating *bias,     # IN  (G*H,)
         const floating *h0,       # IN  (B, H)
         const floating *c0,       # IN  (B, H)
@@ -267,7 +298,7 @@ cdef void lstm_rows_forward(
         small_mm(m, GH, I, x + (<long> t * B + lo) * I, I, 1, w_ih_p, 0, z,
                  GH, False)
         # z(t) += h(t-1) W_hh^T:  (m x G*H) = (m x H)(H x G*H)
-        small_mm(m, GH, H, h_prev, H, 1, w_hh_p, 0, z, GH, True)
+        small_mm_blocked(m, GH, H, h_prev, H, w_hh_p, z, GH, True)
         lstm_cell_forward(m, H, forget_gate, z, bias, c_prev, c_t, h_t)
         h_prev = h_t
         c_prev = c_t
@@ -297,7 +328,7 @@ cdef void lstm_layer_forward(
     cdef unsigned int fpenv
     cdef floating *w_hh_p = work
     cdef floating *w_ih_p = work + <long> GH * H
-    pack(GH, H, w_hh, 1, H, w_hh_p)         # W[k, j] = W_hh[j, k]
+    pack_blocked(GH, H, w_hh, 1, H, w_hh_p)     # W[k, j] = W_hh[j, k]
     pack(GH, I, w_ih, 1, I, w_ih_p)         # W[i, j] = W_ih[j, i]
     if nthreads <= 1:
         lstm_rows_forward(0, B, T, B, I, H, forget_gate, x, w_ih_p, w_hh_p,
@@ -315,7 +346,7 @@ cdef void lstm_layer_forward(
 cdef void lstm_rows_backward(
         int lo, int hi, int T, int B, int I, int H, bint forget_gate,
         int truncate,
-        const floating *w_hh_p,   # IN  W_hh packed (G*H x H)
+        const floating *w_hh_p,   # IN  W_hh packed in blocks (G*H x H)
         const floating *w_ih_p,   # IN  W_ih packed (G*H x I)
         const floating *c0,       # IN  (B, H)
         const floating *gates,    # IN  (T, B, G*H) activated gates
@@ -353,7 +384,7 @@ cdef void lstm_rows_backward(
         carry = carries_into(t, truncate)
         if carry or t == 0:
             # carry_h = delta(t) W_hh (dh0 at t = 0):  (m x H) = (m x G*H)(G*H x H)
-            small_mm(m, H, GH, d_t, GH, 1, w_hh_p, 0, d_h0 + rh, H, False)
+            small_mm_blocked(m, H, GH, d_t, GH, w_hh_p, d_h0 + rh, H, False)
 
 
 cdef void lstm_weight_grads(
@@ -438,7 +469,7 @@ cdef void lstm_layer_backward(
     cdef floating *w_ih_p = w_hh_p + <long> GH * H
     cdef floating *grads_t = w_ih_p + <long> GH * I
     cdef floating *delta_p = grads_t + <long> M * GH
-    pack(H, GH, w_hh, H, 1, w_hh_p)         # W[k, j] = W_hh[k, j]
+    pack_blocked(H, GH, w_hh, H, 1, w_hh_p)     # W[k, j] = W_hh[k, j]
     pack(I, GH, w_ih, I, 1, w_ih_p)         # W[k, i] = W_ih[k, i]
     if nthreads <= 1:
         lstm_rows_backward(0, B, T, B, I, H, forget_gate, truncate, w_hh_p,
