@@ -3,11 +3,21 @@
 Design contract
 ---------------
 * Layout, as in ``_elman``: every per-step array is time-major and
-  C-contiguous, ``(T, B, .)``; the input projection of all steps is one GEMM
-  over ``T*B`` rows before the time loop, each step then does one GEMM for the
-  recurrent product, and the weight gradients are GEMMs over all steps after
-  the backward loop. ``cbptt.functional`` is batch-first and converts at the
-  boundary.
+  C-contiguous, ``(T, B, .)``. ``cbptt.functional`` is batch-first and
+  converts at the boundary.
+* Products: no BLAS. Every product is a register-tiled loop of
+  ``src/cbptt_simd.h`` (AVX-512, AVX2+FMA or baseline, chosen at run time)
+  on weights packed once per call: per step the input and recurrent
+  products of the forward pass, the carried error ``delta(t) W_hh`` and
+  ``dx(t)`` of the backward pass; after the backward loop
+  ``[dW_hh | dW_ih | db]^T`` as one all-steps product in blocks of
+  ``GRAD_K_BLOCK`` rows.
+* Threads: sequences are independent, so with ``nthreads > 1`` (OpenMP,
+  when the per-step work pays for it, see ``threads_for``) the threads take
+  chunks of ``ROW_CHUNK`` sequences and run the whole time loop on each: no
+  per-step barrier. The weight gradients are then split by rows. Every
+  element is computed by the same operations in the same order whatever
+  the split, so results are bitwise identical for any thread count.
 * Gates are packed in PyTorch's order: ``i, f, g, o`` for the forget-gate
   form (``G = 4``), ``i, g, o`` for the 1997 form (``G = 3``); ``W_ih
   (G*H, I)``, ``W_hh (G*H, H)``, one ``bias (G*H,)``. ``sigma`` is the
@@ -36,22 +46,23 @@ Design contract
 * The CEC: ``s(t) = s(t-1) + W_ih x(t) + b`` (identity unit, self-weight
   fixed at 1). Its error signal is ``delta(t) = e(t) + delta(t+1)``: with the
   loss at the last step only, it is the same at every step.
-* One step of a cell is ONE fused loop over its ``B x H`` units: the forward
-  loop applies the gate nonlinearities and the cell update, the backward loop
-  computes all ``G`` gate deltas and the carried cell error.
+* One step of a cell is ONE fused loop over its ``B x H`` units
+  (``src/cbptt_lstm.h``, vectorised, tanh and the logistic included): the
+  forward loop applies the gate nonlinearities and the cell update, the
+  backward loop computes all ``G`` gate deltas and the carried cell error.
 * Truncation ``k``: windows ``[0, k), [k, 2k), ...``; at a window start
   ``t0 > 0`` both carried errors (through ``h`` and through ``c``) are
   dropped, what ``h.detach(); c.detach()`` every k steps does. ``dh0`` and
   ``dc0`` come from step 0.
 * Kernels are ``noexcept nogil``, allocate nothing, and run with
-  flush-to-zero/denormals-are-zero set (restored on exit).
+  flush-to-zero/denormals-are-zero set in every thread (restored on exit).
 
 Kernel-level ``def`` wrappers (stable; called directly by the estimators)
 --------------------------------------------------------------------------
 All arrays are C-contiguous, of one dtype (float32 or float64), time-major.
 The wrappers check every shape (``ValueError`` naming the wrapper and the
-argument), then release the GIL; they allocate nothing and overwrite the
-``OUT`` arrays. An output that shares memory with any other argument is
+argument), allocate the packed-weight workspace, then release the GIL; they
+overwrite the ``OUT`` arrays. An output that shares memory with any other argument is
 refused (``ValueError``); inputs may share memory with each other (e.g.
 ``h0`` and ``c0`` one zero array). ``x`` may be any caller buffer of shape
 ``(T, B, I)``, e.g. the ``h`` of a layer below.
@@ -83,9 +94,7 @@ from libc.string cimport memcpy
 
 import numpy as np
 
-from cbptt._blas cimport gemm
-from cbptt._kernels cimport (cbptt_column_sums_f, cbptt_column_sums_d,
-                             cbptt_ftz_enter, cbptt_ftz_leave)
+from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
 from cbptt._simd cimport (cbptt_isa_limit, cbptt_max_threads, cbptt_pack_f,
                           cbptt_pack_d, cbptt_mm_f, cbptt_mm_d)
 
@@ -172,14 +181,6 @@ cdef inline void small_mm_blocked(int m, int n, int k, const floating *a,
         k0 += MM_K_BLOCK
 
 
-cdef inline void column_sums(floating *out, const floating *a, long rows,
-                             long cols) noexcept nogil:
-    if floating is float:
-        cbptt_column_sums_f(out, a, rows, cols)
-    else:
-        cbptt_column_sums_d(out, a, rows, cols)
-
-
 cdef inline bint carries_into(int t, int truncate) noexcept nogil:
     """Whether the error at step t flows on to step t-1 (no window start at t)."""
     return t > 0 and (truncate <= 0 or t % truncate != 0)
@@ -200,27 +201,6 @@ cdef inline int n_chunks(int rows) noexcept nogil:
 
 cdef inline int chunk_end(int c, int rows) noexcept nogil:
     return (c + 1) * ROW_CHUNK if (c + 1) * ROW_CHUNK < rows else rows
-
-
-cdef void input_side_grads(
-        int TB, int I, int N,
-        const floating *x,        # IN  (T*B, I)
-        const floating *w_ih,     # IN  (N, I)
-        const floating *delta,    # IN  (T*B, N) dL/dz for every step
-        floating *d_w_ih,         # OUT (N, I)
-        floating *d_bias,         # OUT (N,)
-        floating *d_x,            # OUT (T*B, I), or NULL to skip
-) noexcept nogil:
-    """The gradients of z = W_ih x + b over all steps at once (N = H; the CEC)."""
-    # dW_ih = delta^T x:  (N x I) = (N x T*B)(T*B x I)
-    gemm(True, False, N, I, TB, <floating> 1.0, delta, N, x, I,
-         <floating> 0.0, d_w_ih, I)
-    if d_x != NULL:
-        # dx = delta W_ih:  (T*B x I) = (T*B x N)(N x I)
-        gemm(False, False, TB, I, N, <floating> 1.0, delta, N, w_ih, I,
-             <floating> 0.0, d_x, I)
-    # db = sum over all T*B rows of delta
-    column_sums(d_bias, delta, TB, N)
 
 
 # ---------------------------------------------------------------------------
@@ -387,17 +367,18 @@ cdef void lstm_rows_backward(
             small_mm_blocked(m, H, GH, d_t, GH, w_hh_p, d_h0 + rh, H, False)
 
 
-cdef void lstm_weight_grads(
-        int lo, int hi, int T, int B, int I, int H, int GH,
+cdef void weight_grads_t(
+        int lo, int hi, int T, int B, int I, int Hr, int N,
         const floating *x,        # IN  (T, B, I)
-        const floating *h0,       # IN  (B, H)
-        const floating *h,        # IN  (T, B, H)
-        const floating *delta,    # IN  (T, B, G*H)
-        floating *grads_t,        # OUT (H + I + 1, G*H), rows [lo, hi)
-        floating *delta_p,        # WORK (GRAD_K_BLOCK * G*H)
+        const floating *h0,       # IN  (B, Hr) (unused if Hr == 0)
+        const floating *h,        # IN  (T, B, Hr) (unused if Hr == 0)
+        const floating *delta,    # IN  (T, B, N) dL/dz(t)
+        floating *grads_t,        # OUT (Hr + I + 1, N), rows [lo, hi)
+        floating *delta_p,        # WORK (GRAD_K_BLOCK * N)
 ) noexcept nogil:
     """Rows [lo, hi) of [dW_hh | dW_ih | db]^T = [h(t-1) | x(t) | 1]^T delta(t)
-    summed over every step t and sequence, in one order for every element.
+    summed over every step t and sequence, for z = W_hh h(t-1) + W_ih x(t)
+    + b (Hr = 0: no recurrent part, the CEC), in one order for every element.
 
     The sum over the T*B rows runs in blocks of GRAD_K_BLOCK rows (the first
     B rows take h0 for h(t-1)); each block of delta is packed once and every
@@ -405,30 +386,31 @@ cdef void lstm_weight_grads(
     """
     cdef long TB = <long> T * B
     cdef long k0 = 0, kend
-    cdef int a, b
+    cdef int a, b, kc
     cdef floating one = 1
     cdef const floating *hp
     cdef bint more
     while k0 < TB:
         kend = min(k0 + GRAD_K_BLOCK, B if k0 < B else TB)
+        kc = <int> (kend - k0)
         more = k0 > 0
-        # the block of delta: (kc x G*H), packed
-        pack(GH, <int> (kend - k0), delta + k0 * GH, GH, 1, delta_p)
-        hp = h0 + k0 * H if k0 < B else h + (k0 - B) * H
-        # dW_hh^T (+)= h(t-1)^T delta:  (m x G*H) = (m x kc)(kc x G*H)
-        a, b = lo, min(hi, H)
+        # the block of delta: (kc x N), packed
+        pack(N, kc, delta + k0 * N, N, 1, delta_p)
+        # dW_hh^T (+)= h(t-1)^T delta:  (m x N) = (m x kc)(kc x N)
+        a, b = lo, min(hi, Hr)
         if b > a:
-            small_mm(b - a, GH, <int> (kend - k0), hp + a, 1, H, delta_p, 0,
-                     grads_t + <long> a * GH, GH, more)
-        # dW_ih^T (+)= x^T delta:  (m x G*H) = (m x kc)(kc x G*H)
-        a, b = max(lo, H), min(hi, H + I)
+            hp = h0 + k0 * Hr if k0 < B else h + (k0 - B) * Hr
+            small_mm(b - a, N, kc, hp + a, 1, Hr, delta_p, 0,
+                     grads_t + <long> a * N, N, more)
+        # dW_ih^T (+)= x^T delta:  (m x N) = (m x kc)(kc x N)
+        a, b = max(lo, Hr), min(hi, Hr + I)
         if b > a:
-            small_mm(b - a, GH, <int> (kend - k0), x + k0 * I + (a - H), 1, I,
-                     delta_p, 0, grads_t + <long> a * GH, GH, more)
-        # db (+)= 1^T delta:  (1 x G*H) = (1 x kc)(kc x G*H)
-        if hi == H + I + 1:
-            small_mm(1, GH, <int> (kend - k0), &one, 0, 0, delta_p, 0,
-                     grads_t + <long> (H + I) * GH, GH, more)
+            small_mm(b - a, N, kc, x + k0 * I + (a - Hr), 1, I, delta_p, 0,
+                     grads_t + <long> a * N, N, more)
+        # db (+)= 1^T delta:  (1 x N) = (1 x kc)(kc x N)
+        if hi == Hr + I + 1:
+            small_mm(1, N, kc, &one, 0, 0, delta_p, 0,
+                     grads_t + <long> (Hr + I) * N, N, more)
         k0 = kend
 
 
@@ -475,8 +457,8 @@ cdef void lstm_layer_backward(
         lstm_rows_backward(0, B, T, B, I, H, forget_gate, truncate, w_hh_p,
                            w_ih_p, c0, gates, c, h, grad_h, grad_c, delta,
                            delta_c, d_h0, d_c0, d_x)
-        lstm_weight_grads(0, M, T, B, I, H, GH, x, h0, h, delta, grads_t,
-                          delta_p)
+        weight_grads_t(0, M, T, B, I, H, GH, x, h0, h, delta, grads_t,
+                       delta_p)
     else:
         for ch in prange(n_chunks(B), schedule="dynamic", chunksize=1,
                          num_threads=nthreads):
@@ -493,8 +475,8 @@ cdef void lstm_layer_backward(
                          num_threads=nthreads):
             fpenv = cbptt_ftz_enter()
             part_range(M, nparts, ch, &lo, &hi)
-            lstm_weight_grads(lo, hi, T, B, I, H, GH, x, h0, h, delta,
-                              grads_t, delta_p + <long> ch * GRAD_K_BLOCK * GH)
+            weight_grads_t(lo, hi, T, B, I, H, GH, x, h0, h, delta, grads_t,
+                           delta_p + <long> ch * GRAD_K_BLOCK * GH)
             cbptt_ftz_leave(fpenv)
     transpose_into(GH, H, grads_t, d_w_hh)
     transpose_into(GH, I, grads_t + <long> H * GH, d_w_ih)
@@ -540,15 +522,16 @@ cdef void cec_layer_forward(
         const floating *bias,     # IN  (H,)
         const floating *h0,       # IN  (B, H) s(-1)
         floating *h,              # OUT (T, B, H) s(t)
+        floating *work,           # WORK (H * I): W_ih^T packed
 ) noexcept nogil:
     """s(t) = s(t-1) + W_ih x(t) + b for t = 0..T-1."""
     cdef int t, b, j
     cdef long BH = <long> B * H
     cdef const floating *s_prev = h0
     cdef floating *s
+    pack(H, I, w_ih, 1, I, work)            # W[i, j] = W_ih[j, i]
     # W_ih x for every step at once:  (T*B x H) = (T*B x I)(I x H)
-    gemm(False, True, T * B, H, I, <floating> 1.0, x, I, w_ih, I,
-         <floating> 0.0, h, H)
+    small_mm(T * B, H, I, x, I, 1, work, 0, h, H, False)
     for t in range(T):
         s = h + t * BH
         for b in range(B):
@@ -567,12 +550,16 @@ cdef void cec_layer_backward(
         floating *d_bias,         # OUT (H,)
         floating *d_h0,           # OUT (B, H)
         floating *d_x,            # OUT (T, B, I), or NULL to skip
+        floating *work,           # WORK (H * (2 I + 1 + GRAD_K_BLOCK))
 ) noexcept nogil:
     """delta(t) = e(t) + delta(t+1): the carousel, windowed by truncate."""
     cdef int t
     cdef long k, BH = <long> B * H
     cdef floating *d
     cdef const floating *g
+    cdef floating *w_ih_p = work
+    cdef floating *grads_t = w_ih_p + <long> H * I
+    cdef floating *delta_p = grads_t + <long> (I + 1) * H
     for t in range(T - 1, -1, -1):
         d = delta + t * BH
         g = grad_h + t * BH
@@ -585,7 +572,15 @@ cdef void cec_layer_backward(
     # ds(-1) = delta(0): the self-weight is 1
     for k in range(BH):
         d_h0[k] = delta[k]
-    input_side_grads(T * B, I, H, x, w_ih, delta, d_w_ih, d_bias, d_x)
+    # [dW_ih | db]^T = [x | 1]^T delta over all steps
+    weight_grads_t(0, I + 1, T, B, I, 0, H, x, NULL, NULL, delta, grads_t,
+                   delta_p)
+    transpose_into(H, I, grads_t, d_w_ih)
+    memcpy(d_bias, grads_t + <long> I * H, H * sizeof(floating))
+    if d_x != NULL:
+        # dx = delta W_ih:  (T*B x I) = (T*B x H)(H x I)
+        pack(I, H, w_ih, I, 1, w_ih_p)      # W[k, i] = W_ih[k, i]
+        small_mm(T * B, I, H, delta, H, 1, w_ih_p, 0, d_x, I, False)
 
 
 # ---------------------------------------------------------------------------
@@ -800,10 +795,11 @@ def cec_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     s[3] = _span(&bias[0], H * n)
     s[4] = _span(&h0[0, 0], B * H * n)
     _check_disjoint(w, ("h", "x", "w_ih", "bias", "h0"), s, 1, 5)
+    cdef floating[::1] work = np.empty(<long> H * I, np.asarray(h).dtype)
     with nogil:
         fpenv = cbptt_ftz_enter()
         cec_layer_forward(T, B, I, H, &x[0, 0, 0], &w_ih[0, 0], &bias[0],
-                          &h0[0, 0], &h[0, 0, 0])
+                          &h0[0, 0], &h[0, 0, 0], &work[0])
         cbptt_ftz_leave(fpenv)
 
 
@@ -842,9 +838,11 @@ def cec_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     s[7] = _span(&grad_h[0, 0, 0], TB * H * n)
     _check_disjoint(w, ("delta", "d_w_ih", "d_bias", "d_h0", "d_x", "x",
                         "w_ih", "grad_h"), s, 5, 8)
+    cdef floating[::1] work = np.empty(
+        <long> H * (2 * I + 1 + GRAD_K_BLOCK), np.asarray(delta).dtype)
     with nogil:
         fpenv = cbptt_ftz_enter()
         cec_layer_backward(T, B, I, H, truncate, &x[0, 0, 0], &w_ih[0, 0],
                            &grad_h[0, 0, 0], &delta[0, 0, 0], &d_w_ih[0, 0],
-                           &d_bias[0], &d_h0[0, 0], p_d_x)
+                           &d_bias[0], &d_h0[0, 0], p_d_x, &work[0])
         cbptt_ftz_leave(fpenv)
