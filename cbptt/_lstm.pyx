@@ -95,8 +95,8 @@ from libc.string cimport memcpy
 import numpy as np
 
 from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
-from cbptt._simd cimport (cbptt_isa_limit, cbptt_max_threads, cbptt_pack_f,
-                          cbptt_pack_d, cbptt_mm_f, cbptt_mm_d)
+from cbptt._simd cimport (cbptt_isa_limit, cbptt_max_threads, pack, small_mm,
+                          n_chunks, chunk_end)
 
 cdef extern from "cbptt_lstm.h" nogil:
     void cbptt_lstm_fwd_rows_f(int m, int H, int fg, float *z, const float *b,
@@ -134,24 +134,6 @@ cdef int GRAD_K_BLOCK = 64
 # of a block (128 rows x 64 floats, 32 doubles, with AVX-512) is 32 KiB, so
 # it stays in L1 while the rows of the batch pass over it.
 cdef int MM_K_BLOCK = 128
-
-
-cdef inline void pack(int n, int k, const floating *w, long rs, long cs,
-                      floating *packed) noexcept nogil:
-    if floating is float:
-        cbptt_pack_f(n, k, w, rs, cs, packed)
-    else:
-        cbptt_pack_d(n, k, w, rs, cs, packed)
-
-
-cdef inline void small_mm(int m, int n, int k, const floating *a, long lda,
-                          long ak, const floating *w, long ldw, floating *c,
-                          long ldc, bint accumulate) noexcept nogil:
-    """C (+)= A W, A[r, k] = a[r*lda + k*ak]; W packed (ldw 0) or row-major."""
-    if floating is float:
-        cbptt_mm_f(m, n, k, a, lda, ak, w, ldw, c, ldc, accumulate)
-    else:
-        cbptt_mm_d(m, n, k, a, lda, ak, w, ldw, c, ldc, accumulate)
 
 
 cdef inline void pack_blocked(int n, int k, const floating *w, long rs,
@@ -193,14 +175,6 @@ cdef int threads_for(int B, int GH, int H) noexcept nogil:
     if <long> B * GH * H < PARALLEL_MIN_WORK or B < 2 * ROW_CHUNK:
         return 1
     return n if n > 1 else 1
-
-
-cdef inline int n_chunks(int rows) noexcept nogil:
-    return (rows + ROW_CHUNK - 1) // ROW_CHUNK
-
-
-cdef inline int chunk_end(int c, int rows) noexcept nogil:
-    return (c + 1) * ROW_CHUNK if (c + 1) * ROW_CHUNK < rows else rows
 
 
 # ---------------------------------------------------------------------------
@@ -314,12 +288,12 @@ cdef void lstm_layer_forward(
         lstm_rows_forward(0, B, T, B, I, H, forget_gate, x, w_ih_p, w_hh_p,
                           bias, h0, c0, gates, c, h)
         return
-    for ch in prange(n_chunks(B), schedule="dynamic", chunksize=1,
-                     num_threads=nthreads):
+    for ch in prange(n_chunks(B, ROW_CHUNK), schedule="dynamic",
+                     chunksize=1, num_threads=nthreads):
         fpenv = cbptt_ftz_enter()
-        lstm_rows_forward(ch * ROW_CHUNK, chunk_end(ch, B), T, B, I, H,
-                          forget_gate, x, w_ih_p, w_hh_p, bias, h0, c0, gates,
-                          c, h)
+        lstm_rows_forward(ch * ROW_CHUNK, chunk_end(ch, B, ROW_CHUNK), T, B,
+                          I, H, forget_gate, x, w_ih_p, w_hh_p, bias, h0, c0,
+                          gates, c, h)
         cbptt_ftz_leave(fpenv)
 
 
@@ -460,13 +434,13 @@ cdef void lstm_layer_backward(
         weight_grads_t(0, M, T, B, I, H, GH, x, h0, h, delta, grads_t,
                        delta_p)
     else:
-        for ch in prange(n_chunks(B), schedule="dynamic", chunksize=1,
-                         num_threads=nthreads):
+        for ch in prange(n_chunks(B, ROW_CHUNK), schedule="dynamic",
+                         chunksize=1, num_threads=nthreads):
             fpenv = cbptt_ftz_enter()
-            lstm_rows_backward(ch * ROW_CHUNK, chunk_end(ch, B), T, B, I, H,
-                               forget_gate, truncate, w_hh_p, w_ih_p, c0,
-                               gates, c, h, grad_h, grad_c, delta, delta_c,
-                               d_h0, d_c0, d_x)
+            lstm_rows_backward(ch * ROW_CHUNK, chunk_end(ch, B, ROW_CHUNK), T,
+                               B, I, H, forget_gate, truncate, w_hh_p, w_ih_p,
+                               c0, gates, c, h, grad_h, grad_c, delta,
+                               delta_c, d_h0, d_c0, d_x)
             cbptt_ftz_leave(fpenv)
         # one part of the result's rows per thread (each packs the blocks of
         # delta it passes over, so the parts are few and large)

@@ -25,3 +25,37 @@ cdef extern from "cbptt_simd.h" nogil:
 
 cdef extern from "cbptt_fpenv.h" nogil:
     int cbptt_max_threads()
+
+
+# Fused-type wrappers (one source for float32 and float64) and the row-chunk
+# arithmetic of the batch split, for the kernels that cimport them.
+from cython cimport floating
+
+
+cdef inline void pack(int n, int k, const floating *w, long rs, long cs,
+                      floating *packed) noexcept nogil:
+    """cbptt_pack: W[kk, j] = w[kk*rs + j*cs] (k x n) into ``packed``."""
+    if floating is float:
+        cbptt_pack_f(n, k, w, rs, cs, packed)
+    else:
+        cbptt_pack_d(n, k, w, rs, cs, packed)
+
+
+cdef inline void small_mm(int m, int n, int k, const floating *a, long lda,
+                          long ak, const floating *w, long ldw, floating *c,
+                          long ldc, bint accumulate) noexcept nogil:
+    """C (+)= A W, A[r, k] = a[r*lda + k*ak]; W packed (ldw 0) or row-major."""
+    if floating is float:
+        cbptt_mm_f(m, n, k, a, lda, ak, w, ldw, c, ldc, accumulate)
+    else:
+        cbptt_mm_d(m, n, k, a, lda, ak, w, ldw, c, ldc, accumulate)
+
+
+cdef inline int n_chunks(int rows, int chunk) noexcept nogil:
+    """How many chunks of ``chunk`` rows cover ``rows``."""
+    return (rows + chunk - 1) // chunk
+
+
+cdef inline int chunk_end(int c, int rows, int chunk) noexcept nogil:
+    """One past the last row of chunk ``c``."""
+    return (c + 1) * chunk if (c + 1) * chunk < rows else rows

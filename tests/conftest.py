@@ -31,3 +31,18 @@ def central_diff(loss, params, name, eps=1e-6):
         p[i] = old
         grad[i] = (up - down) / (2 * eps)
     return grad
+
+
+def simd_level_fixture(module):
+    """A fixture that runs a test once per SIMD level the CPU offers (0
+    baseline, 1 AVX2+FMA, 2 AVX-512), through ``module._limit_simd_level``;
+    the best level is restored afterwards."""
+    @pytest.fixture(params=[0, 1, 2], ids=["baseline", "avx2", "avx512"])
+    def simd_level(request):
+        used = module._limit_simd_level(request.param)
+        if used != request.param:
+            module._limit_simd_level(99)
+            pytest.skip(f"this CPU does not run SIMD level {request.param}")
+        yield used
+        module._limit_simd_level(99)
+    return simd_level

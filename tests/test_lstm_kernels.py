@@ -11,23 +11,17 @@ import pytest
 
 from cbptt import _lstm, lstm_backward, lstm_forward
 
-from conftest import rel_err
+from conftest import rel_err, simd_level_fixture
 from reference import lstm_backward_ref, lstm_forward_ref
 
-threadpoolctl = pytest.importorskip("threadpoolctl", reason="threadpoolctl not installed")
+threadpoolctl = pytest.importorskip("threadpoolctl",
+                                    reason="threadpoolctl not installed")
 
 SIZES = [(1, 16), (5, 33), (32, 16), (37, 64), (8, 100), (20, 130)]
 GRADS = ["weight_ih", "weight_hh", "bias", "h0", "c0", "x", "delta", "delta_c"]
 
 
-@pytest.fixture(params=[0, 1, 2], ids=["baseline", "avx2", "avx512"])
-def simd_level(request):
-    used = _lstm._limit_simd_level(request.param)
-    if used != request.param:
-        _lstm._limit_simd_level(99)
-        pytest.skip(f"this CPU does not run SIMD level {request.param}")
-    yield used
-    _lstm._limit_simd_level(99)
+simd_level = simd_level_fixture(_lstm)
 
 
 def _problem(rng, B, H, forget_gate=True, T=7, I=8):
@@ -45,8 +39,8 @@ def _problem(rng, B, H, forget_gate=True, T=7, I=8):
 
 
 def _forward(p, forget_gate, dtype=np.float64):
-    return lstm_forward(*(p[k].astype(dtype) for k in ("x", "w_ih", "w_hh", "b",
-                                                       "h0", "c0")),
+    names = ("x", "w_ih", "w_hh", "b", "h0", "c0")
+    return lstm_forward(*(p[k].astype(dtype) for k in names),
                         forget_gate=forget_gate)
 
 
@@ -138,7 +132,7 @@ def test_bitwise_same_for_any_thread_count(rng, dtype, B, H, forget_gate):
 
 
 def test_threads_policy():
-    assert _lstm.threads_used(32, 8) == 1             # too little work per step
+    assert _lstm.threads_used(32, 8) == 1         # too little work per step
     with threadpoolctl.threadpool_limits(limits=1):
         assert _lstm.threads_used(32, 256) == 1       # the OpenMP limit holds
     assert _lstm.threads_used(8, 256) == 1            # too few rows to split
