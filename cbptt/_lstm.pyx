@@ -15,7 +15,7 @@ Design contract
 * Threads: sequences are independent, so with ``nthreads > 1`` (OpenMP,
   when the per-step work pays for it, see ``threads_for``) the threads take
   chunks of ``ROW_CHUNK`` sequences and run the whole time loop on each: no
-  per-step barrier. The weight gradients are then split by rows. Every
+  per-step barrier. The weight gradients are then split by columns. Every
   element is computed by the same operations in the same order whatever
   the split, so results are bitwise identical for any thread count.
 * Gates are packed in PyTorch's order: ``i, f, g, o`` for the forget-gate
@@ -89,7 +89,7 @@ d_x)``
     (T,B,I)`` or None.
 """
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.string cimport memcpy
 
 import numpy as np
@@ -134,6 +134,9 @@ cdef int GRAD_K_BLOCK = 64
 # of a block (128 rows x 64 floats, 32 doubles, with AVX-512) is 32 KiB, so
 # it stays in L1 while the rows of the batch pass over it.
 cdef int MM_K_BLOCK = 128
+# Columns of the weight gradients per part when threads share them (a
+# multiple of every panel width): each part packs only its columns of delta.
+cdef int GRAD_N_PART = 128
 
 
 cdef inline void pack_blocked(int n, int k, const floating *w, long rs,
@@ -342,49 +345,46 @@ cdef void lstm_rows_backward(
 
 
 cdef void weight_grads_t(
-        int lo, int hi, int T, int B, int I, int Hr, int N,
+        int j0, int j1, int T, int B, int I, int Hr, int N,
         const floating *x,        # IN  (T, B, I)
         const floating *h0,       # IN  (B, Hr) (unused if Hr == 0)
         const floating *h,        # IN  (T, B, Hr) (unused if Hr == 0)
         const floating *delta,    # IN  (T, B, N) dL/dz(t)
-        floating *grads_t,        # OUT (Hr + I + 1, N), rows [lo, hi)
-        floating *delta_p,        # WORK (GRAD_K_BLOCK * N)
+        floating *grads_t,        # OUT (Hr + I + 1, N), columns [j0, j1)
+        floating *delta_p,        # WORK (GRAD_K_BLOCK * (j1 - j0))
 ) noexcept nogil:
-    """Rows [lo, hi) of [dW_hh | dW_ih | db]^T = [h(t-1) | x(t) | 1]^T delta(t)
-    summed over every step t and sequence, for z = W_hh h(t-1) + W_ih x(t)
-    + b (Hr = 0: no recurrent part, the CEC), in one order for every element.
+    """Columns [j0, j1) of [dW_hh | dW_ih | db]^T = [h(t-1) | x(t) | 1]^T
+    delta(t) summed over every step t and sequence, for z = W_hh h(t-1) +
+    W_ih x(t) + b (Hr = 0: no recurrent part, the CEC), in one order for
+    every element.
 
     The sum over the T*B rows runs in blocks of GRAD_K_BLOCK rows (the first
-    B rows take h0 for h(t-1)); each block of delta is packed once and every
-    row of the result passes over it.
+    B rows take h0 for h(t-1)); the block's columns [j0, j1) of delta are
+    packed once and every row of the result passes over them.
     """
     cdef long TB = <long> T * B
     cdef long k0 = 0, kend
-    cdef int a, b, kc
+    cdef int kc, n = j1 - j0
     cdef floating one = 1
     cdef const floating *hp
+    cdef floating *out = grads_t + j0
     cdef bint more
     while k0 < TB:
         kend = min(k0 + GRAD_K_BLOCK, B if k0 < B else TB)
         kc = <int> (kend - k0)
         more = k0 > 0
-        # the block of delta: (kc x N), packed
-        pack(N, kc, delta + k0 * N, N, 1, delta_p)
-        # dW_hh^T (+)= h(t-1)^T delta:  (m x N) = (m x kc)(kc x N)
-        a, b = lo, min(hi, Hr)
-        if b > a:
+        # the block of delta: (kc x n), packed
+        pack(n, kc, delta + k0 * N + j0, N, 1, delta_p)
+        if Hr > 0:
+            # dW_hh^T (+)= h(t-1)^T delta:  (Hr x n) = (Hr x kc)(kc x n)
             hp = h0 + k0 * Hr if k0 < B else h + (k0 - B) * Hr
-            small_mm(b - a, N, kc, hp + a, 1, Hr, delta_p, 0,
-                     grads_t + <long> a * N, N, more)
-        # dW_ih^T (+)= x^T delta:  (m x N) = (m x kc)(kc x N)
-        a, b = max(lo, Hr), min(hi, Hr + I)
-        if b > a:
-            small_mm(b - a, N, kc, x + k0 * I + (a - Hr), 1, I, delta_p, 0,
-                     grads_t + <long> a * N, N, more)
-        # db (+)= 1^T delta:  (1 x N) = (1 x kc)(kc x N)
-        if hi == Hr + I + 1:
-            small_mm(1, N, kc, &one, 0, 0, delta_p, 0,
-                     grads_t + <long> (Hr + I) * N, N, more)
+            small_mm(Hr, n, kc, hp, 1, Hr, delta_p, 0, out, N, more)
+        # dW_ih^T (+)= x^T delta:  (I x n) = (I x kc)(kc x n)
+        small_mm(I, n, kc, x + k0 * I, 1, I, delta_p, 0,
+                 out + <long> Hr * N, N, more)
+        # db (+)= 1^T delta:  (1 x n) = (1 x kc)(kc x n)
+        small_mm(1, n, kc, &one, 0, 0, delta_p, 0,
+                 out + <long> (Hr + I) * N, N, more)
         k0 = kend
 
 
@@ -409,15 +409,16 @@ cdef void lstm_layer_backward(
         floating *d_h0,           # OUT (B, H) (the h carry during the loop)
         floating *d_c0,           # OUT (B, H) (the c carry during the loop)
         floating *d_x,            # OUT (T, B, I), or NULL to skip
-        floating *work,           # WORK backward_work_size(...)
+        floating *work,           # WORK (G*H (2 H + 2 I + 1) + GRAD_K_BLOCK
+                                  #   max(G*H, nthreads GRAD_N_PART))
 ) noexcept nogil:
     """Exact (optionally windowed) BPTT through the LSTM layer.
 
     The recursion runs per chunk of sequences (taken by nthreads, no
     per-step barrier); the weight gradients are then all-steps products,
-    split by output rows. No result depends on nthreads.
+    split by columns. No result depends on nthreads.
     """
-    cdef int ch, i, j, lo, hi, nparts
+    cdef int ch
     cdef int GH = (4 if forget_gate else 3) * H
     cdef int M = H + I + 1
     cdef unsigned int fpenv
@@ -431,7 +432,7 @@ cdef void lstm_layer_backward(
         lstm_rows_backward(0, B, T, B, I, H, forget_gate, truncate, w_hh_p,
                            w_ih_p, c0, gates, c, h, grad_h, grad_c, delta,
                            delta_c, d_h0, d_c0, d_x)
-        weight_grads_t(0, M, T, B, I, H, GH, x, h0, h, delta, grads_t,
+        weight_grads_t(0, GH, T, B, I, H, GH, x, h0, h, delta, grads_t,
                        delta_p)
     else:
         for ch in prange(n_chunks(B, ROW_CHUNK), schedule="dynamic",
@@ -442,33 +443,18 @@ cdef void lstm_layer_backward(
                                c0, gates, c, h, grad_h, grad_c, delta,
                                delta_c, d_h0, d_c0, d_x)
             cbptt_ftz_leave(fpenv)
-        # one part of the result's rows per thread (each packs the blocks of
-        # delta it passes over, so the parts are few and large)
-        nparts = grad_parts(M, nthreads)
-        for ch in prange(nparts, schedule="dynamic", chunksize=1,
-                         num_threads=nthreads):
+        # columns of the result in parts of GRAD_N_PART, taken dynamically
+        for ch in prange(n_chunks(GH, GRAD_N_PART), schedule="dynamic",
+                         chunksize=1, num_threads=nthreads):
             fpenv = cbptt_ftz_enter()
-            part_range(M, nparts, ch, &lo, &hi)
-            weight_grads_t(lo, hi, T, B, I, H, GH, x, h0, h, delta, grads_t,
-                           delta_p + <long> ch * GRAD_K_BLOCK * GH)
+            weight_grads_t(ch * GRAD_N_PART, chunk_end(ch, GH, GRAD_N_PART),
+                           T, B, I, H, GH, x, h0, h, delta, grads_t,
+                           delta_p + <long> threadid() * GRAD_K_BLOCK
+                           * GRAD_N_PART)
             cbptt_ftz_leave(fpenv)
     transpose_into(GH, H, grads_t, d_w_hh)
     transpose_into(GH, I, grads_t + <long> H * GH, d_w_ih)
     memcpy(d_bias, grads_t + <long> (H + I) * GH, GH * sizeof(floating))
-
-
-cdef inline int grad_parts(int M, int nthreads) noexcept nogil:
-    """Parts of the weight-gradient rows for nthreads: at least 16 rows each."""
-    cdef int n = M // 16
-    return max(1, min(n, nthreads))
-
-
-cdef inline void part_range(int M, int nparts, int p, int *lo,
-                            int *hi) noexcept nogil:
-    """Rows [lo, hi) of part p of nparts: multiples of 4 rows, in order."""
-    cdef int size = ((M + nparts - 1) // nparts + 3) // 4 * 4
-    lo[0] = min(p * size, M)
-    hi[0] = min(lo[0] + size, M)
 
 
 cdef void transpose_into(int n, int m, const floating *a,
@@ -547,7 +533,7 @@ cdef void cec_layer_backward(
     for k in range(BH):
         d_h0[k] = delta[k]
     # [dW_ih | db]^T = [x | 1]^T delta over all steps
-    weight_grads_t(0, I + 1, T, B, I, 0, H, x, NULL, NULL, delta, grads_t,
+    weight_grads_t(0, H, T, B, I, 0, H, x, NULL, NULL, delta, grads_t,
                    delta_p)
     transpose_into(H, I, grads_t, d_w_ih)
     memcpy(d_bias, grads_t + <long> I * H, H * sizeof(floating))
@@ -734,9 +720,8 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                         "gates", "c", "h", "grad_h", "grad_c"), s, 8, 18)
     cdef int nthreads = threads_for(B, GH, H)
     cdef floating[::1] work = np.empty(
-        <long> GH * (2 * H + 2 * I + 1
-                     + max(nthreads, 1) * GRAD_K_BLOCK),
-        np.asarray(delta).dtype)
+        <long> GH * (2 * H + 2 * I + 1) + <long> GRAD_K_BLOCK
+        * max(GH, nthreads * GRAD_N_PART), np.asarray(delta).dtype)
     with nogil:
         fpenv = cbptt_ftz_enter()
         lstm_layer_backward(T, B, I, H, forget_gate, truncate, nthreads,
