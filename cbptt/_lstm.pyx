@@ -13,7 +13,7 @@ Design contract
   ``[dW_hh | dW_ih | db]^T`` as one all-steps product in blocks of
   ``GRAD_K_BLOCK`` rows.
 * Threads: sequences are independent, so with ``nthreads > 1`` (OpenMP,
-  when the per-step work pays for it, see ``threads_for``) the threads take
+  when the work of a call pays for it, see ``threads_for``) the threads take
   chunks of ``ROW_CHUNK`` sequences and run the whole time loop on each: no
   per-step barrier. The weight gradients are then split by columns. Every
   element is computed by the same operations in the same order whatever
@@ -117,10 +117,12 @@ cdef extern from "cbptt_lstm.h" nogil:
                                const double *carry_h, double *carry_c,
                                double *delta, double *delta_c)
 
-# Below this much per-step work (B * G*H * H multiply-adds of the recurrent
-# product; the gate nonlinearities scale with it) a second thread costs more
-# in wake-up and cache traffic than it saves (measured).
-cdef long PARALLEL_MIN_WORK = 32 * 64 * 16
+# Below this much work per call (T * B * G*H * H multiply-adds of the
+# recurrent product; the rest scales with it) a second thread costs more than
+# it saves: there is no barrier per step, but every thread must be scheduled
+# once per call, which on a busy machine can take a time slice (ms), and at
+# H = 16, T = 100, B = 32 a call is under 1 ms (measured).
+cdef long PARALLEL_MIN_WORK = 8 * 1000 * 1000
 # Rows of the batch per chunk: with threads, the chunks are taken
 # dynamically, so a thread the OS deschedules (a busy machine) delays the end
 # by one chunk at most.
@@ -171,11 +173,12 @@ cdef inline bint carries_into(int t, int truncate) noexcept nogil:
     return t > 0 and (truncate <= 0 or t % truncate != 0)
 
 
-cdef int threads_for(int B, int GH, int H) noexcept nogil:
-    """Threads for a layer of B sequences: 1, or the OpenMP limit when the
-    per-step work pays for it and there are at least two row chunks."""
+cdef int threads_for(int T, int B, int GH, int H) noexcept nogil:
+    """Threads for a layer of B sequences of T steps: 1, or the OpenMP limit
+    when the work of a call pays for it and there are at least two row
+    chunks."""
     cdef int n = cbptt_max_threads()
-    if <long> B * GH * H < PARALLEL_MIN_WORK or B < 2 * ROW_CHUNK:
+    if <long> T * B * GH * H < PARALLEL_MIN_WORK or B < 2 * ROW_CHUNK:
         return 1
     return n if n > 1 else 1
 
@@ -603,9 +606,10 @@ def _limit_simd_level(int level):
     return cbptt_isa_limit(level)
 
 
-def threads_used(int B, int H, bint forget_gate=True):
-    """How many threads the LSTM kernels use for B sequences of H units."""
-    return threads_for(B, (4 if forget_gate else 3) * H, H)
+def threads_used(int T, int B, int H, bint forget_gate=True):
+    """How many threads the LSTM kernels use for B sequences of T steps and
+    H units."""
+    return threads_for(T, B, (4 if forget_gate else 3) * H, H)
 
 
 def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
@@ -642,7 +646,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                         "c0"), s, 3, 9)
     cdef floating[::1] work = np.empty(<long> GH * (H + I),
                                        np.asarray(h).dtype)
-    cdef int nthreads = threads_for(B, GH, H)
+    cdef int nthreads = threads_for(T, B, GH, H)
     with nogil:
         fpenv = cbptt_ftz_enter()
         lstm_layer_forward(T, B, I, H, forget_gate, nthreads, &x[0, 0, 0],
@@ -718,7 +722,7 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     _check_disjoint(w, ("delta", "delta_c", "d_w_ih", "d_w_hh", "d_bias",
                         "d_h0", "d_c0", "d_x", "x", "w_ih", "w_hh", "h0", "c0",
                         "gates", "c", "h", "grad_h", "grad_c"), s, 8, 18)
-    cdef int nthreads = threads_for(B, GH, H)
+    cdef int nthreads = threads_for(T, B, GH, H)
     cdef floating[::1] work = np.empty(
         <long> GH * (2 * H + 2 * I + 1) + <long> GRAD_K_BLOCK
         * max(GH, nthreads * GRAD_N_PART), np.asarray(delta).dtype)

@@ -123,16 +123,19 @@ def _assert_same(a, b):
 @pytest.mark.parametrize("B,H,forget_gate", [(32, 64, True), (37, 48, False),
                                              (19, 100, True), (32, 130, True)])
 def test_bitwise_same_for_any_thread_count(rng, dtype, B, H, forget_gate):
-    p = _problem(rng, B, H, forget_gate, T=12)
+    T = 60
+    p = _problem(rng, B, H, forget_gate, T=T)
     with threadpoolctl.threadpool_limits(limits=2):
-        if _lstm.threads_used(B, H, forget_gate) < 2:
+        if _lstm.threads_used(T, B, H, forget_gate) < 2:
             pytest.skip("the kernels run one thread here (one CPU)")
     one, two = _runs(p, forget_gate, dtype, (1, 2), truncate=5)
     _assert_same(one, two)
 
 
 def test_threads_policy():
-    assert _lstm.threads_used(32, 8) == 1         # too little work per step
+    assert _lstm.threads_used(100, 32, 16) == 1       # too little work per call
     with threadpoolctl.threadpool_limits(limits=1):
-        assert _lstm.threads_used(32, 256) == 1       # the OpenMP limit holds
-    assert _lstm.threads_used(8, 256) == 1            # too few rows to split
+        assert _lstm.threads_used(100, 32, 256) == 1  # the OpenMP limit holds
+    assert _lstm.threads_used(100, 8, 256) == 1       # too few rows to split
+    with threadpoolctl.threadpool_limits(limits=2):
+        assert _lstm.threads_used(100, 32, 256) == 2
