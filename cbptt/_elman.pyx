@@ -298,6 +298,16 @@ def simd_level():
     return cbptt_isa()
 
 
+def _activate(floating[::1] z, int act):
+    """Test twin of the vectorised activations: z = f(z) in place, through
+    the same dispatched row loop as the forward kernel (zero bias)."""
+    cdef floating[::1] zero = np.zeros(z.shape[0], np.asarray(z).dtype)
+    if z.shape[0] == 0 or not 0 <= act <= 3:
+        raise ValueError("_activate: empty array or unknown activation code")
+    with nogil:
+        bias_activate_rows(act, 1, <int> z.shape[0], &z[0], &zero[0])
+
+
 def _limit_simd_level(int level):
     """Test twin: run the kernels at most at ``level``; returns the level used."""
     return cbptt_isa_limit(level)
