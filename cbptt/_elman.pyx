@@ -46,9 +46,11 @@ from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_max_threads,
                           cbptt_delta_rows_f, cbptt_delta_rows_d)
 
 # Below this much per-step work (B * H * H multiply-adds) a second thread
-# costs more in wake-up and cache traffic than it saves (measured; see
-# BENCHMARKS.md).
-cdef long PARALLEL_MIN_WORK = 32 * 48 * 48
+# costs more than it saves: every parallel region ends in a join that waits
+# for the slowest thread's wake-up, which on a busy machine takes
+# milliseconds (measured; see BENCHMARKS.md, the "cbptt" and "cbptt 1thr"
+# columns). B = 32 sequences of H >= 128 units pay for it.
+cdef long PARALLEL_MIN_WORK = 32 * 128 * 128
 # With threads, rows go out in chunks of ROW_CHUNK, taken dynamically: a
 # thread that the OS descheduled (a busy machine) delays the end by one chunk
 # at most, instead of by half the batch.

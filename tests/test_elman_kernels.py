@@ -91,7 +91,7 @@ def test_bitwise_same_for_the_same_thread_count(rng, dtype):
 
 
 def test_threads_policy():
-    assert _elman.threads_used(32, 16) == 1          # too little work per step
+    assert _elman.threads_used(32, 64) == 1          # too little work per step
     with threadpoolctl.threadpool_limits(limits=1):
         assert _elman.threads_used(32, 256) == 1     # the OpenMP limit holds
     assert _elman.threads_used(4, 256) == 1          # too few rows to split
