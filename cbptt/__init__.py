@@ -6,10 +6,19 @@ friends) and the scikit-learn estimators.
 from cbptt.functional import (RNNForwardResult, RNNGradients, rnn_backward,
                               rnn_forward)
 
-from cbptt._estimators import RNNClassifier, RNNRegressor
-
 __version__ = "0.1.0"
 
 __all__ = ["RNNForwardResult", "RNNGradients", "rnn_backward", "rnn_forward",
            "__version__"]
+
+from cbptt.functional import (CECForwardResult, CECGradients,  # noqa: E402
+                              LSTMForwardResult, LSTMGradients, cec_backward,
+                              cec_forward, lstm_backward, lstm_forward)
+
+__all__ += ["CECForwardResult", "CECGradients", "LSTMForwardResult",
+            "LSTMGradients", "cec_backward", "cec_forward", "lstm_backward",
+            "lstm_forward"]
+
+from cbptt._estimators import RNNClassifier, RNNRegressor  # noqa: E402
+
 __all__ += ["RNNClassifier", "RNNRegressor"]
