@@ -30,12 +30,16 @@ else:
   window (never per step): ``grad_h`` is dL/dh(t), the gradients are
   *written* (not accumulated) into the views ``g`` and ``d_x`` receives
   dL/dx(t), the next-lower layer's ``grad_h``.
+  ``d_x`` is None for the first layer when ``first_layer_dx`` is False
+  (the kernel then skips that product).
 * ``to_torch(p)`` / ``from_torch(p, d)``: the layer's parameters in
-  ``torch.nn.RNN``/``torch.nn.LSTM`` names without the ``_l{k}`` suffix.
+  ``torch.nn.RNN``/``torch.nn.LSTM`` names without the ``_l{k}`` suffix;
+  ``from_torch`` raises ValueError when ``d`` is outside what the cell can
+  represent.
 """
 import numpy as np
 
-from cbptt import _elman
+from cbptt import _elman, _lstm
 from cbptt._validation import ACTIVATIONS
 
 
@@ -61,6 +65,7 @@ class ElmanCell:
 
     name = "elman"
     state_names = ("h",)
+    first_layer_dx = True          # the Elman kernel always computes dL/dx
 
     def __init__(self, activation="tanh"):
         self.activation = activation
@@ -107,7 +112,165 @@ class ElmanCell:
         p["bias"][...] = d["bias_ih"] + d["bias_hh"]
 
 
-CELLS = {"elman": ElmanCell}
+def _stacked(blocks):
+    return np.concatenate(blocks, axis=0)
+
+
+class LSTMCell:
+    """The LSTM layer of :mod:`cbptt._lstm`: forget-gate form or the 1997 form.
+
+    Gates packed ``i, f, g, o`` (PyTorch's order; ``i, g, o`` without the
+    forget gate). ``forget_bias`` initialises the forget gate's bias.
+    Exported as ``torch.nn.LSTM``; the 1997 form (``f = 1``) as an
+    ``nn.LSTM`` whose forget gate is fixed open: zero weights and bias
+    :attr:`OPEN_BIAS`, where ``sigmoid(100) = 1`` exactly in float32 and
+    float64.
+    """
+
+    state_names = ("h", "c")
+    first_layer_dx = False
+    OPEN_BIAS = 100.0
+
+    def __init__(self, forget_gate=True):
+        self.forget_gate = forget_gate
+        self.name = "lstm" if forget_gate else "lstm1997"
+        self.n_gates = 4 if forget_gate else 3
+
+    def param_specs(self, I, H):
+        G = self.n_gates
+        return [("weight_ih", (G * H, I), True),
+                ("weight_hh", (G * H, H), True),
+                ("bias", (G * H,), False)]
+
+    def init_params(self, p, rng, forget_bias):
+        GH, I = p["weight_ih"].shape
+        H = GH // self.n_gates
+        p["weight_ih"][...] = _stacked([glorot_uniform(rng, H, I)
+                                        for _ in range(self.n_gates)])
+        p["weight_hh"][...] = _stacked([orthogonal(rng, H)
+                                        for _ in range(self.n_gates)])
+        p["bias"][...] = 0.0
+        if self.forget_gate:
+            p["bias"][H:2 * H] = forget_bias
+
+    def buffer_specs(self, I, H):
+        GH = self.n_gates * H
+        return [("gates", "step", GH, "forward"),
+                ("c", "step", H, "forward"),
+                ("h", "step", H, "forward"),
+                ("delta", "step", GH, "backward"),
+                ("delta_c", "step", H, "backward"),
+                ("d_h0", "batch", H, "backward"),
+                ("d_c0", "batch", H, "backward")]
+
+    def forward(self, x, p, s0, buf):
+        _lstm.lstm_forward(x, p["weight_ih"], p["weight_hh"], p["bias"],
+                           s0[0], s0[1], self.forget_gate, buf["gates"],
+                           buf["c"], buf["h"])
+
+    def backward(self, x, p, s0, buf, grad_h, g, d_x):
+        _lstm.lstm_backward(x, p["weight_ih"], p["weight_hh"], s0[0], s0[1],
+                            buf["gates"], buf["c"], buf["h"], grad_h, None,
+                            self.forget_gate, 0, buf["delta"], buf["delta_c"],
+                            g["weight_ih"], g["weight_hh"], g["bias"],
+                            buf["d_h0"], buf["d_c0"], d_x)
+
+    def final_state(self, buf):
+        return (buf["h"][-1], buf["c"][-1])
+
+    def _torch_rows(self, a, fill):
+        """i, g, o rows (1997 form) as nn.LSTM's i, f, g, o with f = ``fill``."""
+        H = a.shape[0] // 3
+        f = np.full((H,) + a.shape[1:], fill, a.dtype)
+        return np.concatenate([a[:H], f, a[H:]], axis=0)
+
+    def to_torch(self, p):
+        w_ih, w_hh, b = p["weight_ih"], p["weight_hh"], p["bias"]
+        if not self.forget_gate:
+            w_ih, w_hh = self._torch_rows(w_ih, 0.0), self._torch_rows(w_hh, 0.0)
+            b = self._torch_rows(b, self.OPEN_BIAS)
+        return {"weight_ih": w_ih.copy(), "weight_hh": w_hh.copy(),
+                "bias_ih": b.copy(), "bias_hh": np.zeros_like(b)}
+
+    def from_torch(self, p, d):
+        w_ih, w_hh = d["weight_ih"], d["weight_hh"]
+        b = d["bias_ih"] + d["bias_hh"]
+        if not self.forget_gate:
+            H = w_hh.shape[1]
+            f = slice(H, 2 * H)
+            b_f = b[f].astype(p["bias"].dtype)
+            one = p["bias"].dtype.type(1.0)
+            if (np.any(w_ih[f] != 0) or np.any(w_hh[f] != 0)
+                    or np.any(one / (one + np.exp(-b_f)) != one)):
+                raise ValueError(
+                    "the lstm1997 cell has no forget gate: the state dict's "
+                    "forget-gate rows must have zero weights and a bias that "
+                    f"saturates the gate open (e.g. {self.OPEN_BIAS}), as "
+                    "to_torch_state_dict exports them")
+            keep = np.r_[0:H, 2 * H:4 * H]
+            w_ih, w_hh, b = w_ih[keep], w_hh[keep], b[keep]
+        p["weight_ih"][...] = w_ih
+        p["weight_hh"][...] = w_hh
+        p["bias"][...] = b
+
+
+class CECCell:
+    """The constant error carousel of :mod:`cbptt._lstm`.
+
+    ``s(t) = s(t-1) + W_ih x(t) + b``: an identity unit whose self-weight is
+    fixed at 1. Exported in ``torch.nn.RNN``'s names with ``weight_hh`` the
+    identity (no torch module has an identity nonlinearity, so the dict
+    carries the weights for a re-implementation rather than for
+    ``nn.RNN``).
+    """
+
+    name = "cec"
+    state_names = ("h",)
+    first_layer_dx = False
+
+    def param_specs(self, I, H):
+        return [("weight_ih", (H, I), True), ("bias", (H,), False)]
+
+    def init_params(self, p, rng, forget_bias):
+        H, I = p["weight_ih"].shape
+        p["weight_ih"][...] = glorot_uniform(rng, H, I)
+        p["bias"][...] = 0.0
+
+    def buffer_specs(self, I, H):
+        return [("h", "step", H, "forward"),
+                ("delta", "step", H, "backward"),
+                ("d_h0", "batch", H, "backward")]
+
+    def forward(self, x, p, s0, buf):
+        _lstm.cec_forward(x, p["weight_ih"], p["bias"], s0[0], buf["h"])
+
+    def backward(self, x, p, s0, buf, grad_h, g, d_x):
+        _lstm.cec_backward(x, p["weight_ih"], grad_h, 0, buf["delta"],
+                           g["weight_ih"], g["bias"], buf["d_h0"], d_x)
+
+    def final_state(self, buf):
+        return (buf["h"][-1],)
+
+    def to_torch(self, p):
+        H = p["bias"].shape[0]
+        return {"weight_ih": p["weight_ih"].copy(),
+                "weight_hh": np.eye(H, dtype=p["bias"].dtype),
+                "bias_ih": p["bias"].copy(),
+                "bias_hh": np.zeros_like(p["bias"])}
+
+    def from_torch(self, p, d):
+        H = p["bias"].shape[0]
+        if np.any(d["weight_hh"] != np.eye(H)):
+            raise ValueError("the cec cell's recurrent weight is fixed at the "
+                             "identity; the state dict's weight_hh must be "
+                             "the identity matrix")
+        p["weight_ih"][...] = d["weight_ih"]
+        p["bias"][...] = d["bias_ih"] + d["bias_hh"]
+
+
+CELLS = {"elman": ElmanCell, "lstm": lambda activation: LSTMCell(True),
+         "lstm1997": lambda activation: LSTMCell(False),
+         "cec": lambda activation: CECCell()}
 
 
 def make_cell(cell, activation):

@@ -35,7 +35,8 @@ from cbptt._cells import make_cell
 from cbptt._network import (Network, NonFiniteError, SoftmaxCrossEntropy,
                             SquaredError, Trainer, Workspace, predict_raw)
 from cbptt._optim import Optimizer
-from cbptt._sequences import Sequences, sequence_targets, validate_sequences
+from cbptt._sequences import sequence_targets, validate_sequences
+from cbptt._train import gather_batch
 
 __all__ = ["RNNRegressor", "RNNClassifier"]
 
@@ -277,8 +278,11 @@ class _BaseRNN(BaseEstimator):
         xbuf = np.empty(T * B * F, params.dtype)
         lengths = seqs.lengths
         last = self._arch["output"] == "last"
-        if not last:
+        if not last:                    # time-major (T, N, K) like X
             targets = np.ascontiguousarray(np.swapaxes(targets, 0, 1))
+            targets = targets.reshape(T, n, -1)
+            K = targets.shape[2]
+            ybuf = np.empty(T * B * K, targets.dtype)
         n_epochs = 1 if incremental else self.max_iter
         if not incremental:
             self.n_iter_ = 0
@@ -295,10 +299,12 @@ class _BaseRNN(BaseEstimator):
                     lb = None if lengths is None else lengths[rows]
                     Tb = T if lb is None else int(lb.max())
                     xb = xbuf[:Tb * Bc * F].reshape(Tb, Bc, F)
-                    np.take(seqs.x[:Tb] if Tb < T else seqs.x, rows, axis=1,
-                            out=xb)
-                    yb = (targets[rows] if last
-                          else np.take(targets[:Tb], rows, axis=1))
+                    gather_batch(seqs.x, rows, xb)
+                    if last:
+                        yb = targets[rows]
+                    else:
+                        yb = ybuf[:Tb * Bc * K].reshape(Tb, Bc, K)
+                        gather_batch(targets, rows, yb)
                     s_b, n_b = trainer.batch(xb, lb, yb)
                     total += s_b
                     count += n_b
@@ -706,8 +712,8 @@ class RNNClassifier(ClassifierMixin, _BaseRNN):
                              f"`self.classes_` has {self.classes_}. `y` has "
                              f"{np.unique(labels[bad])} besides.")
         if output == "last":
-            return codes.astype(np.intp), self.classes_.size
-        full = np.zeros(y.shape, np.intp)
+            return codes.astype(np.int32), self.classes_.size
+        full = np.zeros(y.shape, np.int32)
         full[valid] = codes
         return full, self.classes_.size
 

@@ -16,18 +16,20 @@ Contract
 * Stack. Layer ``l``'s output ``h (T, B, H_l)`` is layer ``l+1``'s input; in
   BPTT layer ``l+1``'s input gradient ``dL/dx`` is layer ``l``'s ``grad_h``.
   Each layer is one compiled kernel call per window (no Python per step).
-* Output layer and loss (NumPy, once per mini-batch) on the top layer's
-  states: ``z = h W^T + b``; with ``output="last"`` at each sequence's own
-  last step, with ``output="sequence"`` at every valid step. Losses are means
-  over the N targets of the update: ``SquaredError`` is
-  ``1/(2N) sum_n ||z_n - y_n||^2`` (scikit-learn MLP's convention),
-  ``SoftmaxCrossEntropy`` is ``-1/N sum_n log softmax(z_n)[y_n]``.
+* Output layer and loss (one compiled :func:`cbptt._train.dense_head` call
+  per mini-batch) on the top layer's states: ``z = h W^T + b``; with
+  ``output="last"`` at each sequence's own last step, with
+  ``output="sequence"`` at every valid step. Losses are means over the N
+  targets of the update: ``SquaredError`` is ``1/(2N) sum_n ||z_n - y_n||^2``
+  (scikit-learn MLP's convention), ``SoftmaxCrossEntropy`` is
+  ``-1/N sum_n log softmax(z_n)[y_n]``.
 * Work memory. :class:`Workspace` allocates flat buffers once (per fit or per
   predict call) for the largest ``(T, B)``; smaller batches, shorter
   sequences and truncation windows use C-contiguous views of their prefixes.
 """
 import numpy as np
 
+from cbptt import _train
 from cbptt._cells import glorot_uniform
 
 
@@ -128,10 +130,14 @@ class Workspace:
         self._states = [[np.zeros(batch * H, dtype) for _ in range(n_states)]
                         for H in sizes[1:]]
         if train:
-            self._dx = [np.empty(steps * I, dtype) for I in sizes[:-1]]
+            self._dx = [np.empty(steps * I, dtype)
+                        if layer > 0 or cell.first_layer_dx else None
+                        for layer, I in enumerate(sizes[:-1])]
             # Kept all-zero between uses (output="last" writes a few rows and
             # clears them again after BPTT).
             self._grad_top = np.zeros(steps * sizes[-1], dtype)
+            self._z = np.empty(steps * net.n_outputs, dtype)
+            self._dh = np.empty(batch * sizes[-1], dtype)
         self._cache = {}
 
     def views(self, T, B):
@@ -157,12 +163,19 @@ class Workspace:
         v.states = [tuple(s[:B * H].reshape(B, H) for s in states)
                     for H, states in zip(sizes[1:], self._states)]
         if self.train:
-            v.dx = [d[:T * B * I].reshape(T, B, I)
+            v.dx = [None if d is None else d[:T * B * I].reshape(T, B, I)
                     for d, I in zip(self._dx, sizes[:-1])]
             v.grad_top = self._grad_top[:T * B * sizes[-1]].reshape(
                 T, B, sizes[-1])
         self._cache[(T, B)] = v
         return v
+
+    def head_buffers(self, n):
+        """Work ``z (n, k)`` and ``d_h (n, H_top)`` for ``n <= B_max`` rows
+        (``z`` also for up to ``T_max * B_max`` rows)."""
+        k, H = self.net.n_outputs, self.net.sizes[-1]
+        dh = self._dh[:n * H].reshape(n, H) if n * H <= self._dh.size else None
+        return self._z[:n * k].reshape(n, k), dh
 
 
 def forward_stack(net, p_layers, x, v, states):
@@ -189,35 +202,22 @@ def backward_stack(net, p_layers, g_layers, x, v, states):
 class SquaredError:
     """``L = 1/(2N) sum_n ||z_n - y_n||^2``; the prediction is ``z``."""
 
+    code = _train.SQUARED_ERROR
+
     def transform(self, z):
         return z
-
-    def loss_grad(self, z, y):
-        """Overwrite ``z (N, k)`` with ``z - y`` (dL/dz times N); return each row's loss."""
-        np.subtract(z, y, out=z)
-        return 0.5 * np.einsum("ij,ij->i", z, z)
 
 
 class SoftmaxCrossEntropy:
     """``L = -1/N sum_n log p_n[y_n]`` with ``p_n = softmax(z_n)``; predicts ``p``."""
+
+    code = _train.SOFTMAX_CROSS_ENTROPY
 
     def transform(self, z):
         z = z - z.max(axis=-1, keepdims=True)
         np.exp(z, out=z)
         z /= z.sum(axis=-1, keepdims=True)
         return z
-
-    def loss_grad(self, z, y):
-        """Overwrite ``z (N, C)`` with ``p - onehot(y)`` (dL/dz times N); return row losses."""
-        rows = np.arange(z.shape[0])
-        m = z.max(axis=1, keepdims=True)
-        z -= m
-        z_y = z[rows, y]
-        np.exp(z, out=z)
-        s = z.sum(axis=1, keepdims=True)
-        z /= s
-        z[rows, y] -= 1.0
-        return np.log(s[:, 0]) - z_y
 
 
 class Trainer:
@@ -245,6 +245,7 @@ class Trainer:
         self.p_layers, self.p_out = net.views(params)
         self.g_layers, self.g_out = net.views(self.grads)
         self.loss = loss
+        self._codes = loss.code == _train.SOFTMAX_CROSS_ENTROPY
         self.last = output == "last"
         self.truncate = truncate
         self.optimizer = optimizer
@@ -254,8 +255,9 @@ class Trainer:
         """Train on one mini-batch; returns (sum of the target losses, N targets).
 
         ``x (T, B, F)`` is a C-contiguous batch (zero beyond ``lengths``);
-        ``target`` is ``(B, k)``/``(B,)`` for ``output="last"`` and
-        ``(T, B, k)``/``(T, B)`` for ``output="sequence"``. Every window of
+        ``target`` is ``(B, k)`` (values) or ``(B,)`` (class codes) for
+        ``output="last"`` and ``(T, B, k)`` (``k = 1`` for class codes) for
+        ``output="sequence"``. Every window of
         truncated BPTT makes its own update; the state it ends in (computed
         with the weights before that update) starts the next window.
         """
@@ -292,63 +294,47 @@ class Trainer:
     def _final_states(self, v):
         return [self.net.cell.final_state(buf) for buf in v.layers]
 
+    def _head(self, h_rows, target, valid, d_h):
+        z, _ = self.ws.head_buffers(h_rows.shape[0])
+        y, codes = (None, target) if self._codes else (target, None)
+        return _train.dense_head(h_rows, self.p_out["weight"],
+                                 self.p_out["bias"], y, codes, valid,
+                                 self.loss.code, z, self.g_out["weight"],
+                                 self.g_out["bias"], d_h)
+
     def _last_head(self, v, lengths, target, t0, t1, T):
         """Loss at each sequence's last step inside the window [t0, t1)."""
         h = v.layers[-1]["h"]
         if lengths is None:
             if t1 < T:
                 return 0.0, 0
-            rows = slice(None)
             t = h.shape[0] - 1
-            h_last = h[t]
-            y = target
-            self._rows_t, self._rows_b = t, rows
-        else:
-            t_last = lengths - 1
-            rows = np.flatnonzero((t_last >= t0) & (t_last < t1))
-            if rows.size == 0:
-                return 0.0, 0
-            t = t_last[rows] - t0
-            h_last = h[t, rows]
-            y = target[rows]
-            self._rows_t, self._rows_b = t, rows
-        W, b = self.p_out["weight"], self.p_out["bias"]
-        z = h_last @ W.T
-        z += b
-        row_loss = self.loss.loss_grad(z, y)
-        n = z.shape[0]
-        z *= 1.0 / n
-        np.matmul(z.T, h_last, out=self.g_out["weight"])
-        np.sum(z, axis=0, out=self.g_out["bias"])
-        v.grad_top[t, rows] = z @ W
-        return float(row_loss.sum()), n
+            self._rows_t, self._rows_b = t, slice(None)
+            return self._head(h[t], target, None, v.grad_top[t])
+        t_last = lengths - 1
+        rows = np.flatnonzero((t_last >= t0) & (t_last < t1))
+        if rows.size == 0:
+            return 0.0, 0
+        t = t_last[rows] - t0
+        _, d_h = self.ws.head_buffers(rows.size)
+        s, n = self._head(h[t, rows], target[rows], None, d_h)
+        v.grad_top[t, rows] = d_h
+        self._rows_t, self._rows_b = t, rows
+        return s, n
 
     def _sequence_head(self, v, lengths, target, t0, t1):
         """Loss at every valid step of the window [t0, t1)."""
         h = v.layers[-1]["h"]
         Tw, B, H = h.shape
-        hf = h.reshape(Tw * B, H)
-        y = target[t0:t1]
-        y = y.reshape((Tw * B,) + y.shape[2:])
-        W, b = self.p_out["weight"], self.p_out["bias"]
-        z = hf @ W.T
-        z += b
-        if lengths is None:
-            row_loss = self.loss.loss_grad(z, y)
-            s, n = float(row_loss.sum()), Tw * B
-        else:
+        y = target[t0:t1].reshape(Tw * B, -1)
+        if self._codes:
+            y = y.reshape(-1)
+        valid = None
+        if lengths is not None:
             valid = (np.arange(t0, t1)[:, None] < lengths[None, :]).ravel()
-            n = int(valid.sum())
-            if n == 0:
-                return 0.0, 0
-            row_loss = self.loss.loss_grad(z, y)
-            s = float(row_loss[valid].sum())
-            z[~valid] = 0.0
-        z *= 1.0 / n
-        np.matmul(z.T, hf, out=self.g_out["weight"])
-        np.sum(z, axis=0, out=self.g_out["bias"])
-        np.matmul(z, W, out=v.grad_top.reshape(Tw * B, H))
-        return s, n
+            valid = valid.view(np.uint8)
+        return self._head(h.reshape(Tw * B, H), y, valid,
+                          v.grad_top.reshape(Tw * B, H))
 
 
 def predict_raw(net, params, x, lengths, output, max_elements=1 << 22):

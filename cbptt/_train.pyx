@@ -28,12 +28,20 @@ Design contract
 
   which are the update rules of scikit-learn's ``SGDOptimizer`` and
   ``AdamOptimizer`` and of Tieleman & Hinton's RMSprop.
+* :func:`dense_head` is the output layer and the loss of a mini-batch in one
+  call: ``z = h W^T + b`` over the rows that carry a target, the loss, and
+  its gradients ``dW``, ``db`` and ``dL/dh`` (the top layer's ``grad_h``).
+  Rows flagged invalid (padded steps) get exactly zero gradient and add no
+  loss, whatever their (never observed) states hold.
+* :func:`gather_batch` copies a shuffled mini-batch out of the time-major
+  data set.
 * One fused source serves float32 and float64; scalar hyperparameters and all
   reductions are double.
 """
 from cython cimport floating
-from libc.math cimport sqrt, isfinite
+from libc.math cimport sqrt, isfinite, exp, expf, log
 
+from cbptt._blas cimport gemm
 from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
 
 cdef enum:
@@ -180,3 +188,198 @@ def optimizer_step(floating[::1] params, floating[::1] grads,
                                beta_2, epsilon)
         cbptt_ftz_leave(fpenv)
     return norm, wsq
+
+
+ctypedef fused gathered:
+    float
+    double
+    int
+
+
+def gather_batch(const gathered[:, :, ::1] src, const Py_ssize_t[::1] rows,
+                 gathered[:, :, ::1] out):
+    """out[t, b, :] = src[t, rows[b], :] for t < out.shape[0] (a mini-batch).
+
+    ``src (T, N, F)`` is the time-major data set, ``rows (B,)`` the batch's
+    sequences, ``out (T_b, B, F)`` with ``T_b <= T`` (a batch may stop at its
+    longest sequence). Used for inputs (float) and class codes (int32).
+    """
+    cdef Py_ssize_t T = out.shape[0], B = out.shape[1], F = out.shape[2]
+    cdef Py_ssize_t N = src.shape[1], t, b, f, r
+    if (T > src.shape[0] or rows.shape[0] != B or src.shape[2] != F):
+        raise ValueError("gather_batch: inconsistent shapes")
+    for b in range(B):
+        if not 0 <= rows[b] < N:
+            raise ValueError(f"gather_batch: row {rows[b]} out of range [0, {N})")
+    if T == 0 or B == 0 or F == 0:
+        return
+    with nogil:
+        for t in range(T):
+            for b in range(B):
+                r = rows[b]
+                for f in range(F):
+                    out[t, b, f] = src[t, r, f]
+
+
+cdef enum:
+    LOSS_SQUARED = 0
+    LOSS_SOFTMAX_CE = 1
+
+# Loss codes for cbptt/_network.py.
+SQUARED_ERROR = LOSS_SQUARED
+SOFTMAX_CROSS_ENTROPY = LOSS_SOFTMAX_CE
+
+
+cdef inline floating exp_(floating v) noexcept nogil:
+    if floating is float:
+        return expf(v)
+    else:
+        return exp(v)
+
+
+cdef double squared_error_rows(floating *z,            # IN/OUT (n, k)
+                               const floating *y,      # IN (n, k)
+                               const unsigned char *valid,  # IN (n,) or NULL
+                               Py_ssize_t n, Py_ssize_t k,
+                               Py_ssize_t *count) noexcept nogil:
+    """z <- z - y on valid rows (0 elsewhere); returns sum 1/2 ||z - y||^2."""
+    cdef Py_ssize_t r, j
+    cdef double loss = 0.0, d
+    count[0] = 0
+    for r in range(n):
+        if valid != NULL and not valid[r]:
+            for j in range(k):
+                z[r * k + j] = 0.0
+            continue
+        count[0] += 1
+        for j in range(k):
+            d = <double> z[r * k + j] - y[r * k + j]
+            z[r * k + j] = <floating> d
+            loss += 0.5 * d * d
+    return loss
+
+
+cdef double softmax_ce_rows(floating *z,               # IN/OUT (n, C)
+                            const int *codes,          # IN (n,)
+                            const unsigned char *valid,  # IN (n,) or NULL
+                            Py_ssize_t n, Py_ssize_t C,
+                            Py_ssize_t *count) noexcept nogil:
+    """z <- softmax(z) - onehot(code) on valid rows (0 elsewhere).
+
+    Returns sum -log softmax(z)[code] = log sum exp(z - m) + m - z[code].
+    """
+    cdef Py_ssize_t r, j
+    cdef floating m
+    cdef double s, loss = 0.0
+    cdef floating *zr
+    count[0] = 0
+    for r in range(n):
+        zr = z + r * C
+        if valid != NULL and not valid[r]:
+            for j in range(C):
+                zr[j] = 0.0
+            continue
+        count[0] += 1
+        m = zr[0]
+        for j in range(1, C):
+            if zr[j] > m:
+                m = zr[j]
+        loss += m - zr[codes[r]]
+        s = 0.0
+        for j in range(C):
+            zr[j] = exp_(<floating> (zr[j] - m))
+            s += zr[j]
+        loss += log(s)
+        for j in range(C):
+            zr[j] = <floating> (zr[j] / s)
+        zr[codes[r]] -= 1.0
+    return loss
+
+
+def dense_head(const floating[:, ::1] h, const floating[:, ::1] w,
+               const floating[::1] b, const floating[:, ::1] y,
+               const int[::1] codes, const unsigned char[::1] valid,
+               int loss, floating[:, ::1] z, floating[:, ::1] d_w,
+               floating[::1] d_b, floating[:, ::1] d_h):
+    """Output layer, loss and gradients of one mini-batch (see the module docstring).
+
+    Parameters
+    ----------
+    h : ndarray (n, H)
+        IN: the top layer's states at the rows that may carry a target.
+    w, b : ndarray (k, H), (k,)
+        IN: the output layer.
+    y : ndarray (n, k) or None
+        IN: regression targets (``loss=SQUARED_ERROR``).
+    codes : int32 ndarray (n,) or None
+        IN: class codes in ``[0, k)`` (``loss=SOFTMAX_CROSS_ENTROPY``).
+    valid : uint8 ndarray (n,) or None
+        IN: 0 marks a padded row (no loss, zero gradient); None: all valid.
+    z : ndarray (n, k)
+        WORK: ends as dL/dz.
+    d_w, d_b, d_h : ndarray (k, H), (k,), (n, H)
+        OUT: gradients of the mean loss over the valid rows.
+
+    Returns
+    -------
+    loss_sum : float
+        Sum of the valid rows' losses (not divided by their number).
+    count : int
+        Number of valid rows; 0 leaves every OUT zero.
+    """
+    cdef Py_ssize_t n = h.shape[0], H = h.shape[1], k = w.shape[0], r, j
+    cdef Py_ssize_t count = 0
+    cdef double total = 0.0
+    cdef floating inv
+    cdef const unsigned char *pv = NULL
+    cdef unsigned int fpenv
+    if (w.shape[1] != H or b.shape[0] != k or z.shape[0] != n
+            or z.shape[1] != k or d_w.shape[0] != k or d_w.shape[1] != H
+            or d_b.shape[0] != k or d_h.shape[0] != n or d_h.shape[1] != H
+            or (valid is not None and valid.shape[0] != n)
+            or n < 1 or H < 1 or k < 1):
+        raise ValueError("dense_head: inconsistent shapes")
+    if loss == LOSS_SQUARED:
+        if y is None or y.shape[0] != n or y.shape[1] != k:
+            raise ValueError("dense_head: y must have shape (n, k)")
+    elif loss == LOSS_SOFTMAX_CE:
+        if codes is None or codes.shape[0] != n:
+            raise ValueError("dense_head: codes must have shape (n,)")
+        for r in range(n):
+            if not 0 <= codes[r] < k:
+                raise ValueError(f"dense_head: class code {codes[r]} out of "
+                                 f"range [0, {k})")
+    else:
+        raise ValueError(f"dense_head: unknown loss {loss}")
+    if valid is not None:
+        pv = &valid[0]
+    with nogil:
+        fpenv = cbptt_ftz_enter()
+        # z = h W^T:  (n x k) = (n x H)(H x k), then + b
+        gemm(False, True, n, k, H, <floating> 1.0, &h[0, 0], H, &w[0, 0], H,
+             <floating> 0.0, &z[0, 0], k)
+        for r in range(n):
+            for j in range(k):
+                z[r, j] += b[j]
+        if loss == LOSS_SQUARED:
+            total = squared_error_rows(&z[0, 0], &y[0, 0], pv, n, k, &count)
+        else:
+            total = softmax_ce_rows(&z[0, 0], &codes[0], pv, n, k, &count)
+        if count > 0:
+            inv = <floating> (1.0 / count)
+            for r in range(n):
+                for j in range(k):
+                    z[r, j] *= inv
+        # dW = dz^T h:  (k x H) = (k x n)(n x H)
+        gemm(True, False, k, H, n, <floating> 1.0, &z[0, 0], k, &h[0, 0], H,
+             <floating> 0.0, &d_w[0, 0], H)
+        for j in range(k):
+            d_b[j] = 0.0
+        for r in range(n):
+            for j in range(k):
+                d_b[j] += z[r, j]
+        # dL/dh = dz W:  (n x H) = (n x k)(k x H)
+        gemm(False, False, n, H, k, <floating> 1.0, &z[0, 0], k, &w[0, 0], H,
+             <floating> 0.0, &d_h[0, 0], H)
+        cbptt_ftz_leave(fpenv)
+    return total, count
