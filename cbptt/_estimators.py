@@ -173,6 +173,7 @@ class _BaseRNN(BaseEstimator):
             self._arch = {k: getattr(self, k) for k in _ARCHITECTURE}
             self._arch["hidden_layer_sizes"] = hidden
             self.n_iter_ = 0
+            self.loss_ = None
             self.loss_curve_ = []
             self.validation_scores_ = None
             old_opt = None
@@ -412,7 +413,8 @@ class _BaseRNN(BaseEstimator):
         return coefs
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # A copy: for third-party estimators BaseEstimator returns __dict__.
+        state = dict(super().__getstate__())
         state.pop("coefs_", None)       # views of _params: rebuilt on load
         return state
 

@@ -82,9 +82,9 @@ def _list_to_padded(X, dtype):
     """A list of (T_i, F) / (T_i,) arrays as a NaN-padded (N, T_max, F) array."""
     arrays = []
     for i, e in enumerate(X):
-        a = check_array(e, ensure_2d=False, dtype=FLOATS if dtype is None
-                        else dtype, ensure_all_finite=False,
-                        input_name=f"X[{i}]")
+        a = check_array(e, ensure_2d=False, allow_nd=True,
+                        dtype=FLOATS if dtype is None else dtype,
+                        ensure_all_finite=False, input_name=f"X[{i}]")
         if a.ndim == 1:
             a = a[:, None]
         if a.ndim != 2:
