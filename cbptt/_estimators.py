@@ -518,6 +518,13 @@ class _BaseRNN(BaseEstimator):
         tags.input_tags.three_d_array = True
         return tags
 
+    def _poor_score(self):
+        """The ``poor_score`` tag: a CEC layer's last state is
+        ``W sum_t x(t) + T b``; it sees only the sum of the steps (the LSTM's
+        memory without its gates), so it cannot fit scikit-learn's tabular
+        check problems read as series."""
+        return self.cell == "cec"
+
 
 class RNNRegressor(RegressorMixin, _BaseRNN):
 
@@ -660,6 +667,7 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
+        tags.regressor_tags.poor_score = self._poor_score()
         return tags
 
 
@@ -853,3 +861,8 @@ class RNNClassifier(ClassifierMixin, _BaseRNN):
         if getattr(self, "_output", self.output) == "last":
             return super().score(X, y, sample_weight)
         return self._score_sequence(X, y, sample_weight, accuracy_score)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.poor_score = self._poor_score()
+        return tags

@@ -31,8 +31,11 @@ Design contract
 * :func:`dense_head` is the output layer and the loss of a mini-batch in one
   call: ``z = h W^T + b`` over the rows that carry a target, the loss, and
   its gradients ``dW``, ``db`` and ``dL/dh`` (the top layer's ``grad_h``).
-  Rows flagged invalid (padded steps) get exactly zero gradient and add no
-  loss, whatever their (never observed) states hold.
+  Rows flagged invalid (padded steps) add no loss and get exactly zero
+  ``dL/dz`` (assigned, never computed as ``0 * z``), hence zero ``dL/dh``
+  and no contribution to ``dW`` and ``db`` (their states must be finite,
+  which a mini-batch trimmed to its longest sequence ensures unless that
+  sequence itself overflows).
 * :func:`gather_batch` copies a shuffled mini-batch out of the time-major
   data set.
 * One fused source serves float32 and float64; scalar hyperparameters and all
