@@ -65,6 +65,211 @@ def _as_numpy(value):
     return np.asarray(value)
 
 
+_PARAMETERS = """
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(32,)
+        Units of each stacked recurrent layer, bottom first.
+
+    cell : {"lstm", "lstm1997", "elman", "cec"}, default="lstm"
+        The recurrent layer. ``"lstm"``: LSTM with a forget gate (Gers et al.,
+        2000; gates packed i, f, g, o like PyTorch). ``"lstm1997"``: the
+        original LSTM without a forget gate (Hochreiter & Schmidhuber, 1997).
+        ``"elman"``: the simple recurrent layer ``h(t) = f(W_ih x(t) +
+        W_hh h(t-1) + b)``. ``"cec"``: the constant error carousel
+        ``s(t) = s(t-1) + W_ih x(t) + b`` alone (a linear accumulator).
+
+    activation : {"tanh", "logistic", "relu", "identity"}, default="tanh"
+        The Elman cell's nonlinearity ``f`` (ignored by the other cells).
+
+    forget_bias : float, default=1.0
+        Initial bias of the LSTM's forget gate (keeps the memory open early
+        in training; ignored by the other cells).
+
+    output : {"last", "sequence"}, default="last"
+        ``"last"``: one target per sequence, read from each sequence's own
+        last step. ``"sequence"``: one target per time step.
+
+    solver : {"adam", "sgd", "rmsprop"}, default="adam"
+        ``"adam"`` (Kingma & Ba), ``"sgd"`` with ``momentum`` (Nesterov's
+        when ``nesterovs_momentum``), or ``"rmsprop"`` (decay ``rho``).
+
+    learning_rate_init : float, default=0.001
+        The step size.
+
+    alpha : float, default=0.0001
+        Strength of the L2 penalty on the weight matrices (not the biases),
+        divided by the mini-batch size as in scikit-learn's MLP.
+
+    batch_size : int or "auto", default="auto"
+        Sequences per mini-batch; ``"auto"`` is ``min(32, n_samples)``.
+
+    max_iter : int, default=200
+        Maximum number of epochs (passes over the training sequences).
+
+    shuffle : bool, default=True
+        Shuffle the sequences before every epoch.
+
+    tol : float, default=1e-4
+        Training stops when the training loss (or, with ``early_stopping``,
+        the validation score) fails to improve by ``tol`` for
+        ``n_iter_no_change`` consecutive epochs.
+
+    n_iter_no_change : int, default=10
+        Epochs without improvement before stopping.
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the sequences (stratified for the
+        classifier when possible), stop when their score stops improving, and
+        restore the weights of the best epoch.
+
+    validation_fraction : float, default=0.1
+        Share of the sequences held out for early stopping.
+
+    beta_1 : float, default=0.9
+        Adam's decay rate of the first moment estimate.
+
+    beta_2 : float, default=0.999
+        Adam's decay rate of the second moment estimate.
+
+    epsilon : float, default=1e-8
+        Adam's and RMSprop's denominator guard.
+
+    momentum : float, default=0.9
+        SGD's momentum.
+
+    nesterovs_momentum : bool, default=True
+        Use Nesterov's momentum with ``solver="sgd"``.
+
+    rho : float, default=0.9
+        RMSprop's decay rate of the mean squared gradient.
+
+    clip_norm : float or None, default=1.0
+        Global gradient-norm clipping (Pascanu et al., 2013): a mini-batch
+        gradient longer than ``clip_norm`` is rescaled to that length before
+        the update. None turns clipping off.
+
+    bptt_truncate : int or None, default=None
+        None: full BPTT over each sequence. ``k``: truncated BPTT in windows
+        of ``k`` steps; each window is forwarded from the state the previous
+        window ended in (computed with the weights before that window's
+        update), back-propagated within the window, and followed by its own
+        weight update. With ``output="last"`` only the window holding a
+        sequence's last step carries its loss.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial weights, the validation split and the shuffling.
+        An int makes fits bitwise reproducible.
+
+    warm_start : bool, default=False
+        Continue from the fitted weights in the next :meth:`fit` (the
+        architecture must be unchanged).
+
+    verbose : int, default=0
+        Print one line per epoch: epoch, training loss, validation score
+        (with early stopping), seconds.
+"""
+
+_ATTRIBUTES = """
+    n_features_in_ : int
+        Features seen during fit (see Notes for 2-D input).
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names of a 2-D ``X`` given as a DataFrame with string names.
+
+    n_outputs_ : int
+        Units of the output layer.
+
+    n_iter_ : int
+        Epochs run by the last :meth:`fit` (plus one per :meth:`partial_fit`).
+
+    loss_ : float or None
+        Training loss of the last epoch (mean loss over the epoch's targets
+        plus the L2 penalty).
+
+    loss_curve_ : list of float
+        Training loss of every epoch since the model was created.
+
+    best_loss_ : float or None
+        Lowest training loss of the current fit; None with early stopping.
+
+    validation_scores_ : list of float or None
+        Validation score ({score}) of every epoch; None without early
+        stopping.
+
+    best_validation_score_ : float or None
+        Best validation score; its weights were restored. None without early
+        stopping.
+
+    coefs_ : list of dict
+        The weights, as read-only views: one dict per recurrent layer with
+        PyTorch-style names ``weight_ih (G*H, I)``, ``weight_hh (G*H, H)``
+        (not for the CEC) and ``bias (G*H,)`` (PyTorch's ``bias_ih +
+        bias_hh``), where ``G`` is 4 for ``"lstm"``, 3 for ``"lstm1997"`` and
+        1 otherwise; then the output layer's ``weight (n_outputs_, H)`` and
+        ``bias (n_outputs_,)``.
+"""
+
+_NOTES = """
+    Notes
+    -----
+    **Input.** ``X`` is a 3-D array ``(n_samples, n_timesteps, n_features)``,
+    a 2-D array ``(n_samples, n_timesteps)`` of univariate series (the
+    convention of tslearn and aeon), or a list of ``(n_timesteps_i,
+    n_features)`` arrays of different lengths. Variable lengths may also be
+    given as trailing NaN padding (every feature of every step after a
+    sequence's end). Padded steps change no state that is ever read and add
+    no loss; with ``output="last"`` each sequence is read at its own last
+    step. NaN anywhere else, or infinity, is an error. float32 input trains
+    and predicts in float32; other input in float64.
+
+    As for every scikit-learn estimator, ``n_features_in_`` counts the
+    columns of a 2-D ``X`` (here: time steps), and later 2-D input must have
+    as many; a 3-D ``X`` or a list may have any length, and for them
+    ``n_features_in_`` is the number of features per step.
+
+    **Model.** The recurrent layers feed a dense output layer on the top
+    layer's states. Initial weights: Glorot-uniform input weights,
+    orthogonal recurrent weights (per gate), zero biases except the forget
+    gate's ``forget_bias``.
+
+    **Training.** Each mini-batch runs in compiled code: the forward kernel
+    of every layer over all steps, the output layer, the loss and its
+    gradient, exact BPTT through the stack, and one fused update of the
+    single flat parameter vector (L2, global-norm clipping, the solver).
+    Python runs once per mini-batch, never per time step. If the loss, a
+    gradient or a weight becomes NaN or infinite, training stops, the
+    weights from the end of the previous epoch are kept and a
+    ``ConvergenceWarning`` names the epoch and the remedies. A fit that
+    raises leaves a previously fitted estimator unchanged.
+
+    **PyTorch.** :meth:`to_torch_state_dict` and
+    :meth:`from_torch_state_dict` move the weights to and from
+    ``torch.nn.LSTM`` (``"lstm"``; ``"lstm1997"`` as an ``nn.LSTM`` whose
+    forget gate is fixed open) or ``torch.nn.RNN`` (``"elman"`` with tanh or
+    relu), plus ``torch.nn.Linear`` for ``out.weight`` and ``out.bias``.
+
+    References
+    ----------
+    Hochreiter, S. and Schmidhuber, J. (1997). Long short-term memory.
+    Neural Computation 9(8).
+
+    Gers, F. A., Schmidhuber, J. and Cummins, F. (2000). Learning to forget:
+    continual prediction with LSTM. Neural Computation 12(10).
+
+    Elman, J. L. (1990). Finding structure in time. Cognitive Science 14(2).
+
+    Werbos, P. J. (1990). Backpropagation through time: what it does and how
+    to do it. Proceedings of the IEEE 78(10).
+
+    Pascanu, R., Mikolov, T. and Bengio, Y. (2013). On the difficulty of
+    training recurrent neural networks. ICML.
+
+    Kingma, D. P. and Ba, J. (2015). Adam: a method for stochastic
+    optimization. ICLR.
+"""
+
+
 class _BaseRNN(BaseEstimator):
     """Shared machinery of the RNN estimators (not for direct use)."""
 
@@ -527,6 +732,36 @@ class _BaseRNN(BaseEstimator):
 
 
 class RNNRegressor(RegressorMixin, _BaseRNN):
+    """Recurrent neural network regressor trained by exact, compiled BPTT.
+
+    Learns from sequences a target per sequence (``output="last"``) or per
+    time step (``output="sequence"``), minimising the squared error
+    ``1/(2N) sum_n ||y_pred_n - y_n||^2`` over the N targets of a mini-batch
+    (scikit-learn MLP's convention) plus the L2 penalty.
+__PARAMETERS__
+    Attributes
+    ----------
+__ATTRIBUTES__
+    See Also
+    --------
+    RNNClassifier : The classifier on the same networks.
+    sklearn.neural_network.MLPRegressor : The feed-forward counterpart.
+__NOTES__
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cbptt import RNNRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> t = rng.uniform(0, 6.3, (200, 1)) + 0.2 * np.arange(21)
+    >>> X, y = np.sin(t[:, :20]), np.sin(t[:, 20])   # predict the next value
+    >>> reg = RNNRegressor(hidden_layer_sizes=(16,), learning_rate_init=0.01,
+    ...                    max_iter=30, random_state=0).fit(X[:150], y[:150])
+    >>> reg.predict(X[150:]).shape
+    (50,)
+    >>> bool(reg.score(X[150:], y[150:]) > 0.9)
+    True
+    """
+
 
     def _loss(self):
         return SquaredError()
@@ -672,6 +907,41 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
 
 
 class RNNClassifier(ClassifierMixin, _BaseRNN):
+    """Recurrent neural network classifier trained by exact, compiled BPTT.
+
+    Labels sequences (``output="last"``) or every time step
+    (``output="sequence"``: sequence tagging, next-symbol prediction) with
+    labels of any type, minimising the softmax cross-entropy
+    ``-1/N sum_n log p_n[y_n]`` over the N targets of a mini-batch plus the
+    L2 penalty.
+__PARAMETERS__
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+__ATTRIBUTES__
+    See Also
+    --------
+    RNNRegressor : The regressor on the same networks.
+    sklearn.neural_network.MLPClassifier : The feed-forward counterpart.
+__NOTES__
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cbptt import RNNClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((300, 20, 1))
+    >>> y = np.where(X.sum(axis=(1, 2)) > 0, "up", "down")  # sign of the sum
+    >>> clf = RNNClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.01,
+    ...                     max_iter=30, random_state=0).fit(X[:250], y[:250])
+    >>> clf.classes_
+    array(['down', 'up'], dtype='<U4')
+    >>> clf.predict_proba(X[250:]).shape
+    (50, 2)
+    >>> bool(clf.score(X[250:], y[250:]) > 0.9)
+    True
+    """
+
 
     def _loss(self):
         return SoftmaxCrossEntropy()
@@ -866,3 +1136,11 @@ class RNNClassifier(ClassifierMixin, _BaseRNN):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.poor_score = self._poor_score()
         return tags
+
+
+# The parameters, notes and attributes are shared: keep one copy.
+for _cls, _score in ((RNNRegressor, "R^2"), (RNNClassifier, "accuracy")):
+    _cls.__doc__ = (_cls.__doc__.replace("__PARAMETERS__", _PARAMETERS)
+                    .replace("__NOTES__", _NOTES)
+                    .replace("__ATTRIBUTES__",
+                             _ATTRIBUTES.format(score=_score).strip("\n")))
