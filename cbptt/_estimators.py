@@ -628,6 +628,12 @@ class _BaseRNN(BaseEstimator):
         if "_params" in state:
             self.coefs_ = self._make_coefs()
 
+    def _score(self, X, y, sample_weight, mixin_score, metric):
+        """The mixin's score with ``output="last"``, else ``metric`` per step."""
+        if getattr(self, "_output", self.output) == "last":
+            return mixin_score(X, y, sample_weight)
+        return self._score_sequence(X, y, sample_weight, metric)
+
     def _score_sequence(self, X, y, sample_weight, metric):
         """``metric`` over every valid step (output="sequence")."""
         seqs, z = self._forward(X)
@@ -895,9 +901,7 @@ __NOTES__
         -------
         score : float
         """
-        if getattr(self, "_output", self.output) == "last":
-            return super().score(X, y, sample_weight)
-        return self._score_sequence(X, y, sample_weight, r2_score)
+        return self._score(X, y, sample_weight, super().score, r2_score)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -1128,9 +1132,7 @@ __NOTES__
         -------
         score : float
         """
-        if getattr(self, "_output", self.output) == "last":
-            return super().score(X, y, sample_weight)
-        return self._score_sequence(X, y, sample_weight, accuracy_score)
+        return self._score(X, y, sample_weight, super().score, accuracy_score)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

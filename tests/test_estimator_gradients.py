@@ -13,7 +13,7 @@ from cbptt._cells import make_cell
 from cbptt._network import (Network, SoftmaxCrossEntropy, SquaredError,
                             Trainer, Workspace, predict_raw)
 
-from conftest import rel_err
+from conftest import central_diff, rel_err
 
 
 class Capture:
@@ -81,16 +81,7 @@ def test_training_gradient_matches_finite_differences(rng, cell, output,
     s, n = tr.batch(x, lengths, target)
     f = lambda: mean_loss(net, params, loss, output, x, lengths, target)  # noqa: E731
     assert s / n == pytest.approx(f(), rel=1e-12)
-    num = np.empty_like(params)
-    eps = 1e-6
-    for i in range(params.size):
-        old = params[i]
-        params[i] = old + eps
-        up = f()
-        params[i] = old - eps
-        down = f()
-        params[i] = old
-        num[i] = (up - down) / (2 * eps)
+    num = central_diff(f, {"params": params}, "params")
     assert rel_err(cap.grads, num) < 1e-7
     # The top layer's gradient buffer is left all zero for the next batch.
     if output == "last":
