@@ -8,7 +8,8 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
-from cbptt import RNNRegressor, rnn_backward, rnn_forward
+from cbptt import (RNNRegressor, lstm_backward, lstm_forward,
+                   rnn_backward, rnn_forward)
 from cbptt._cells import make_cell
 from cbptt._network import (Network, SoftmaxCrossEntropy, SquaredError,
                             Trainer, Workspace, predict_raw)
@@ -88,16 +89,35 @@ def test_training_gradient_matches_finite_differences(rng, cell, output,
         assert not tr.ws._grad_top.any()
 
 
+def _layer_pass(cell, p, x, state):
+    """The functional API's forward for one window; returns (result, new state)."""
+    if cell == "elman":
+        res = rnn_forward(x, p["weight_ih"], p["weight_hh"], p["bias"], state[0])
+        return res, (res.h[:, -1].copy(),)
+    res = lstm_forward(x, p["weight_ih"], p["weight_hh"], p["bias"], state[0],
+                       state[1], forget_gate=cell == "lstm")
+    return res, (res.h[:, -1].copy(), res.c[:, -1].copy())
+
+
+def _layer_grads(cell, res, grad_h):
+    g = (rnn_backward(res, grad_h) if cell == "elman"
+         else lstm_backward(res, grad_h))
+    return {"weight_ih": g.weight_ih, "weight_hh": g.weight_hh,
+            "bias": g.bias}
+
+
+@pytest.mark.parametrize("cell", ["elman", "lstm", "lstm1997"])
 @pytest.mark.parametrize("output", ["last", "sequence"])
-def test_truncated_bptt_is_windowed_updates(rng, output):
+def test_truncated_bptt_is_windowed_updates(rng, cell, output):
     """One epoch of bptt_truncate=k with plain SGD equals, window by window:
-    forward from the carried state, exact BPTT inside the window, an update,
-    and the window's final state (from the old weights) carried on."""
+    forward from the carried state (h, and c for the LSTM), exact BPTT inside
+    the window, an update, and the window's final state (from the old
+    weights) carried on."""
     N, T, F, H, k, lr = 5, 11, 2, 4, 4, 0.05
     X = rng.standard_normal((N, T, F))
     y = rng.standard_normal((N, T)) if output == "sequence" else \
         rng.standard_normal(N)
-    est = RNNRegressor(cell="elman", hidden_layer_sizes=(H,), output=output,
+    est = RNNRegressor(cell=cell, hidden_layer_sizes=(H,), output=output,
                        bptt_truncate=k, solver="sgd", momentum=0.0,
                        learning_rate_init=lr, alpha=0.0, clip_norm=None,
                        batch_size=N, max_iter=1, shuffle=False, random_state=3)
@@ -105,39 +125,38 @@ def test_truncated_bptt_is_windowed_updates(rng, output):
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(X, y)
 
-    net = Network(make_cell("elman", "tanh"), F, (H,), 1)
+    net = Network(make_cell(cell, "tanh"), F, (H,), 1)
     p0 = net.init_params(check_random_state(3), np.float64, 1.0)
     (layer,), out = net.views(p0)
-    w_ih, w_hh, b = (layer[n].copy() for n in ("weight_ih", "weight_hh", "bias"))
+    p = {name: a.copy() for name, a in layer.items()}
     w_out, b_out = out["weight"].copy(), out["bias"].copy()
-    h0 = np.zeros((N, H))
+    state = (np.zeros((N, H)), np.zeros((N, H)))
     for t0 in range(0, T, k):
         t1 = min(T, t0 + k)
-        res = rnn_forward(X[:, t0:t1], w_ih, w_hh, b, h0)
+        res, new_state = _layer_pass(cell, p, X[:, t0:t1], state)
         if output == "sequence":
             hs, tgt = res.h, y[:, t0:t1, None]
         elif t1 == T:
             hs, tgt = res.h[:, -1:], y[:, None, None]
         else:
-            h0 = res.h[:, -1].copy()
+            state = new_state
             continue                            # no target in this window
         dz = (hs @ w_out.T + b_out - tgt) / (tgt.shape[0] * tgt.shape[1])
         g_out = np.einsum("ntk,nth->kh", dz, hs)
         gb_out = dz.sum(axis=(0, 1))
         grad_h = np.zeros_like(res.h)
         grad_h[:, -hs.shape[1]:] = dz @ w_out
-        g = rnn_backward(res, grad_h)
-        h0 = res.h[:, -1].copy()
-        w_ih -= lr * g.weight_ih
-        w_hh -= lr * g.weight_hh
-        b -= lr * g.bias
+        for name, g in _layer_grads(cell, res, grad_h).items():
+            p[name] -= lr * g
         w_out -= lr * g_out
         b_out -= lr * gb_out
+        state = new_state
     c = est.coefs_
-    for got, want in [(c[0]["weight_ih"], w_ih), (c[0]["weight_hh"], w_hh),
-                      (c[0]["bias"], b), (c[1]["weight"], w_out),
-                      (c[1]["bias"], b_out)]:
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    for name in p:
+        np.testing.assert_allclose(c[0][name], p[name], rtol=1e-12,
+                                   atol=1e-14, err_msg=name)
+    np.testing.assert_allclose(c[1]["weight"], w_out, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(c[1]["bias"], b_out, rtol=1e-12, atol=1e-14)
 
 
 def test_truncation_at_least_T_is_full_bptt(rng):
