@@ -18,3 +18,7 @@ from cbptt.functional import (CECForwardResult, CECGradients,  # noqa: E402
 __all__ += ["CECForwardResult", "CECGradients", "LSTMForwardResult",
             "LSTMGradients", "cec_backward", "cec_forward", "lstm_backward",
             "lstm_forward"]
+
+from cbptt._estimators import RNNClassifier, RNNRegressor  # noqa: E402
+
+__all__ += ["RNNClassifier", "RNNRegressor"]
