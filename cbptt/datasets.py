@@ -402,7 +402,7 @@ def make_embedded_reber(n_samples=1000, *, target="next", as_list=False,
     >>> X, y = make_embedded_reber(2, as_list=True, random_state=1)
     >>> s = "".join(REBER_SYMBOLS[i] for i in X[0].argmax(1))
     >>> s[:3], s[-1] in "TP", REBER_SYMBOLS[int(y[0][-1])]
-    ('BTB', True, 'E')
+    ('BPB', True, 'E')
     """
     n_samples = _check_int("n_samples", n_samples, 1)
     target = _check_choice("target", target, {"next", "possible"})
@@ -438,10 +438,9 @@ def score_embedded_reber(X, outputs, *, classes=None, return_steps=False):
         with ``output="sequence"``; padded steps are ignored.
     classes : array-like of int, default=None
         The symbol index of each column of ``outputs`` (a classifier's
-        ``classes_``: B never follows anything, so a classifier trained on
-        "next" targets has 6 columns). None means columns 0..6 are the
-        symbols in :data:`REBER_SYMBOLS` order. A symbol without a column
-        counts as never predicted.
+        ``classes_``, which lacks any symbol it never saw as a target).
+        None means columns 0..6 are the symbols in :data:`REBER_SYMBOLS`
+        order. A symbol without a column counts as never predicted.
     return_steps : bool, default=False
         Also return the share of right steps.
 
