@@ -82,7 +82,7 @@ def _positive(y):
 
 
 def plot_error_flow(flows, *, labels=None, bound=True, threshold=True,
-                    ax=None, path=None, title=None):
+                    ylim=None, ax=None, path=None, title=None):
     """The error-flow profiles ratio[q] against the lag q, on a log scale.
 
     Parameters
@@ -98,6 +98,9 @@ def plot_error_flow(flows, *, labels=None, bound=True, threshold=True,
         ``(sup|f'| ||W_hh||)^q`` of each Elman profile.
     threshold : bool, default=True
         Draw the horizon threshold as a dotted horizontal line.
+    ylim : (float, float), default=None
+        Limits of the ratio axis, e.g. to zoom in on the slowly decaying
+        profiles; by default they span every profile.
     ax : matplotlib Axes, default=None
         Where to draw; a new figure when None.
     path : str or path-like, default=None
@@ -154,10 +157,14 @@ def plot_error_flow(flows, *, labels=None, bound=True, threshold=True,
     ax.set_yscale("log")
     ax.set_xlabel("time lag q (steps back from the error at T)")
     ax.set_ylabel("||delta(T-q)|| / ||delta(T)||")
-    lo = [np.nanmin(_positive(getattr(f, "ratio", f))) for _, f in curves]
-    lo = [v for v in lo if np.isfinite(v)]
-    if lo:  # keep the bound from squeezing the profiles into a corner
-        ax.set_ylim(max(min(lo) * 0.3, 1e-300), None)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    else:   # span the profiles; a bound must not squeeze them into a corner
+        lo = [np.nanmin(_positive(getattr(f, "ratio", f)), initial=np.inf)
+              for _, f in curves]
+        lo = [v for v in lo if np.isfinite(v)]
+        if lo:
+            ax.set_ylim(max(min(lo) * 0.3, 1e-300), None)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8)
     return _finish(ax, path, title)
