@@ -30,7 +30,8 @@ from cbptt._validation import check_activation
 from cbptt.datasets import _lengths
 
 __all__ = ["CELLS", "ErrorFlow", "LayerSignals", "error_flow",
-           "error_signals", "format_error_flow_table"]
+           "error_signals", "format_error_flow_table",
+           "estimator_error_signals", "estimator_error_flow", "generate_text"]
 
 CELLS = ("elman", "cec", "lstm", "lstm1997")
 
@@ -122,14 +123,25 @@ def _layer_weights(weights, cell, layer=None):
     return {k: weights[k] for k in names}
 
 
-def _forward_layer(cell, x, w, activation):
+def _forward_layer(cell, x, w, activation, state=None):
+    """One layer's forward pass; ``state`` is h0, or (h0, c0) for an LSTM."""
     if cell == "elman":
         return functional.rnn_forward(x, w["weight_ih"], w["weight_hh"],
-                                      w["bias"], activation=activation)
+                                      w["bias"], h0=state,
+                                      activation=activation)
     if cell == "cec":
-        return functional.cec_forward(x, w["weight_ih"], w["bias"])
+        return functional.cec_forward(x, w["weight_ih"], w["bias"], h0=state)
+    h0, c0 = (None, None) if state is None else state
     return functional.lstm_forward(x, w["weight_ih"], w["weight_hh"],
-                                   w["bias"], forget_gate=(cell == "lstm"))
+                                   w["bias"], h0=h0, c0=c0,
+                                   forget_gate=(cell == "lstm"))
+
+
+def _final_state(cell, fwd):
+    """The state after the last step, to continue the sequence."""
+    if cell in _GATES:
+        return fwd.h[:, -1], fwd.c[:, -1]
+    return fwd.h[:, -1]
 
 
 def _backward_layer(cell, fwd, grad_h, truncate):
@@ -697,3 +709,271 @@ def _empty_signals(spec, n, t_max, dtype):
                 delta=np.full((n, t_max, G * H), np.nan, dtype),
                 delta_c=(np.full((n, t_max, H), np.nan, dtype)
                          if c in _GATES else None))
+
+
+# ---------------------------------------------------------------------------
+# Fitted estimators: error signals, error flow, text generation
+# ---------------------------------------------------------------------------
+
+def _fitted_network(estimator):
+    """A fitted estimator's recurrent layers, output layer, cell, activation."""
+    coefs = getattr(estimator, "coefs_", None)
+    if coefs is None:
+        raise AttributeError(
+            f"this {type(estimator).__name__} is not fitted yet (it has no "
+            "coefs_); call fit before looking at its error signals")
+    cell = _check_cell(getattr(estimator, "cell", "elman"))
+    return list(coefs[:-1]), coefs[-1], cell, getattr(estimator, "activation",
+                                                      "tanh")
+
+
+def _as_sequences(X):
+    """Estimator input as a 3-D array or a list of 2-D arrays.
+
+    A 2-D array is n_samples univariate series (the estimators' convention),
+    a list of 1-D arrays likewise.
+    """
+    if isinstance(X, (list, tuple)):
+        return [np.asarray(s)[:, None] if np.ndim(s) == 1 else np.asarray(s)
+                for s in X]
+    X = np.asarray(X)
+    return X[:, :, None] if X.ndim == 2 else X
+
+
+def _softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _class_probabilities(z, n_classes):
+    """Softmax over the outputs, or the logistic of a single binary output."""
+    if z.shape[-1] == 1 and n_classes == 2:
+        p1 = 1.0 / (1.0 + np.exp(-z))
+        return np.concatenate([1.0 - p1, p1], axis=-1)
+    return _softmax(z)
+
+
+def _targets_by_sample(y, lengths, per_step):
+    """``y`` as a list of per-sample targets (cut to each length)."""
+    n = len(lengths)
+    if isinstance(y, (list, tuple)) and per_step:
+        if len(y) != n:
+            raise ValueError(f"y has {len(y)} sequences; X has {n}")
+        return [np.asarray(t)[:L] for t, L in zip(y, lengths)]
+    y = np.asarray(y)
+    if y.shape[0] != n:
+        raise ValueError(f"y has {y.shape[0]} samples; X has {n}")
+    if per_step:
+        if y.ndim < 2 or y.shape[1] < lengths.max():
+            raise ValueError(f"y has shape {y.shape}; with output='sequence' "
+                             f"expected ({n}, {lengths.max()}[, n_outputs])")
+        return [y[i, :L] for i, L in enumerate(lengths)]
+    return [y[i] for i in range(n)]
+
+
+def _loss_gradient(estimator, n_targets):
+    """dL/dz of the estimator's mean loss for outputs ``z`` and targets.
+
+    Squared error ``1/(2N) sum ||z - y||^2`` for a regressor, softmax
+    cross-entropy ``-1/N sum log p(y)`` for a classifier: N targets in all.
+    """
+    def grad(z, y):
+        if hasattr(estimator, "classes_"):
+            classes = list(np.asarray(estimator.classes_))
+            index = {c: k for k, c in enumerate(classes)}
+            flat = np.asarray(y, dtype=object).reshape(-1)
+            try:
+                codes = np.array([index[v] for v in flat], dtype=int)
+            except (KeyError, TypeError):
+                bad = next(v for v in flat if v not in index)
+                raise ValueError(f"y holds the label {bad!r}, which is not "
+                                 f"among the classes {classes}") from None
+            p = _class_probabilities(z.reshape(-1, z.shape[-1]), len(classes))
+            p[np.arange(len(codes)), codes] -= 1.0
+            if z.shape[-1] == 1:            # logistic output: dL/dz = p1 - y
+                p = p[:, 1:]
+            return p.reshape(z.shape) / n_targets
+        y = np.asarray(y, dtype=np.float64).reshape(z.shape)
+        return (z - y) / n_targets
+    return grad
+
+
+def estimator_error_signals(estimator, X, y):
+    """Every recurrent layer's delta(t) for a fitted estimator's loss on (X, y).
+
+    The estimators' ``error_signals(X, y)`` method. The loss is the
+    estimator's training loss (without the L2 penalty) as a mean over all
+    targets in ``y``: squared error for a regressor, softmax cross-entropy
+    for a classifier, at each sequence's last step (``output="last"``) or
+    at every step (``output="sequence"``). The error signals come from the
+    compiled backward passes (see :func:`error_signals`).
+
+    Parameters
+    ----------
+    estimator : fitted RNNRegressor or RNNClassifier
+    X : array-like of shape (n_samples, n_timesteps, n_features) or list
+        Input sequences, as for ``predict`` (2-D: univariate series).
+    y : array-like
+        Targets, as for ``fit``.
+
+    Returns
+    -------
+    signals : list of LayerSignals
+        One per recurrent layer, bottom first: ``h``, ``delta`` and, for
+        LSTM layers, ``delta_c`` and the gates' order.
+
+    Raises
+    ------
+    AttributeError
+        If the estimator is not fitted.
+    ValueError
+        On input that does not match the fitted estimator, or labels it
+        does not know.
+    """
+    layers, out, cell, activation = _fitted_network(estimator)
+    X = _as_sequences(X)
+    _, lengths, _ = _length_groups(X)
+    per_step = getattr(estimator, "output", "last") == "sequence"
+    targets = _targets_by_sample(y, lengths, per_step)
+    n_targets = int(lengths.sum()) if per_step else len(lengths)
+    w_out = np.asarray(out["weight"])
+    b_out = np.asarray(out["bias"])
+    loss_grad = _loss_gradient(estimator, n_targets)
+
+    def grad_h(h, index):
+        y_group = np.stack([np.asarray(targets[i]) for i in index])
+        g = np.zeros_like(h)
+        if per_step:
+            g[...] = loss_grad(h @ w_out.T + b_out, y_group) @ w_out
+        else:
+            g[:, -1] = loss_grad(h[:, -1] @ w_out.T + b_out, y_group) @ w_out
+        return g
+
+    return error_signals(X, layers, grad_h, cell=cell, activation=activation)
+
+
+def estimator_error_flow(estimator, X, *, max_samples=None, direction="random",
+                         threshold=1e-3, random_state=0):
+    """The error flow through a fitted estimator's first recurrent layer.
+
+    The estimators' ``error_flow(X, y=None)`` method and what they record as
+    ``error_flow_``: :func:`error_flow` with the first layer's weights
+    (``coefs_[0]``), cell and activation.
+
+    Parameters
+    ----------
+    estimator : fitted RNNRegressor or RNNClassifier
+    X : array-like of shape (n_samples, n_timesteps, n_features) or list
+        Input sequences (2-D: univariate series).
+    max_samples : int, default=None
+        Use only the first this many sequences (a cheap profile during
+        training).
+    direction, threshold, random_state
+        As in :func:`error_flow`.
+
+    Returns
+    -------
+    flow : ErrorFlow
+    """
+    layers, _, cell, activation = _fitted_network(estimator)
+    X = _as_sequences(X)
+    if max_samples is not None:
+        X = X[:int(max_samples)]
+    return error_flow(X, layers[0], cell=cell, activation=activation,
+                      direction=direction, threshold=threshold,
+                      random_state=random_state)
+
+
+def generate_text(estimator, seed_text, n_chars=200, temperature=1.0, *,
+                  codec=None, random_state=None):
+    """Sample text, one character at a time, from a character classifier.
+
+    The estimators' ``generate`` method. The classifier must have been
+    trained with ``output="sequence"`` on one-hot characters with the next
+    character as the target at every step (as :meth:`CharCodec.sequences
+    <cbptt.datasets.CharCodec.sequences>` makes them). The seed runs through
+    the network once; then each sampled character is fed back for one step,
+    the recurrent states carried along (no recomputation of the prefix).
+
+    Parameters
+    ----------
+    estimator : fitted RNNClassifier
+        With ``output="sequence"``.
+    seed_text : str
+        The text to start from (at least one character of the vocabulary).
+    n_chars : int, default=200
+        How many characters to generate.
+    temperature : float, default=1.0
+        Sampling from ``softmax(z / temperature)``: below 1 sharper (more
+        likely characters), above 1 more random.
+    codec : CharCodec, default=None
+        The vocabulary of the inputs; when the targets were indices, the
+        classes are indices into it. None works when the classes are the
+        characters themselves and cover the whole vocabulary.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the sampling.
+
+    Returns
+    -------
+    text : str
+        ``n_chars`` generated characters (without the seed).
+
+    Raises
+    ------
+    ValueError
+        If the estimator was not trained on characters with
+        ``output="sequence"``, or the seed holds characters outside the
+        vocabulary.
+    """
+    from cbptt.datasets import CharCodec
+    layers, out, cell, activation = _fitted_network(estimator)
+    if getattr(estimator, "output", None) != "sequence" or not hasattr(
+            estimator, "classes_"):
+        raise ValueError("generate needs a classifier trained with "
+                         "output='sequence' (next character at every step)")
+    classes = np.asarray(estimator.classes_)
+    if codec is None:
+        if classes.dtype.kind != "U" or any(len(c) != 1 for c in classes):
+            raise ValueError("the classes are not single characters; pass "
+                             "codec= (the CharCodec the inputs were made with)")
+        codec = CharCodec("".join(classes))
+        chars = list(classes)
+    elif classes.dtype.kind in "iu":
+        chars = [codec.chars[k] for k in classes]
+    else:
+        chars = [str(c) for c in classes]
+    n_features = np.shape(layers[0]["weight_ih"])[1]
+    if n_features != codec.n_chars:
+        raise ValueError(f"the network reads {n_features} features; the "
+                         f"codec has {codec.n_chars} characters")
+    if not isinstance(seed_text, str) or not seed_text:
+        raise ValueError("seed_text must be a non-empty string")
+    n_chars = int(n_chars)
+    if isinstance(temperature, bool) or not (
+            isinstance(temperature, numbers.Real) and temperature > 0):
+        raise ValueError(f"temperature={temperature!r}; expected a float > 0")
+    rng = check_random_state(random_state)
+    dtype = np.asarray(layers[0]["weight_ih"]).dtype
+    specs = [(layer.get("cell", cell), layer.get("activation", activation),
+              layer) for layer in layers]
+    w_out = np.asarray(out["weight"], dtype=np.float64)
+    b_out = np.asarray(out["bias"], dtype=np.float64)
+
+    def run(x, states):
+        new = []
+        for (c, a, w), s in zip(specs, states):
+            fwd = _forward_layer(c, x, w, a, s)
+            new.append(_final_state(c, fwd))
+            x = fwd.h
+        return x[0, -1].astype(np.float64), new
+
+    h, states = run(codec.one_hot(seed_text, dtype)[None], [None] * len(specs))
+    generated = []
+    for _ in range(n_chars):
+        z = (h @ w_out.T + b_out) / temperature
+        p = _class_probabilities(z[None], len(classes))[0]
+        k = rng.choice(len(p), p=p / p.sum())
+        generated.append(chars[k])
+        h, states = run(codec.one_hot(chars[k], dtype)[None], states)
+    return "".join(generated)
