@@ -6,21 +6,22 @@ Its parts (all by default, or name some: ``python -m cbptt flow adding``):
 flow
     The error flow at initialisation, T = 100: an error injected at the last
     step, measured back at every lag, for a logistic Elman layer, a tanh
-    Elman layer, a constant error carousel (CEC) and LSTMs (1997 form and
-    forget-gate form). A table of the ratio at lags 1, 10, 50, 99 and
-    ``error_flow.png``.
+    Elman layer, a constant error carousel (CEC) and LSTMs (1997 form,
+    forget-gate form with bias 1 and 4). A table of the ratio at lags 1, 10,
+    50, 99 and ``error_flow.png``.
 adding
     The adding problem of Hochreiter & Schmidhuber (1997) at a lag the tanh
     Elman network cannot bridge: a tanh Elman network and an LSTM trained
     alike; test MSE against always predicting the mean; ``adding_loss.png``.
 reber
-    The embedded Reber grammar: an LSTM's share of test strings whose every
-    next symbol it predicts.
+    The embedded Reber grammar: the share of test strings whose every next
+    symbol an LSTM (and, for contrast, a tanh Elman network) predicts.
 text
     A character-level LSTM on English text gathered from Python's own
     docstrings, and a sample it generates.
 
-``--quick`` runs everything smaller (under 30 seconds on two cores);
+``--quick`` runs smaller versions of flow, adding and reber (under 30
+seconds on two cores; name ``text`` to add a small character model);
 ``--out DIR`` (default ``./cbptt-demo``) receives the PNGs and
 ``report.md`` with the tables.
 """
@@ -41,33 +42,40 @@ PARTS = ("flow", "adding", "reber", "text")
 
 
 @dataclass(frozen=True)
-class Sizes:
-    """How big each part of the demo is."""
+class Settings:
+    """How big each part of the demo is, and which parts run by default."""
 
-    flow_samples: int
-    flow_T: int
-    hidden: int
-    adding_T: int
-    adding_train: int
-    adding_test: int
-    adding_epochs: int
-    reber_train: int
-    reber_test: int
-    reber_epochs: int
-    text_chars: int
-    text_T: int
-    text_epochs: int
-    sample_chars: int
+    flow: dict
+    adding: dict
+    reber: dict
+    text: dict
+    parts: tuple
 
 
-FULL = Sizes(flow_samples=64, flow_T=100, hidden=32,
-             adding_T=100, adding_train=2000, adding_test=500, adding_epochs=20,
-             reber_train=1000, reber_test=500, reber_epochs=30,
-             text_chars=120_000, text_T=64, text_epochs=6, sample_chars=300)
-QUICK = Sizes(flow_samples=16, flow_T=100, hidden=16,
-              adding_T=40, adding_train=600, adding_test=200, adding_epochs=8,
-              reber_train=300, reber_test=200, reber_epochs=8,
-              text_chars=20_000, text_T=40, text_epochs=2, sample_chars=120)
+FULL = Settings(
+    flow=dict(n_samples=64, T=100, hidden=32),
+    adding=dict(T=100, n_train=3000, n_test=500, hidden=16, epochs=12,
+                fit=dict(batch_size=32, learning_rate_init=0.01,
+                         forget_bias=4.0)),
+    reber=dict(n_train=1000, n_test=500, hidden=16, epochs=12,
+               fit=dict(batch_size=16, learning_rate_init=0.02)),
+    text=dict(n_chars=60_000, T=64, hidden=64, epochs=3, sample=300,
+              fit=dict(batch_size=32, learning_rate_init=0.01)),
+    parts=PARTS)
+QUICK = Settings(
+    flow=dict(n_samples=16, T=100, hidden=16),
+    adding=dict(T=40, n_train=1000, n_test=300, hidden=16, epochs=8,
+                fit=dict(batch_size=16, learning_rate_init=0.01,
+                         forget_bias=4.0)),
+    reber=dict(n_train=600, n_test=300, hidden=16, epochs=10,
+               fit=dict(batch_size=16, learning_rate_init=0.02)),
+    text=dict(n_chars=20_000, T=40, hidden=32, epochs=1, sample=120,
+              fit=dict(batch_size=32, learning_rate_init=0.01)),
+    parts=("flow", "adding", "reber"))
+
+
+def _settings_text(fit):
+    return ", ".join(f"{k}={v}" for k, v in fit.items())
 
 
 # ---------------------------------------------------------------------------
@@ -144,25 +152,26 @@ def initial_weights(cell, n_features, hidden, rng, forget_bias=1.0):
     return w
 
 
-FLOW_MODELS = (("logistic Elman", "elman", "logistic"),
-               ("tanh Elman", "elman", "tanh"),
-               ("CEC", "cec", None),
-               ("LSTM 1997 (no forget gate)", "lstm1997", None),
-               ("LSTM (forget gate, bias 1)", "lstm", None))
+FLOW_MODELS = (("logistic Elman", "elman", "logistic", None),
+               ("tanh Elman", "elman", "tanh", None),
+               ("CEC", "cec", None, None),
+               ("LSTM 1997 (no forget gate)", "lstm1997", None, None),
+               ("LSTM, forget bias 1", "lstm", None, 1.0),
+               ("LSTM, forget bias 4", "lstm", None, 4.0))
 
 
-def part_flow(sizes, report, seed):
-    """Error flow at initialisation for five layers on the same inputs."""
-    T = sizes.flow_T
-    report.line(f"== 1. error flow at initialisation (T={T}, "
-                f"{sizes.hidden} units, {sizes.flow_samples} sequences)")
-    X, _ = make_adding_problem(sizes.flow_samples, T, variable_length=False,
-                               random_state=seed)
+def part_flow(settings, report, seed):
+    """Error flow at initialisation for six layers on the same inputs."""
+    cfg = settings.flow
+    T, H, n = cfg["T"], cfg["hidden"], cfg["n_samples"]
+    report.line(f"== 1. error flow at initialisation (T = {T}, {H} units, "
+                f"{n} sequences)")
+    X, _ = make_adding_problem(n, T, variable_length=False, random_state=seed)
     rng = np.random.RandomState(seed)
     flows = {}
-    for name, cell, activation in FLOW_MODELS:
+    for name, cell, activation, forget_bias in FLOW_MODELS:
         tic = time.perf_counter()
-        w = initial_weights(cell, X.shape[2], sizes.hidden, rng)
+        w = initial_weights(cell, X.shape[2], H, rng, forget_bias or 1.0)
         flows[name] = error_flow(X, w, cell=cell,
                                  activation=activation or "tanh",
                                  random_state=seed)
@@ -170,17 +179,18 @@ def part_flow(sizes, report, seed):
                     f"{flows[name].ratio[-1]:9.3g}   horizon "
                     f"{flows[name].horizon:3d}   "
                     f"({time.perf_counter() - tic:.2f} s)")
-    lags = [q for q in (1, 10, 50, 99) if q < T]
-    table = format_error_flow_table(flows, lags=lags)
+    table = format_error_flow_table(flows, lags=[q for q in (1, 10, 50, 99)
+                                                 if q < T])
     report.line()
     report.line(table)
     text = (f"## 1. Error flow at initialisation\n\n"
-            f"An error is injected at the last step T of {sizes.flow_samples} "
-            f"sequences (adding-problem inputs, T = {T}, {sizes.hidden} "
-            "units); ratio[q] = mean ||delta(T-q)|| / ||delta(T)|| is the "
-            "share of it that reaches lag q, and the horizon is the last lag "
-            f"where that share is above {flows['CEC'].threshold:g} (\"+\": the "
-            "whole sequence). For LSTMs the error is the carousel's, dL/dc(t)."
+            f"An error is injected at the last step T of {n} sequences "
+            f"(adding-problem inputs, T = {T}, {H} units, weights as the "
+            "estimators initialise them); ratio[q] = mean ||delta(T-q)|| / "
+            "||delta(T)|| is the share of it that reaches lag q, and the "
+            "horizon is the last lag where that share is above "
+            f"{flows['CEC'].threshold:g} (\"+\": the whole sequence). For "
+            "LSTMs the error is the carousel's, dL/dc(t)."
             f"\n\n{table}\n\n{explain_flow(flows, T)}\n")
     path = report.figure_path("error_flow.png")
     if path:
@@ -194,8 +204,8 @@ def part_flow(sizes, report, seed):
 def explain_flow(flows, T):
     """What the error-flow table shows, in words, from its own numbers."""
     log_, tanh = flows["logistic Elman"], flows["tanh Elman"]
-    lstm97, lstm = flows["LSTM 1997 (no forget gate)"], flows[
-        "LSTM (forget gate, bias 1)"]
+    lstm97 = flows["LSTM 1997 (no forget gate)"]
+    lstm1, lstm4 = flows["LSTM, forget bias 1"], flows["LSTM, forget bias 4"]
     last = T - 1
 
     def trend(f):
@@ -221,9 +231,11 @@ def explain_flow(flows, T):
         f"Without a forget gate (1997) the error {trend(lstm97)} "
         f"({lstm97.ratio[last]:.3g} at q = {last}): the carousel keeps it and "
         "the recurrent paths through h add to it. A forget gate multiplies "
-        "it by f(t) at each step (bias 1: f is about 0.73 at first), so it "
-        f"{trend(lstm)} ({lstm.ratio[last]:.2g} at q = {last}) until "
-        "training learns to hold f near 1 where memory is needed.",
+        "it by f(t) at each step: with the usual bias 1, f is about 0.73 at "
+        f"first and the error {trend(lstm1)} ({lstm1.ratio[last]:.2g} at "
+        f"q = {last}); with bias 4, f is about 0.98 and "
+        f"{lstm4.ratio[last]:.2g} of it arrives. Training moves the gates: "
+        "they open the carousel where memory pays.",
     ])
 
 
@@ -242,10 +254,223 @@ def draw_flow(flows, T, path):
 
 
 # ---------------------------------------------------------------------------
+# Training with a progress line per epoch
+# ---------------------------------------------------------------------------
+
+def train_epochs(model, X, y, epochs, report, label, evaluate=None, **fit_kw):
+    """``partial_fit`` one epoch at a time, printing a line per epoch.
+
+    ``evaluate(model)`` returns ``(name, value)`` shown on each line (e.g.
+    the test error); returns the list of those values.
+    """
+    values = []
+    for epoch in range(1, epochs + 1):
+        tic = time.perf_counter()
+        model.partial_fit(X, y, **(fit_kw if epoch == 1 else {}))
+        line = (f"  {label:12s} epoch {epoch:3d}/{epochs}  train loss "
+                f"{model.loss_curve_[-1]:.5f}")
+        if evaluate is not None:
+            name, value = evaluate(model)
+            values.append(value)
+            line += f"  {name} {value:.5f}"
+        report.line(f"{line}  ({time.perf_counter() - tic:.1f} s)")
+    return values
+
+
+# ---------------------------------------------------------------------------
+# Part 2: the adding problem, tanh Elman against LSTM
+# ---------------------------------------------------------------------------
+
+def part_adding(settings, report, seed):
+    """Train a tanh Elman network and an LSTM alike on the adding problem."""
+    from cbptt import RNNRegressor
+    from cbptt.diagnostics import estimator_error_flow
+    cfg = settings.adding
+    T, H, fit = cfg["T"], cfg["hidden"], cfg["fit"]
+    report.line(f"== 2. the adding problem (Hochreiter & Schmidhuber 1997), "
+                f"T = {T}: {cfg['n_train']} training sequences")
+    X, y = make_adding_problem(cfg["n_train"], T, random_state=seed)
+    Xt, yt = make_adding_problem(cfg["n_test"], T, random_state=seed + 1)
+    baseline = float(np.mean((yt - y.mean()) ** 2))
+    report.line(f"  baseline (always predict the training mean): test MSE "
+                f"{baseline:.5f}")
+    models = {"tanh Elman": RNNRegressor((H,), cell="elman", activation="tanh",
+                                         random_state=seed, **fit),
+              "LSTM": RNNRegressor((H,), cell="lstm", random_state=seed, **fit)}
+
+    def test_mse(m):
+        return "test MSE", float(np.mean((m.predict(Xt) - yt) ** 2))
+
+    results = {}
+    for name, model in models.items():
+        tic = time.perf_counter()
+        curve = train_epochs(model, X, y, cfg["epochs"], report, name,
+                             evaluate=test_mse)
+        seconds = time.perf_counter() - tic
+        flow = estimator_error_flow(model, Xt, max_samples=32)
+        results[name] = dict(
+            mse=curve[-1], curve=curve, seconds=seconds, horizon=flow.horizon,
+            solved=curve[-1] < 0.1 * baseline,
+            correct=float(np.mean(np.abs(model.predict(Xt) - yt) < 0.04)))
+    rows = ["| model | test MSE | / baseline | abs error < 0.04 | solved | "
+            "error-flow horizon after training | seconds |",
+            "|---|---:|---:|---:|---|---:|---:|"]
+    for name, r in results.items():
+        rows.append(f"| {name} | {r['mse']:.5f} | {r['mse'] / baseline:.3f} | "
+                    f"{r['correct']:.1%} | {'yes' if r['solved'] else 'no'} | "
+                    f"{r['horizon']} | {r['seconds']:.1f} |")
+    rows.append(f"| predict the mean | {baseline:.5f} | 1.000 | "
+                f"{float(np.mean(np.abs(y.mean() - yt) < 0.04)):.1%} | no | - "
+                "| - |")
+    table = "\n".join(rows)
+    report.line()
+    report.line(table)
+    solved = [n for n, r in results.items() if r["solved"]] or ["neither"]
+    report.line(f"  solved by: {', '.join(solved)}")
+    text = (f"## 2. The adding problem, T = {T}\n\n"
+            f"Hochreiter & Schmidhuber's (1997) version: {cfg['n_train']} "
+            f"training sequences of {T} to {T + T // 10} steps; the first "
+            "marked number is among the first ten steps, so its error has to "
+            f"travel back at least {T - 10} steps. Both networks have {H} "
+            f"units and the same settings ({_settings_text(fit)}, "
+            f"{cfg['epochs']} epochs; the forget bias only concerns the "
+            "LSTM). \"Solved\": test MSE below a tenth of the baseline's. "
+            "The horizon is the error flow's, measured on the trained first "
+            f"layer.\n\n{table}\n\nSolved by: {', '.join(solved)}.\n")
+    path = report.figure_path("adding_loss.png")
+    if path:
+        draw_adding(models, results, baseline, T, path)
+        text += "\n![adding problem](adding_loss.png)\n"
+        report.line(f"  saved {path}")
+    report.section(text)
+    return results
+
+
+def draw_adding(models, results, baseline, T, path):
+    """adding_loss.png: training loss and test MSE by epoch."""
+    import matplotlib.pyplot as plt
+    from cbptt.plotting import plot_loss_curve
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
+    plot_loss_curve(models, ax=left, labels=list(models),
+                    title=f"adding problem, T = {T}: training loss")
+    plot_loss_curve({n: r["curve"] for n, r in results.items()},
+                    baseline={"predict the mean": baseline}, ax=right,
+                    title="test MSE")
+    right.set_ylabel("test MSE")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------
+# Part 3: the embedded Reber grammar
+# ---------------------------------------------------------------------------
+
+def part_reber(settings, report, seed):
+    """An LSTM (and, for contrast, a tanh Elman network) on embedded Reber."""
+    from cbptt import RNNClassifier
+    from cbptt.datasets import (REBER_SYMBOLS, make_embedded_reber,
+                                score_embedded_reber)
+    cfg = settings.reber
+    H, fit = cfg["hidden"], cfg["fit"]
+    report.line(f"== 3. the embedded Reber grammar: {cfg['n_train']} "
+                "training strings")
+    X, y = make_embedded_reber(cfg["n_train"], random_state=seed)
+    Xt, _ = make_embedded_reber(cfg["n_test"], random_state=seed + 1)
+    lengths = np.sum(~np.isnan(Xt[:, :, 0]), axis=1)
+    classes = np.arange(len(REBER_SYMBOLS))
+    rows = ["| model | test strings fully right | test steps right | "
+            "seconds |", "|---|---:|---:|---:|"]
+    results = {}
+    for name, cell in (("LSTM", "lstm"), ("tanh Elman", "elman")):
+        model = RNNClassifier((H,), cell=cell, output="sequence",
+                              random_state=seed, **fit)
+
+        def strings_right(m):
+            return "test strings right", score_embedded_reber(
+                Xt, m.predict_proba(Xt), classes=m.classes_)
+
+        tic = time.perf_counter()
+        train_epochs(model, X, y, cfg["epochs"], report, name,
+                     evaluate=strings_right, classes=classes)
+        strings, steps = score_embedded_reber(
+            Xt, model.predict_proba(Xt), classes=model.classes_,
+            return_steps=True)
+        results[name] = dict(strings=strings, steps=steps)
+        rows.append(f"| {name} | {strings:.1%} | {steps:.1%} | "
+                    f"{time.perf_counter() - tic:.1f} |")
+    table = "\n".join(rows)
+    report.line()
+    report.line(table)
+    text = (f"## 3. The embedded Reber grammar\n\n"
+            f"Networks of {H} units read {cfg['n_train']} strings symbol by "
+            "symbol and learn, at every step, which symbols may come next "
+            f"({_settings_text(fit)}, {cfg['epochs']} epochs). A step is "
+            "right when the outputs of the possible next symbols are all "
+            "above the others; a string is right when every step is. The "
+            "symbol before the final E must repeat the second symbol, seen "
+            f"{int(lengths.min()) - 2} to {int(lengths.max()) - 2} steps "
+            f"earlier (median {int(np.median(lengths)) - 2}); a network that "
+            "forgets it gets about half of the strings right by luck. These "
+            "lags are short, so with orthogonal initialisation, Adam and "
+            "clipping a tanh Elman network can learn them too: the long "
+            f"lags of part 2 are where it fails.\n\n{table}\n")
+    report.section(text)
+    return results
+
+
+# ---------------------------------------------------------------------------
+# Part 4: a character model on the standard library's docstrings
+# ---------------------------------------------------------------------------
+
+def part_text(settings, report, seed):
+    """A character-level LSTM on built-in English text, and a sample."""
+    from cbptt import RNNClassifier
+    from cbptt.datasets import load_text
+    from cbptt.diagnostics import generate_text
+    cfg = settings.text
+    T, H = cfg["T"], cfg["hidden"]
+    text, codec = load_text(max_chars=cfg["n_chars"])
+    split = int(0.9 * len(text))
+    X, y = codec.sequences(text[:split], T, step=T // 2)
+    Xt, yt = codec.sequences(text[split:], T)
+    report.line(f"== 4. a character model: {len(text)} characters of "
+                f"Python's docstrings, {codec.n_chars} symbols, {len(X)} "
+                f"windows of {T}")
+    model = RNNClassifier((H,), cell="lstm", output="sequence",
+                          random_state=seed, **cfg["fit"])
+
+    def accuracy(m):
+        return "test char accuracy", float(np.mean(m.predict(Xt) == yt))
+
+    tic = time.perf_counter()
+    acc = train_epochs(model, X, y, cfg["epochs"], report, "char LSTM",
+                       evaluate=accuracy, classes=np.arange(codec.n_chars))[-1]
+    seconds = time.perf_counter() - tic
+    seed_text = "The "
+    sample = seed_text + generate_text(model, seed_text, cfg["sample"],
+                                       temperature=0.7, codec=codec,
+                                       random_state=seed)
+    report.line("  sample (temperature 0.7):")
+    for line in sample.splitlines():
+        report.line("    " + line)
+    report.section(
+        f"## 4. A character model\n\nAn LSTM ({H} units, "
+        f"{_settings_text(cfg['fit'])}, {cfg['epochs']} epochs, "
+        f"{seconds:.1f} s) trained on {split} characters of the standard "
+        "library's docstrings (gathered at run time, nothing downloaded) "
+        f"predicts the next character of held-out text right {acc:.1%} of "
+        "the time. A sample at temperature 0.7, seeded with \"The \":\n\n"
+        f"```text\n{sample}\n```\n")
+    return dict(accuracy=acc, sample=sample)
+
+
+# ---------------------------------------------------------------------------
 # The command line
 # ---------------------------------------------------------------------------
 
-RUNNERS = {"flow": part_flow}
+RUNNERS = {"flow": part_flow, "adding": part_adding, "reber": part_reber,
+           "text": part_text}
 
 
 def main(argv=None):
@@ -254,7 +479,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="cbptt", description=__doc__.splitlines()[0].strip("`: "),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="parts: " + ", ".join(PARTS) + " (default: all)")
+        epilog="parts: " + ", ".join(PARTS) + " (default: all; with --quick: "
+               + ", ".join(QUICK.parts) + ")")
     parser.add_argument("parts", nargs="*", metavar="PART",
                         help="run only these parts: " + ", ".join(PARTS))
     parser.add_argument("--quick", action="store_true",
@@ -268,13 +494,13 @@ def main(argv=None):
     unknown = [p for p in args.parts if p not in PARTS]
     if unknown:
         parser.error(f"unknown part(s) {unknown}; choose from {list(PARTS)}")
-    parts = [p for p in PARTS if p in (args.parts or PARTS)]
-    sizes = QUICK if args.quick else FULL
+    settings = QUICK if args.quick else FULL
+    parts = [p for p in PARTS if p in (args.parts or settings.parts)]
     report = Report(args.out, argv)
     start = time.perf_counter()
     for part in parts:
         tic = time.perf_counter()
-        RUNNERS[part](sizes, report, args.seed)
+        RUNNERS[part](settings, report, args.seed)
         report.line(f"  [{part}: {time.perf_counter() - tic:.1f} s]\n")
     total = time.perf_counter() - start
     report.section(f"Total time: {total:.1f} s.")
