@@ -28,9 +28,11 @@ Design contract
       db = sum_t delta(t),   dx(t) = W_ih^T delta(t),
       dh0 = W_hh^T delta(0),   dc0 = f(0) delta_c(0)
 
-  ``f (1 - f)`` and the others come from the stored activated gates;
-  ``tanh(c(t))`` is recomputed in the backward loop rather than cached (one
-  ``tanh`` per element and step, instead of one more ``(T, B, H)`` array).
+  ``f (1 - f)`` and the others come from the stored activated gates.
+  ``tanh(c(t))`` is not cached: the backward loop takes it as ``h(t) / o(t)``
+  (a division instead of a ``tanh``, exact to about an ulp; ``tanh(c(t))``
+  is recomputed only where ``o(t) <= 1e-20``), so no ``(T, B, H)`` array
+  more is stored.
 * The CEC: ``s(t) = s(t-1) + W_ih x(t) + b`` (identity unit, self-weight
   fixed at 1). Its error signal is ``delta(t) = e(t) + delta(t+1)``: with the
   loss at the last step only, it is the same at every step.
@@ -49,8 +51,10 @@ Kernel-level ``def`` wrappers (stable; called directly by the estimators)
 All arrays are C-contiguous, of one dtype (float32 or float64), time-major.
 The wrappers check every shape (``ValueError`` naming the wrapper and the
 argument), then release the GIL; they allocate nothing and overwrite the
-``OUT`` arrays. Outputs must not overlap inputs or each other. ``x`` may be
-any caller buffer of shape ``(T, B, I)``, e.g. the ``h`` of a layer below.
+``OUT`` arrays. An output that shares memory with any other argument is
+refused (``ValueError``); inputs may share memory with each other (e.g.
+``h0`` and ``c0`` one zero array). ``x`` may be any caller buffer of shape
+``(T, B, I)``, e.g. the ``h`` of a layer below.
 
 ``lstm_forward(x, w_ih, w_hh, bias, h0, c0, forget_gate, gates, c, h)``
     IN ``x (T,B,I)``, ``w_ih (G*H,I)``, ``w_hh (G*H,H)``, ``bias (G*H,)``,
@@ -180,6 +184,7 @@ cdef void lstm_cell_backward(
         const floating *gates,    # IN  (B, G*H) activated i f g o of step t
         const floating *c,        # IN  (B, H) c(t)
         const floating *c_prev,   # IN  (B, H) c(t-1)
+        const floating *h,        # IN  (B, H) h(t) = o tanh(c(t))
         const floating *grad_h,   # IN  (B, H) e_h(t)
         const floating *grad_c,   # IN  (B, H) e_c(t), or NULL
         const floating *carry_h,  # IN  (B, H) W_hh^T delta(t+1) (if carry)
@@ -198,6 +203,7 @@ cdef void lstm_cell_backward(
     cdef const floating *a
     cdef floating *d
     cdef floating gi, gf, gg, go, tc, dh, dc
+    cdef floating TINY_GATE = 1e-20
     for b in range(B):
         a = gates + b * GH
         d = delta + b * GH
@@ -206,7 +212,8 @@ cdef void lstm_cell_backward(
             gi = a[j]
             gg = a[og + j]
             go = a[oo + j]
-            tc = tanh_(c[r + j])
+            # tanh(c(t)) = h(t) / o(t), within an ulp, unless o is tiny
+            tc = h[r + j] / go if go > TINY_GATE else tanh_(c[r + j])
             dh = grad_h[r + j]
             dc = 0
             if carry:
@@ -289,7 +296,7 @@ cdef void lstm_layer_backward(
     for t in range(T - 1, -1, -1):
         lstm_cell_backward(B, H, forget_gate, carry, gates + t * BGH,
                            c + t * BH, c + (t - 1) * BH if t > 0 else c0,
-                           grad_h + t * BH,
+                           h + t * BH, grad_h + t * BH,
                            grad_c + t * BH if grad_c != NULL else NULL,
                            d_h0, d_c0, delta + t * BGH, delta_c + t * BH)
         carry = carries_into(t, truncate)
@@ -381,14 +388,42 @@ cdef int _check_sizes(str where, int T, int B, int I, int H,
     return 0
 
 
-cdef int _expect(str where, str name, Py_ssize_t *shape, tuple expected) except -1:
-    """Raise ValueError unless the memoryview ``shape`` equals ``expected``."""
+cdef int _expect(str where, str name, Py_ssize_t *shape, int ndim,
+                 Py_ssize_t e0, Py_ssize_t e1=0, Py_ssize_t e2=0) except -1:
+    """Raise ValueError unless a memoryview's ``shape`` is ``(e0, e1, e2)[:ndim]``."""
+    cdef Py_ssize_t *e = [e0, e1, e2]
     cdef int k
-    for k in range(len(expected)):
-        if shape[k] != expected[k]:
-            seen = tuple([shape[i] for i in range(len(expected))])
-            raise ValueError(f"{where}: {name} has shape {seen}; expected "
-                             f"{expected}")
+    for k in range(ndim):
+        if shape[k] != e[k]:
+            raise ValueError(f"{where}: {name} has shape "
+                             f"{tuple([shape[i] for i in range(ndim)])}; "
+                             f"expected {tuple([e[i] for i in range(ndim)])}")
+    return 0
+
+
+cdef struct Span:               # the bytes [lo, hi) of a contiguous buffer
+    size_t lo
+    size_t hi
+
+
+cdef inline Span _span(const void *p, Py_ssize_t nbytes) noexcept:
+    cdef Span s
+    s.lo = <size_t> p
+    s.hi = s.lo + <size_t> nbytes if p != NULL else s.lo
+    return s
+
+
+cdef int _check_disjoint(str where, tuple names, const Span *s, int n_out,
+                         int n) except -1:
+    """Raise ValueError if one of the first ``n_out`` buffers (the outputs)
+    shares memory with any other of the ``n``; names[k] names s[k]."""
+    cdef int k, m
+    for k in range(n_out):
+        for m in range(k + 1, n):
+            if s[k].lo < s[m].hi and s[m].lo < s[k].hi:
+                raise ValueError(f"{where}: {names[k]} shares memory with "
+                                 f"{names[m]}; every output needs its own "
+                                 "buffer")
     return 0
 
 
@@ -400,17 +435,30 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     """Run the LSTM forward kernel on time-major arrays (fills gates, c, h)."""
     cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_hh.shape[1]
     cdef int GH = (4 if forget_gate else 3) * H
+    cdef Py_ssize_t TB = <Py_ssize_t> T * B, n = sizeof(floating)
+    cdef Span s[9]          # outputs first, then inputs
     cdef unsigned int fpenv
     w = "lstm_forward"
     _check_sizes(w, T, B, I, H, 0)
-    _expect(w, "w_ih", w_ih.shape, (GH, I))
-    _expect(w, "w_hh", w_hh.shape, (GH, H))
-    _expect(w, "bias", bias.shape, (GH,))
-    _expect(w, "h0", h0.shape, (B, H))
-    _expect(w, "c0", c0.shape, (B, H))
-    _expect(w, "gates", gates.shape, (T, B, GH))
-    _expect(w, "c", c.shape, (T, B, H))
-    _expect(w, "h", h.shape, (T, B, H))
+    _expect(w, "w_ih", w_ih.shape, 2, GH, I)
+    _expect(w, "w_hh", w_hh.shape, 2, GH, H)
+    _expect(w, "bias", bias.shape, 1, GH)
+    _expect(w, "h0", h0.shape, 2, B, H)
+    _expect(w, "c0", c0.shape, 2, B, H)
+    _expect(w, "gates", gates.shape, 3, T, B, GH)
+    _expect(w, "c", c.shape, 3, T, B, H)
+    _expect(w, "h", h.shape, 3, T, B, H)
+    s[0] = _span(&gates[0, 0, 0], TB * GH * n)
+    s[1] = _span(&c[0, 0, 0], TB * H * n)
+    s[2] = _span(&h[0, 0, 0], TB * H * n)
+    s[3] = _span(&x[0, 0, 0], TB * I * n)
+    s[4] = _span(&w_ih[0, 0], GH * I * n)
+    s[5] = _span(&w_hh[0, 0], GH * H * n)
+    s[6] = _span(&bias[0], GH * n)
+    s[7] = _span(&h0[0, 0], B * H * n)
+    s[8] = _span(&c0[0, 0], B * H * n)
+    _check_disjoint(w, ("gates", "c", "h", "x", "w_ih", "w_hh", "bias", "h0",
+                        "c0"), s, 3, 9)
     with nogil:
         fpenv = cbptt_ftz_enter()
         lstm_layer_forward(T, B, I, H, forget_gate, &x[0, 0, 0], &w_ih[0, 0],
@@ -436,32 +484,55 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     """
     cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_hh.shape[1]
     cdef int GH = (4 if forget_gate else 3) * H
+    cdef Py_ssize_t TB = <Py_ssize_t> T * B, n = sizeof(floating)
+    cdef Span s[18]          # outputs first, then inputs
     cdef unsigned int fpenv
     cdef const floating *p_grad_c = NULL
     cdef floating *p_d_x = NULL
     w = "lstm_backward"
     _check_sizes(w, T, B, I, H, truncate)
-    _expect(w, "w_ih", w_ih.shape, (GH, I))
-    _expect(w, "w_hh", w_hh.shape, (GH, H))
-    _expect(w, "h0", h0.shape, (B, H))
-    _expect(w, "c0", c0.shape, (B, H))
-    _expect(w, "gates", gates.shape, (T, B, GH))
-    _expect(w, "c", c.shape, (T, B, H))
-    _expect(w, "h", h.shape, (T, B, H))
-    _expect(w, "grad_h", grad_h.shape, (T, B, H))
+    _expect(w, "w_ih", w_ih.shape, 2, GH, I)
+    _expect(w, "w_hh", w_hh.shape, 2, GH, H)
+    _expect(w, "h0", h0.shape, 2, B, H)
+    _expect(w, "c0", c0.shape, 2, B, H)
+    _expect(w, "gates", gates.shape, 3, T, B, GH)
+    _expect(w, "c", c.shape, 3, T, B, H)
+    _expect(w, "h", h.shape, 3, T, B, H)
+    _expect(w, "grad_h", grad_h.shape, 3, T, B, H)
     if grad_c is not None:
-        _expect(w, "grad_c", grad_c.shape, (T, B, H))
+        _expect(w, "grad_c", grad_c.shape, 3, T, B, H)
         p_grad_c = &grad_c[0, 0, 0]
-    _expect(w, "delta", delta.shape, (T, B, GH))
-    _expect(w, "delta_c", delta_c.shape, (T, B, H))
-    _expect(w, "d_w_ih", d_w_ih.shape, (GH, I))
-    _expect(w, "d_w_hh", d_w_hh.shape, (GH, H))
-    _expect(w, "d_bias", d_bias.shape, (GH,))
-    _expect(w, "d_h0", d_h0.shape, (B, H))
-    _expect(w, "d_c0", d_c0.shape, (B, H))
+    _expect(w, "delta", delta.shape, 3, T, B, GH)
+    _expect(w, "delta_c", delta_c.shape, 3, T, B, H)
+    _expect(w, "d_w_ih", d_w_ih.shape, 2, GH, I)
+    _expect(w, "d_w_hh", d_w_hh.shape, 2, GH, H)
+    _expect(w, "d_bias", d_bias.shape, 1, GH)
+    _expect(w, "d_h0", d_h0.shape, 2, B, H)
+    _expect(w, "d_c0", d_c0.shape, 2, B, H)
     if d_x is not None:
-        _expect(w, "d_x", d_x.shape, (T, B, I))
+        _expect(w, "d_x", d_x.shape, 3, T, B, I)
         p_d_x = &d_x[0, 0, 0]
+    s[0] = _span(&delta[0, 0, 0], TB * GH * n)
+    s[1] = _span(&delta_c[0, 0, 0], TB * H * n)
+    s[2] = _span(&d_w_ih[0, 0], GH * I * n)
+    s[3] = _span(&d_w_hh[0, 0], GH * H * n)
+    s[4] = _span(&d_bias[0], GH * n)
+    s[5] = _span(&d_h0[0, 0], B * H * n)
+    s[6] = _span(&d_c0[0, 0], B * H * n)
+    s[7] = _span(p_d_x, TB * I * n)
+    s[8] = _span(&x[0, 0, 0], TB * I * n)
+    s[9] = _span(&w_ih[0, 0], GH * I * n)
+    s[10] = _span(&w_hh[0, 0], GH * H * n)
+    s[11] = _span(&h0[0, 0], B * H * n)
+    s[12] = _span(&c0[0, 0], B * H * n)
+    s[13] = _span(&gates[0, 0, 0], TB * GH * n)
+    s[14] = _span(&c[0, 0, 0], TB * H * n)
+    s[15] = _span(&h[0, 0, 0], TB * H * n)
+    s[16] = _span(&grad_h[0, 0, 0], TB * H * n)
+    s[17] = _span(p_grad_c, TB * H * n)
+    _check_disjoint(w, ("delta", "delta_c", "d_w_ih", "d_w_hh", "d_bias",
+                        "d_h0", "d_c0", "d_x", "x", "w_ih", "w_hh", "h0", "c0",
+                        "gates", "c", "h", "grad_h", "grad_c"), s, 8, 18)
     with nogil:
         fpenv = cbptt_ftz_enter()
         lstm_layer_backward(T, B, I, H, forget_gate, truncate, &x[0, 0, 0],
@@ -478,13 +549,21 @@ def cec_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                 floating[:, :, ::1] h):
     """Run the CEC forward kernel on time-major arrays (fills h)."""
     cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_ih.shape[0]
+    cdef Py_ssize_t TB = <Py_ssize_t> T * B, n = sizeof(floating)
+    cdef Span s[5]          # outputs first, then inputs
     cdef unsigned int fpenv
     w = "cec_forward"
     _check_sizes(w, T, B, I, H, 0)
-    _expect(w, "w_ih", w_ih.shape, (H, I))
-    _expect(w, "bias", bias.shape, (H,))
-    _expect(w, "h0", h0.shape, (B, H))
-    _expect(w, "h", h.shape, (T, B, H))
+    _expect(w, "w_ih", w_ih.shape, 2, H, I)
+    _expect(w, "bias", bias.shape, 1, H)
+    _expect(w, "h0", h0.shape, 2, B, H)
+    _expect(w, "h", h.shape, 3, T, B, H)
+    s[0] = _span(&h[0, 0, 0], TB * H * n)
+    s[1] = _span(&x[0, 0, 0], TB * I * n)
+    s[2] = _span(&w_ih[0, 0], H * I * n)
+    s[3] = _span(&bias[0], H * n)
+    s[4] = _span(&h0[0, 0], B * H * n)
+    _check_disjoint(w, ("h", "x", "w_ih", "bias", "h0"), s, 1, 5)
     with nogil:
         fpenv = cbptt_ftz_enter()
         cec_layer_forward(T, B, I, H, &x[0, 0, 0], &w_ih[0, 0], &bias[0],
@@ -502,19 +581,31 @@ def cec_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     ``d_x`` may be None (skip dL/dx).
     """
     cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_ih.shape[0]
+    cdef Py_ssize_t TB = <Py_ssize_t> T * B, n = sizeof(floating)
+    cdef Span s[8]          # outputs first, then inputs
     cdef unsigned int fpenv
     cdef floating *p_d_x = NULL
     w = "cec_backward"
     _check_sizes(w, T, B, I, H, truncate)
-    _expect(w, "w_ih", w_ih.shape, (H, I))
-    _expect(w, "grad_h", grad_h.shape, (T, B, H))
-    _expect(w, "delta", delta.shape, (T, B, H))
-    _expect(w, "d_w_ih", d_w_ih.shape, (H, I))
-    _expect(w, "d_bias", d_bias.shape, (H,))
-    _expect(w, "d_h0", d_h0.shape, (B, H))
+    _expect(w, "w_ih", w_ih.shape, 2, H, I)
+    _expect(w, "grad_h", grad_h.shape, 3, T, B, H)
+    _expect(w, "delta", delta.shape, 3, T, B, H)
+    _expect(w, "d_w_ih", d_w_ih.shape, 2, H, I)
+    _expect(w, "d_bias", d_bias.shape, 1, H)
+    _expect(w, "d_h0", d_h0.shape, 2, B, H)
     if d_x is not None:
-        _expect(w, "d_x", d_x.shape, (T, B, I))
+        _expect(w, "d_x", d_x.shape, 3, T, B, I)
         p_d_x = &d_x[0, 0, 0]
+    s[0] = _span(&delta[0, 0, 0], TB * H * n)
+    s[1] = _span(&d_w_ih[0, 0], H * I * n)
+    s[2] = _span(&d_bias[0], H * n)
+    s[3] = _span(&d_h0[0, 0], B * H * n)
+    s[4] = _span(p_d_x, TB * I * n)
+    s[5] = _span(&x[0, 0, 0], TB * I * n)
+    s[6] = _span(&w_ih[0, 0], H * I * n)
+    s[7] = _span(&grad_h[0, 0, 0], TB * H * n)
+    _check_disjoint(w, ("delta", "d_w_ih", "d_bias", "d_h0", "d_x", "x",
+                        "w_ih", "grad_h"), s, 5, 8)
     with nogil:
         fpenv = cbptt_ftz_enter()
         cec_layer_backward(T, B, I, H, truncate, &x[0, 0, 0], &w_ih[0, 0],

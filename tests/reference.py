@@ -62,8 +62,11 @@ def rnn_backward_ref(x, w_ih, w_hh, b, h0, hs, grad_h, activation="tanh",
 
 # --- The constant error carousel and LSTM (forget-gate and 1997 forms) ---
 
+from scipy.special import expit  # noqa: E402  (section appended for issue 3)
+
 def logistic(z):
-    return 1.0 / (1.0 + np.exp(-z))
+    """The logistic function, without overflow for very negative z."""
+    return expit(z)
 
 
 def cec_forward_ref(x, w_ih, b, h0=None):

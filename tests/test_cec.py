@@ -244,6 +244,14 @@ def test_wrappers_on_time_major_buffers(rng, dtype):
         _lstm.cec_backward(x_tm, cast(p["weight_ih"]),
                            cast(p["w_out"].swapaxes(0, 1)), 0, out[0], out[1],
                            np.empty(3, dtype), out[3], None)
+    with pytest.raises(ValueError, match="cec_backward: d_w_ih shares memory "
+                                         "with d_bias"):
+        _lstm.cec_backward(x_tm, cast(p["weight_ih"]),
+                           cast(p["w_out"].swapaxes(0, 1)), 0, out[0], out[1],
+                           out[1][0, :H], out[3], None)
+    with pytest.raises(ValueError, match="cec_forward: h shares memory with x"):
+        _lstm.cec_forward(x_tm, cast(p["weight_ih"]), cast(p["bias"]),
+                          cast(p["h0"]), x_tm.reshape(-1)[:T * B * H].reshape(T, B, H))
     with pytest.raises(ValueError, match=r"cec_forward: h0 has shape"):
         _lstm.cec_forward(x_tm, cast(p["weight_ih"]), cast(p["bias"]),
                           np.empty((B + 1, H), dtype), h)

@@ -137,6 +137,32 @@ def test_delta_c_is_the_cell_state_gradient(rng, forget_gate, t):
     assert rel_err(g.delta_c[:, t], fd) < 1e-6
 
 
+@pytest.mark.parametrize("forget_gate", FORMS)
+def test_saturated_output_gates(rng, forget_gate):
+    """The backward pass takes tanh(c) as h / o unless o <= 1e-20; gates
+    pinned on both sides of that threshold (and at o = 0 exactly) keep every
+    unit's gradients at the reference's precision."""
+    H = 5
+    G = 4 if forget_gate else 3
+    p = make_problem(rng, B=3, T=6, I=4, H=H, forget_gate=forget_gate)
+    oo = (G - 1) * H
+    p["bias"][oo:] = [-800.0, -50.0, -44.0, -30.0, 0.0]   # o = 0, 2e-22, 8e-20, ...
+    p["weight_ih"][oo:] *= 1e-3
+    p["weight_hh"][oo:] *= 1e-3
+    res = run(p, forget_gate)
+    hs, cs, gates = lstm_forward_ref(p["x"], p["weight_ih"], p["weight_hh"],
+                                     p["bias"], p["h0"], p["c0"], forget_gate)
+    assert res.gates[..., oo].max() == 0.0
+    g = lstm_backward(res, p["w_out"], p["w_c"], truncate=4)
+    ref = lstm_backward_ref(p["x"], p["weight_ih"], p["weight_hh"], p["h0"],
+                            p["c0"], hs, cs, gates, p["w_out"], p["w_c"],
+                            forget_gate, 4)
+    for col in range(G * H):       # unit by unit, gate by gate
+        assert rel_err(g.delta[..., col], ref["delta"][..., col]) < 1e-12, col
+    for name in GRADS + ["delta_c"]:
+        assert rel_err(getattr(g, name), ref[name]) < 1e-12, name
+
+
 # --- PyTorch ----------------------------------------------------------------
 
 def _torch():
@@ -379,14 +405,17 @@ def test_wrappers_stack_two_layers_on_time_major_buffers(rng, dtype,
     G = 4 if forget_gate else 3
     p1 = make_problem(rng, B=B, T=T, I=I, H=H1, forget_gate=forget_gate)
     p2 = make_problem(rng, B=B, T=T, I=H1, H=H2, forget_gate=forget_gate)
-    cast = lambda a: np.ascontiguousarray(a, dtype)  # noqa: E731
+    def cast(a):
+        return np.ascontiguousarray(a, dtype)
+
+    def args(p):
+        return [cast(p[k]) for k in ("weight_ih", "weight_hh", "bias", "h0", "c0")]
+
     x_tm = cast(p1["x"].swapaxes(0, 1))
     f1, b1 = _buffers(T, B, I, H1, G, dtype)
     f2, b2 = _buffers(T, B, H1, H2, G, dtype)
-    args = lambda p: [cast(p[k]) for k in ("weight_ih", "weight_hh", "bias",  # noqa: E731
-                                           "h0", "c0")]
-    _lstm.lstm_forward(x_tm, *args(p1), forget_gate, f1["gates"], f1["c"], f1["h"])
-    _lstm.lstm_forward(f1["h"], *args(p2), forget_gate, f2["gates"], f2["c"], f2["h"])
+    _lstm.lstm_forward(x_tm, *args(p1), forget_gate, *f1.values())
+    _lstm.lstm_forward(f1["h"], *args(p2), forget_gate, *f2.values())
     gh2 = cast(p2["w_out"].swapaxes(0, 1))
     w2 = args(p2)
     _lstm.lstm_backward(f1["h"], w2[0], w2[1], w2[3], w2[4], f2["gates"],
@@ -411,7 +440,7 @@ def test_wrappers_stack_two_layers_on_time_major_buffers(rng, dtype,
         np.testing.assert_array_equal(b1[buf], getattr(g1, name))
 
 
-def test_wrapper_shape_errors_name_the_argument(rng):
+def test_wrapper_errors_name_the_argument(rng):
     T, B, I, H = 4, 2, 3, 5
     p = make_problem(rng, B=B, T=T, I=I, H=H)
     x_tm = np.ascontiguousarray(p["x"].swapaxes(0, 1))
@@ -419,26 +448,55 @@ def test_wrapper_shape_errors_name_the_argument(rng):
     w = [p["weight_ih"], p["weight_hh"], p["bias"], p["h0"], p["c0"]]
     with pytest.raises(ValueError, match=r"lstm_forward: w_ih has shape "
                                          r"\(20, 3\); expected \(15, 3\)"):
-        _lstm.lstm_forward(x_tm, *w, False, f["gates"], f["c"], f["h"])
+        _lstm.lstm_forward(x_tm, *w, False, *f.values())
     with pytest.raises(ValueError, match=r"lstm_forward: h has shape "
                                          r"\(4, 2, 4\); expected \(4, 2, 5\)"):
         _lstm.lstm_forward(x_tm, *w, True, f["gates"], f["c"],
                            np.empty((T, B, H - 1)))
-    _lstm.lstm_forward(x_tm, *w, True, f["gates"], f["c"], f["h"])
+    with pytest.raises(ValueError, match="lstm_forward: empty sizes T=0"):
+        _lstm.lstm_forward(x_tm[:0], *w, True, *f.values())
+    _lstm.lstm_forward(x_tm, *w, True, *f.values())
+    fwd = [x_tm, w[0], w[1], w[3], w[4], f["gates"], f["c"], f["h"]]
     grad = np.zeros((T, B, H))
     bad = dict(b, d_c0=np.empty((B + 1, H)))
     with pytest.raises(ValueError, match=r"lstm_backward: d_c0 has shape"):
-        _lstm.lstm_backward(x_tm, w[0], w[1], w[3], w[4], f["gates"], f["c"],
-                            f["h"], grad, None, True, 0, *bad.values())
+        _lstm.lstm_backward(*fwd, grad, None, True, 0, *bad.values())
     with pytest.raises(ValueError, match=r"lstm_backward: grad_c has shape"):
-        _lstm.lstm_backward(x_tm, w[0], w[1], w[3], w[4], f["gates"], f["c"],
-                            f["h"], grad, np.zeros((T, B, 1)), True, 0,
+        _lstm.lstm_backward(*fwd, grad, np.zeros((T, B, 1)), True, 0,
                             *b.values())
     with pytest.raises(ValueError, match=r"lstm_backward: truncate=-1"):
-        _lstm.lstm_backward(x_tm, w[0], w[1], w[3], w[4], f["gates"], f["c"],
-                            f["h"], grad, None, True, -1, *b.values())
+        _lstm.lstm_backward(*fwd, grad, None, True, -1, *b.values())
     with pytest.raises(ValueError):    # a non-contiguous buffer is refused
-        _lstm.lstm_forward(x_tm[:, :, ::2], *w, True, f["gates"], f["c"], f["h"])
+        _lstm.lstm_forward(x_tm[:, :, ::2], *w, True, *f.values())
+    with pytest.raises(ValueError):    # so is a mix of dtypes
+        _lstm.lstm_forward(x_tm.astype(np.float32), *w, True, *f.values())
+
+
+def test_wrappers_refuse_outputs_that_share_memory(rng):
+    T, B, I, H = 4, 2, 5, 5
+    p = make_problem(rng, B=B, T=T, I=I, H=H)
+    x_tm = np.ascontiguousarray(p["x"].swapaxes(0, 1))
+    f, b = _buffers(T, B, I, H, 4, np.float64)
+    w = [p["weight_ih"], p["weight_hh"], p["bias"], p["h0"], p["c0"]]
+    with pytest.raises(ValueError, match="lstm_forward: c shares memory with h"):
+        _lstm.lstm_forward(x_tm, *w, True, f["gates"], f["h"], f["h"])
+    with pytest.raises(ValueError, match="lstm_forward: h shares memory with x"):
+        _lstm.lstm_forward(x_tm, *w, True, f["gates"], f["c"], x_tm)
+    zeros = np.zeros((B, H))       # inputs may share memory: h0 = c0
+    _lstm.lstm_forward(x_tm, *w[:3], zeros, zeros, True, *f.values())
+    fwd = [x_tm, w[0], w[1], zeros, zeros, f["gates"], f["c"], f["h"]]
+    grad = np.ones((T, B, H))
+    with pytest.raises(ValueError, match="lstm_backward: d_h0 shares memory "
+                                         "with d_c0"):
+        _lstm.lstm_backward(*fwd, grad, None, True, 0,
+                            *dict(b, d_c0=b["d_h0"]).values())
+    with pytest.raises(ValueError, match="lstm_backward: delta_c shares "
+                                         "memory with grad_h"):
+        _lstm.lstm_backward(*fwd, grad, None, True, 0,
+                            *dict(b, delta_c=grad).values())
+    with pytest.raises(ValueError, match="lstm_backward: d_x shares memory "
+                                         "with grad_c"):
+        _lstm.lstm_backward(*fwd, grad, b["d_x"], True, 0, *b.values())
 
 
 # --- Bad input --------------------------------------------------------------
