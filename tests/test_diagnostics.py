@@ -330,3 +330,117 @@ def test_error_signals_bad_input(call, exc, match):
     rng = np.random.default_rng(15)
     with pytest.raises(exc, match=match):
         call(rng.standard_normal((2, 5, 3)), elman_weights(rng))
+
+
+# --- fitted estimators ---------------------------------------------------------
+
+import cbptt  # noqa: E402
+from cbptt.diagnostics import (estimator_error_flow,  # noqa: E402
+                               estimator_error_signals, generate_text)
+
+needs_estimators = pytest.mark.skipif(
+    not hasattr(cbptt, "RNNRegressor"),
+    reason="the estimators (issue 4) are not in cbptt yet")
+
+
+def input_gradient_from_signals(signals, weight_ih):
+    """dL/dx(t) = weight_ih^T delta(t) of the first layer."""
+    return np.asarray(signals[0].delta) @ np.asarray(weight_ih)
+
+
+@needs_estimators
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("cell", ["elman", "lstm"])
+def test_estimator_error_signals_are_the_loss_gradient(cell):
+    rng = np.random.default_rng(20)
+    X = rng.standard_normal((4, 6, 2))
+    y = rng.standard_normal(4)
+    model = cbptt.RNNRegressor((3,), cell=cell, max_iter=3, random_state=0)
+    model.fit(X, y)
+    signals = estimator_error_signals(model, X, y)
+    assert signals[0].delta.shape[:2] == (4, 6)
+    params = {"x": X.copy()}
+
+    def loss():       # the estimator's loss: 1/(2N) sum (prediction - y)^2
+        return 0.5 * np.mean((model.predict(params["x"]) - y) ** 2)
+
+    dx = central_diff(loss, params, "x")
+    assert rel_err(input_gradient_from_signals(signals, model.coefs_[0]["weight_ih"]),
+                   dx) < 1e-6
+
+
+@needs_estimators
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_classifier_sequence_signals_with_padding():
+    rng = np.random.default_rng(21)
+    lengths = [5, 3, 5, 4]
+    X = np.full((4, 5, 2), np.nan)
+    y = np.full((4, 5), np.nan)
+    for n, L in enumerate(lengths):
+        X[n, :L] = rng.standard_normal((L, 2))
+        y[n, :L] = rng.integers(0, 3, L)
+    model = cbptt.RNNClassifier((3,), cell="elman", output="sequence",
+                                max_iter=3, random_state=0).fit(X, y)
+    signals = estimator_error_signals(model, X, y)
+    codes = np.searchsorted(model.classes_, np.nan_to_num(y)).astype(int)
+    valid = ~np.isnan(y)
+    params = {"x": np.nan_to_num(X)}
+
+    def loss():       # mean cross-entropy over the valid steps
+        x = np.where(np.isnan(X), np.nan, params["x"])
+        p = model.predict_proba(x)
+        picked = np.take_along_axis(np.nan_to_num(p, nan=1.0), codes[..., None], 2)[..., 0]
+        return -np.mean(np.log(picked[valid]))
+
+    dx = central_diff(loss, params, "x")
+    got = input_gradient_from_signals(signals, model.coefs_[0]["weight_ih"])
+    got[np.isnan(got)] = 0.0
+    assert rel_err(got, dx) < 1e-6
+    assert np.isnan(signals[0].delta[1, 3:]).all()
+
+
+@needs_estimators
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_estimator_error_flow_is_the_first_layers():
+    rng = np.random.default_rng(22)
+    X = rng.standard_normal((6, 12, 2))
+    model = cbptt.RNNRegressor((4, 3), cell="lstm", max_iter=2,
+                               random_state=0).fit(X, rng.standard_normal(6))
+    flow = estimator_error_flow(model, X, random_state=1)
+    same = error_flow(X, model.coefs_[0], cell="lstm", random_state=1)
+    np.testing.assert_array_equal(flow.ratio, same.ratio)
+    few = estimator_error_flow(model, X, max_samples=2, random_state=1)
+    assert few.sample_ratio.shape == (2, 12)
+    with pytest.raises(AttributeError, match="not fitted"):
+        estimator_error_flow(cbptt.RNNRegressor(), X)
+
+
+@needs_estimators
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_generate_text_carries_the_states():
+    from cbptt.datasets import CharCodec
+    text = "the cat sat on the mat. " * 20
+    codec = CharCodec(text)
+    X, y = codec.sequences(text, 12, step=3, dtype=np.float64)
+    model = cbptt.RNNClassifier((8,), cell="lstm", output="sequence",
+                                max_iter=5, random_state=0).fit(X, y)
+    sample = generate_text(model, "the ", 15, codec=codec, random_state=0)
+    assert len(sample) == 15 and set(sample) <= set(codec.chars)
+    assert sample == generate_text(model, "the ", 15, codec=codec, random_state=0)
+    # at a tiny temperature sampling is the argmax: the same as running the
+    # whole prefix through predict_proba again for every character
+    greedy = generate_text(model, "the ", 10, temperature=1e-6, codec=codec)
+    prefix = "the "
+    for _ in range(10):
+        p = model.predict_proba(codec.one_hot(prefix, np.float64)[None])[0, -1]
+        prefix += codec.chars[model.classes_[int(np.argmax(p))]]
+    assert greedy == prefix[4:]
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        generate_text(model, "dog!", 5, codec=codec)
+    with pytest.raises(ValueError, match="temperature"):
+        generate_text(model, "the", 5, temperature=0, codec=codec)
+    with pytest.raises(ValueError, match="codec"):
+        generate_text(model, "the", 5)                 # integer classes
+    regressor = cbptt.RNNRegressor((3,), max_iter=1).fit(X[:, :, :2], y[:, 0] * 1.0)
+    with pytest.raises(ValueError, match="output='sequence'"):
+        generate_text(regressor, "the", 5, codec=codec)
