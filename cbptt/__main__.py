@@ -59,8 +59,8 @@ FULL = Settings(
                          forget_bias=4.0)),
     reber=dict(n_train=1000, n_test=500, hidden=16, epochs=12,
                fit=dict(batch_size=16, learning_rate_init=0.02)),
-    text=dict(n_chars=60_000, T=64, hidden=64, epochs=3, sample=300,
-              fit=dict(batch_size=32, learning_rate_init=0.01)),
+    text=dict(n_chars=40_000, T=50, hidden=48, epochs=3, sample=300,
+              fit=dict(batch_size=32, learning_rate_init=0.02)),
     parts=PARTS)
 QUICK = Settings(
     flow=dict(n_samples=16, T=100, hidden=16),
@@ -70,7 +70,7 @@ QUICK = Settings(
     reber=dict(n_train=600, n_test=300, hidden=16, epochs=10,
                fit=dict(batch_size=16, learning_rate_init=0.02)),
     text=dict(n_chars=20_000, T=40, hidden=32, epochs=1, sample=120,
-              fit=dict(batch_size=32, learning_rate_init=0.01)),
+              fit=dict(batch_size=32, learning_rate_init=0.02)),
     parts=("flow", "adding", "reber"))
 
 
