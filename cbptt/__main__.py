@@ -337,9 +337,11 @@ def part_adding(settings, report, seed):
             f"{cfg['epochs']} epochs; the forget bias only concerns the "
             "LSTM). \"Solved\": test MSE below a tenth of the baseline's. "
             "The horizon is the error flow's, measured on the trained first "
-            "layer: after training, the LSTM's gates keep the carousel's "
-            "error alive across the lag, while the tanh network's error "
-            f"fades.\n\n{table}\n\nSolved by: {', '.join(solved)}.\n")
+            "layer: after training, an error at the last step reaches "
+            f"{results['LSTM']['horizon']} steps back in the LSTM and "
+            f"{results['tanh Elman']['horizon']} in the tanh network (above "
+            f"1e-3 of its size).\n\n{table}\n\nSolved by: "
+            f"{', '.join(solved)}.\n")
     path = report.figure_path("adding_loss.png")
     if path:
         draw_adding(models, results, baseline, T, path)
