@@ -423,8 +423,8 @@ def part_reber(settings, report, seed):
             "clipping, the tanh Elman network "
             + ("learns them too" if results["tanh Elman"]["strings"] >= 0.9
                else "learns part of them")
-            + " here (compare the adding problem's lags of 90 steps and "
-            "more in part 2)."
+            + " here (compare the adding problem's lags of "
+            f"{settings.adding['T'] - 10} steps and more in part 2)."
             f"\n\n{table}\n")
     report.section(text)
     return results
