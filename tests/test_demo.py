@@ -4,6 +4,14 @@ import re
 import subprocess
 import sys
 
+import pytest
+
+import cbptt
+
+needs_estimators = pytest.mark.skipif(
+    not hasattr(cbptt, "RNNRegressor"),
+    reason="the demo's training parts need the estimators (issue 4), not merged yet")
+
 
 def run_demo(tmp_path, *args, timeout=300):
     out = tmp_path / "demo"
@@ -30,6 +38,7 @@ def table_row(text, name):
     raise AssertionError(f"no row {name!r} in:\n{text}")
 
 
+@needs_estimators
 def test_quick_demo(tmp_path):
     proc, out = run_demo(tmp_path, "--quick")
     assert proc.returncode == 0, proc.stderr
@@ -69,6 +78,7 @@ def test_one_part_and_bad_arguments(tmp_path):
     assert proc.returncode == 2 and "unknown part" in proc.stderr
 
 
+@needs_estimators
 def test_quick_text_part(tmp_path):
     proc, out = run_demo(tmp_path, "text", "--quick")
     assert proc.returncode == 0, proc.stderr
