@@ -10,3 +10,11 @@ __version__ = "0.1.0"
 
 __all__ = ["RNNForwardResult", "RNNGradients", "rnn_backward", "rnn_forward",
            "__version__"]
+
+from cbptt.functional import (CECForwardResult, CECGradients,  # noqa: E402
+                              LSTMForwardResult, LSTMGradients, cec_backward,
+                              cec_forward, lstm_backward, lstm_forward)
+
+__all__ += ["CECForwardResult", "CECGradients", "LSTMForwardResult",
+            "LSTMGradients", "cec_backward", "cec_forward", "lstm_backward",
+            "lstm_forward"]

@@ -11,6 +11,8 @@ cdef extern from "cbptt_math.h" nogil:
                        const float *c, long n)
     void cbptt_delta_d(int act, double *d, const double *y, const double *g,
                        const double *c, long n)
+    void cbptt_column_sums_f(float *out, const float *a, long rows, long cols)
+    void cbptt_column_sums_d(double *out, const double *a, long rows, long cols)
 
 cdef extern from "cbptt_fpenv.h" nogil:
     unsigned int cbptt_ftz_enter()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cbptt import _elman
+from cbptt import _lstm
 from cbptt._validation import (as_array, check_activation, check_finite,
                                check_nonempty, check_shape, check_truncate,
                                time_major, to_kernel, working_dtype)
@@ -297,3 +298,509 @@ def rnn_backward(forward_result, grad_h, truncate=None):
         x=d_x)
     return RNNGradients(weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b, h0=d_h0,
                         x=d_x.swapaxes(0, 1), delta=delta.swapaxes(0, 1))
+
+
+# ---------------------------------------------------------------------------
+# The constant error carousel (CEC) and the LSTM layers (issue 3)
+# ---------------------------------------------------------------------------
+
+__all__ += ["CECForwardResult", "CECGradients", "cec_forward", "cec_backward",
+            "LSTMForwardResult", "LSTMGradients", "lstm_forward",
+            "lstm_backward"]
+
+_LSTM_GATES = {True: ("i", "f", "g", "o"), False: ("i", "g", "o")}
+
+
+@dataclass(frozen=True, eq=False)
+class CECForwardResult:
+    """What :func:`cec_forward` computed and what :func:`cec_backward` needs.
+
+    Attributes
+    ----------
+    h : ndarray of shape (batch, T, H)
+        The carousel's states s(t) for every step.
+    x : ndarray of shape (batch, T, I)
+        The input, in the working dtype.
+    weight_ih : ndarray of shape (H, I)
+    bias : ndarray of shape (H,)
+    h0 : ndarray of shape (batch, H)
+        The initial state s(-1) (zeros when none was given).
+    """
+
+    h: np.ndarray
+    x: np.ndarray
+    weight_ih: np.ndarray
+    bias: np.ndarray
+    h0: np.ndarray
+    _x_tm: np.ndarray = field(repr=False)
+    _h_tm: np.ndarray = field(repr=False)
+
+    @property
+    def h_last(self):
+        """The final state s(T-1), shape (batch, H)."""
+        return self.h[:, -1, :]
+
+
+CECGradients = namedtuple(
+    "CECGradients", ["weight_ih", "bias", "h0", "x", "delta"])
+CECGradients.__doc__ = """Gradients of the loss returned by :func:`cec_backward`.
+
+Fields
+------
+weight_ih : ndarray of shape (H, I)
+bias : ndarray of shape (H,)
+h0 : ndarray of shape (batch, H)
+    Gradient with respect to the initial state (at the zero state when
+    ``h0`` was None); equal to ``delta[:, 0]``.
+x : ndarray of shape (batch, T, I)
+delta : ndarray of shape (batch, T, H)
+    The error signals dL/ds(t).
+"""
+
+
+@dataclass(frozen=True, eq=False)
+class LSTMForwardResult:
+    """What :func:`lstm_forward` computed and what :func:`lstm_backward` needs.
+
+    Attributes
+    ----------
+    h : ndarray of shape (batch, T, H)
+        Outputs h(t) = o(t) * tanh(c(t)) for every step.
+    c : ndarray of shape (batch, T, H)
+        Cell states c(t) for every step.
+    gates : ndarray of shape (batch, T, G*H)
+        The activated gates of every step, stacked in PyTorch's order:
+        i, f, g, o (``G = 4``) or, without a forget gate, i, g, o (``G = 3``).
+    x : ndarray of shape (batch, T, I)
+        The input, in the working dtype.
+    weight_ih : ndarray of shape (G*H, I)
+    weight_hh : ndarray of shape (G*H, H)
+    bias : ndarray of shape (G*H,)
+    h0 : ndarray of shape (batch, H)
+        The initial output (zeros when none was given).
+    c0 : ndarray of shape (batch, H)
+        The initial cell state (zeros when none was given).
+    forget_gate : bool
+        True for the forget-gate form, False for the 1997 form.
+    """
+
+    h: np.ndarray
+    c: np.ndarray
+    gates: np.ndarray
+    x: np.ndarray
+    weight_ih: np.ndarray
+    weight_hh: np.ndarray
+    bias: np.ndarray
+    h0: np.ndarray
+    c0: np.ndarray
+    forget_gate: bool
+    _x_tm: np.ndarray = field(repr=False)
+    _h_tm: np.ndarray = field(repr=False)
+    _c_tm: np.ndarray = field(repr=False)
+    _gates_tm: np.ndarray = field(repr=False)
+
+    @property
+    def h_last(self):
+        """The final output h(T-1), shape (batch, H)."""
+        return self.h[:, -1, :]
+
+    @property
+    def c_last(self):
+        """The final cell state c(T-1), shape (batch, H)."""
+        return self.c[:, -1, :]
+
+
+LSTMGradients = namedtuple(
+    "LSTMGradients",
+    ["weight_ih", "weight_hh", "bias", "h0", "c0", "x", "delta", "delta_c"])
+LSTMGradients.__doc__ = """Gradients of the loss returned by :func:`lstm_backward`.
+
+Fields
+------
+weight_ih : ndarray of shape (G*H, I)
+weight_hh : ndarray of shape (G*H, H)
+bias : ndarray of shape (G*H,)
+h0 : ndarray of shape (batch, H)
+c0 : ndarray of shape (batch, H)
+    Gradients with respect to the initial states (at the zero state when
+    they were None).
+x : ndarray of shape (batch, T, I)
+delta : ndarray of shape (batch, T, G*H)
+    The error signals dL/dz(t) of the gate pre-activations, in the gates'
+    order.
+delta_c : ndarray of shape (batch, T, H)
+    dL/dc(t): the error the carousel carries back in time.
+"""
+
+
+def _check_result(forward_result, cls, producer):
+    """``forward_result`` must be the ``cls`` instance ``producer`` returned."""
+    if not isinstance(forward_result, cls):
+        raise TypeError("forward_result has type "
+                        f"{type(forward_result).__name__}; expected the "
+                        f"{cls.__name__} returned by {producer}")
+    return forward_result
+
+
+def _check_forget_gate(forget_gate):
+    if not isinstance(forget_gate, (bool, np.bool_)):
+        raise TypeError(f"forget_gate={forget_gate!r} has type "
+                        f"{type(forget_gate).__name__}; expected True or False")
+    return bool(forget_gate)
+
+
+def _check_gate_rows(weight_ih, forget_gate):
+    """``weight_ih`` as a 2-D array of shape (G*H, I); returns it and H."""
+    gates = _LSTM_GATES[forget_gate]
+    G = len(gates)
+    w = as_array("weight_ih", weight_ih, 2)
+    if w.shape[0] < G or w.shape[0] % G != 0 or w.shape[1] < 1:
+        raise ValueError(
+            f"weight_ih has shape {w.shape}; expected ({G}*H, I) with H >= 1 "
+            f"and I >= 1: the {G} gates {', '.join(gates)} stacked "
+            f"(forget_gate={forget_gate})")
+    return w, w.shape[0] // G
+
+
+def cec_forward(x, weight_ih, bias, h0=None):
+    """Forward pass of a layer of constant error carousels (CEC).
+
+    Each unit is linear with a self-connection fixed at 1.0 and no other
+    recurrent weights; for t = 0..T-1::
+
+        s(t) = s(t-1) + weight_ih @ x(t) + bias,   s(-1) = h0
+
+    in compiled code with the GIL released.
+
+    Parameters
+    ----------
+    x : array-like of shape (batch, T, I)
+        Input sequences, batch-first.
+    weight_ih : array-like of shape (H, I)
+        Input-to-carousel weights.
+    bias : array-like of shape (H,)
+        Bias added at every step.
+    h0 : array-like of shape (batch, H), default=None
+        Initial state s(-1); zeros when None.
+
+    Returns
+    -------
+    result : CECForwardResult
+        ``result.h`` holds s(t) with shape (batch, T, H); the rest is what
+        :func:`cec_backward` needs.
+
+    Raises
+    ------
+    ValueError
+        On a wrong number of dimensions, mismatched sizes, empty arrays or
+        non-finite values.
+    TypeError
+        On a non-numeric, boolean or complex dtype.
+
+    See Also
+    --------
+    cec_backward : the exact gradient of this pass.
+    lstm_forward : the carousel with gates around it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cbptt import cec_forward
+    >>> x = np.ones((1, 4, 1))
+    >>> cec_forward(x, np.ones((1, 1)), np.zeros(1)).h[0, :, 0]
+    array([1., 2., 3., 4.])
+    """
+    x = _check_input(x)
+    weight_ih = _check_hidden_size(weight_ih)
+    B, T, I = x.shape
+    H = weight_ih.shape[0]
+    weight_ih = _check_weight("weight_ih", weight_ih, (H, I))
+    bias = _check_weight("bias", bias, (H,))
+    h0 = _check_state("h0", h0, B, H)
+    dtype = working_dtype(x, weight_ih, bias, h0)
+
+    x_tm = time_major(x, dtype)
+    w_ih = to_kernel(weight_ih, dtype)
+    b = to_kernel(bias, dtype)
+    h0k = np.zeros((B, H), dtype) if h0 is None else to_kernel(h0, dtype)
+    h_tm = np.empty((T, B, H), dtype)
+    _lstm.cec_forward(x_tm, w_ih, b, h0k, h_tm)
+    return CECForwardResult(h=h_tm.swapaxes(0, 1), x=x_tm.swapaxes(0, 1),
+                            weight_ih=w_ih, bias=b, h0=h0k, _x_tm=x_tm,
+                            _h_tm=h_tm)
+
+
+def cec_backward(forward_result, grad_h, truncate=None):
+    """Backpropagation through time for a CEC layer: every exact gradient.
+
+    The carousel's self-weight is 1 and its activation the identity, so the
+    error signal is carried back unchanged::
+
+        delta(t) = grad_h(t) + delta(t+1)
+
+    With the loss at the last step only, ``delta`` is the same at every step:
+    the error neither vanishes nor explodes.
+
+    Parameters
+    ----------
+    forward_result : CECForwardResult
+        What :func:`cec_forward` returned.
+    grad_h : array-like of shape (batch, T, H)
+        dL/ds(t) for every step (zero where the loss does not look).
+    truncate : int or None, default=None
+        None for full BPTT. A positive k cuts the time axis into windows
+        [0, k), [k, 2k), ...; error flows backward within a window and never
+        across a boundary (PyTorch's ``s = s.detach()`` every k steps).
+
+    Returns
+    -------
+    grads : CECGradients
+        Named tuple ``(weight_ih, bias, h0, x, delta)``.
+
+    Raises
+    ------
+    ValueError
+        If ``grad_h``'s shape differs from ``forward_result.h``'s, it holds
+        non-finite values, or ``truncate`` is not a positive int.
+    TypeError
+        If ``forward_result`` is not a :class:`CECForwardResult`.
+
+    See Also
+    --------
+    cec_forward : the pass this differentiates.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cbptt import cec_forward, cec_backward
+    >>> rng = np.random.default_rng(0)
+    >>> res = cec_forward(rng.standard_normal((2, 6, 3)),
+    ...                   rng.standard_normal((4, 3)), np.zeros(4))
+    >>> g = np.zeros_like(res.h); g[:, -1] = 1.0     # loss = sum of s(T-1)
+    >>> d = cec_backward(res, g).delta
+    >>> bool(np.all(d == d[:, -1:]))                 # the same at every step
+    True
+    """
+    r = _check_result(forward_result, CECForwardResult, "cec_forward")
+    trunc = check_truncate(truncate)
+    T, B, H = r._h_tm.shape
+    I = r._x_tm.shape[2]
+    dtype = r._h_tm.dtype
+    g_tm = _check_grad("grad_h", grad_h, (B, T, H), dtype)
+
+    delta = np.empty((T, B, H), dtype)
+    d_w_ih = np.empty((H, I), dtype)
+    d_b = np.empty(H, dtype)
+    d_h0 = np.empty((B, H), dtype)
+    d_x = np.empty((T, B, I), dtype)
+    _lstm.cec_backward(r._x_tm, r.weight_ih, g_tm, trunc, delta, d_w_ih, d_b,
+                       d_h0, d_x)
+    return CECGradients(weight_ih=d_w_ih, bias=d_b, h0=d_h0,
+                        x=d_x.swapaxes(0, 1), delta=delta.swapaxes(0, 1))
+
+
+def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
+                 forget_gate=True):
+    """Forward pass of an LSTM layer over a whole sequence.
+
+    With ``sigma`` the logistic function and gates stacked in PyTorch's
+    order (i, f, g, o; or i, g, o without a forget gate), for t = 0..T-1::
+
+        z(t) = weight_ih @ x(t) + weight_hh @ h(t-1) + bias
+        i, f, o = sigma(z_i), sigma(z_f), sigma(z_o);   g = tanh(z_g)
+        c(t) = f * c(t-1) + i * g        (forget-gate form, Gers et al. 2000)
+        c(t) = c(t-1) + i * g            (1997 form: the gated CEC)
+        h(t) = o * tanh(c(t))
+
+    in compiled code with the GIL released. The forget-gate form is
+    PyTorch's ``nn.LSTM`` cell.
+
+    Parameters
+    ----------
+    x : array-like of shape (batch, T, I)
+        Input sequences, batch-first.
+    weight_ih : array-like of shape (G*H, I)
+        Input weights of the G gates, stacked (``weight_ih_l0``); G = 4 with
+        a forget gate, 3 without.
+    weight_hh : array-like of shape (G*H, H)
+        Recurrent weights of the gates, stacked (``weight_hh_l0``).
+    bias : array-like of shape (G*H,)
+        Gate biases (PyTorch's ``bias_ih_l0 + bias_hh_l0``).
+    h0 : array-like of shape (batch, H), default=None
+        Initial output h(-1); zeros when None.
+    c0 : array-like of shape (batch, H), default=None
+        Initial cell state c(-1); zeros when None.
+    forget_gate : bool, default=True
+        True for the forget-gate form (gates i, f, g, o); False for the
+        1997 form of Hochreiter & Schmidhuber (gates i, g, o).
+
+    Returns
+    -------
+    result : LSTMForwardResult
+        ``result.h`` and ``result.c`` of shape (batch, T, H), the activated
+        ``result.gates`` of shape (batch, T, G*H); the rest is what
+        :func:`lstm_backward` needs.
+
+    Raises
+    ------
+    ValueError
+        On a wrong number of dimensions, mismatched sizes (``weight_ih``'s
+        rows must be a multiple of G), empty arrays or non-finite values.
+    TypeError
+        On a non-numeric, boolean or complex dtype, or a non-bool
+        ``forget_gate``.
+
+    See Also
+    --------
+    lstm_backward : the exact gradient of this pass (BPTT).
+    cec_forward : the carousel without gates.
+
+    References
+    ----------
+    .. [1] S. Hochreiter and J. Schmidhuber, "Long short-term memory",
+       Neural Computation 9(8), 1997.
+    .. [2] F. A. Gers, J. Schmidhuber and F. Cummins, "Learning to forget:
+       continual prediction with LSTM", Neural Computation 12(10), 2000.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cbptt import lstm_forward
+    >>> rng = np.random.default_rng(0)
+    >>> B, T, I, H = 2, 5, 3, 4
+    >>> x = rng.standard_normal((B, T, I))
+    >>> res = lstm_forward(x, rng.standard_normal((4 * H, I)) * 0.3,
+    ...                    rng.standard_normal((4 * H, H)) * 0.3, np.zeros(4 * H))
+    >>> res.h.shape, res.c.shape, res.gates.shape
+    ((2, 5, 4), (2, 5, 4), (2, 5, 16))
+    >>> res97 = lstm_forward(x, np.ones((3 * H, I)), np.zeros((3 * H, H)),
+    ...                      np.zeros(3 * H), forget_gate=False)
+    >>> res97.gates.shape
+    (2, 5, 12)
+    """
+    forget_gate = _check_forget_gate(forget_gate)
+    x = _check_input(x)
+    weight_ih, H = _check_gate_rows(weight_ih, forget_gate)
+    B, T, I = x.shape
+    GH = len(_LSTM_GATES[forget_gate]) * H
+    weight_ih = _check_weight("weight_ih", weight_ih, (GH, I))
+    weight_hh = _check_weight("weight_hh", weight_hh, (GH, H))
+    bias = _check_weight("bias", bias, (GH,))
+    h0 = _check_state("h0", h0, B, H)
+    c0 = _check_state("c0", c0, B, H)
+    dtype = working_dtype(x, weight_ih, weight_hh, bias, h0, c0)
+
+    x_tm = time_major(x, dtype)
+    w_ih = to_kernel(weight_ih, dtype)
+    w_hh = to_kernel(weight_hh, dtype)
+    b = to_kernel(bias, dtype)
+    h0k = np.zeros((B, H), dtype) if h0 is None else to_kernel(h0, dtype)
+    c0k = np.zeros((B, H), dtype) if c0 is None else to_kernel(c0, dtype)
+    gates_tm = np.empty((T, B, GH), dtype)
+    c_tm = np.empty((T, B, H), dtype)
+    h_tm = np.empty((T, B, H), dtype)
+    _lstm.lstm_forward(x_tm, w_ih, w_hh, b, h0k, c0k, forget_gate, gates_tm,
+                       c_tm, h_tm)
+    return LSTMForwardResult(
+        h=h_tm.swapaxes(0, 1), c=c_tm.swapaxes(0, 1),
+        gates=gates_tm.swapaxes(0, 1), x=x_tm.swapaxes(0, 1), weight_ih=w_ih,
+        weight_hh=w_hh, bias=b, h0=h0k, c0=c0k, forget_gate=forget_gate,
+        _x_tm=x_tm, _h_tm=h_tm, _c_tm=c_tm, _gates_tm=gates_tm)
+
+
+def lstm_backward(forward_result, grad_h, grad_c=None, truncate=None):
+    """Backpropagation through time for an LSTM layer: every exact gradient.
+
+    With ``grad_h(t) = dL/dh(t)`` and ``grad_c(t)`` the loss's own
+    derivatives at step t, and ``delta(t) = dL/dz(t)``::
+
+        dh(t)      = grad_h(t) + weight_hh.T @ delta(t+1)
+        delta_c(t) = dh(t) * o * (1 - tanh(c(t))**2) + grad_c(t)
+                     + f(t+1) * delta_c(t+1)
+        delta_i = delta_c * g * i * (1 - i)
+        delta_f = delta_c * c(t-1) * f * (1 - f)
+        delta_g = delta_c * i * (1 - g**2)
+        delta_o = dh * tanh(c(t)) * o * (1 - o)
+
+    (``f = 1`` in the 1997 form: the carousel carries ``delta_c`` back
+    unchanged.) The shared weights' gradients are sums over the unrolled
+    copies, e.g. ``dL/dweight_hh = sum_t delta(t) h(t-1)^T``.
+
+    Parameters
+    ----------
+    forward_result : LSTMForwardResult
+        What :func:`lstm_forward` returned.
+    grad_h : array-like of shape (batch, T, H)
+        dL/dh(t) for every step (zero where the loss does not look).
+    grad_c : array-like of shape (batch, T, H), default=None
+        dL/dc(t) from the loss itself, when it looks at the cell states;
+        None means zero.
+    truncate : int or None, default=None
+        None for full BPTT. A positive k cuts the time axis into windows
+        [0, k), [k, 2k), ...; error flows backward within a window and never
+        across a boundary, through neither h nor c (PyTorch's
+        ``h, c = h.detach(), c.detach()`` every k steps). The states still
+        flow forward across windows. k >= T is full BPTT.
+
+    Returns
+    -------
+    grads : LSTMGradients
+        Named tuple ``(weight_ih, weight_hh, bias, h0, c0, x, delta,
+        delta_c)``: the gradient of the loss with respect to each input of
+        the forward pass, the gate error signals ``delta = dL/dz`` of shape
+        (batch, T, G*H) and the cell errors ``delta_c = dL/dc`` of shape
+        (batch, T, H).
+
+    Raises
+    ------
+    ValueError
+        If ``grad_h``'s or ``grad_c``'s shape differs from
+        ``forward_result.h``'s, they hold non-finite values, or ``truncate``
+        is not a positive int.
+    TypeError
+        If ``forward_result`` is not an :class:`LSTMForwardResult`.
+
+    See Also
+    --------
+    lstm_forward : the pass this differentiates.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cbptt import lstm_forward, lstm_backward
+    >>> rng = np.random.default_rng(0)
+    >>> B, T, I, H = 2, 6, 3, 4
+    >>> res = lstm_forward(rng.standard_normal((B, T, I)),
+    ...                    rng.standard_normal((4 * H, I)) * 0.3,
+    ...                    rng.standard_normal((4 * H, H)) * 0.3, np.zeros(4 * H))
+    >>> g = np.zeros_like(res.h); g[:, -1] = 1.0     # loss = sum of h(T-1)
+    >>> grads = lstm_backward(res, g, truncate=3)
+    >>> grads.weight_hh.shape, grads.delta.shape, grads.delta_c.shape
+    ((16, 4), (2, 6, 16), (2, 6, 4))
+    """
+    r = _check_result(forward_result, LSTMForwardResult, "lstm_forward")
+    trunc = check_truncate(truncate)
+    T, B, H = r._h_tm.shape
+    I = r._x_tm.shape[2]
+    GH = r._gates_tm.shape[2]
+    dtype = r._h_tm.dtype
+    gh_tm = _check_grad("grad_h", grad_h, (B, T, H), dtype)
+    gc_tm = None if grad_c is None else _check_grad("grad_c", grad_c,
+                                                    (B, T, H), dtype)
+
+    delta = np.empty((T, B, GH), dtype)
+    delta_c = np.empty((T, B, H), dtype)
+    d_w_ih = np.empty((GH, I), dtype)
+    d_w_hh = np.empty((GH, H), dtype)
+    d_b = np.empty(GH, dtype)
+    d_h0 = np.empty((B, H), dtype)
+    d_c0 = np.empty((B, H), dtype)
+    d_x = np.empty((T, B, I), dtype)
+    _lstm.lstm_backward(r._x_tm, r.weight_ih, r.weight_hh, r.h0, r.c0,
+                        r._gates_tm, r._c_tm, r._h_tm, gh_tm, gc_tm,
+                        r.forget_gate, trunc, delta, delta_c, d_w_ih, d_w_hh,
+                        d_b, d_h0, d_c0, d_x)
+    return LSTMGradients(weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b,
+                         h0=d_h0, c0=d_c0, x=d_x.swapaxes(0, 1),
+                         delta=delta.swapaxes(0, 1),
+                         delta_c=delta_c.swapaxes(0, 1))

@@ -80,4 +80,21 @@ static inline void cbptt_delta_##S(int act, T *d, const T *y, const T *g,     \
 CBPTT_DEFINE_MATH(float, f, expf, tanhf)
 CBPTT_DEFINE_MATH(double, d, exp, tanh)
 
+/* out[0:cols] = sum over the rows of the C-ordered (rows x cols) matrix a:
+ * a bias gradient, the error signals summed over every step and sequence. */
+#define CBPTT_DEFINE_REDUCE(T, S)                                             \
+static inline void cbptt_column_sums_##S(T *out, const T *a, long rows,      \
+                                         long cols)                           \
+{                                                                             \
+    long r, j;                                                                \
+    for (j = 0; j < cols; j++) out[j] = (T)0;                                 \
+    for (r = 0; r < rows; r++) {                                              \
+        const T *row = a + r * cols;                                          \
+        for (j = 0; j < cols; j++) out[j] += row[j];                          \
+    }                                                                         \
+}
+
+CBPTT_DEFINE_REDUCE(float, f)
+CBPTT_DEFINE_REDUCE(double, d)
+
 #endif /* CBPTT_MATH_H */

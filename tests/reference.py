@@ -58,3 +58,105 @@ def rnn_backward_ref(x, w_ih, w_hh, b, h0, hs, grad_h, activation="tanh",
     d_h0 = delta[:, 0] @ w_hh
     return dict(weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b, h0=d_h0, x=d_x,
                 delta=delta)
+
+
+# --- The constant error carousel and LSTM (forget-gate and 1997 forms) ---
+
+from scipy.special import expit  # noqa: E402  (section appended for issue 3)
+
+def logistic(z):
+    """The logistic function, without overflow for very negative z."""
+    return expit(z)
+
+
+def cec_forward_ref(x, w_ih, b, h0=None):
+    """s(t) = s(t-1) + W_ih x(t) + b."""
+    B, T, _ = x.shape
+    s = np.zeros((B, w_ih.shape[0])) if h0 is None else h0
+    hs = np.empty((B, T, w_ih.shape[0]))
+    for t in range(T):
+        s = s + x[:, t] @ w_ih.T + b
+        hs[:, t] = s
+    return hs
+
+
+def cec_backward_ref(x, w_ih, grad_h, truncate=None):
+    """delta(t) = grad_h(t) + delta(t+1), cut at window starts."""
+    B, T, _ = x.shape
+    H = w_ih.shape[0]
+    delta = np.zeros((B, T, H))
+    carry = np.zeros((B, H))
+    for t in reversed(range(T)):
+        delta[:, t] = grad_h[:, t] + carry
+        carry = delta[:, t]
+        if truncate is not None and t % truncate == 0 and t > 0:
+            carry = np.zeros((B, H))
+    return dict(weight_ih=np.einsum("bth,bti->hi", delta, x),
+                bias=delta.sum((0, 1)), h0=delta[:, 0].copy(),
+                x=delta @ w_ih, delta=delta)
+
+
+def lstm_forward_ref(x, w_ih, w_hh, b, h0=None, c0=None, forget_gate=True):
+    """h, c and the activated gates (i, f, g, o or i, g, o) of every step."""
+    B, T, _ = x.shape
+    G = 4 if forget_gate else 3
+    H = w_hh.shape[1]
+    h = np.zeros((B, H)) if h0 is None else h0
+    c = np.zeros((B, H)) if c0 is None else c0
+    hs, cs = np.empty((B, T, H)), np.empty((B, T, H))
+    gates = np.empty((B, T, G * H))
+    for t in range(T):
+        z = np.split(x[:, t] @ w_ih.T + h @ w_hh.T + b, G, axis=1)
+        if forget_gate:
+            i, f, g, o = logistic(z[0]), logistic(z[1]), np.tanh(z[2]), logistic(z[3])
+            c = f * c + i * g
+            gates[:, t] = np.concatenate([i, f, g, o], 1)
+        else:
+            i, g, o = logistic(z[0]), np.tanh(z[1]), logistic(z[2])
+            c = c + i * g
+            gates[:, t] = np.concatenate([i, g, o], 1)
+        h = o * np.tanh(c)
+        hs[:, t], cs[:, t] = h, c
+    return hs, cs, gates
+
+
+def lstm_backward_ref(x, w_ih, w_hh, h0, c0, hs, cs, gates, grad_h,
+                      grad_c=None, forget_gate=True, truncate=None):
+    """Exact (windowed) BPTT through the LSTM, one step at a time."""
+    B, T, _ = x.shape
+    G = 4 if forget_gate else 3
+    H = w_hh.shape[1]
+    h0 = np.zeros((B, H)) if h0 is None else h0
+    c0 = np.zeros((B, H)) if c0 is None else c0
+    out = dict(weight_ih=np.zeros_like(w_ih), weight_hh=np.zeros_like(w_hh),
+               bias=np.zeros(G * H), x=np.zeros_like(x),
+               delta=np.zeros((B, T, G * H)), delta_c=np.zeros((B, T, H)))
+    carry_h, carry_c = np.zeros((B, H)), np.zeros((B, H))
+    for t in reversed(range(T)):
+        parts = np.split(gates[:, t], G, axis=1)
+        if forget_gate:
+            i, f, g, o = parts
+        else:
+            (i, g, o), f = parts, np.ones((B, H))
+        c_prev = cs[:, t - 1] if t > 0 else c0
+        h_prev = hs[:, t - 1] if t > 0 else h0
+        dh = grad_h[:, t] + carry_h
+        tc = np.tanh(cs[:, t])
+        dc = dh * o * (1 - tc * tc) + carry_c
+        if grad_c is not None:
+            dc = dc + grad_c[:, t]
+        di, dg, do = dc * g * i * (1 - i), dc * i * (1 - g * g), dh * tc * o * (1 - o)
+        if forget_gate:
+            d = np.concatenate([di, dc * c_prev * f * (1 - f), dg, do], 1)
+        else:
+            d = np.concatenate([di, dg, do], 1)
+        out["delta"][:, t], out["delta_c"][:, t] = d, dc
+        out["weight_ih"] += d.T @ x[:, t]
+        out["weight_hh"] += d.T @ h_prev
+        out["bias"] += d.sum(0)
+        out["x"][:, t] = d @ w_ih
+        carry_h, carry_c = d @ w_hh, dc * f
+        if truncate is not None and t % truncate == 0 and t > 0:
+            carry_h, carry_c = np.zeros((B, H)), np.zeros((B, H))
+    out["h0"], out["c0"] = carry_h, carry_c
+    return out
