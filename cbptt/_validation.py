@@ -32,7 +32,8 @@ def as_array(name, a, ndim):
     try:
         arr = np.asarray(a)
     except (ValueError, TypeError) as exc:  # ragged nested lists and the like
-        raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+        raise ValueError(f"{name} could not be converted to an array ({exc}); "
+                         "expected a regular array of numbers") from None
     check_dtype_kind(name, arr)
     if arr.ndim != ndim:
         raise ValueError(f"{name} has {arr.ndim} dimension(s) with shape "
@@ -70,6 +71,12 @@ def check_finite(name, arr):
         n_bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name} contains {n_bad} NaN or infinite value(s); "
                          "expected finite values")
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:   # long double
+        big = float(np.finfo(np.float64).max)
+        if arr.size and np.abs(arr).max() > big:
+            raise ValueError(f"{name} has values beyond the float64 range "
+                             f"(largest |value| {np.abs(arr).max():.3g}); "
+                             f"expected values within +-{big:.3g}")
 
 
 def to_kernel(arr, dtype):

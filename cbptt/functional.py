@@ -459,6 +459,7 @@ def _check_gate_rows(weight_ih, forget_gate):
             f"weight_ih has shape {w.shape}; expected ({G}*H, I) with H >= 1 "
             f"and I >= 1: the {G} gates {', '.join(gates)} stacked "
             f"(forget_gate={forget_gate})")
+    check_index_limit("weight_ih", w.shape[0], "G*H (its number of rows)")
     return w, w.shape[0] // G
 
 
@@ -493,7 +494,7 @@ def cec_forward(x, weight_ih, bias, h0=None):
     ------
     ValueError
         On a wrong number of dimensions, mismatched sizes, empty arrays or
-        non-finite values.
+        non-finite values; and when the states overflow the working dtype.
     TypeError
         On a non-numeric, boolean or complex dtype.
 
@@ -519,12 +520,16 @@ def cec_forward(x, weight_ih, bias, h0=None):
     h0 = _check_state("h0", h0, B, H)
     dtype = working_dtype(x, weight_ih, bias, h0)
 
-    x_tm = time_major(x, dtype)
-    w_ih = to_kernel(weight_ih, dtype)
-    b = to_kernel(bias, dtype)
-    h0k = np.zeros((B, H), dtype) if h0 is None else to_kernel(h0, dtype)
+    x_tm = owned(time_major(x, dtype), dtype, x)      # private, read-only
+    w_ih = owned(weight_ih, dtype, weight_ih)
+    b = owned(bias, dtype, bias)
+    h0k = owned(np.zeros((B, H), dtype) if h0 is None else h0, dtype, h0)
     h_tm = np.empty((T, B, H), dtype)
     _lstm.cec_forward(x_tm, w_ih, b, h0k, h_tm)
+    h_tm.flags.writeable = False
+    check_outputs_finite("cec_forward", dtype, "The carousel sums its input "
+                         "over all T steps: scale x, weight_ih, bias or h0 "
+                         "down.", h=h_tm)
     return CECForwardResult(h=h_tm.swapaxes(0, 1), x=x_tm.swapaxes(0, 1),
                             weight_ih=w_ih, bias=b, h0=h0k, _x_tm=x_tm,
                             _h_tm=h_tm)
@@ -561,7 +566,8 @@ def cec_backward(forward_result, grad_h, truncate=None):
     ------
     ValueError
         If ``grad_h``'s shape differs from ``forward_result.h``'s, it holds
-        non-finite values, or ``truncate`` is not a positive int.
+        non-finite values, or ``truncate`` is not a positive int; and when a
+        gradient overflows the working dtype.
     TypeError
         If ``forward_result`` is not a :class:`CECForwardResult`.
 
@@ -595,6 +601,10 @@ def cec_backward(forward_result, grad_h, truncate=None):
     d_x = np.empty((T, B, I), dtype)
     _lstm.cec_backward(r._x_tm, r.weight_ih, g_tm, trunc, delta, d_w_ih, d_b,
                        d_h0, d_x)
+    check_outputs_finite(
+        "cec_backward", dtype, "Scale grad_h down or truncate the backward "
+        "pass (truncate=k).", delta=delta, weight_ih=d_w_ih, bias=d_b,
+        h0=d_h0, x=d_x)
     return CECGradients(weight_ih=d_w_ih, bias=d_b, h0=d_h0,
                         x=d_x.swapaxes(0, 1), delta=delta.swapaxes(0, 1))
 
@@ -645,7 +655,9 @@ def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
     ------
     ValueError
         On a wrong number of dimensions, mismatched sizes (``weight_ih``'s
-        rows must be a multiple of G), empty arrays or non-finite values.
+        rows must be a multiple of G), empty arrays or non-finite values;
+        and when the inputs and weights are so large that the gate
+        pre-activations could overflow the working dtype.
     TypeError
         On a non-numeric, boolean or complex dtype, or a non-bool
         ``forget_gate``.
@@ -690,17 +702,26 @@ def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
     c0 = _check_state("c0", c0, B, H)
     dtype = working_dtype(x, weight_ih, weight_hh, bias, h0, c0)
 
-    x_tm = time_major(x, dtype)
-    w_ih = to_kernel(weight_ih, dtype)
-    w_hh = to_kernel(weight_hh, dtype)
-    b = to_kernel(bias, dtype)
-    h0k = np.zeros((B, H), dtype) if h0 is None else to_kernel(h0, dtype)
-    c0k = np.zeros((B, H), dtype) if c0 is None else to_kernel(c0, dtype)
+    x_tm = owned(time_major(x, dtype), dtype, x)      # private, read-only
+    w_ih = owned(weight_ih, dtype, weight_ih)
+    w_hh = owned(weight_hh, dtype, weight_hh)
+    b = owned(bias, dtype, bias)
+    h0k = owned(np.zeros((B, H), dtype) if h0 is None else h0, dtype, h0)
+    c0k = owned(np.zeros((B, H), dtype) if c0 is None else c0, dtype, c0)
     gates_tm = np.empty((T, B, GH), dtype)
     c_tm = np.empty((T, B, H), dtype)
     h_tm = np.empty((T, B, H), dtype)
     _lstm.lstm_forward(x_tm, w_ih, w_hh, b, h0k, c0k, forget_gate, gates_tm,
                        c_tm, h_tm)
+    for a in (gates_tm, c_tm, h_tm):
+        a.flags.writeable = False
+    # No overflow hidden by the saturating gates: bound |W x + W h + b|.
+    h_in = colmax_abs(h0k)
+    if T > 1:
+        h_in = np.maximum(h_in, colmax_abs(h_tm[:-1]))
+    check_preactivation_range("lstm_forward", dtype, b,
+                              (w_ih, colmax_abs(x_tm)), (w_hh, h_in))
+    check_outputs_finite("lstm_forward", dtype, "Scale c0 down.", c=c_tm)
     return LSTMForwardResult(
         h=h_tm.swapaxes(0, 1), c=c_tm.swapaxes(0, 1),
         gates=gates_tm.swapaxes(0, 1), x=x_tm.swapaxes(0, 1), weight_ih=w_ih,
@@ -756,7 +777,8 @@ def lstm_backward(forward_result, grad_h, grad_c=None, truncate=None):
     ValueError
         If ``grad_h``'s or ``grad_c``'s shape differs from
         ``forward_result.h``'s, they hold non-finite values, or ``truncate``
-        is not a positive int.
+        is not a positive int; and when a gradient overflows the working
+        dtype.
     TypeError
         If ``forward_result`` is not an :class:`LSTMForwardResult`.
 
@@ -800,6 +822,11 @@ def lstm_backward(forward_result, grad_h, grad_c=None, truncate=None):
                         r._gates_tm, r._c_tm, r._h_tm, gh_tm, gc_tm,
                         r.forget_gate, trunc, delta, delta_c, d_w_ih, d_w_hh,
                         d_b, d_h0, d_c0, d_x)
+    check_outputs_finite(
+        "lstm_backward", dtype, "Scale grad_h (and grad_c) or the weights "
+        "down, or truncate the backward pass (truncate=k).", delta=delta,
+        delta_c=delta_c, weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b,
+        h0=d_h0, c0=d_c0, x=d_x)
     return LSTMGradients(weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b,
                          h0=d_h0, c0=d_c0, x=d_x.swapaxes(0, 1),
                          delta=delta.swapaxes(0, 1),

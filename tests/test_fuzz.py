@@ -39,8 +39,10 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from cbptt import _elman, rnn_backward, rnn_forward
-from reference import rnn_backward_ref, rnn_forward_ref
+from cbptt import (_elman, cec_backward, cec_forward, lstm_backward,
+                   lstm_forward, rnn_backward, rnn_forward)
+from reference import (cec_backward_ref, cec_forward_ref, lstm_backward_ref,
+                       lstm_forward_ref, rnn_backward_ref, rnn_forward_ref)
 
 ACTS = ["identity", "logistic", "tanh", "relu"]
 ACT_CODE = {"identity": 0, "logistic": 1, "tanh": 2, "relu": 3}
@@ -128,36 +130,63 @@ def make_array(spec, shape, scale=1.0, dtype=None):
     return _layout(_cast(v, dtype or spec["dtype"]), spec["layout"])
 
 
+LAYER_ARGS = {
+    "elman": ["x", "weight_ih", "weight_hh", "bias", "h0"],
+    "cec": ["x", "weight_ih", "bias", "h0"],
+    "lstm": ["x", "weight_ih", "weight_hh", "bias", "h0", "c0"],
+}
+FORWARD = {"elman": rnn_forward, "cec": cec_forward, "lstm": lstm_forward}
+BACKWARD = {"elman": rnn_backward, "cec": cec_backward, "lstm": lstm_backward}
+
+
 @st.composite
-def problems(draw):
-    """A valid Elman problem: sizes, activation, arrays, loss gradient."""
+def problems(draw, layer="elman"):
+    """A valid problem for ``layer``: sizes, options, how to make each array."""
     B, T = draw(st.integers(1, 4)), draw(st.integers(1, 6))
     I, H = draw(st.integers(1, 4)), draw(st.integers(1, 5))
     extreme = draw(st.booleans())
     all_f32 = draw(st.booleans())
     specs = {name: draw(array_specs(extreme))
-             for name in ["x", "weight_ih", "weight_hh", "bias", "h0", "grad_h"]}
+             for name in ["x", "weight_ih", "weight_hh", "bias", "h0", "c0",
+                          "grad_h", "grad_c"]}
     if all_f32:
         for s in specs.values():
             s["dtype"] = "float32"
             if s["layout"] == "list":
                 s["layout"] = "C"
-    return dict(B=B, T=T, I=I, H=H, specs=specs,
+    return dict(layer=layer, B=B, T=T, I=I, H=H, specs=specs,
                 activation=draw(st.sampled_from(ACTS)),
-                with_h0=draw(st.booleans()),
+                forget_gate=draw(st.booleans()),
+                with_h0=draw(st.booleans()), with_c0=draw(st.booleans()),
+                with_grad_c=draw(st.booleans()),
                 truncate=draw(st.sampled_from([None, 1, 2, 3, 10])))
 
 
+def gate_rows(p):
+    """Rows of the stacked weights: H, or G*H for the LSTM."""
+    if p["layer"] == "lstm":
+        return (4 if p["forget_gate"] else 3) * p["H"]
+    return p["H"]
+
+
 def build(p):
-    """The arguments of rnn_forward for problem ``p`` (weights scaled so that
-    moderate problems stay moderate)."""
+    """The keyword arguments of the layer's forward function (weights scaled
+    so that moderate problems stay moderate)."""
     B, T, I, H, s = p["B"], p["T"], p["I"], p["H"], p["specs"]
-    args = dict(x=make_array(s["x"], (B, T, I)),
-                weight_ih=make_array(s["weight_ih"], (H, I), 0.5),
-                weight_hh=make_array(s["weight_hh"], (H, H), 0.5),
-                bias=make_array(s["bias"], (H,), 0.1),
-                h0=make_array(s["h0"], (B, H), 0.5) if p["with_h0"] else None,
-                activation=p["activation"])
+    R = gate_rows(p)
+    shapes = dict(x=(B, T, I), weight_ih=(R, I), weight_hh=(R, H), bias=(R,),
+                  h0=(B, H), c0=(B, H))
+    scale = dict(x=1.0, weight_ih=0.5, weight_hh=0.5, bias=0.1, h0=0.5, c0=0.5)
+    args = {k: make_array(s[k], shapes[k], scale[k])
+            for k in LAYER_ARGS[p["layer"]]}
+    if not p["with_h0"]:
+        args["h0"] = None
+    if p["layer"] == "elman":
+        args["activation"] = p["activation"]
+    if p["layer"] == "lstm":
+        args["forget_gate"] = p["forget_gate"]
+        if not p["with_c0"]:
+            args["c0"] = None
     return args
 
 
@@ -190,27 +219,6 @@ def assert_close(name, got, ref, tol):
                              f"{ref[i]!r}, |diff| {err[i]:.3g} > tol {tol[i]:.3g}")
 
 
-def forward_reference(v, act, dtype):
-    """Reference h, its bound S and floor E (float64) for values ``v``."""
-    fl = {k: flushed(a, dtype) for k, a in v.items() if a is not None}
-    h0 = fl.get("h0")
-    B, T, I = fl["x"].shape
-    H = fl["weight_ih"].shape[0]
-    tiny = float(np.finfo(dtype).tiny)
-    with np.errstate(all="ignore"):
-        ref = rnn_forward_ref(fl["x"], fl["weight_ih"], fl["weight_hh"],
-                              fl["bias"], h0, act)
-        # logistic is not bounded by |z| but by 1: add 1 to every step's bound.
-        S = rnn_forward_ref(np.abs(fl["x"]), np.abs(fl["weight_ih"]),
-                            np.abs(fl["weight_hh"]),
-                            np.abs(fl["bias"]) + (act == "logistic"),
-                            None if h0 is None else np.abs(h0), "identity")
-        E = rnn_forward_ref(np.zeros_like(fl["x"]), np.abs(fl["weight_ih"]),
-                            np.abs(fl["weight_hh"]),
-                            np.full(H, (I + H + 2) * tiny), None, "identity")
-    return fl, ref, S, E
-
-
 def bound_max(*arrays):
     """The largest entry of error bounds; NaN (inf * 0) counts as inf."""
     return max(float(np.nan_to_num(a, nan=np.inf).max()) for a in arrays)
@@ -220,70 +228,286 @@ def rtol(dtype, n, T):
     return 4 * float(np.finfo(dtype).eps) * (n + 2) * (T + 1)
 
 
+def preactivation_bound(fl, h_prev):
+    """|W_ih| |x(t)| + |W_hh| |h(t-1)| + |b| for every step: the bound on the
+    partial sums of the (gate) pre-activations, (B, T, rows)."""
+    return (np.abs(fl["x"]) @ np.abs(fl["weight_ih"]).T
+            + np.abs(h_prev) @ np.abs(fl["weight_hh"]).T + np.abs(fl["bias"]))
+
+
+def states_entering(h, h0):
+    """h(t-1) for t = 0..T-1: h0 then h(0..T-2), (B, T, H)."""
+    return np.concatenate([h0[:, None], h[:, :-1]], axis=1)
+
+
+def _zeros_if_none(a, shape):
+    return np.zeros(shape) if a is None else a
+
+
+def elman_forward_check(fl, p, dtype):
+    """Reference outputs, tolerances and the pre-activation bound Sz."""
+    B, T, I = fl["x"].shape
+    H = fl["weight_ih"].shape[0]
+    act, tiny = p["activation"], float(np.finfo(dtype).tiny)
+    h0 = fl.get("h0")
+    ref = rnn_forward_ref(fl["x"], fl["weight_ih"], fl["weight_hh"],
+                          fl["bias"], h0, act)
+    # logistic is not bounded by |z| but by 1: add 1 to every step's bound.
+    S = rnn_forward_ref(np.abs(fl["x"]), np.abs(fl["weight_ih"]),
+                        np.abs(fl["weight_hh"]),
+                        np.abs(fl["bias"]) + (act == "logistic"),
+                        None if h0 is None else np.abs(h0), "identity")
+    E = rnn_forward_ref(np.zeros_like(fl["x"]), np.abs(fl["weight_ih"]),
+                        np.abs(fl["weight_hh"]),
+                        np.full(H, (I + H + 2) * tiny), None, "identity")
+    Sz = preactivation_bound(fl, states_entering(ref, _zeros_if_none(h0, (B, H))))
+    return dict(h=ref), dict(h=rtol(dtype, I + H, T) * S + E), Sz
+
+
+def cec_forward_check(fl, p, dtype):
+    B, T, I = fl["x"].shape
+    H = fl["weight_ih"].shape[0]
+    tiny = float(np.finfo(dtype).tiny)
+    h0 = fl.get("h0")
+    ref = cec_forward_ref(fl["x"], fl["weight_ih"], fl["bias"], h0)
+    S = cec_forward_ref(np.abs(fl["x"]), np.abs(fl["weight_ih"]),
+                        np.abs(fl["bias"]), None if h0 is None else np.abs(h0))
+    E = (I + 3) * tiny * np.arange(1, T + 1)[None, :, None]
+    return dict(h=ref), dict(h=rtol(dtype, I, T) * S + E), None
+
+
+def lstm_forward_check(fl, p, dtype):
+    """First-order propagation of rounding errors through the LSTM step,
+    with derivatives at the reference point (times 4 for safety)."""
+    x, wh = fl["x"], np.abs(fl["weight_hh"])
+    B, T, I = x.shape
+    H = wh.shape[1]
+    fg = p["forget_gate"]
+    G = 4 if fg else 3
+    eps, tiny = float(np.finfo(dtype).eps), float(np.finfo(dtype).tiny)
+    h0 = _zeros_if_none(fl.get("h0"), (B, H))
+    c0 = _zeros_if_none(fl.get("c0"), (B, H))
+    hs, cs, gates = lstm_forward_ref(x, fl["weight_ih"], fl["weight_hh"],
+                                     fl["bias"], h0, c0, fg)
+    Sz = preactivation_bound(fl, states_entering(hs, h0))
+    gam = eps * (I + H + 4)
+    eh, ec = np.zeros((B, H)), np.zeros((B, H))
+    tol_h, tol_c, tol_g = np.empty_like(hs), np.empty_like(cs), np.empty_like(gates)
+    for t in range(T):
+        cp = cs[:, t - 1] if t else c0
+        ez = np.split(gam * Sz[:, t] + eh @ wh.T + (I + H + 2) * tiny, G, axis=1)
+        parts = np.split(gates[:, t], G, axis=1)
+        if fg:
+            (i, f, g, o), (ei, ef, eg, eo) = parts, ez
+            ef = f * (1 - f) * ef + 2 * eps * f + tiny
+        else:
+            (i, g, o), (ei, eg, eo), f, ef = parts, ez, 1.0, 0.0
+        ei = i * (1 - i) * ei + 2 * eps * i + tiny
+        eo = o * (1 - o) * eo + 2 * eps * o + tiny
+        eg = (1 - g * g) * eg + 2 * eps * np.abs(g) + tiny
+        ec = (f * ec + np.abs(cp) * ef + np.abs(g) * ei + i * eg
+              + 3 * eps * (np.abs(f * cp) + np.abs(i * g)) + tiny)
+        tc = np.tanh(cs[:, t])
+        eh = np.abs(tc) * eo + o * (1 - tc * tc) * ec + 3 * eps * np.abs(hs[:, t]) + tiny
+        tol_g[:, t] = np.concatenate([ei, ef, eg, eo] if fg else [ei, eg, eo], 1)
+        tol_h[:, t], tol_c[:, t] = eh, ec
+    return (dict(h=hs, c=cs, gates=gates),
+            dict(h=4 * tol_h, c=4 * tol_c, gates=4 * tol_g), Sz)
+
+
+FORWARD_CHECK = {"elman": elman_forward_check, "cec": cec_forward_check,
+                 "lstm": lstm_forward_check}
+GRAD_NAMES = {
+    "elman": ["weight_ih", "weight_hh", "bias", "h0", "x", "delta"],
+    "cec": ["weight_ih", "bias", "h0", "x", "delta"],
+    "lstm": ["weight_ih", "weight_hh", "bias", "h0", "c0", "x", "delta",
+             "delta_c"],
+}
+
+
+def lstm_backward_bound(x, w_ih, w_hh, h0, c0, hs, cs, gates, grad_h, grad_c,
+                        forget_gate, truncate, k):
+    """The LSTM's BPTT on absolute values with every derivative factor
+    (i(1-i), 1-g^2, 1-tanh(c)^2, ...) raised by ``k``: near saturation these
+    factors are differences of numbers close to 1, computed from rounded
+    gates with an absolute (not relative) error of a few eps."""
+    B, T, _ = x.shape
+    G = 4 if forget_gate else 3
+    H = w_hh.shape[1]
+    out = dict(weight_ih=np.zeros_like(w_ih), weight_hh=np.zeros_like(w_hh),
+               bias=np.zeros(G * H), x=np.zeros_like(x),
+               delta=np.zeros((B, T, G * H)), delta_c=np.zeros((B, T, H)))
+    carry_h, carry_c = np.zeros((B, H)), np.zeros((B, H))
+    for t in reversed(range(T)):
+        parts = np.split(gates[:, t], G, axis=1)
+        if forget_gate:
+            i, f, g, o = parts
+        else:
+            (i, g, o), f = parts, np.ones((B, H))
+        c_prev = cs[:, t - 1] if t > 0 else c0
+        h_prev = hs[:, t - 1] if t > 0 else h0
+        dh = grad_h[:, t] + carry_h
+        tc = np.tanh(cs[:, t])
+        dc = dh * o * (1 - tc * tc + k) + carry_c + grad_c[:, t]
+        di, dg = dc * g * (i * (1 - i) + k), dc * i * (1 - g * g + k)
+        do = dh * tc * (o * (1 - o) + k)
+        d = np.concatenate([di, dc * c_prev * (f * (1 - f) + k), dg, do]
+                           if forget_gate else [di, dg, do], 1)
+        out["delta"][:, t], out["delta_c"][:, t] = d, dc
+        out["weight_ih"] += d.T @ x[:, t]
+        out["weight_hh"] += d.T @ h_prev
+        out["bias"] += d.sum(0)
+        out["x"][:, t] = d @ w_ih
+        carry_h, carry_c = d @ w_hh, dc * f
+        if truncate is not None and t % truncate == 0 and t > 0:
+            carry_h, carry_c = np.zeros((B, H)), np.zeros((B, H))
+    out["h0"], out["c0"] = carry_h, carry_c
+    return out
+
+
+def backward_reference(layer, fl, res, p, g, gc, absolute, k=0.0):
+    """The reference gradients on the kernel's own forward values (so that a
+    relu unit sitting exactly at 0 is judged by the same f'); with
+    ``absolute``, the same sums over absolute values (the bound S), the
+    LSTM's derivative factors raised by ``k``."""
+    A = np.abs if absolute else (lambda a: a)
+    opt = lambda a: None if a is None else A(a)  # noqa: E731
+    h = res.h.astype(np.float64)
+    trunc = p["truncate"]
+    if layer == "elman":
+        return rnn_backward_ref(A(fl["x"]), A(fl["weight_ih"]),
+                                A(fl["weight_hh"]), fl["bias"], opt(fl.get("h0")),
+                                A(h), A(g),
+                                "identity" if absolute else p["activation"], trunc)
+    if layer == "cec":
+        return cec_backward_ref(A(fl["x"]), A(fl["weight_ih"]), A(g), trunc)
+    fwd = (A(fl["x"]), A(fl["weight_ih"]), A(fl["weight_hh"]))
+    B, H = g.shape[0], g.shape[2]
+    h0 = _zeros_if_none(fl.get("h0"), (B, H))
+    c0 = _zeros_if_none(fl.get("c0"), (B, H))
+    states = (A(h0), A(c0), A(h), A(res.c.astype(np.float64)),
+              A(res.gates.astype(np.float64)))
+    if not absolute:
+        return lstm_backward_ref(*fwd, *states, g, gc, p["forget_gate"], trunc)
+    return lstm_backward_bound(*fwd, *states, A(g),
+                               np.zeros_like(g) if gc is None else A(gc),
+                               p["forget_gate"], trunc, k)
+
+
+def delta_flush_floor(layer, fl, res, p, dtype):
+    """Flush-to-zero floor of the gradients: every error signal may lose up
+    to ``c * tiny`` (a subnormal result flushed), which the sums over steps
+    then multiply by |x|, |h(t-1)| or |W|; every product in a sum may lose
+    as much again."""
+    B, T, I = fl["x"].shape
+    H, R = p["H"], gate_rows(p)
+    c = 8 * float(np.finfo(dtype).tiny)
+    ax = np.abs(fl["x"]).sum((0, 1))
+    out = dict(weight_ih=c * np.outer(np.ones(R), ax), bias=np.full(R, c * T * B),
+               x=np.broadcast_to(c * np.abs(fl["weight_ih"]).sum(0), (B, T, I)),
+               delta=np.full((B, T, R), c), delta_c=np.full((B, T, H), c),
+               h0=np.full((B, H), c), c0=np.full((B, H), c))
+    if layer != "cec":
+        h0 = _zeros_if_none(fl.get("h0"), (B, H))
+        hp = np.abs(states_entering(res.h.astype(np.float64), h0)).sum((0, 1))
+        out["weight_hh"] = c * np.outer(np.ones(R), hp)
+        out["h0"] = out["h0"] + c * np.abs(fl["weight_hh"]).sum(0)
+    # ... and every product in those sums may flush too.
+    for k in ("weight_ih", "weight_hh", "bias", "x", "h0"):
+        if k in out:
+            out[k] = out[k] + c * (T * B + R + H + 2)
+    return out
+
+
+def call_backward(layer, res, g, gc, truncate):
+    if layer == "lstm":
+        return lstm_backward(res, g, grad_c=gc, truncate=truncate)
+    return BACKWARD[layer](res, g, truncate=truncate)
+
+
 # -- the properties ---------------------------------------------------------
 
+@pytest.mark.parametrize("layer", ["elman", "cec", "lstm"])
 @FUZZ
-@given(p=problems())
-def test_forward_and_backward_match_reference_or_refuse(p):
+@given(data=st.data())
+def test_forward_and_backward_match_reference_or_refuse(layer, data):
+    p = data.draw(problems(layer), label="problem")
     args = build(p)
     B, T, I, H = p["B"], p["T"], p["I"], p["H"]
-    act = p["activation"]
-    names = ["x", "weight_ih", "weight_hh", "bias", "h0"]
-    v = {k: None if args[k] is None else np.asarray(args[k]) for k in names}
-    before = {k: a.copy() for k, a in v.items() if a is not None}
-    dtype = working_dtype([a for a in v.values() if a is not None])
-    fmax = float(np.finfo(dtype).max)
-    fl, ref, S, E = forward_reference(v, act, dtype)
-    note(f"dtype {dtype}, max S {bound_max(S):.3g}")
+    names = LAYER_ARGS[layer]
+    v = {k: np.asarray(args[k]) for k in names if args[k] is not None}
+    before = {k: a.copy() for k, a in v.items()}
+    dtype = working_dtype(list(v.values()))
+    fmax, tiny = float(np.finfo(dtype).max), float(np.finfo(dtype).tiny)
+    fl = {k: flushed(a, dtype) for k, a in v.items()}
+    with np.errstate(all="ignore"):
+        refs, tols, Sz = FORWARD_CHECK[layer](fl, p, dtype)
+    note(f"dtype {dtype}, max |pre-activation| bound "
+         f"{bound_max(Sz) if Sz is not None else None}")
 
     try:
-        res = rnn_forward(**args)
+        res = FORWARD[layer](**args)
     except ValueError as exc:
-        assert "too large" in str(exc), exc
-        assert (I + H + 2) * bound_max(S) * 1.01 >= fmax / 4, (
-            f"refused without cause: max S {bound_max(S):.3g}: {exc}")
+        if Sz is None:                   # the CEC: its states overflowed
+            assert "overflowed" in str(exc), exc
+            with np.errstate(all="ignore"):
+                S = cec_forward_ref(np.abs(fl["x"]), np.abs(fl["weight_ih"]),
+                                    np.abs(fl["bias"]),
+                                    np.abs(fl["h0"]) if "h0" in fl else None)
+            assert bound_max(S) >= fmax / 2, f"refused without cause: {exc}"
+        else:
+            assert "too large" in str(exc), exc
+            assert (I + H + 2) * bound_max(Sz) * 1.01 >= fmax / 4, (
+                f"refused without cause: bound {bound_max(Sz):.3g}: {exc}")
         return
+    if Sz is not None:                   # no overflow can hide in a success
+        assert bound_max(Sz) < fmax
     for k, a in before.items():          # inputs untouched
         np.testing.assert_array_equal(np.asarray(args[k]), a, err_msg=k)
-    assert res.h.dtype == dtype and res.h.shape == (B, T, H)
-    assert np.isfinite(res.h).all(), "non-finite h from finite input"
-    assert_close("h", res.h, ref, rtol(dtype, I + H, T) * S + E)
+    for name, ref in refs.items():
+        got = getattr(res, name)
+        assert got.dtype == dtype, name
+        assert np.isfinite(got).all(), f"non-finite {name} from finite input"
+        assert_close(name, got, ref, tols[name])
 
-    # Backward, against the reference run on the kernel's own h (so that a
-    # relu unit sitting exactly at 0 is judged by the same f').
     g = make_array(p["specs"]["grad_h"], (B, T, H))
-    g_v = np.asarray(g)
-    h = res.h.astype(np.float64)
-    h_saved = res.h.copy()
-    gf = flushed(g_v, dtype)
-    h0 = fl.get("h0")
-    trunc = p["truncate"]
-    tiny = float(np.finfo(dtype).tiny)
+    gc = (make_array(p["specs"]["grad_c"], (B, T, H))
+          if layer == "lstm" and p["with_grad_c"] else None)
+    gf = flushed(g, dtype)
+    gcf = None if gc is None else flushed(gc, dtype)
+    saved = {k: np.array(getattr(res, k)) for k in refs}
+    g_saved = np.array(g)
     with np.errstate(all="ignore"):
-        gref = rnn_backward_ref(fl["x"], fl["weight_ih"], fl["weight_hh"],
-                                fl["bias"], h0, h, gf, act, trunc)
-        absargs = (np.abs(fl["x"]), np.abs(fl["weight_ih"]),
-                   np.abs(fl["weight_hh"]), fl["bias"],
-                   None if h0 is None else np.abs(h0), np.abs(h))
-        gS = rnn_backward_ref(*absargs, np.abs(gf), "identity", trunc)
-        gE = rnn_backward_ref(*absargs, np.full_like(gf, (H + 2) * tiny),
-                              "identity", trunc)
+        gref = backward_reference(layer, fl, res, p, gf, gcf, False)
+        # Derivative factors carry an absolute error of a few eps: the
+        # bound's growth when they are raised by k is their share.
+        k = 8 * float(np.finfo(dtype).eps)
+        gS = backward_reference(layer, fl, res, p, gf, gcf, True, k)
+        gS0 = backward_reference(layer, fl, res, p, gf, gcf, True)
+        wh = np.abs(fl.get("weight_hh", np.zeros((1, 1)))).sum(0).max()
+        floor = np.full_like(gf, 8 * tiny * (1 + wh))
+        gE = backward_reference(layer, fl, res, p, floor,
+                                None if gc is None else floor, True)
+        flush = delta_flush_floor(layer, fl, res, p, dtype)
     try:
-        grads = rnn_backward(res, g, truncate=trunc)
+        grads = call_backward(layer, res, g, gc, p["truncate"])
     except ValueError as exc:
         assert "overflowed" in str(exc), exc
         worst = bound_max(*gS.values())
         assert worst >= fmax / 2, f"refused without cause: max S {worst:.3g}: {exc}"
         return
-    np.testing.assert_array_equal(res.h, h_saved)
-    np.testing.assert_array_equal(np.asarray(g), g_v)
-    n = T * B + I + H
-    for name in ["weight_ih", "weight_hh", "bias", "h0", "x", "delta"]:
+    for k, a in saved.items():           # the forward result is untouched
+        np.testing.assert_array_equal(getattr(res, k), a, err_msg=k)
+    np.testing.assert_array_equal(np.asarray(g), g_saved)
+    n = T * B + I + gate_rows(p) + H
+    for name in GRAD_NAMES[layer]:
         got = getattr(grads, name)
         assert got.dtype == dtype, name
         assert np.isfinite(got).all(), f"non-finite {name} from finite input"
-        assert_close(name, got, gref[name],
-                     rtol(dtype, n, T) * gS[name] + gE[name] + n * tiny)
+        with np.errstate(all="ignore"):
+            tol = (rtol(dtype, n, T) * gS[name] + (gS[name] - gS0[name])
+                   + gE[name] + flush[name])
+        assert_close(name, got, gref[name], tol)
 
 
 # -- bad input: one fault at a time ------------------------------------------
@@ -299,12 +523,11 @@ BAD_DTYPES = {
 
 
 @st.composite
-def faults(draw):
+def faults(draw, layer):
     kind = draw(st.sampled_from(["dtype", "ndim", "size", "empty", "nonfinite",
-                                 "activation", "truncate", "grad_h",
+                                 "option", "truncate", "grad_h", "grad_c",
                                  "forward_result"]))
-    arg = draw(st.sampled_from(["x", "weight_ih", "weight_hh", "bias", "h0"]))
-    return dict(kind=kind, arg=arg,
+    return dict(kind=kind, arg=draw(st.sampled_from(LAYER_ARGS[layer])),
                 bad_dtype=draw(st.sampled_from(sorted(BAD_DTYPES))),
                 axis=draw(st.integers(0, 2)),
                 delta=draw(st.sampled_from([-1, 1, 2])),
@@ -312,14 +535,8 @@ def faults(draw):
                 pos=draw(st.floats(0, 1)),
                 activation=draw(st.sampled_from(
                     ["TANH", "sigmoid", "", None, 2, ["tanh"]])),
+                forget_gate=draw(st.sampled_from(["yes", 1, None, 0.0])),
                 truncate=draw(st.sampled_from([0, -1, 2.0, True, "3", []])))
-
-
-# Which argument names an error for a size fault may name (the argument, or
-# the one whose size it is checked against).
-SIZE_PARTNERS = {"x": {"x", "weight_ih", "h0"}, "weight_ih": {"weight_ih", "x",
-                 "weight_hh", "bias", "h0"}, "weight_hh": {"weight_hh"},
-                 "bias": {"bias"}, "h0": {"h0"}}
 
 
 def _mutate(a, f):
@@ -343,47 +560,64 @@ def _mutate(a, f):
     raise AssertionError(kind)
 
 
+ARRAY_FAULTS = ["dtype", "ndim", "size", "empty", "nonfinite"]
+
+
+@pytest.mark.parametrize("layer", ["elman", "cec", "lstm"])
 @FUZZ
-@given(p=problems(), f=faults())
-def test_one_bad_argument_is_refused_clearly(p, f):
+@given(data=st.data())
+def test_one_bad_argument_is_refused_clearly(layer, data):
+    p = data.draw(problems(layer), label="problem")
+    f = data.draw(faults(layer), label="fault")
     for s in p["specs"].values():        # moderate values: the fault is the only problem
         s["exp"], s["specials"] = 0, []
-    p["with_h0"] = True
+    p["with_h0"] = p["with_c0"] = True
     args = build(p)
-    kind = f["kind"]
-    if kind in ("dtype", "ndim", "size", "empty", "nonfinite"):
+    forward, kind = FORWARD[layer], f["kind"]
+    if kind in ARRAY_FAULTS:
         a = f["arg"]
         args[a] = _mutate(np.asarray(args[a]), f)
-        expect = TypeError if kind == "dtype" else ValueError
-        names = SIZE_PARTNERS[a] if kind in ("size", "ndim", "empty") else {a}
         if kind == "size" and a == "x" and f["axis"] == 1:
-            rnn_forward(**args)          # another T is no fault
+            forward(**args)              # another T is no fault
             return
-        with pytest.raises(expect) as info:
-            rnn_forward(**args)
+        with pytest.raises(TypeError if kind == "dtype" else ValueError) as info:
+            forward(**args)
         msg = str(info.value)
-        assert any(n in msg for n in names), msg
-        if kind in ("ndim", "size", "empty"):
+        if kind in ("dtype", "nonfinite"):
+            assert a in msg, msg
+        else:   # the argument, or the one its size is checked against
+            assert any(n in msg for n in LAYER_ARGS[layer]), msg
             assert "shape" in msg or "dimension" in msg, msg
+        assert "expected" in msg, msg
         return
-    if kind == "activation":
-        args["activation"] = f["activation"]
-        with pytest.raises(ValueError, match="activation"):
-            rnn_forward(**args)
+    if kind == "option":
+        if layer == "cec":
+            return                       # the CEC has no option
+        opt = "activation" if layer == "elman" else "forget_gate"
+        args[opt] = f[opt]
+        with pytest.raises((TypeError, ValueError), match=opt):
+            forward(**args)
         return
-    res = rnn_forward(**args)
+    res = forward(**args)
     g = np.ones_like(res.h)
+    backward = BACKWARD[layer]
     if kind == "truncate":
         with pytest.raises((TypeError, ValueError), match="truncate"):
-            rnn_backward(res, g, truncate=f["truncate"])
-    elif kind == "grad_h":
-        bad = _mutate(g, dict(f, kind=["dtype", "ndim", "size", "empty",
-                                        "nonfinite"][int(f["pos"] * 4.999)]))
-        with pytest.raises((TypeError, ValueError), match="grad_h"):
-            rnn_backward(res, bad)
+            backward(res, g, truncate=f["truncate"])
+    elif kind in ("grad_h", "grad_c"):
+        if kind == "grad_c" and layer != "lstm":
+            return
+        bad = _mutate(g, dict(f, kind=ARRAY_FAULTS[int(f["pos"] * 4.999)]))
+        with pytest.raises((TypeError, ValueError), match=kind):
+            if kind == "grad_c":
+                backward(res, g, grad_c=bad)
+            else:
+                backward(res, bad)
     else:
+        other = rnn_forward(np.ones((1, 1, 1)), np.ones((1, 1)), np.ones((1, 1)),
+                            np.ones(1)) if layer != "elman" else dict(h=res.h)
         with pytest.raises(TypeError, match="forward_result"):
-            rnn_backward(dict(h=res.h), g)
+            backward(other, g)
 
 
 # -- the compiled boundary: shapes are checked before the GIL is released ----
