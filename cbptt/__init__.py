@@ -18,3 +18,8 @@ from cbptt.functional import (CECForwardResult, CECGradients,  # noqa: E402
 __all__ += ["CECForwardResult", "CECGradients", "LSTMForwardResult",
             "LSTMGradients", "cec_backward", "cec_forward", "lstm_backward",
             "lstm_forward"]
+
+# Safe persistence (issue 6): est.save(path) writes, cbptt.load(path) reads.
+from cbptt._persistence import load  # noqa: E402
+
+__all__ += ["load"]
