@@ -5,7 +5,8 @@
  * cbptt_ftz_enter() on entry and cbptt_ftz_leave(saved) on exit: the
  * setting is per thread and is always restored, so the caller's floating
  * point environment is never changed (unlike linking with -ffast-math).
- * On other architectures both are no-ops.
+ * On other architectures both are no-ops. Worker threads (OpenMP) do not
+ * inherit the caller's setting: each one enters and leaves on its own.
  */
 #ifndef CBPTT_FPENV_H
 #define CBPTT_FPENV_H
@@ -22,6 +23,15 @@ static inline void cbptt_ftz_leave(unsigned int saved) { _mm_setcsr(saved); }
 #else
 static inline unsigned int cbptt_ftz_enter(void) { return 0u; }
 static inline void cbptt_ftz_leave(unsigned int saved) { (void)saved; }
+#endif
+
+/* The threads a kernel may use: OpenMP's current limit (which threadpoolctl
+ * and OMP_NUM_THREADS set), 1 in a build without OpenMP. */
+#ifdef _OPENMP
+#include <omp.h>
+static inline int cbptt_max_threads(void) { return omp_get_max_threads(); }
+#else
+static inline int cbptt_max_threads(void) { return 1; }
 #endif
 
 #endif /* CBPTT_FPENV_H */

@@ -13,18 +13,16 @@
 #define CBPTT_MATH_H
 
 #include <math.h>
+#include "cbptt_vmath.h"
 
 #define CBPTT_IDENTITY 0
 #define CBPTT_LOGISTIC 1
 #define CBPTT_TANH 2
 #define CBPTT_RELU 3
 
-#define CBPTT_DEFINE_MATH(T, S, EXP, TANH)                                    \
-static inline T cbptt_logistic_##S(T x) {                                     \
-    /* stable for both signs: exp never overflows to inf/inf */               \
-    if (x >= (T)0) { T e = EXP(-x); return (T)1 / ((T)1 + e); }               \
-    else { T e = EXP(x); return e / ((T)1 + e); }                             \
-}                                                                             \
+/* LOGISTIC and TANH: the branch-free, vectorisable cbptt_vmath.h versions. */ \
+#define CBPTT_DEFINE_MATH(T, S, LOGISTIC, TANH)                               \
+static inline T cbptt_logistic_##S(T x) { return LOGISTIC(x); }               \
 static inline T cbptt_tanh_##S(T x) { return TANH(x); }                       \
                                                                               \
 /* z[0:n] = f(z[0:n] + b[0:n]): bias add and activation in one pass. */       \
@@ -77,8 +75,8 @@ static inline void cbptt_delta_##S(int act, T *d, const T *y, const T *g,     \
     }                                                                         \
 }
 
-CBPTT_DEFINE_MATH(float, f, expf, tanhf)
-CBPTT_DEFINE_MATH(double, d, exp, tanh)
+CBPTT_DEFINE_MATH(float, f, cbptt_logistic_v_f, cbptt_tanh_v_f)
+CBPTT_DEFINE_MATH(double, d, cbptt_logistic_v_d, cbptt_tanh_v_d)
 
 /* out[0:cols] = sum over the rows of the C-ordered (rows x cols) matrix a:
  * a bias gradient, the error signals summed over every step and sequence. */

@@ -1,0 +1,691 @@
+"""cbptt against PyTorch and a plain NumPy BPTT: one training epoch, side by side.
+
+The job (issue 7): one epoch = 20 mini-batches of 32 sequences of T steps with
+8 inputs, one recurrent layer of H units (tanh Elman or forget-gate LSTM), a
+linear output on the last step, MSE loss, full BPTT and a plain SGD update of
+every parameter. Configurations: H in {16, 64, 256} at T=100 and T in
+{25, 100, 400} at H=64, in float32 and float64.
+
+Method: every implementation gets the same data and the same initial
+weights. Within one configuration the implementations alternate (the order
+rotates every round) and each one's median over the rounds is reported, so a
+shared, noisy machine slows all of them alike and the ratios stay meaningful.
+PyTorch runs with 1 and with 2 threads; its better median counts. The
+forward-only (inference) pass is timed the same way. Peak resident memory is
+measured per implementation in a fresh subprocess. The GEMM peak is a large
+square matrix product through SciPy's BLAS (the BLAS cbptt calls) in the
+same dtype, with 1 and 2 threads.
+
+Run from the repository root after ``pip install .``::
+
+    python benchmarks/bench_epoch.py            # full run, writes BENCHMARKS.md
+    python benchmarks/bench_epoch.py --quick    # smoke run, prints the tables
+
+No test asserts a time; this script only measures and reports.
+"""
+import argparse
+import datetime
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import numpy_bptt  # noqa: E402
+
+N_BATCHES, BATCH, N_IN = 20, 32, 8
+LR = 0.01
+CONFIGS = [(16, 100), (64, 100), (256, 100), (64, 25), (64, 400)]  # (H, T)
+QUICK_CONFIGS = [(16, 100), (64, 25)]
+CELLS = ["elman", "lstm"]
+DTYPES = ["float32", "float64"]
+
+# Ratio targets (PyTorch ms / cbptt ms, training epoch) from issue 7.
+TARGETS = {
+    ("elman", "float32"): {16: 30.0, 64: 8.0, 256: 2.5},
+    ("elman", "float64"): {16: 30.0, 64: 8.0, 256: 2.5},
+    ("lstm", "float32"): {16: 4.0, 64: 2.0, 256: 1.0},
+    ("lstm", "float64"): {16: 10.0, 64: 3.0, 256: 1.5},
+}
+# The stretch: PyTorch + cuDNN on one H200 (issue 7), lower end, per dtype.
+GPU_MS = {"float32": 29.0, "float64": 100.0}
+
+
+# --------------------------------------------------------------------------
+# The job: data and initial weights shared by every implementation
+# --------------------------------------------------------------------------
+
+def make_job(cell, dtype, H, T, seed=0):
+    """Mini-batches and PyTorch-default initial weights (numpy, given dtype)."""
+    rng = np.random.default_rng(seed)
+    G = 4 if cell == "lstm" else 1
+    k = 1.0 / np.sqrt(H)
+    x = rng.standard_normal((N_BATCHES, BATCH, T, N_IN)).astype(dtype)
+    # A learnable target: a smooth function of the sequence.
+    y = np.tanh(x[:, :, :, :2].mean(axis=2).sum(axis=-1, keepdims=True))
+    y = y.astype(dtype)
+    params = {
+        "weight_ih": rng.uniform(-k, k, (G * H, N_IN)).astype(dtype),
+        "weight_hh": rng.uniform(-k, k, (G * H, H)).astype(dtype),
+        "bias": rng.uniform(-k, k, G * H).astype(dtype),
+        "w_out": rng.uniform(-k, k, (1, H)).astype(dtype),
+        "b_out": rng.uniform(-k, k, 1).astype(dtype),
+    }
+    return [(x[i], y[i]) for i in range(N_BATCHES)], params
+
+
+def copy_params(params):
+    return {k: v.copy() for k, v in params.items()}
+
+
+def flops_per_epoch(cell, H, T, train=True):
+    """Matrix-product flops of one epoch (the work every implementation does).
+
+    Forward: the input and recurrent products, 2 B T G H (I + H). Training
+    adds the recurrent error product, 2 B T G H H, and the weight gradients,
+    2 B T G H (I + H). (dx is not counted: no implementation needs it.)
+    """
+    G = 4 if cell == "lstm" else 1
+    fwd = 2.0 * BATCH * T * G * H * (N_IN + H)
+    total = fwd + (2.0 * BATCH * T * G * H * H + fwd if train else 0.0)
+    return N_BATCHES * total
+
+
+# --------------------------------------------------------------------------
+# Implementations: prepare(job) once per configuration, then epoch()/infer()
+# --------------------------------------------------------------------------
+
+class Impl:
+    name = "?"
+    threads = None
+
+    def available(self, cell):
+        """None if this implementation can run ``cell``, else the reason not."""
+        return None
+
+
+class CbpttImpl(Impl):
+    """cbptt's public functional API plus NumPy for the head and SGD."""
+
+    name = "cbptt"
+
+    def available(self, cell):
+        import cbptt
+        if cell == "lstm" and not hasattr(cbptt, "lstm_forward"):
+            return "cbptt.lstm_forward not available yet"
+        return None
+
+    def prepare(self, cell, batches, params):
+        import cbptt
+        self.cell, self.batches, self.p = cell, batches, copy_params(params)
+        if cell == "lstm":
+            self.fwd, self.bwd = cbptt.lstm_forward, cbptt.lstm_backward
+        else:
+            self.fwd, self.bwd = cbptt.rnn_forward, cbptt.rnn_backward
+
+    def _forward(self, x):
+        p = self.p
+        return self.fwd(x, p["weight_ih"], p["weight_hh"], p["bias"])
+
+    def epoch(self):
+        p = self.p
+        for x, y in self.batches:
+            res = self._forward(x)
+            h_last = res.h[:, -1]
+            err = h_last @ p["w_out"].T + p["b_out"] - y
+            d_pred = (2.0 / err.size) * err
+            grad_h = np.zeros_like(res.h)
+            grad_h[:, -1] = d_pred @ p["w_out"]
+            g = self.bwd(res, grad_h)
+            p["w_out"] -= LR * (d_pred.T @ h_last)
+            p["b_out"] -= LR * d_pred.sum(0)
+            p["weight_ih"] -= LR * g.weight_ih
+            p["weight_hh"] -= LR * g.weight_hh
+            p["bias"] -= LR * g.bias
+
+    def infer(self):
+        p = self.p
+        return [self._forward(x).h[:, -1] @ p["w_out"].T + p["b_out"]
+                for x, _ in self.batches]
+
+
+class NumpyImpl(Impl):
+    """The plain NumPy BPTT of ``numpy_bptt.py``."""
+
+    name = "numpy"
+
+    def prepare(self, cell, batches, params):
+        self.cell, self.batches, self.p = cell, batches, copy_params(params)
+
+    def epoch(self):
+        if self.cell == "lstm":
+            numpy_bptt.lstm_epoch(self.p, self.batches, LR)
+        else:
+            numpy_bptt.elman_epoch(self.p, self.batches, LR)
+
+    def infer(self):
+        if self.cell == "lstm":
+            return numpy_bptt.lstm_infer(self.p, self.batches)
+        return numpy_bptt.elman_infer(self.p, self.batches)
+
+
+class TorchImpl(Impl):
+    """torch.nn.RNN / torch.nn.LSTM + nn.Linear, MSELoss, optim.SGD."""
+
+    def __init__(self, threads):
+        self.threads = threads
+        self.name = f"torch {threads}thr"
+
+    def available(self, cell):
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            return "torch not installed"
+        return None
+
+    def prepare(self, cell, batches, params):
+        import torch
+        dtype = torch.float32 if params["bias"].dtype == np.float32 else torch.float64
+        H = params["weight_hh"].shape[1]
+        cls = torch.nn.LSTM if cell == "lstm" else torch.nn.RNN
+        kw = {} if cell == "lstm" else {"nonlinearity": "tanh"}
+        self.rnn = cls(N_IN, H, batch_first=True, **kw).to(dtype)
+        self.head = torch.nn.Linear(H, 1).to(dtype)
+        with torch.no_grad():
+            self.rnn.weight_ih_l0.copy_(torch.from_numpy(params["weight_ih"]))
+            self.rnn.weight_hh_l0.copy_(torch.from_numpy(params["weight_hh"]))
+            self.rnn.bias_ih_l0.copy_(torch.from_numpy(params["bias"]))
+            self.rnn.bias_hh_l0.zero_()
+            self.head.weight.copy_(torch.from_numpy(params["w_out"]))
+            self.head.bias.copy_(torch.from_numpy(params["b_out"]))
+        self.batches = [(torch.from_numpy(x), torch.from_numpy(y))
+                        for x, y in batches]
+        self.opt = torch.optim.SGD(
+            list(self.rnn.parameters()) + list(self.head.parameters()), lr=LR)
+        self.loss = torch.nn.MSELoss()
+
+    def _threads(self):
+        import torch
+        torch.set_num_threads(self.threads)
+
+    def epoch(self):
+        self._threads()
+        for x, y in self.batches:
+            self.opt.zero_grad()
+            out, _ = self.rnn(x)
+            self.loss(self.head(out[:, -1]), y).backward()
+            self.opt.step()
+
+    def infer(self):
+        import torch
+        self._threads()
+        with torch.no_grad():
+            return [self.head(self.rnn(x)[0][:, -1]) for x, _ in self.batches]
+
+
+class EstimatorImpl(Impl):
+    """The same epoch through ``cbptt.RNNRegressor.fit`` (max_iter=1, warm)."""
+
+    name = "estimator"
+
+    def available(self, cell):
+        import cbptt
+        if not hasattr(cbptt, "RNNRegressor"):
+            return "cbptt.RNNRegressor not available yet"
+        return None
+
+    def prepare(self, cell, batches, params):
+        import cbptt
+        H = params["weight_hh"].shape[1]
+        self.X = np.concatenate([x for x, _ in batches])
+        self.y = np.concatenate([y for _, y in batches])[:, 0]
+        wanted = dict(cell=cell, hidden_layer_sizes=(H,), activation="tanh",
+                      solver="sgd", momentum=0.0, nesterovs_momentum=False,
+                      learning_rate_init=LR, batch_size=BATCH, max_iter=1,
+                      shuffle=False, alpha=0.0, clip_norm=None, tol=0.0,
+                      early_stopping=False, warm_start=True, random_state=0)
+        est = cbptt.RNNRegressor()
+        known = est.get_params()
+        est.set_params(**{k: v for k, v in wanted.items() if k in known})
+        self.est = est
+        self._fit()  # initialise; later calls continue warm, one epoch each
+
+    def _fit(self):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter=1
+            self.est.fit(self.X, self.y)
+
+    def epoch(self):
+        self._fit()
+
+    def infer(self):
+        return self.est.predict(self.X)
+
+
+def all_impls(with_estimator=True):
+    impls = [CbpttImpl(), TorchImpl(1), TorchImpl(2), NumpyImpl()]
+    if with_estimator:
+        impls.append(EstimatorImpl())
+    return impls
+
+
+# --------------------------------------------------------------------------
+# Timing
+# --------------------------------------------------------------------------
+
+def _timed(fn):
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        fn()
+        return (time.perf_counter() - t0) * 1e3
+    finally:
+        gc.enable()
+
+
+def run_config(impls, cell, dtype, H, T, rounds, log):
+    """Median ms per implementation for training and inference, alternating."""
+    batches, params = make_job(cell, dtype, H, T)
+    ready = []
+    skipped = {}
+    for impl in impls:
+        why = impl.available(cell)
+        if why:
+            skipped[impl.name] = why
+            continue
+        impl.prepare(cell, batches, params)
+        impl.epoch()  # warm-up: first-call costs (allocators, JIT caches, BLAS threads)
+        impl.infer()
+        ready.append(impl)
+    train = {i.name: [] for i in ready}
+    infer = {i.name: [] for i in ready}
+    for r in range(rounds):
+        order = ready[r % len(ready):] + ready[:r % len(ready)]
+        for impl in order:
+            time.sleep(0.02)  # let the previous one's spinning worker threads settle
+            train[impl.name].append(_timed(impl.epoch))
+        for impl in order:
+            time.sleep(0.02)
+            infer[impl.name].append(_timed(impl.infer))
+    res = {"train": {k: statistics.median(v) for k, v in train.items()},
+           "infer": {k: statistics.median(v) for k, v in infer.items()},
+           "train_all": train, "skipped": skipped}
+    line = "  ".join(f"{k} {v:8.2f}" for k, v in res["train"].items())
+    log(f"{cell:5s} {dtype} H={H:3d} T={T:3d}  train ms: {line}")
+    return res
+
+
+def gemm_peak(dtype, threads, n, repeats=5):
+    """GFLOP/s of a large square product through SciPy's BLAS (cbptt's BLAS)."""
+    from scipy.linalg import blas
+    from threadpoolctl import threadpool_limits
+    rng = np.random.default_rng(1)
+    a = np.asfortranarray(rng.standard_normal((n, n)).astype(dtype))
+    b = np.asfortranarray(rng.standard_normal((n, n)).astype(dtype))
+    f = blas.sgemm if dtype == "float32" else blas.dgemm
+    best = np.inf
+    with threadpool_limits(limits=threads, user_api="blas"):
+        f(1.0, a, b)
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            f(1.0, a, b)
+            best = min(best, time.perf_counter() - t0)
+    return 2.0 * n ** 3 / best / 1e9
+
+
+# --------------------------------------------------------------------------
+# Peak resident memory, one implementation per fresh subprocess
+# --------------------------------------------------------------------------
+
+def _status_kb(field):
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return -1
+
+
+def memory_probe(impl_name, cell, dtype, H, T):
+    """Run in a subprocess: RSS before, peak of 2 epochs, whole-process peak (MiB)."""
+    impl = {i.name: i for i in all_impls()}[impl_name]
+    why = impl.available(cell)
+    if why:
+        return {"skipped": why}
+    batches, params = make_job(cell, dtype, H, T)
+    impl.prepare(cell, batches, params)
+    gc.collect()
+    before = _status_kb("VmRSS")
+    try:  # reset the peak (VmHWM) to the current RSS
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+    impl.epoch()
+    impl.epoch()
+    peak = _status_kb("VmHWM")
+    return {"before": before / 1024, "peak": peak / 1024,
+            "fit": (peak - before) / 1024}
+
+
+def measure_memory(impl_names, cell, dtype, H, T):
+    out = {}
+    for name in impl_names:
+        cmd = [sys.executable, os.path.abspath(__file__), "--memory-probe",
+               name, cell, dtype, str(H), str(T)]
+        env = dict(os.environ)
+        if name.startswith("torch"):
+            env["OMP_NUM_THREADS"] = name.split()[1][0]
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if p.returncode != 0:
+            out[name] = {"skipped": "probe failed: " + p.stderr.strip()[-200:]}
+        else:
+            out[name] = json.loads(p.stdout.strip().splitlines()[-1])
+    return out
+
+
+# --------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------
+
+def _git_rev():
+    try:
+        return subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "?"
+
+
+def machine_info():
+    import scipy
+    info = {"python": platform.python_version(), "numpy": np.__version__,
+            "scipy": scipy.__version__}
+    try:
+        import cbptt
+        info["cbptt"] = f"{cbptt.__version__} (git {_git_rev()})"
+    except ImportError:
+        info["cbptt"] = "not installed"
+    try:
+        import torch
+        info["torch"] = torch.__version__
+    except ImportError:
+        info["torch"] = "not installed"
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info["cpu"] = f"{cpu}, {os.cpu_count()} logical CPUs"
+    info["OPENBLAS_CORETYPE"] = os.environ.get("OPENBLAS_CORETYPE", "(unset)")
+    try:
+        from threadpoolctl import threadpool_info
+        import scipy.linalg  # noqa: F401  (loads SciPy's BLAS)
+        info["blas"] = "; ".join(
+            f"{d['internal_api']} {d.get('version')} {d.get('architecture', '')} "
+            f"({os.path.basename(d['filepath'])})" for d in threadpool_info()
+            if d["user_api"] == "blas")
+    except ImportError:
+        pass
+    info["load average"] = " ".join(f"{v:.1f}" for v in os.getloadavg())
+    return info
+
+
+def _fmt(v, spec="{:.1f}"):
+    return "-" if v is None else spec.format(v)
+
+
+def torch_best(row, kind="train"):
+    vals = [v for k, v in row[kind].items() if k.startswith("torch")]
+    return min(vals) if vals else None
+
+
+def render(results, peaks, memory, info, args):
+    L = []
+    add = L.append
+    add("# Benchmarks: one training epoch, cbptt vs PyTorch vs NumPy\n")
+    add("Written by `python benchmarks/bench_epoch.py` "
+        f"({'quick' if args.quick else 'full'} run, {args.rounds} alternating rounds, "
+        f"medians); {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.\n")
+    add("The job (issue 7): 20 mini-batches of 32 sequences, T steps, 8 inputs, one "
+        "recurrent layer of H units, linear output on the last step, MSE, full BPTT, "
+        "plain SGD on every parameter. **ratio** = PyTorch ms (better of 1 and 2 "
+        "threads) / cbptt ms, same run. cbptt = the functional API "
+        "(`rnn_forward`/`rnn_backward`, `lstm_forward`/`lstm_backward`) plus NumPy "
+        "for the output layer and the update. The machine is shared with other "
+        "jobs, so absolute times are noisy; the implementations alternate within a "
+        "run so the ratios are comparable.\n")
+    add("## Machine\n")
+    for k, v in info.items():
+        add(f"- {k}: {v}")
+    add("")
+    add("## Training epoch (ms, median)\n")
+    add("| cell | dtype | H | T | cbptt | torch 1thr | torch 2thr | numpy | estimator "
+        "| ratio | target | met |")
+    add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    summary = []
+    for (cell, dtype, H, T), row in results.items():
+        tr = row["train"]
+        c = tr.get("cbptt")
+        tb = torch_best(row)
+        ratio = tb / c if (c and tb) else None
+        tgt = TARGETS[(cell, dtype)].get(H) if T == 100 else None
+        met = "" if (tgt is None or ratio is None) else ("yes" if ratio >= tgt else "**no**")
+        if tgt is not None and ratio is not None:
+            summary.append((f"{cell} {dtype} H={H}: ratio >= {tgt:g}",
+                            f"{ratio:.1f}x", ratio >= tgt))
+        add(f"| {cell} | {dtype} | {H} | {T} | {_fmt(c, '{:.2f}')} "
+            f"| {_fmt(tr.get('torch 1thr'))} | {_fmt(tr.get('torch 2thr'))} "
+            f"| {_fmt(tr.get('numpy'))} | {_fmt(tr.get('estimator'), '{:.2f}')} "
+            f"| {_fmt(ratio)} | {_fmt(tgt, '{:g}')} | {met} |")
+    skipped = {}
+    for row in results.values():
+        skipped.update(row["skipped"])
+    for k, v in sorted(skipped.items()):
+        add(f"\nSkipped: {k}: {v}.")
+    add("")
+    add("## Inference: forward pass of the same 20 mini-batches (ms, median)\n")
+    add("PyTorch under `torch.no_grad()`; ratio = PyTorch (better thread count) / cbptt.\n")
+    add("| cell | dtype | H | T | cbptt | torch 1thr | torch 2thr | numpy | ratio | ahead |")
+    add("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    infer_ok = True
+    for (cell, dtype, H, T), row in results.items():
+        inf = row["infer"]
+        c = inf.get("cbptt")
+        tb = torch_best(row, "infer")
+        ratio = tb / c if (c and tb) else None
+        if ratio is not None:
+            infer_ok &= ratio > 1.0
+        add(f"| {cell} | {dtype} | {H} | {T} | {_fmt(c, '{:.2f}')} "
+            f"| {_fmt(inf.get('torch 1thr'))} | {_fmt(inf.get('torch 2thr'))} "
+            f"| {_fmt(inf.get('numpy'))} | {_fmt(ratio)} "
+            f"| {'' if ratio is None else ('yes' if ratio > 1 else '**no**')} |")
+    if any(r["infer"].get("cbptt") for r in results.values()):
+        summary.append(("inference ahead of PyTorch everywhere", "", infer_ok))
+    add("")
+    add("## Linear in T (training ms at T=400 / T=25, H=64; at most 16 x 1.2 = 19.2)\n")
+    add("| cell | dtype | cbptt | torch 1thr | torch 2thr | numpy |")
+    add("|---|---|---:|---:|---:|---:|")
+    for cell in CELLS:
+        for dtype in DTYPES:
+            a, b = results.get((cell, dtype, 64, 25)), results.get((cell, dtype, 64, 400))
+            if not (a and b):
+                continue
+            cells = []
+            for name in ["cbptt", "torch 1thr", "torch 2thr", "numpy"]:
+                if name in a["train"] and name in b["train"]:
+                    cells.append(b["train"][name] / a["train"][name])
+                else:
+                    cells.append(None)
+            add(f"| {cell} | {dtype} | " + " | ".join(_fmt(v) for v in cells) + " |")
+            if cells[0] is not None:
+                summary.append((f"{cell} {dtype}: T=400 / T=25 <= 19.2",
+                                f"{cells[0]:.1f}", cells[0] <= 19.2))
+    add("")
+    if peaks:
+        add("## Share of the GEMM peak\n")
+        add("Peak: a square product through SciPy's BLAS, best of 5 "
+            + ", ".join(f"{k[0]} {k[1]}thr {v:.0f} GFLOP/s" for k, v in peaks.items())
+            + ". Matrix-product flops of one epoch: forward 2BTGH(I+H), backward "
+            "2BTGH(I+2H) (G=4 for the LSTM). cbptt is compared with the 2-thread "
+            "peak (it may use both cores), PyTorch with the peak at its better "
+            "thread count.\n")
+        add("| cell | dtype | H | T | GFLOP/epoch | cbptt GFLOP/s | % peak | torch GFLOP/s | % peak |")
+        add("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        for (cell, dtype, H, T), row in results.items():
+            if T != 100:
+                continue
+            fl = flops_per_epoch(cell, H, T)
+            c = row["train"].get("cbptt")
+            tname = min((k for k in row["train"] if k.startswith("torch")),
+                        key=lambda k: row["train"][k], default=None)
+            cg = fl / c / 1e6 if c else None
+            cp = 100 * cg / peaks[(dtype, 2)] if cg else None
+            tg = fl / row["train"][tname] / 1e6 if tname else None
+            tp = (100 * tg / peaks[(dtype, int(tname.split()[1][0]))]) if tname else None
+            add(f"| {cell} | {dtype} | {H} | {T} | {fl / 1e9:.2f} | {_fmt(cg)} "
+                f"| {_fmt(cp, '{:.0f}')} | {_fmt(tg)} | {_fmt(tp, '{:.0f}')} |")
+            if H == 256 and cp is not None:
+                summary.append((f"{cell} {dtype} H=256: >= 50% of GEMM peak",
+                                f"{cp:.0f}%", cp >= 50))
+        add("")
+    if memory:
+        add("## Peak resident memory (MiB), each implementation in a fresh process\n")
+        add("`fit` = peak RSS during two training epochs minus RSS before them "
+            "(what the training itself needs); `process` = the whole process's peak "
+            "(imports included).\n")
+        add("| cell | dtype | H | T | implementation | fit | process |")
+        add("|---|---|---:|---:|---|---:|---:|")
+        for (cell, dtype, H, T), per in memory.items():
+            fits = {}
+            for name, m in per.items():
+                if "skipped" in m:
+                    continue
+                fits[name] = m["fit"]
+                add(f"| {cell} | {dtype} | {H} | {T} | {name} | {m['fit']:.1f} "
+                    f"| {m['peak']:.0f} |")
+            t = [v for k, v in fits.items() if k.startswith("torch")]
+            if "cbptt" in fits and t:
+                summary.append((f"{cell} {dtype} H={H} T={T}: fit memory <= PyTorch's",
+                                f"{fits['cbptt']:.1f} vs {min(t):.1f} MiB",
+                                fits["cbptt"] <= min(t)))
+        add("")
+    est_rows = [(k, r["train"]["estimator"] / r["train"]["cbptt"])
+                for k, r in results.items()
+                if "estimator" in r["train"] and "cbptt" in r["train"]]
+    if est_rows:
+        worst = max(est_rows, key=lambda kv: kv[1])
+        summary.append(("estimator epoch within 15% of the kernel epoch",
+                        f"worst {worst[1]:.2f}x ({worst[0][0]} {worst[0][1]} "
+                        f"H={worst[0][2]} T={worst[0][3]})", worst[1] <= 1.15))
+    gpu = [(k, r["train"]["cbptt"]) for k, r in results.items()
+           if k[2] <= 64 and "cbptt" in r["train"]]
+    if gpu:
+        add("## The stretch: under PyTorch + cuDNN on one H200 (issue 7's figures)\n")
+        add("GPU: 29-40 ms per epoch in float32, 100-120 ms in float64, at every "
+            "configuration with H <= 64; compared with the lower end.\n")
+        add("| cell | dtype | H | T | cbptt ms | GPU ms | under |")
+        add("|---|---|---:|---:|---:|---:|---|")
+        ok = True
+        for (cell, dtype, H, T), c in gpu:
+            ok &= c < GPU_MS[dtype]
+            add(f"| {cell} | {dtype} | {H} | {T} | {c:.2f} | {GPU_MS[dtype]:.0f} "
+                f"| {'yes' if c < GPU_MS[dtype] else '**no**'} |")
+        summary.append(("stretch: under the H200 GPU at every H <= 64", "", ok))
+        add("")
+    add("## Targets\n")
+    add("| target | measured | met |")
+    add("|---|---|---|")
+    for what, val, ok in summary:
+        add(f"| {what} | {val} | {'yes' if ok else '**no**'} |")
+    add("")
+    add("Rerun: `pip install . && python benchmarks/bench_epoch.py` "
+        "(`--quick` for a smoke run; `--help` for the options).")
+    return "\n".join(L) + "\n"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: two configurations, 3 rounds, no memory probes, "
+                         "prints instead of writing BENCHMARKS.md")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="alternating rounds per configuration (default 7; 3 with --quick)")
+    ap.add_argument("--cells", nargs="+", choices=CELLS, default=CELLS)
+    ap.add_argument("--dtypes", nargs="+", choices=DTYPES, default=DTYPES)
+    ap.add_argument("--configs", nargs="+", default=None, metavar="HxT",
+                    help="e.g. 64x100 256x100 (default: the issue's five)")
+    ap.add_argument("--no-memory", action="store_true", help="skip the memory probes")
+    ap.add_argument("--no-estimator", action="store_true",
+                    help="skip the RNNRegressor.fit column")
+    ap.add_argument("--out", default=None,
+                    help="write the report here (default: BENCHMARKS.md at the "
+                         "repository root for a full run; none for --quick)")
+    ap.add_argument("--memory-probe", nargs=5, metavar=("IMPL", "CELL", "DTYPE", "H", "T"),
+                    help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.memory_probe:
+        name, cell, dtype, H, T = args.memory_probe
+        print(json.dumps(memory_probe(name, cell, dtype, int(H), int(T))))
+        return 0
+    args.rounds = args.rounds or (3 if args.quick else 7)
+    if args.configs:
+        configs = [tuple(int(v) for v in c.lower().split("x")) for c in args.configs]
+    else:
+        configs = QUICK_CONFIGS if args.quick else CONFIGS
+    out = args.out
+    if out is None and not args.quick:
+        out = os.path.join(os.path.dirname(HERE), "BENCHMARKS.md")
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    info = machine_info()
+    impls = all_impls(with_estimator=not args.no_estimator)
+    results = {}
+    for cell in args.cells:
+        for dtype in args.dtypes:
+            for H, T in configs:
+                results[(cell, dtype, H, T)] = run_config(
+                    impls, cell, dtype, H, T, args.rounds, log)
+    peaks = {}
+    n_peak = {"float32": 1024 if args.quick else 2048,
+              "float64": 768 if args.quick else 1536}
+    for dtype in args.dtypes:
+        for thr in (1, 2):
+            peaks[(dtype, thr)] = gemm_peak(dtype, thr, n_peak[dtype])
+            log(f"GEMM peak {dtype} {thr}thr: {peaks[(dtype, thr)]:.1f} GFLOP/s")
+    memory = {}
+    if not (args.quick or args.no_memory):
+        mem_configs = [c for c in [(256, 100), (64, 400)] if c in configs]
+        for cell in args.cells:
+            for dtype in args.dtypes:
+                for H, T in mem_configs:
+                    names = [i.name for i in impls]
+                    memory[(cell, dtype, H, T)] = measure_memory(names, cell, dtype, H, T)
+                    log(f"memory {cell} {dtype} H={H} T={T}: " + ", ".join(
+                        f"{k} {v.get('fit', float('nan')):.1f}"
+                        for k, v in memory[(cell, dtype, H, T)].items()))
+    text = render(results, peaks, memory, info, args)
+    if out:
+        with open(out, "w") as fh:
+            fh.write(text)
+        log(f"wrote {out}")
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,253 @@
+/* cbptt_simd.h: per-step building blocks of the recurrent layers, compiled
+ * for three x86 instruction sets and chosen at run time.
+ *
+ * Contract
+ * --------
+ * - cbptt_pack_{f,d}(n, k, w, rs, cs, packed): W[kk, j] = w[kk*rs + j*cs]
+ *   (k x n; rs, cs strides, so W or its transpose) into `packed` (k*n
+ *   elements) in the panel layout of this process's instruction set.
+ * - cbptt_mm_{f,d}(m, n, k, a, lda, packed, c, ldc, accumulate):
+ *       C[0:m, 0:n] (+)= A[0:m, 0:k] W[0:k, 0:n], A and C row-major with row
+ *   strides lda, ldc (elements), W packed. The small per-step product (m = rows
+ *   of a batch, n, k <= a few hundred), where a BLAS call costs more than
+ *   its arithmetic. "axpy form": every output row is a sum over k of
+ *   a[r, k] * (row k of W), so the loops run over a contiguous output row
+ *   and vectorise without reassociation (no -ffast-math).
+ * - cbptt_bias_act_rows_{f,d}(act, m, n, z, ldz, b):  z[r, :] = f(z[r, :] + b)
+ * - cbptt_delta_rows_{f,d}(act, len, d, y, g, carry):
+ *       d = f'(y) * (g + (carry ? d : 0))   (d holds the carried error on entry)
+ *
+ * Determinism: every output element is computed by the same sequence of
+ * operations (its initial value, then one multiply-add per k in increasing
+ * k) whichever tile, row block or thread computes it, so results do not
+ * depend on how rows are split among threads. They can differ between
+ * instruction sets (FMA or not), i.e. between machines, never between runs.
+ *
+ * Dispatch: cbptt_isa() picks 2 (AVX-512: F, DQ, BW, VL), 1 (AVX2 + FMA) or 0
+ * (the compiler's baseline) once per process; the environment variable
+ * CBPTT_ISA=0|1|2 lowers it (tests run every path). Elsewhere than x86-64
+ * with GCC/Clang only the baseline exists.
+ */
+#ifndef CBPTT_SIMD_H
+#define CBPTT_SIMD_H
+
+#include <stdlib.h>
+#include "cbptt_math.h"
+#include "cbptt_vmath.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CBPTT_X86_DISPATCH 1
+#define CBPTT_ATTR_AVX512 __attribute__((target( \
+    "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,bmi,bmi2,prefer-vector-width=512")))
+#define CBPTT_ATTR_AVX2 __attribute__((target("avx2,fma,bmi,bmi2")))
+#elif defined(__x86_64__) && defined(__clang__)
+#define CBPTT_X86_DISPATCH 1
+#define CBPTT_ATTR_AVX512 __attribute__((target( \
+    "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,bmi,bmi2")))
+#define CBPTT_ATTR_AVX2 __attribute__((target("avx2,fma,bmi,bmi2")))
+#endif
+
+/* Load/store a vector from/to any element-aligned address. */
+#define CBPTT_LD(V, p) (*(const V *)(p))
+#define CBPTT_ST(V, p, x) (*(V *)(p) = (x))
+
+/* One register tile: rows r0..r0+RB-1 of C, columns jc..jc+NV*L-1 (column
+ * jc of C is column pc of the packed panel wp, of width ldw). */
+#define CBPTT_MM_TILE(T, V, L, RB, NV)                                        \
+    do {                                                                      \
+        V acc_[RB][NV];                                                       \
+        int r_, v_;                                                           \
+        long kk_;                                                             \
+        for (r_ = 0; r_ < RB; r_++)                                           \
+            for (v_ = 0; v_ < NV; v_++)                                       \
+                acc_[r_][v_] = accumulate                                     \
+                    ? CBPTT_LD(V, c + (long)(r0 + r_) * ldc + jc + v_ * L)    \
+                    : zero_;                                                  \
+        for (kk_ = 0; kk_ < k; kk_++) {                                       \
+            const T *wr_ = wp + kk_ * ldw + pc;                               \
+            V wv_[NV];                                                        \
+            for (v_ = 0; v_ < NV; v_++) wv_[v_] = CBPTT_LD(V, wr_ + v_ * L);  \
+            for (r_ = 0; r_ < RB; r_++) {                                     \
+                T av_ = a[(long)(r0 + r_) * lda + kk_];                       \
+                for (v_ = 0; v_ < NV; v_++) acc_[r_][v_] += av_ * wv_[v_];    \
+            }                                                                 \
+        }                                                                     \
+        for (r_ = 0; r_ < RB; r_++)                                           \
+            for (v_ = 0; v_ < NV; v_++)                                       \
+                CBPTT_ST(V, c + (long)(r0 + r_) * ldc + jc + v_ * L,          \
+                         acc_[r_][v_]);                                       \
+    } while (0)
+
+/* Everything one instruction set needs, for one element type.
+ * Packed W: panels of P = NVP vectors (NVP * L columns), panel j0 at
+ * packed + j0*k, stored k rows x its width (the last panel narrower),
+ * contiguous: the tile streams its panel linearly (no cache-set conflicts
+ * from a power-of-two row stride) and the panel stays in L1 while every row
+ * block of A passes over it. Tiles: 4 rows x NVP vectors on full panels;
+ * the last panel takes 4 x 2, 8 x 1 and scalar columns as they fit. */
+#define CBPTT_DEFINE_SIMD(T, S, SUF, ATTR, VBYTES, NVP, TANH, LOGISTIC)       \
+ATTR static void cbptt_pack_##S##_##SUF(                                      \
+    int n, int k, const T *w, long rs, long cs, T *packed)                    \
+{                                                                             \
+    enum { P = NVP * (VBYTES / (int)sizeof(T)) };                             \
+    int j0, j, kk;                                                            \
+    for (j0 = 0; j0 < n; j0 += P) {                                           \
+        int width = n - j0 < P ? n - j0 : P;                                  \
+        T *panel = packed + (long)j0 * k;                                     \
+        for (kk = 0; kk < k; kk++)                                            \
+            for (j = 0; j < width; j++)                                       \
+                panel[(long)kk * width + j] = w[kk * rs + (j0 + j) * cs];     \
+    }                                                                         \
+}                                                                             \
+                                                                              \
+ATTR static void cbptt_mm_##S##_##SUF(                                        \
+    int m, int n, int k, const T *a, long lda, const T *packed,               \
+    T *c, long ldc, int accumulate)                                           \
+{                                                                             \
+    typedef T V __attribute__((vector_size(VBYTES), aligned(sizeof(T)),       \
+                               may_alias));                                   \
+    enum { L = VBYTES / (int)sizeof(T), P = NVP * L };                        \
+    const V zero_ = {0};                                                      \
+    int j0, r0;                                                               \
+    for (j0 = 0; j0 < n; j0 += P) {                                           \
+        const int ldw = n - j0 < P ? n - j0 : P;                              \
+        const T *wp = packed + (long)j0 * k;                                  \
+        int pc = 0, jc = j0;                                                  \
+        if (ldw == P) {                                                       \
+            for (r0 = 0; r0 + 4 <= m; r0 += 4) CBPTT_MM_TILE(T, V, L, 4, NVP); \
+            for (; r0 < m; r0++) CBPTT_MM_TILE(T, V, L, 1, NVP);              \
+            continue;                                                         \
+        }                                                                     \
+        for (; ldw - pc >= 2 * L; pc += 2 * L, jc += 2 * L) {                 \
+            for (r0 = 0; r0 + 4 <= m; r0 += 4) CBPTT_MM_TILE(T, V, L, 4, 2);  \
+            for (; r0 < m; r0++) CBPTT_MM_TILE(T, V, L, 1, 2);                \
+        }                                                                     \
+        if (ldw - pc >= L) {                                                  \
+            for (r0 = 0; r0 + 8 <= m; r0 += 8) CBPTT_MM_TILE(T, V, L, 8, 1);  \
+            for (; r0 < m; r0++) CBPTT_MM_TILE(T, V, L, 1, 1);                \
+            pc += L;                                                          \
+            jc += L;                                                          \
+        }                                                                     \
+        if (pc < ldw) {               /* the last n % L columns */            \
+            int r, j;                                                         \
+            long kk;                                                          \
+            for (r = 0; r < m; r++) {                                         \
+                const T *ar = a + (long)r * lda;                              \
+                T *cr = c + (long)r * ldc + j0;                               \
+                for (j = pc; j < ldw; j++) {                                  \
+                    T s = accumulate ? cr[j] : (T)0;                          \
+                    for (kk = 0; kk < k; kk++) s += ar[kk] * wp[kk * ldw + j]; \
+                    cr[j] = s;                                                \
+                }                                                             \
+            }                                                                 \
+        }                                                                     \
+    }                                                                         \
+}                                                                             \
+                                                                              \
+ATTR static void cbptt_bias_act_rows_##S##_##SUF(                             \
+    int act, int m, int n, T *z, long ldz, const T *b)                        \
+{                                                                             \
+    int r, j;                                                                 \
+    for (r = 0; r < m; r++) {                                                 \
+        T *zr = z + (long)r * ldz;                                            \
+        switch (act) {                                                        \
+        case CBPTT_LOGISTIC:                                                  \
+            for (j = 0; j < n; j++) zr[j] = LOGISTIC(zr[j] + b[j]);           \
+            break;                                                            \
+        case CBPTT_TANH:                                                      \
+            for (j = 0; j < n; j++) zr[j] = TANH(zr[j] + b[j]);               \
+            break;                                                            \
+        case CBPTT_RELU:                                                      \
+            for (j = 0; j < n; j++) {                                         \
+                T v = zr[j] + b[j];                                           \
+                zr[j] = v > (T)0 ? v : (T)0;                                  \
+            }                                                                 \
+            break;                                                            \
+        default:                                                              \
+            for (j = 0; j < n; j++) zr[j] += b[j];                            \
+        }                                                                     \
+    }                                                                         \
+}                                                                             \
+                                                                              \
+ATTR static void cbptt_delta_rows_##S##_##SUF(                                \
+    int act, long len, T *d, const T *y, const T *g, int carry)               \
+{                                                                             \
+    cbptt_delta_##S(act, d, y, g, carry ? d : 0, len);                        \
+}
+
+/* VBYTES: vector width; NVP: vectors per panel (4 x NVP accumulators must
+ * fit the register file: 16 of 32 zmm; 8 of 16 ymm/xmm). */
+#define CBPTT_DEFINE_SIMD_BOTH(SUF, ATTR, VBYTES, NVP)                        \
+CBPTT_DEFINE_SIMD(float, f, SUF, ATTR, VBYTES, NVP, cbptt_tanh_v_f,           \
+                  cbptt_logistic_v_f)                                         \
+CBPTT_DEFINE_SIMD(double, d, SUF, ATTR, VBYTES, NVP, cbptt_tanh_v_d,          \
+                  cbptt_logistic_v_d)
+
+CBPTT_DEFINE_SIMD_BOTH(base, , 16, 2)
+#ifdef CBPTT_X86_DISPATCH
+CBPTT_DEFINE_SIMD_BOTH(avx2, CBPTT_ATTR_AVX2, 32, 2)
+CBPTT_DEFINE_SIMD_BOTH(avx512, CBPTT_ATTR_AVX512, 64, 4)
+#endif
+
+/* 2 = AVX-512, 1 = AVX2 + FMA, 0 = baseline; decided once per process. */
+static int cbptt_isa(void)
+{
+    static int level = -1;
+    if (level < 0) {
+        int best = 0;
+        const char *env = getenv("CBPTT_ISA");
+#ifdef CBPTT_X86_DISPATCH
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+                && __builtin_cpu_supports("avx512bw")
+                && __builtin_cpu_supports("avx512vl"))
+            best = 2;
+        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+            best = 1;
+#endif
+        if (env != 0 && env[0] >= '0' && env[0] <= '2' && env[0] - '0' < best)
+            best = env[0] - '0';
+        level = best;       /* a benign race: every thread stores the same value */
+    }
+    return level;
+}
+
+#ifdef CBPTT_X86_DISPATCH
+#define CBPTT_DISPATCH(NAME, ARGS)                                            \
+    switch (cbptt_isa()) {                                                    \
+    case 2: NAME##_avx512 ARGS; break;                                        \
+    case 1: NAME##_avx2 ARGS; break;                                          \
+    default: NAME##_base ARGS;                                                \
+    }
+#else
+#define CBPTT_DISPATCH(NAME, ARGS) NAME##_base ARGS;
+#endif
+
+#define CBPTT_DEFINE_DISPATCH(T, S)                                           \
+static inline void cbptt_pack_##S(int n, int k, const T *w, long rs, long cs, \
+                                  T *packed)                                  \
+{                                                                             \
+    CBPTT_DISPATCH(cbptt_pack_##S, (n, k, w, rs, cs, packed))                 \
+}                                                                             \
+static inline void cbptt_mm_##S(int m, int n, int k, const T *a, long lda,    \
+                                const T *packed, T *c, long ldc,              \
+                                int accumulate)                               \
+{                                                                             \
+    if (m <= 0 || n <= 0) return;                                             \
+    CBPTT_DISPATCH(cbptt_mm_##S, (m, n, k, a, lda, packed, c, ldc, accumulate)) \
+}                                                                             \
+static inline void cbptt_bias_act_rows_##S(int act, int m, int n, T *z,       \
+                                           long ldz, const T *b)              \
+{                                                                             \
+    CBPTT_DISPATCH(cbptt_bias_act_rows_##S, (act, m, n, z, ldz, b))           \
+}                                                                             \
+static inline void cbptt_delta_rows_##S(int act, long len, T *d, const T *y,  \
+                                        const T *g, int carry)                \
+{                                                                             \
+    CBPTT_DISPATCH(cbptt_delta_rows_##S, (act, len, d, y, g, carry))          \
+}
+
+CBPTT_DEFINE_DISPATCH(float, f)
+CBPTT_DEFINE_DISPATCH(double, d)
+
+#endif /* CBPTT_SIMD_H */

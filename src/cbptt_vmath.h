@@ -1,0 +1,146 @@
+/* cbptt_vmath.h: accurate exp, tanh and logistic that compilers vectorise.
+ *
+ * Contract: every function is `static inline`, branch-free (selects only, no
+ * libm call, no table), exists for float (_f) and double (_d), and is
+ * written so that GCC and Clang vectorise a loop calling it without
+ * -ffast-math. Accuracy, measured against glibc over the whole range
+ * (benchmarks/check_vmath.py): a few ulp (double: < 1e-15 relative for
+ * tanh and logistic; float: < 4e-7). NaN propagates; +-inf give the limits.
+ *
+ * Method: exp(x) = 2^n (1 + p(r)) with n = round(x / ln 2) (the 1.5 * 2^52
+ * shifter, no rounding call), r = x - n ln 2 in two pieces (Cody-Waite, so
+ * |r| <= ln2/2 exactly), p(r) = expm1(r) by its Taylor series to r^13
+ * (double) or r^8 (float), whose truncation error is below half an ulp on
+ * that interval; 2^n is built in the exponent bits. Then
+ *   tanh(x)     = sign(x) em / (em + 2),    em = expm1(2|x|) = 2^n p + (2^n - 1)
+ *   logistic(x) = num / (1 + e),            e = exp(-|x|), num = 1 or e
+ * which never cancel: both are accurate in relative terms everywhere,
+ * including near 0, where 1 - 2/(e^{2x} + 1) would lose every digit.
+ */
+#ifndef CBPTT_VMATH_H
+#define CBPTT_VMATH_H
+
+#include <stdint.h>
+#include <string.h>
+
+/* ---- double ---------------------------------------------------------- */
+
+#define CBPTT_LOG2E_D 1.4426950408889634
+#define CBPTT_LN2HI_D 6.93147180369123816490e-01 /* 32 trailing zero bits */
+#define CBPTT_LN2LO_D 1.90821492927058770002e-10
+#define CBPTT_SHIFT_D 6755399441055744.0         /* 1.5 * 2^52 */
+
+/* x = n ln2 + r with |r| <= ln2/2; returns r, sets *s = 2^n.
+ * Needs -1022 <= n <= 1023 (callers clamp x). */
+static inline double cbptt_exp_reduce_d(double x, double *s)
+{
+    double t = x * CBPTT_LOG2E_D + CBPTT_SHIFT_D; /* n in the low bits */
+    double n = t - CBPTT_SHIFT_D;                  /* exact */
+    uint64_t u;
+    memcpy(&u, &t, sizeof u);
+    u = (u << 52) + ((uint64_t)1023 << 52);        /* exponent field n + 1023 */
+    memcpy(s, &u, sizeof u);
+    return (x - n * CBPTT_LN2HI_D) - n * CBPTT_LN2LO_D;
+}
+
+/* expm1(r) for |r| <= ln2/2: r + r^2 (1/2! + r (1/3! + ... + r/13!)) */
+static inline double cbptt_expm1_poly_d(double r)
+{
+    double q = 1.0 / 6227020800.0;                 /* 1/13! */
+    q = q * r + 1.0 / 479001600.0;
+    q = q * r + 1.0 / 39916800.0;
+    q = q * r + 1.0 / 3628800.0;
+    q = q * r + 1.0 / 362880.0;
+    q = q * r + 1.0 / 40320.0;
+    q = q * r + 1.0 / 5040.0;
+    q = q * r + 1.0 / 720.0;
+    q = q * r + 1.0 / 120.0;
+    q = q * r + 1.0 / 24.0;
+    q = q * r + 1.0 / 6.0;
+    q = q * r + 0.5;
+    return r + (r * r) * q;
+}
+
+/* exp(-a) for a >= 0 (a NaN gives NaN); a > 708 is treated as 708. */
+static inline double cbptt_exp_neg_d(double a)
+{
+    double s, p;
+    a = a > 708.0 ? 708.0 : a;
+    p = cbptt_expm1_poly_d(cbptt_exp_reduce_d(-a, &s));
+    return s + s * p;
+}
+
+static inline double cbptt_tanh_v_d(double x)
+{
+    double a = x < 0.0 ? -x : x, s, p, em;
+    a = a > 20.0 ? 20.0 : a;          /* tanh(20) rounds to 1; NaN passes */
+    p = cbptt_expm1_poly_d(cbptt_exp_reduce_d(2.0 * a, &s));
+    em = s * p + (s - 1.0);           /* expm1(2a) */
+    return __builtin_copysign(em / (em + 2.0), x);
+}
+
+static inline double cbptt_logistic_v_d(double x)
+{
+    double a = x < 0.0 ? -x : x;
+    double e = cbptt_exp_neg_d(a);    /* exp(-|x|) in (0, 1] */
+    double y = (x < 0.0 ? e : 1.0) / (1.0 + e);
+    return x < -708.0 ? 0.0 : y;      /* below the smallest normal: 0 */
+}
+
+/* ---- float ----------------------------------------------------------- */
+
+#define CBPTT_LOG2E_F 1.44269504f
+#define CBPTT_LN2HI_F 0.693359375f         /* 355/512, exact in a few bits */
+#define CBPTT_LN2LO_F -2.12194440e-4f
+#define CBPTT_SHIFT_F 12582912.0f          /* 1.5 * 2^23 */
+
+static inline float cbptt_exp_reduce_f(float x, float *s)
+{
+    float t = x * CBPTT_LOG2E_F + CBPTT_SHIFT_F;
+    float n = t - CBPTT_SHIFT_F;
+    uint32_t u;
+    memcpy(&u, &t, sizeof u);
+    u = (u << 23) + ((uint32_t)127 << 23);
+    memcpy(s, &u, sizeof u);
+    return (x - n * CBPTT_LN2HI_F) - n * CBPTT_LN2LO_F;
+}
+
+/* expm1(r) for |r| <= ln2/2 to r^8 / 8! */
+static inline float cbptt_expm1_poly_f(float r)
+{
+    float q = 1.0f / 40320.0f;
+    q = q * r + 1.0f / 5040.0f;
+    q = q * r + 1.0f / 720.0f;
+    q = q * r + 1.0f / 120.0f;
+    q = q * r + 1.0f / 24.0f;
+    q = q * r + 1.0f / 6.0f;
+    q = q * r + 0.5f;
+    return r + (r * r) * q;
+}
+
+static inline float cbptt_exp_neg_f(float a)
+{
+    float s, p;
+    a = a > 87.0f ? 87.0f : a;
+    p = cbptt_expm1_poly_f(cbptt_exp_reduce_f(-a, &s));
+    return s + s * p;
+}
+
+static inline float cbptt_tanh_v_f(float x)
+{
+    float a = x < 0.0f ? -x : x, s, p, em;
+    a = a > 9.0f ? 9.0f : a;          /* tanh(9) rounds to 1 in float */
+    p = cbptt_expm1_poly_f(cbptt_exp_reduce_f(2.0f * a, &s));
+    em = s * p + (s - 1.0f);
+    return __builtin_copysignf(em / (em + 2.0f), x);
+}
+
+static inline float cbptt_logistic_v_f(float x)
+{
+    float a = x < 0.0f ? -x : x;
+    float e = cbptt_exp_neg_f(a);
+    float y = (x < 0.0f ? e : 1.0f) / (1.0f + e);
+    return x < -87.0f ? 0.0f : y;
+}
+
+#endif /* CBPTT_VMATH_H */
