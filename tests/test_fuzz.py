@@ -39,7 +39,7 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from cbptt import (_elman, cec_backward, cec_forward, lstm_backward,
+from cbptt import (_elman, _lstm, cec_backward, cec_forward, lstm_backward,
                    lstm_forward, rnn_backward, rnn_forward)
 from reference import (cec_backward_ref, cec_forward_ref, lstm_backward_ref,
                        lstm_forward_ref, rnn_backward_ref, rnn_forward_ref)
@@ -703,3 +703,111 @@ def test_kernel_backward_checks_every_shape(s, dtype, act, truncate):
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(arrs["d_w_hh"], ref["weight_hh"], rtol=tol, atol=tol)
     np.testing.assert_allclose(arrs["d_x"].swapaxes(0, 1), ref["x"], rtol=tol, atol=tol)
+
+
+# Every compiled wrapper, argument by argument: a shape template over the
+# sizes the wrapper derives (T, B, I from x; H from the weights; R = rows of
+# the stacked weights), an int option, or a bool.
+WRAPPERS = {
+    "elman_forward": (_elman.elman_forward, "H:w_ih.0", [
+        ("x", "TBI"), ("w_ih", "RI"), ("w_hh", "RH"), ("bias", "R"),
+        ("h0", "BH"), ("act", "act"), ("h", "TBH")]),
+    "elman_backward": (_elman.elman_backward, "H:w_ih.0", [
+        ("x", "TBI"), ("w_ih", "RI"), ("w_hh", "RH"), ("h0", "BH"),
+        ("h", "TBH"), ("grad_h", "TBH"), ("act", "act"), ("truncate", "trunc"),
+        ("delta", "TBH"), ("d_w_ih", "RI"), ("d_w_hh", "RH"), ("d_bias", "R"),
+        ("d_h0", "BH"), ("d_x", "TBI"), ("carry", "BH")]),
+    "lstm_forward": (_lstm.lstm_forward, "H:w_hh.1", [
+        ("x", "TBI"), ("w_ih", "RI"), ("w_hh", "RH"), ("bias", "R"),
+        ("h0", "BH"), ("c0", "BH"), ("forget_gate", "bool"), ("gates", "TBR"),
+        ("c", "TBH"), ("h", "TBH")]),
+    "lstm_backward": (_lstm.lstm_backward, "H:w_hh.1", [
+        ("x", "TBI"), ("w_ih", "RI"), ("w_hh", "RH"), ("h0", "BH"),
+        ("c0", "BH"), ("gates", "TBR"), ("c", "TBH"), ("h", "TBH"),
+        ("grad_h", "TBH"), ("grad_c", "TBH"), ("forget_gate", "bool"),
+        ("truncate", "trunc"), ("delta", "TBR"), ("delta_c", "TBH"),
+        ("d_w_ih", "RI"), ("d_w_hh", "RH"), ("d_bias", "R"), ("d_h0", "BH"),
+        ("d_c0", "BH"), ("d_x", "TBI")]),
+    "cec_forward": (_lstm.cec_forward, "H:w_ih.0", [
+        ("x", "TBI"), ("w_ih", "RI"), ("bias", "R"), ("h0", "BH"), ("h", "TBH")]),
+    "cec_backward": (_lstm.cec_backward, "H:w_ih.0", [
+        ("x", "TBI"), ("w_ih", "RI"), ("grad_h", "TBH"), ("truncate", "trunc"),
+        ("delta", "TBH"), ("d_w_ih", "RI"), ("d_bias", "R"), ("d_h0", "BH"),
+        ("d_x", "TBI")]),
+}
+
+
+def _sizes(name, arrays, options):
+    """The sizes the wrapper derives from its arguments."""
+    _, rule, _ = WRAPPERS[name]
+    src, axis = rule[2:].split(".")
+    T, B, I = arrays["x"].shape
+    H = arrays[src].shape[int(axis)]
+    G = (4 if options.get("forget_gate", True) else 3) if name.startswith("lstm") else 1
+    return dict(T=T, B=B, I=I, H=H, R=G * H)
+
+
+@st.composite
+def wrapper_calls(draw, name):
+    """Arguments for a wrapper: consistent, or with a few shapes replaced."""
+    _, _, spec = WRAPPERS[name]
+    fg = draw(st.booleans())
+    n = dict(T=draw(st.integers(1, 4)), B=draw(st.integers(1, 4)),
+             I=draw(st.integers(1, 4)), H=draw(st.integers(1, 4)))
+    n["R"] = (4 if fg else 3) * n["H"] if name.startswith("lstm") else n["H"]
+    shapes = {a: tuple(n[c] for c in t) for a, t in spec
+              if t not in ("act", "trunc", "bool")}
+    for a in draw(st.lists(st.sampled_from(sorted(shapes)), max_size=3)):
+        shapes[a] = tuple(draw(st.integers(0, 5)) for _ in shapes[a])
+    options = dict(act=draw(st.integers(-1, 4)), truncate=draw(st.integers(-1, 3)),
+                   forget_gate=fg)
+    return shapes, options
+
+
+@pytest.mark.parametrize("name", sorted(WRAPPERS))
+@FUZZ
+@given(data=st.data(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_every_wrapper_refuses_inconsistent_shapes(name, data, dtype):
+    fn, _, spec = WRAPPERS[name]
+    shapes, options = data.draw(wrapper_calls(name), label="call")
+    arrays = {a: np.full(s, 0.5 if a == "gates" else 0.1, dtype)
+              for a, s in shapes.items()}
+    args = [arrays[a] if t not in ("act", "trunc", "bool") else
+            options[{"act": "act", "trunc": "truncate", "bool": "forget_gate"}[t]]
+            for a, t in spec]
+    ok = min(arrays["x"].shape) >= 1
+    if ok:
+        n = _sizes(name, arrays, options)
+        ok = n["H"] >= 1 and all(arrays[a].shape == tuple(n[c] for c in t)
+                                 for a, t in spec if a in arrays)
+    kinds = {t for _, t in spec}
+    ok = (ok and ("trunc" not in kinds or options["truncate"] >= 0)
+          and ("act" not in kinds or 0 <= options["act"] <= 3))
+    if ok:
+        fn(*args)
+    else:
+        with pytest.raises(ValueError):
+            fn(*args)
+
+
+@pytest.mark.parametrize("name", sorted(WRAPPERS))
+def test_every_wrapper_refuses_none_arrays(name):
+    """None where an array belongs: refused (or, for the documented optional
+    grad_c / d_x, skipped), never dereferenced."""
+    fn, _, spec = WRAPPERS[name]
+    optional = {"grad_c", "d_x"} if name in ("lstm_backward", "cec_backward") else set()
+    n = dict(T=3, B=2, I=4, H=5, R=20 if name.startswith("lstm") else 5)
+    base = [np.full(tuple(n[c] for c in t), 0.5 if a == "gates" else 0.1)
+            if t not in ("act", "trunc", "bool") else
+            {"act": 2, "trunc": 0, "bool": True}[t] for a, t in spec]
+    fn(*base)
+    for k, (a, t) in enumerate(spec):
+        if t in ("act", "trunc", "bool"):
+            continue
+        args = list(base)
+        args[k] = None
+        if a in optional:
+            fn(*args)
+        else:
+            with pytest.raises((ValueError, TypeError)):
+                fn(*args)
