@@ -276,10 +276,22 @@ def cec_forward_check(fl, p, dtype):
     return dict(h=ref), dict(h=rtol(dtype, I, T) * S + E), None
 
 
+def _gate_error(z, e, kind):
+    """A bound on |f(z') - f(z)| for |z' - z| <= e: the largest slope of f on
+    that interval times e, at most f's range (sound however large e is)."""
+    zc = np.maximum(np.abs(z) - e, 0)
+    if kind == "logistic":          # sigma'(zc) = sigma(-zc) (1 - sigma(-zc)), no cancellation
+        s = 1 / (1 + np.exp(zc))
+        return np.minimum(s * (1 - s) * e, 1.0)
+    return np.minimum(e / np.cosh(zc) ** 2, 2.0)       # tanh' = sech^2
+
+
 def lstm_forward_check(fl, p, dtype):
-    """First-order propagation of rounding errors through the LSTM step,
-    with derivatives at the reference point (times 4 for safety)."""
-    x, wh = fl["x"], np.abs(fl["weight_hh"])
+    """Rounding errors propagated through the LSTM step with sound interval
+    bounds: a gate's error is its largest slope within the pre-activation's
+    error band times that band (a cancelling sum of huge terms can flip a
+    saturated gate), products and sums by the triangle inequality."""
+    x, wi, wh, b = fl["x"], fl["weight_ih"], fl["weight_hh"], fl["bias"]
     B, T, I = x.shape
     H = wh.shape[1]
     fg = p["forget_gate"]
@@ -287,32 +299,35 @@ def lstm_forward_check(fl, p, dtype):
     eps, tiny = float(np.finfo(dtype).eps), float(np.finfo(dtype).tiny)
     h0 = _zeros_if_none(fl.get("h0"), (B, H))
     c0 = _zeros_if_none(fl.get("c0"), (B, H))
-    hs, cs, gates = lstm_forward_ref(x, fl["weight_ih"], fl["weight_hh"],
-                                     fl["bias"], h0, c0, fg)
-    Sz = preactivation_bound(fl, states_entering(hs, h0))
-    gam = eps * (I + H + 4)
+    hs, cs, gates = lstm_forward_ref(x, wi, wh, b, h0, c0, fg)
+    h_in = states_entering(hs, h0)
+    Sz = preactivation_bound(fl, h_in)
+    gam = 2 * eps * (I + H + 4)
+    kinds = (["logistic", "logistic", "tanh", "logistic"] if fg
+             else ["logistic", "tanh", "logistic"])
     eh, ec = np.zeros((B, H)), np.zeros((B, H))
     tol_h, tol_c, tol_g = np.empty_like(hs), np.empty_like(cs), np.empty_like(gates)
     for t in range(T):
         cp = cs[:, t - 1] if t else c0
-        ez = np.split(gam * Sz[:, t] + eh @ wh.T + (I + H + 2) * tiny, G, axis=1)
-        parts = np.split(gates[:, t], G, axis=1)
+        z = np.split(x[:, t] @ wi.T + h_in[:, t] @ wh.T + b, G, axis=1)
+        ez = gam * Sz[:, t] + eh @ np.abs(wh).T + (I + H + 2) * tiny
+        ez = np.split(ez, G, axis=1)
+        val = np.split(gates[:, t], G, axis=1)
+        err = [_gate_error(zk, ek, kind) + 2 * eps * np.abs(v) + tiny
+               for zk, ek, kind, v in zip(z, ez, kinds, val)]
         if fg:
-            (i, f, g, o), (ei, ef, eg, eo) = parts, ez
-            ef = f * (1 - f) * ef + 2 * eps * f + tiny
+            (i, f, g, o), (ei, ef, eg, eo) = val, err
         else:
-            (i, g, o), (ei, eg, eo), f, ef = parts, ez, 1.0, 0.0
-        ei = i * (1 - i) * ei + 2 * eps * i + tiny
-        eo = o * (1 - o) * eo + 2 * eps * o + tiny
-        eg = (1 - g * g) * eg + 2 * eps * np.abs(g) + tiny
-        ec = (f * ec + np.abs(cp) * ef + np.abs(g) * ei + i * eg
+            (i, g, o), (ei, eg, eo), f, ef = val, err, 1.0, 0.0
+        ec = (f * ec + (np.abs(cp) + ec) * ef + np.abs(g) * ei + (i + ei) * eg
               + 3 * eps * (np.abs(f * cp) + np.abs(i * g)) + tiny)
         tc = np.tanh(cs[:, t])
-        eh = np.abs(tc) * eo + o * (1 - tc * tc) * ec + 3 * eps * np.abs(hs[:, t]) + tiny
-        tol_g[:, t] = np.concatenate([ei, ef, eg, eo] if fg else [ei, eg, eo], 1)
+        eh = (np.abs(tc) * eo + (o + eo) * _gate_error(cs[:, t], ec, "tanh")
+              + 3 * eps * np.abs(hs[:, t]) + tiny)
+        tol_g[:, t] = np.concatenate(err, 1)
         tol_h[:, t], tol_c[:, t] = eh, ec
     return (dict(h=hs, c=cs, gates=gates),
-            dict(h=4 * tol_h, c=4 * tol_c, gates=4 * tol_g), Sz)
+            dict(h=2 * tol_h, c=2 * tol_c, gates=2 * tol_g), Sz)
 
 
 FORWARD_CHECK = {"elman": elman_forward_check, "cec": cec_forward_check,
