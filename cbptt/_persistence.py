@@ -30,9 +30,11 @@ Contract
   weights. Headers are checked before any array data is read.
 * An estimator joins by calling :func:`allow` on its class and defining
   ``def save(self, path): return _persistence.save(self, path)``. Private
-  state that is not a fitted attribute (a compiled network, an optimizer) is
-  rebuilt after loading by the estimator's ``_rebuild_from_fitted()`` method,
-  when it has one; a loaded estimator predicts like the saved one.
+  attributes of plain data it needs besides the fitted ones it names in a
+  class attribute ``_persistent_attributes`` (a tuple of names); private
+  state that is not plain data (a compiled network, an optimizer) is
+  rebuilt after loading by its ``_rebuild_from_fitted()`` method, when it
+  has one. A loaded estimator predicts like the saved one.
 * ``save`` writes to a temporary file in the same directory and renames it,
   so a failing save never leaves a partial file behind.
 """
@@ -126,10 +128,17 @@ class _Encoder:
                         "strings, None, arrays, or lists/tuples/dicts of them")
 
 
+def _persisted_names(cls):
+    """Private attributes a class asks to persist besides its fitted ones."""
+    return set(getattr(cls, "_persistent_attributes", ()))
+
+
 def _fitted_attributes(est):
-    """Public fitted attributes: names ending in "_" (scikit-learn's rule)."""
+    """Public fitted attributes (names ending in "_", scikit-learn's rule)
+    plus the private ones the class lists in ``_persistent_attributes``."""
+    extra = _persisted_names(type(est))
     return {k: v for k, v in vars(est).items()
-            if k.endswith("_") and not k.startswith("_")}
+            if (k.endswith("_") and not k.startswith("_")) or k in extra}
 
 
 def save(est, path):
@@ -424,10 +433,12 @@ def _load(path):
     if set(params) != known:
         _fail(f"the parameters {sorted(set(params) ^ known)} do not match "
               f"{name}'s; expected exactly {sorted(known)}")
-    bad = [k for k in fitted if not (k.endswith("_") and not k.startswith("_"))]
+    extra = _persisted_names(cls)
+    bad = [k for k in fitted
+           if not (k.endswith("_") and not k.startswith("_")) and k not in extra]
     if bad:
         _fail(f"attributes {bad} are not fitted attributes (names ending in "
-              "'_'); refusing to set them")
+              f"'_') nor listed by {name}; refusing to set them")
     est = cls(**params)
     if hasattr(est, "_validate_params"):
         try:

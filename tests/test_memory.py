@@ -91,3 +91,44 @@ def test_forward_backward_cycles_leave_traced_memory_flat(layer):
     finally:
         tracemalloc.stop()
     assert after - before < 1 * MB, f"traced memory grew by {(after - before) / MB:.2f} MB"
+
+
+# -- the estimators -------------------------------------------------------------
+
+import warnings                                                  # noqa: E402
+
+import cbptt                                                     # noqa: E402
+
+
+@pytest.mark.skipif(not hasattr(cbptt, "RNNRegressor"),
+                    reason="the estimators are not in this build")
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"),
+                    reason="resident memory is read from Linux /proc")
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="AddressSanitizer's quarantine keeps freed memory resident")
+def test_fit_predict_cycles_leave_rss_flat():
+    """200 fit/predict cycles of a small model: each allocates its network,
+    optimizer state and work buffers anew."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 20, 4))
+    y = X.sum(axis=(1, 2))
+    labels = np.where(y > 0, "a", "b")
+
+    def cycle(k):
+        cls = cbptt.RNNRegressor if k % 2 else cbptt.RNNClassifier
+        est = cls(hidden_layer_sizes=(16,), cell=("lstm", "elman")[k % 2],
+                  max_iter=2, random_state=k)
+        est.fit(X, y if k % 2 else labels)
+        est.predict(X)
+
+    with warnings.catch_warnings(), threadpool_limits(1):
+        warnings.simplefilter("ignore")
+        for k in range(20):
+            cycle(k)
+        gc.collect()
+        before = rss_bytes()
+        for k in range(200):
+            cycle(k)
+        gc.collect()
+        grown = rss_bytes() - before
+    assert grown < 25 * MB, f"RSS grew by {grown / MB:.1f} MB over 200 fit/predict cycles"

@@ -29,6 +29,8 @@ class _TinyRNN(BaseEstimator):
     """A random Elman layer and a ridge readout of its last state: enough to
     have constructor parameters, fitted arrays, lists and private state."""
 
+    _persistent_attributes = ("_targets_ndim",)
+
     _parameter_constraints = {
         "hidden_layer_sizes": [tuple],
         "activation": [StrOptions({"tanh", "relu", "logistic", "identity"})],
@@ -89,11 +91,13 @@ class _TinyRNN(BaseEstimator):
 @_persistence.allow
 class TinyRNNRegressor(RegressorMixin, _TinyRNN):
     def fit(self, X, y):
+        self._targets_ndim = np.ndim(y)
         self._fit_readout(X, np.asarray(y, np.float64).reshape(len(y), -1))
         return self
 
     def predict(self, X):
-        return self._raw(X)[:, 0]
+        z = self._raw(X)
+        return z[:, 0] if self._targets_ndim == 1 else z
 
 
 @_persistence.allow
@@ -164,6 +168,8 @@ def test_round_trip_keeps_everything(tmp_path, kind, labels, dtype):
     _assert_same(loaded.get_params(), est.get_params())
     fitted = {k: v for k, v in vars(est).items() if k.endswith("_")}
     assert {k for k in vars(loaded) if k.endswith("_")} == set(fitted)
+    if kind == "regressor":
+        assert loaded._targets_ndim == est._targets_ndim == 1
     for k, v in fitted.items():
         _assert_same(getattr(loaded, k), v)
     _assert_same(loaded.predict(X), est.predict(X))
@@ -444,3 +450,63 @@ def test_huge_declared_arrays_do_not_allocate(saved):
     def change(meta):
         meta["arrays"]["a0"]["shape"] = [2**40, 2**20]
     _refused(_edit_metadata(saved, change), "the metadata says")
+
+
+# -- cbptt's own estimators ----------------------------------------------------
+
+needs_estimators = pytest.mark.skipif(
+    not hasattr(cbptt, "RNNRegressor"),
+    reason="the estimators (RNNRegressor/RNNClassifier) are not in this build")
+
+
+def _real_fitted(cls_name, cell, output):
+    import warnings
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((30, 6, 2))
+    if output == "last":
+        y = X.sum(axis=(1, 2))
+    else:
+        y = np.cumsum(X.sum(axis=2), axis=1)
+    if cls_name == "RNNClassifier":
+        y = np.where(y > 0, "up", "down")
+    est = getattr(cbptt, cls_name)(hidden_layer_sizes=(5, 4), cell=cell,
+                                   output=output, max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return est.fit(X, y), X, y
+
+
+@needs_estimators
+def test_pickle_keeps_working_for_the_estimators():
+    for cls_name in ("RNNRegressor", "RNNClassifier"):
+        est, X, _ = _real_fitted(cls_name, "lstm", "last")
+        again = pickle.loads(pickle.dumps(est))
+        np.testing.assert_array_equal(again.predict(X), est.predict(X))
+
+
+@needs_estimators
+@pytest.mark.xfail(not hasattr(getattr(cbptt, "RNNRegressor", None), "save"),
+                   strict=True, reason="estimators gap (issue 6): no save() "
+                   "method and no _rebuild_from_fitted() hook yet (see "
+                   "cbptt/_persistence.py)")
+@pytest.mark.parametrize("cls_name", ["RNNRegressor", "RNNClassifier"])
+@pytest.mark.parametrize("cell", ["lstm", "lstm1997", "elman", "cec"])
+@pytest.mark.parametrize("output", ["last", "sequence"])
+def test_estimators_round_trip(tmp_path, cls_name, cell, output):
+    est, X, y = _real_fitted(cls_name, cell, output)
+    loaded = cbptt.load(est.save(tmp_path / "m.npz"))
+    assert type(loaded) is type(est)
+    assert loaded.get_params() == est.get_params()
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+    for d, e in zip(loaded.coefs_, est.coefs_):
+        for k in e:
+            _assert_same(d[k], e[k])
+    fitted = [k for k in vars(est) if k.endswith("_") and not k.startswith("_")]
+    for k in fitted:
+        _assert_same(getattr(loaded, k), getattr(est, k))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded.partial_fit(X, y)             # training goes on after a load
+    assert np.isfinite(np.asarray(loaded.predict(X), dtype=float)).all() \
+        if cls_name == "RNNRegressor" else True

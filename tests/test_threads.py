@@ -191,3 +191,56 @@ def test_blas_and_openmp_threads_respect_threadpoolctl_limits():
             return                       # built without threads
         mine2, others2 = _cpu_of_other_threads_during(call)
     assert others2 > 0, "the probe saw no worker thread even with two allowed"
+
+
+# -- the estimators -------------------------------------------------------------
+
+import warnings                                                  # noqa: E402
+
+import cbptt                                                     # noqa: E402
+
+needs_estimators = pytest.mark.skipif(
+    not hasattr(cbptt, "RNNRegressor"),
+    reason="the estimators (RNNRegressor/RNNClassifier) are not in this build")
+
+
+def _est_problem(seed):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((48, 12, 3))
+    return X, X[:, -3:].sum(axis=(1, 2))
+
+
+def _fit(seed, cell):
+    X, y = _est_problem(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return cbptt.RNNRegressor(hidden_layer_sizes=(16,), cell=cell, max_iter=8,
+                                  random_state=seed).fit(X, y)
+
+
+@needs_estimators
+@pytest.mark.parametrize("cell", ["elman", "lstm"])
+def test_predict_from_several_threads_matches_sequential(cell):
+    est = _fit(0, cell)
+    inputs = [_est_problem(s)[0] for s in range(8)]
+    with threadpoolctl.threadpool_limits(1):
+        expected = [est.predict(X) for X in inputs]
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for _ in range(3):
+                for e, g in zip(expected, pool.map(est.predict, inputs)):
+                    np.testing.assert_array_equal(e, g)
+
+
+@needs_estimators
+@pytest.mark.parametrize("cell", ["elman", "lstm"])
+def test_estimators_fitted_in_parallel_threads_do_not_disturb_each_other(cell):
+    with threadpoolctl.threadpool_limits(1):
+        expected = [_fit(s, cell) for s in (1, 2)]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            got = list(pool.map(lambda s: _fit(s, cell), (1, 2)))
+    for e, g in zip(expected, got):
+        assert e.n_iter_ == g.n_iter_
+        np.testing.assert_array_equal(e.loss_curve_, g.loss_curve_)
+        for de, dg in zip(e.coefs_, g.coefs_):
+            for k in de:
+                np.testing.assert_array_equal(de[k], dg[k], err_msg=k)
