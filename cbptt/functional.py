@@ -202,10 +202,11 @@ def rnn_forward(x, weight_ih, weight_hh, bias, h0=None, activation="tanh"):
     _elman.elman_forward(x_tm, w_ih, w_hh, b, h0k, act, h_tm)
     h_tm.flags.writeable = False
     # No overflow hidden by a saturating activation: bound |W x + W h + b|
-    # with h ranging over the states that enter a step, h0 .. h(T-2).
+    # with h ranging over the states that enter a step, h0 .. h(T-2)
+    # (|h| <= 1 for tanh and logistic: no pass over h needed).
     h_in = colmax_abs(h0k)
     if T > 1:
-        h_in = np.maximum(h_in, colmax_abs(h_tm[:-1]))
+        h_in = np.maximum(h_in, 1.0 if act in (1, 2) else colmax_abs(h_tm[:-1]))
     check_preactivation_range("rnn_forward", dtype, b,
                               (w_ih, colmax_abs(x_tm)), (w_hh, h_in))
     return RNNForwardResult(
@@ -715,10 +716,11 @@ def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
                        c_tm, h_tm)
     for a in (gates_tm, c_tm, h_tm):
         a.flags.writeable = False
-    # No overflow hidden by the saturating gates: bound |W x + W h + b|.
+    # No overflow hidden by the saturating gates: bound |W x + W h + b|
+    # (|h(t)| = |o tanh(c)| <= 1 after h0).
     h_in = colmax_abs(h0k)
     if T > 1:
-        h_in = np.maximum(h_in, colmax_abs(h_tm[:-1]))
+        h_in = np.maximum(h_in, 1.0)
     check_preactivation_range("lstm_forward", dtype, b,
                               (w_ih, colmax_abs(x_tm)), (w_hh, h_in))
     check_outputs_finite("lstm_forward", dtype, "Scale c0 down.", c=c_tm)

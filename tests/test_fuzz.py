@@ -260,7 +260,9 @@ def elman_forward_check(fl, p, dtype):
     E = rnn_forward_ref(np.zeros_like(fl["x"]), np.abs(fl["weight_ih"]),
                         np.abs(fl["weight_hh"]),
                         np.full(H, (I + H + 2) * tiny), None, "identity")
-    Sz = preactivation_bound(fl, states_entering(ref, _zeros_if_none(h0, (B, H))))
+    # The kernel-side bound takes |h| <= 1 for the bounded activations.
+    h_seen = np.ones_like(ref) if act in ("tanh", "logistic") else ref
+    Sz = preactivation_bound(fl, states_entering(h_seen, _zeros_if_none(h0, (B, H))))
     return dict(h=ref), dict(h=rtol(dtype, I + H, T) * S + E), Sz
 
 
@@ -301,7 +303,7 @@ def lstm_forward_check(fl, p, dtype):
     c0 = _zeros_if_none(fl.get("c0"), (B, H))
     hs, cs, gates = lstm_forward_ref(x, wi, wh, b, h0, c0, fg)
     h_in = states_entering(hs, h0)
-    Sz = preactivation_bound(fl, h_in)
+    Sz = preactivation_bound(fl, states_entering(np.ones_like(hs), h0))  # |h| <= 1
     gam = 2 * eps * (I + H + 4)
     kinds = (["logistic", "logistic", "tanh", "logistic"] if fg
              else ["logistic", "tanh", "logistic"])
