@@ -724,6 +724,70 @@ class _BaseRNN(BaseEstimator):
         self.coefs_ = self._make_coefs()
         return self
 
+    def error_signals(self, X, y):
+        """Every recurrent layer's error signals delta(t) for the loss on (X, y).
+
+        Computed by the compiled backward pass of the fitted network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps, n_features) or list
+            Input sequences, as for :meth:`fit`.
+        y : array-like
+            Targets, as for :meth:`fit`.
+
+        Returns
+        -------
+        signals : list
+            One entry per recurrent layer with ``delta`` of shape
+            (n_samples, n_timesteps, units) (for LSTM cells also the gate
+            deltas and ``delta_c``); see
+            :func:`cbptt.diagnostics.estimator_error_signals`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from cbptt import RNNRegressor
+        >>> X = np.random.default_rng(0).standard_normal((8, 5, 1))
+        >>> est = RNNRegressor(cell="elman", hidden_layer_sizes=(4,), max_iter=2,
+        ...                    random_state=0).fit(X, X.sum(axis=(1, 2)))
+        >>> len(est.error_signals(X, X.sum(axis=(1, 2))))
+        1
+        """
+        from cbptt import diagnostics
+        check_is_fitted(self)
+        return diagnostics.estimator_error_signals(self, X, y)
+
+    def error_flow(self, X, y=None, *, direction="random", threshold=1e-3,
+                   random_state=0):
+        """How much of an error injected at the last step reaches step T-q.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps, n_features) or list
+            Input sequences.
+        y : None
+            Ignored (the error is injected, not taken from a loss).
+        direction : {"random"} or array-like, default="random"
+            The direction of the error injected at the last step.
+        threshold : float, default=1e-3
+            Ratio above which a lag counts toward the memory horizon.
+        random_state : int, default=0
+            Seed of the random direction.
+
+        Returns
+        -------
+        flow : cbptt.diagnostics.ErrorFlow
+            ``ratio[q]`` = mean over samples of ||delta(T-q)|| / ||delta(T)||
+            for the first recurrent layer, and the memory horizon; see
+            :func:`cbptt.diagnostics.estimator_error_flow`.
+        """
+        from cbptt import diagnostics
+        check_is_fitted(self)
+        return diagnostics.estimator_error_flow(
+            self, X, direction=direction, threshold=threshold,
+            random_state=random_state)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
@@ -1030,6 +1094,37 @@ __NOTES__
         return self._fit(X, y, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
+    def generate(self, seed_text, n_chars=200, temperature=1.0, *, codec=None,
+                 random_state=None):
+        """Sample text one character at a time from a character model.
+
+        For a classifier trained with ``output="sequence"`` on one-hot
+        characters (see :func:`cbptt.datasets.load_text`).
+
+        Parameters
+        ----------
+        seed_text : str
+            Text that primes the state.
+        n_chars : int, default=200
+            Characters to generate.
+        temperature : float, default=1.0
+            Softmax temperature; lower is more conservative.
+        codec : CharCodec, default=None
+            The character encoding used in training.
+        random_state : int, RandomState or None, default=None
+            Seed of the sampling.
+
+        Returns
+        -------
+        text : str
+            The generated characters; see
+            :func:`cbptt.diagnostics.generate_text`.
+        """
+        from cbptt import diagnostics
+        check_is_fitted(self)
+        return diagnostics.generate_text(self, seed_text, n_chars, temperature,
+                                         codec=codec, random_state=random_state)
+
     def partial_fit(self, X, y, classes=None):
         """Train one epoch on ``X, y``, continuing the fitted network.
 
