@@ -57,6 +57,9 @@ TARGETS = {
 }
 # The stretch: PyTorch + cuDNN on one H200 (issue 7), lower end, per dtype.
 GPU_MS = {"float32": 29.0, "float64": 100.0}
+# An implementation whose timed warm-up is this many times the fastest one's
+# is timed once per configuration (see run_config).
+SLOW_FACTOR = 8.0
 
 
 # --------------------------------------------------------------------------
@@ -106,12 +109,14 @@ def flops_per_epoch(cell, H, T, train=True):
 _CONTROLLER = []
 
 
-def set_openmp_threads(n):
-    """OpenMP's thread limit for what runs next (cbptt's kernels use it)."""
+def set_native_threads(n):
+    """OpenMP's and BLAS's thread limits for what runs next (cbptt's Elman
+    kernels use OpenMP; the LSTM kernels and NumPy call BLAS)."""
     from threadpoolctl import ThreadpoolController
     if not _CONTROLLER:
+        import scipy.linalg  # noqa: F401  (loads SciPy's BLAS, cbptt's)
         _CONTROLLER.append(ThreadpoolController())
-    _CONTROLLER[0].limit(limits=n, user_api="openmp")
+    _CONTROLLER[0].limit(limits=n)
 
 
 class Impl:
@@ -129,8 +134,9 @@ class Impl:
 class CbpttImpl(Impl):
     """cbptt's public functional API plus NumPy for the head and SGD.
 
-    ``threads=None`` is the default build's behaviour (OpenMP's limit = the
-    number of CPUs; the kernels decide per layer whether to use them).
+    ``threads=None`` is the default build's behaviour (OpenMP's and BLAS's
+    limit = the number of CPUs; the kernels decide per layer whether to use
+    them); ``threads=1`` limits both to one thread.
     """
 
     def __init__(self, threads=None):
@@ -138,7 +144,7 @@ class CbpttImpl(Impl):
         self.name = "cbptt" if threads is None else f"cbptt {threads}thr"
 
     def set_threads(self):
-        set_openmp_threads(self.threads or os.cpu_count())
+        set_native_threads(self.threads or os.cpu_count())
 
     def available(self, cell):
         import cbptt
@@ -184,6 +190,9 @@ class NumpyImpl(Impl):
     """The plain NumPy BPTT of ``numpy_bptt.py``."""
 
     name = "numpy"
+
+    def set_threads(self):
+        set_native_threads(os.cpu_count())
 
     def prepare(self, cell, batches, params):
         self.cell, self.batches, self.p = cell, batches, copy_params(params)
@@ -258,7 +267,7 @@ class EstimatorImpl(Impl):
     name = "estimator"
 
     def set_threads(self):
-        set_openmp_threads(os.cpu_count())
+        set_native_threads(os.cpu_count())
 
     def available(self, cell):
         import cbptt
@@ -335,15 +344,29 @@ def run_config(impls, cell, dtype, H, T, rounds, log):
         ready.append(impl)
     train = {i.name: [] for i in ready}
     infer = {i.name: [] for i in ready}
+    # A timed warm-up decides who runs every round: on a busy machine a
+    # 2-thread run can take 10-100x its 1-thread sibling (every barrier waits
+    # for a descheduled thread); a run that slow next to its own sibling is
+    # timed once, not every round: still measured, without eating the hour.
+    first = {impl.name: _timed(impl, impl.epoch) for impl in ready}
+    family = {k: k.split()[0] for k in first}          # "torch 2thr" -> "torch"
+    fastest = {f: min(v for k, v in first.items() if family[k] == f)
+               for f in family.values()}
+    slow = {k for k, v in first.items() if v > SLOW_FACTOR * fastest[family[k]]}
+    for k in slow:
+        train[k].append(first[k])
+        infer[k].append(_timed(next(i for i in ready if i.name == k),
+                               next(i for i in ready if i.name == k).infer))
     for r in range(rounds):
         order = ready[r % len(ready):] + ready[:r % len(ready)]
+        order = [i for i in order if i.name not in slow]
         for impl in order:
             train[impl.name].append(_timed(impl, impl.epoch))
         for impl in order:
             infer[impl.name].append(_timed(impl, impl.infer))
     res = {"train": {k: statistics.median(v) for k, v in train.items()},
            "infer": {k: statistics.median(v) for k, v in infer.items()},
-           "train_all": train, "skipped": skipped}
+           "train_all": train, "skipped": skipped, "once": sorted(slow)}
     line = "  ".join(f"{k} {v:8.2f}" for k, v in res["train"].items())
     log(f"{cell:5s} {dtype} H={H:3d} T={T:3d}  train ms: {line}")
     return res
@@ -541,6 +564,11 @@ def render(results, peaks, memory, info, args):
             f"| {_fmt(tr.get('torch 1thr'))} | {_fmt(tr.get('torch 2thr'))} "
             f"| {_fmt(tr.get('numpy'))} | {_fmt(tr.get('estimator'), '{:.2f}')} "
             f"| {_fmt(ratio)} | {_fmt(rdef)} | {_fmt(tgt, '{:g}')} | {met} |")
+    once = sorted({f"{k[0]} {k[1]} H={k[2]} T={k[3]}: {n}"
+                   for k, row in results.items() for n in row.get("once", [])})
+    if once:
+        add(f"\nTimed once (warm-up over {SLOW_FACTOR:g}x its other thread count's, see "
+            "`run_config`): " + "; ".join(once) + ".")
     skipped = {}
     for row in results.values():
         skipped.update(row["skipped"])

@@ -18,3 +18,11 @@ from cbptt.functional import (CECForwardResult, CECGradients,  # noqa: E402
 __all__ += ["CECForwardResult", "CECGradients", "LSTMForwardResult",
             "LSTMGradients", "cec_backward", "cec_forward", "lstm_backward",
             "lstm_forward"]
+
+from cbptt._estimators import RNNClassifier, RNNRegressor  # noqa: E402
+
+__all__ += ["RNNClassifier", "RNNRegressor"]
+# Safe persistence (issue 6): est.save(path) writes, cbptt.load(path) reads.
+from cbptt._persistence import load  # noqa: E402
+
+__all__ += ["load"]

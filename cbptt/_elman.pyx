@@ -46,9 +46,11 @@ from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_max_threads,
                           cbptt_delta_rows_f, cbptt_delta_rows_d)
 
 # Below this much per-step work (B * H * H multiply-adds) a second thread
-# costs more in wake-up and cache traffic than it saves (measured; see
-# BENCHMARKS.md).
-cdef long PARALLEL_MIN_WORK = 32 * 48 * 48
+# costs more than it saves: every parallel region ends in a join that waits
+# for the slowest thread's wake-up, which on a busy machine takes
+# milliseconds (measured; see BENCHMARKS.md, the "cbptt" and "cbptt 1thr"
+# columns). B = 32 sequences of H >= 128 units pay for it.
+cdef long PARALLEL_MIN_WORK = 32 * 128 * 128
 # With threads, rows go out in chunks of ROW_CHUNK, taken dynamically: a
 # thread that the OS descheduled (a busy machine) delays the end by one chunk
 # at most, instead of by half the batch.
@@ -296,6 +298,16 @@ cdef void elman_layer_backward(
 def simd_level():
     """The instruction set the kernels use: 2 AVX-512, 1 AVX2+FMA, 0 baseline."""
     return cbptt_isa()
+
+
+def _activate(floating[::1] z, int act):
+    """Test twin of the vectorised activations: z = f(z) in place, through
+    the same dispatched row loop as the forward kernel (zero bias)."""
+    cdef floating[::1] zero = np.zeros(z.shape[0], np.asarray(z).dtype)
+    if z.shape[0] == 0 or not 0 <= act <= 3:
+        raise ValueError("_activate: empty array or unknown activation code")
+    with nogil:
+        bias_activate_rows(act, 1, <int> z.shape[0], &z[0], &zero[0])
 
 
 def _limit_simd_level(int level):

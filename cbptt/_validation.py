@@ -32,7 +32,8 @@ def as_array(name, a, ndim):
     try:
         arr = np.asarray(a)
     except (ValueError, TypeError) as exc:  # ragged nested lists and the like
-        raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+        raise ValueError(f"{name} could not be converted to an array ({exc}); "
+                         "expected a regular array of numbers") from None
     check_dtype_kind(name, arr)
     if arr.ndim != ndim:
         raise ValueError(f"{name} has {arr.ndim} dimension(s) with shape "
@@ -70,6 +71,12 @@ def check_finite(name, arr):
         n_bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name} contains {n_bad} NaN or infinite value(s); "
                          "expected finite values")
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:   # long double
+        big = float(np.finfo(np.float64).max)
+        if arr.size and np.abs(arr).max() > big:
+            raise ValueError(f"{name} has values beyond the float64 range "
+                             f"(largest |value| {np.abs(arr).max():.3g}); "
+                             f"expected values within +-{big:.3g}")
 
 
 def to_kernel(arr, dtype):
@@ -102,3 +109,75 @@ def check_truncate(truncate):
     if truncate < 1:
         raise ValueError(f"truncate={truncate}; expected None or a positive int")
     return int(min(truncate, 2**31 - 1))
+
+
+# -- Hardening: kernel index limits, owned caches, floating-point range -------
+
+#: BLAS integers are 32-bit here: every matrix dimension a kernel hands to BLAS
+#: (rows T*batch, columns H or I) must fit in one.
+INDEX_MAX = 2**31 - 1
+
+
+def check_index_limit(name, value, what):
+    """A size the kernels pass to BLAS as a 32-bit int must fit in one."""
+    if value > INDEX_MAX:
+        raise ValueError(f"{name}: {what} is {value}; expected at most "
+                         f"{INDEX_MAX} (the kernels' 32-bit BLAS index "
+                         "limit); split the batch or the sequence")
+
+
+def owned(arr, dtype, *sources):
+    """A read-only, C-contiguous array in ``dtype`` sharing no memory with
+    ``sources`` (the caller's arrays), so that a cache kept for the backward
+    pass cannot be changed behind its back (in-place weight updates, writes
+    into a returned view)."""
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    if out is arr or any(np.may_share_memory(out, s) for s in sources
+                         if isinstance(s, np.ndarray)):
+        out = out.copy()
+    out.flags.writeable = False
+    return out
+
+
+def colmax_abs(arr):
+    """max |arr| over every axis but the last, in float64 (NaN propagates)."""
+    flat = arr.reshape(-1, arr.shape[-1])
+    return np.maximum(flat.max(axis=0), -flat.min(axis=0)).astype(np.float64)
+
+
+def check_preactivation_range(func, dtype, bias, *terms):
+    """Refuse a forward pass whose pre-activations may have left ``dtype``'s range.
+
+    The pre-activation of unit j is ``sum_k W[j, k] v[k] + b[j]`` over the
+    ``(W, colmax |v|)`` pairs in ``terms``; its partial sums, in any order,
+    are bounded by ``sum_k |W[j, k]| max|v[k]| + |b[j]|``. When that bound
+    stays below a quarter of the largest finite value, no product or sum
+    overflowed, so a saturating activation (tanh(inf) = 1, relu(NaN) = 0)
+    cannot have hidden an overflow. NaN or inf in a ``v`` fails the check too.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        bound = np.abs(bias).astype(np.float64)
+        for w, vmax in terms:
+            bound = bound + np.abs(w.astype(np.float64)) @ vmax
+        worst = float(bound.max())
+    limit = float(np.finfo(dtype).max) / 4
+    if not worst <= limit:
+        seen = f"{worst:.3g}" if np.isfinite(worst) else "a non-finite value"
+        advice = "" if np.dtype(dtype) == np.float64 else ", or pass float64 arrays"
+        raise ValueError(
+            f"{func}: the inputs and weights are too large for {np.dtype(dtype)}: "
+            f"a bound on the pre-activations |W x + W h + b| reaches {seen}, "
+            f"expected at most {limit:.3g}. Scale x or the weights down{advice}")
+
+
+def check_outputs_finite(func, dtype, advice, **arrays):
+    """Finite inputs must give finite outputs; a non-finite one means an overflow."""
+    if np.dtype(dtype) != np.float64:
+        advice += " Or pass float64 arrays."
+    with np.errstate(invalid="ignore"):
+        for name, a in arrays.items():
+            if a.size and not (np.isfinite(a.max()) and np.isfinite(a.min())):
+                raise ValueError(
+                    f"{func}: {name} overflowed the {np.dtype(dtype)} range "
+                    "(non-finite values from finite inputs); expected finite "
+                    f"results. {advice}")

@@ -23,6 +23,8 @@ from cbptt import _lstm
 from cbptt._validation import (as_array, check_activation, check_finite,
                                check_nonempty, check_shape, check_truncate,
                                time_major, to_kernel, working_dtype)
+from cbptt._validation import (check_index_limit, check_outputs_finite,
+                               check_preactivation_range, colmax_abs, owned)
 
 __all__ = ["RNNForwardResult", "RNNGradients", "rnn_forward", "rnn_backward"]
 
@@ -83,6 +85,8 @@ delta : ndarray of shape (batch, T, H)
 def _check_input(x):
     x = as_array("x", x, 3)
     check_nonempty("x", x, ("batch", "T (time steps)", "features"))
+    check_index_limit("x", x.shape[0] * x.shape[1], "batch * T")
+    check_index_limit("x", x.shape[2], "the number of features")
     check_finite("x", x)
     return x
 
@@ -108,6 +112,7 @@ def _check_hidden_size(weight_ih):
     if w.shape[0] < 1 or w.shape[1] < 1:
         raise ValueError(f"weight_ih has shape {w.shape}; expected (H, I) "
                          "with H >= 1 and I >= 1")
+    check_index_limit("weight_ih", w.shape[0], "H (its number of rows)")
     return w
 
 
@@ -147,13 +152,17 @@ def rnn_forward(x, weight_ih, weight_hh, bias, h0=None, activation="tanh"):
     -------
     result : RNNForwardResult
         ``result.h`` holds h(t) with shape (batch, T, H); the rest is what
-        :func:`rnn_backward` needs.
+        :func:`rnn_backward` needs. Its arrays are read-only private copies,
+        so later in-place changes to the inputs do not affect the backward
+        pass.
 
     Raises
     ------
     ValueError
         On a wrong number of dimensions, mismatched sizes, empty arrays,
-        non-finite values or an unknown activation.
+        non-finite values or an unknown activation; and when the inputs and
+        weights are so large that the pre-activations could overflow the
+        working dtype (never a silent NaN or saturated garbage).
     TypeError
         On a non-numeric, boolean or complex dtype.
 
@@ -182,13 +191,24 @@ def rnn_forward(x, weight_ih, weight_hh, bias, h0=None, activation="tanh"):
     h0 = _check_state("h0", h0, B, H)
     dtype = working_dtype(x, weight_ih, weight_hh, bias, h0)
 
-    x_tm = time_major(x, dtype)
-    w_ih = to_kernel(weight_ih, dtype)
-    w_hh = to_kernel(weight_hh, dtype)
-    b = to_kernel(bias, dtype)
-    h0k = np.zeros((B, H), dtype) if h0 is None else to_kernel(h0, dtype)
+    # The result keeps read-only private copies: the caller's arrays may
+    # change (in-place updates) before rnn_backward reads them.
+    x_tm = owned(time_major(x, dtype), dtype, x)
+    w_ih = owned(weight_ih, dtype, weight_ih)
+    w_hh = owned(weight_hh, dtype, weight_hh)
+    b = owned(bias, dtype, bias)
+    h0k = owned(np.zeros((B, H), dtype) if h0 is None else h0, dtype, h0)
     h_tm = np.empty((T, B, H), dtype)
     _elman.elman_forward(x_tm, w_ih, w_hh, b, h0k, act, h_tm)
+    h_tm.flags.writeable = False
+    # No overflow hidden by a saturating activation: bound |W x + W h + b|
+    # with h ranging over the states that enter a step, h0 .. h(T-2)
+    # (|h| <= 1 for tanh and logistic: no pass over h needed).
+    h_in = colmax_abs(h0k)
+    if T > 1:
+        h_in = np.maximum(h_in, 1.0 if act in (1, 2) else colmax_abs(h_tm[:-1]))
+    check_preactivation_range("rnn_forward", dtype, b,
+                              (w_ih, colmax_abs(x_tm)), (w_hh, h_in))
     return RNNForwardResult(
         h=h_tm.swapaxes(0, 1), x=x_tm.swapaxes(0, 1), weight_ih=w_ih,
         weight_hh=w_hh, bias=b, h0=h0k, activation=activation,
@@ -229,7 +249,9 @@ def rnn_backward(forward_result, grad_h, truncate=None):
     ------
     ValueError
         If ``grad_h``'s shape differs from ``forward_result.h``'s, it holds
-        non-finite values, or ``truncate`` is not a positive int.
+        non-finite values, or ``truncate`` is not a positive int; and when a
+        gradient overflows the working dtype (finite inputs, non-finite
+        result).
     TypeError
         If ``forward_result`` is not an :class:`RNNForwardResult`.
 
@@ -270,6 +292,11 @@ def rnn_backward(forward_result, grad_h, truncate=None):
     _elman.elman_backward(r._x_tm, r.weight_ih, r.weight_hh, r.h0, r._h_tm,
                           g_tm, check_activation(r.activation), trunc, delta,
                           d_w_ih, d_w_hh, d_b, d_h0, d_x, carry)
+    check_outputs_finite(
+        "rnn_backward", dtype, "Scale grad_h or the weights down, truncate "
+        "the backward pass (truncate=k).",
+        delta=delta, weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b, h0=d_h0,
+        x=d_x)
     return RNNGradients(weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b, h0=d_h0,
                         x=d_x.swapaxes(0, 1), delta=delta.swapaxes(0, 1))
 
@@ -433,6 +460,7 @@ def _check_gate_rows(weight_ih, forget_gate):
             f"weight_ih has shape {w.shape}; expected ({G}*H, I) with H >= 1 "
             f"and I >= 1: the {G} gates {', '.join(gates)} stacked "
             f"(forget_gate={forget_gate})")
+    check_index_limit("weight_ih", w.shape[0], "G*H (its number of rows)")
     return w, w.shape[0] // G
 
 
@@ -467,7 +495,7 @@ def cec_forward(x, weight_ih, bias, h0=None):
     ------
     ValueError
         On a wrong number of dimensions, mismatched sizes, empty arrays or
-        non-finite values.
+        non-finite values; and when the states overflow the working dtype.
     TypeError
         On a non-numeric, boolean or complex dtype.
 
@@ -493,12 +521,16 @@ def cec_forward(x, weight_ih, bias, h0=None):
     h0 = _check_state("h0", h0, B, H)
     dtype = working_dtype(x, weight_ih, bias, h0)
 
-    x_tm = time_major(x, dtype)
-    w_ih = to_kernel(weight_ih, dtype)
-    b = to_kernel(bias, dtype)
-    h0k = np.zeros((B, H), dtype) if h0 is None else to_kernel(h0, dtype)
+    x_tm = owned(time_major(x, dtype), dtype, x)      # private, read-only
+    w_ih = owned(weight_ih, dtype, weight_ih)
+    b = owned(bias, dtype, bias)
+    h0k = owned(np.zeros((B, H), dtype) if h0 is None else h0, dtype, h0)
     h_tm = np.empty((T, B, H), dtype)
     _lstm.cec_forward(x_tm, w_ih, b, h0k, h_tm)
+    h_tm.flags.writeable = False
+    check_outputs_finite("cec_forward", dtype, "The carousel sums its input "
+                         "over all T steps: scale x, weight_ih, bias or h0 "
+                         "down.", h=h_tm)
     return CECForwardResult(h=h_tm.swapaxes(0, 1), x=x_tm.swapaxes(0, 1),
                             weight_ih=w_ih, bias=b, h0=h0k, _x_tm=x_tm,
                             _h_tm=h_tm)
@@ -535,7 +567,8 @@ def cec_backward(forward_result, grad_h, truncate=None):
     ------
     ValueError
         If ``grad_h``'s shape differs from ``forward_result.h``'s, it holds
-        non-finite values, or ``truncate`` is not a positive int.
+        non-finite values, or ``truncate`` is not a positive int; and when a
+        gradient overflows the working dtype.
     TypeError
         If ``forward_result`` is not a :class:`CECForwardResult`.
 
@@ -569,6 +602,10 @@ def cec_backward(forward_result, grad_h, truncate=None):
     d_x = np.empty((T, B, I), dtype)
     _lstm.cec_backward(r._x_tm, r.weight_ih, g_tm, trunc, delta, d_w_ih, d_b,
                        d_h0, d_x)
+    check_outputs_finite(
+        "cec_backward", dtype, "Scale grad_h down or truncate the backward "
+        "pass (truncate=k).", delta=delta, weight_ih=d_w_ih, bias=d_b,
+        h0=d_h0, x=d_x)
     return CECGradients(weight_ih=d_w_ih, bias=d_b, h0=d_h0,
                         x=d_x.swapaxes(0, 1), delta=delta.swapaxes(0, 1))
 
@@ -619,7 +656,9 @@ def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
     ------
     ValueError
         On a wrong number of dimensions, mismatched sizes (``weight_ih``'s
-        rows must be a multiple of G), empty arrays or non-finite values.
+        rows must be a multiple of G), empty arrays or non-finite values;
+        and when the inputs and weights are so large that the gate
+        pre-activations could overflow the working dtype.
     TypeError
         On a non-numeric, boolean or complex dtype, or a non-bool
         ``forget_gate``.
@@ -664,17 +703,27 @@ def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
     c0 = _check_state("c0", c0, B, H)
     dtype = working_dtype(x, weight_ih, weight_hh, bias, h0, c0)
 
-    x_tm = time_major(x, dtype)
-    w_ih = to_kernel(weight_ih, dtype)
-    w_hh = to_kernel(weight_hh, dtype)
-    b = to_kernel(bias, dtype)
-    h0k = np.zeros((B, H), dtype) if h0 is None else to_kernel(h0, dtype)
-    c0k = np.zeros((B, H), dtype) if c0 is None else to_kernel(c0, dtype)
+    x_tm = owned(time_major(x, dtype), dtype, x)      # private, read-only
+    w_ih = owned(weight_ih, dtype, weight_ih)
+    w_hh = owned(weight_hh, dtype, weight_hh)
+    b = owned(bias, dtype, bias)
+    h0k = owned(np.zeros((B, H), dtype) if h0 is None else h0, dtype, h0)
+    c0k = owned(np.zeros((B, H), dtype) if c0 is None else c0, dtype, c0)
     gates_tm = np.empty((T, B, GH), dtype)
     c_tm = np.empty((T, B, H), dtype)
     h_tm = np.empty((T, B, H), dtype)
     _lstm.lstm_forward(x_tm, w_ih, w_hh, b, h0k, c0k, forget_gate, gates_tm,
                        c_tm, h_tm)
+    for a in (gates_tm, c_tm, h_tm):
+        a.flags.writeable = False
+    # No overflow hidden by the saturating gates: bound |W x + W h + b|
+    # (|h(t)| = |o tanh(c)| <= 1 after h0).
+    h_in = colmax_abs(h0k)
+    if T > 1:
+        h_in = np.maximum(h_in, 1.0)
+    check_preactivation_range("lstm_forward", dtype, b,
+                              (w_ih, colmax_abs(x_tm)), (w_hh, h_in))
+    check_outputs_finite("lstm_forward", dtype, "Scale c0 down.", c=c_tm)
     return LSTMForwardResult(
         h=h_tm.swapaxes(0, 1), c=c_tm.swapaxes(0, 1),
         gates=gates_tm.swapaxes(0, 1), x=x_tm.swapaxes(0, 1), weight_ih=w_ih,
@@ -730,7 +779,8 @@ def lstm_backward(forward_result, grad_h, grad_c=None, truncate=None):
     ValueError
         If ``grad_h``'s or ``grad_c``'s shape differs from
         ``forward_result.h``'s, they hold non-finite values, or ``truncate``
-        is not a positive int.
+        is not a positive int; and when a gradient overflows the working
+        dtype.
     TypeError
         If ``forward_result`` is not an :class:`LSTMForwardResult`.
 
@@ -774,6 +824,11 @@ def lstm_backward(forward_result, grad_h, grad_c=None, truncate=None):
                         r._gates_tm, r._c_tm, r._h_tm, gh_tm, gc_tm,
                         r.forget_gate, trunc, delta, delta_c, d_w_ih, d_w_hh,
                         d_b, d_h0, d_c0, d_x)
+    check_outputs_finite(
+        "lstm_backward", dtype, "Scale grad_h (and grad_c) or the weights "
+        "down, or truncate the backward pass (truncate=k).", delta=delta,
+        delta_c=delta_c, weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b,
+        h0=d_h0, c0=d_c0, x=d_x)
     return LSTMGradients(weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b,
                          h0=d_h0, c0=d_c0, x=d_x.swapaxes(0, 1),
                          delta=delta.swapaxes(0, 1),

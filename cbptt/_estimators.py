@@ -1,0 +1,1243 @@
+"""scikit-learn estimators trained by BPTT: :class:`RNNRegressor`, :class:`RNNClassifier`.
+
+Contract
+--------
+* ``__init__`` only stores parameters; ``_parameter_constraints`` and
+  ``validate_data`` (through :mod:`cbptt._sequences`) validate them.
+* A fit builds its new state aside: the estimator's ``__dict__`` is restored
+  if the fit raises, so a fitted model is never lost or half-replaced.
+* Training runs the compiled kernels once per mini-batch (per window with
+  truncated BPTT): stack forward, NumPy output layer and loss, stack BPTT,
+  and one fused compiled optimizer update (L2, global-norm clipping,
+  non-finite check) on the single flat parameter vector. No Python runs per
+  time step.
+* A non-finite loss, gradient or weight stops training, restores the
+  weights (and optimizer state) from the start of that epoch and warns with
+  a ``ConvergenceWarning``.
+"""
+import numbers
+import time
+import warnings
+
+import numpy as np
+from sklearn.base import (BaseEstimator, ClassifierMixin, RegressorMixin,
+                          _fit_context)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.multiclass import (_check_partial_fit_first_call,
+                                      check_classification_targets)
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from cbptt._cells import make_cell
+from cbptt._network import (Network, NonFiniteError, SoftmaxCrossEntropy,
+                            SquaredError, Trainer, Workspace, predict_raw)
+from cbptt._optim import Optimizer
+from cbptt._sequences import sequence_targets, validate_sequences
+from cbptt._train import gather_batch
+
+__all__ = ["RNNRegressor", "RNNClassifier"]
+
+# Parameters that fix the network's shape: warm_start and partial_fit need
+# them unchanged.
+_ARCHITECTURE = ("cell", "activation", "hidden_layer_sizes", "output")
+
+
+def _hidden_sizes(hidden_layer_sizes):
+    sizes = hidden_layer_sizes
+    if isinstance(sizes, numbers.Integral):
+        sizes = (sizes,)
+    sizes = tuple(sizes)
+    if (len(sizes) == 0 or not all(isinstance(h, numbers.Integral)
+                                   and not isinstance(h, bool) for h in sizes)
+            or min(sizes) < 1):
+        raise ValueError(f"hidden_layer_sizes={hidden_layer_sizes!r}; expected "
+                         "a non-empty tuple of positive ints, one per layer")
+    return tuple(int(h) for h in sizes)
+
+
+def _as_numpy(value):
+    """A torch tensor (without importing torch) or array-like as an ndarray."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+_PARAMETERS = """
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(32,)
+        Units of each stacked recurrent layer, bottom first.
+
+    cell : {"lstm", "lstm1997", "elman", "cec"}, default="lstm"
+        The recurrent layer. ``"lstm"``: LSTM with a forget gate (Gers et al.,
+        2000; gates packed i, f, g, o like PyTorch). ``"lstm1997"``: the
+        original LSTM without a forget gate (Hochreiter & Schmidhuber, 1997).
+        ``"elman"``: the simple recurrent layer ``h(t) = f(W_ih x(t) +
+        W_hh h(t-1) + b)``. ``"cec"``: the constant error carousel
+        ``s(t) = s(t-1) + W_ih x(t) + b`` alone (a linear accumulator).
+
+    activation : {"tanh", "logistic", "relu", "identity"}, default="tanh"
+        The Elman cell's nonlinearity ``f`` (ignored by the other cells).
+
+    forget_bias : float, default=1.0
+        Initial bias of the LSTM's forget gate (keeps the memory open early
+        in training; ignored by the other cells).
+
+    output : {"last", "sequence"}, default="last"
+        ``"last"``: one target per sequence, read from each sequence's own
+        last step. ``"sequence"``: one target per time step.
+
+    solver : {"adam", "sgd", "rmsprop"}, default="adam"
+        ``"adam"`` (Kingma & Ba), ``"sgd"`` with ``momentum`` (Nesterov's
+        when ``nesterovs_momentum``), or ``"rmsprop"`` (decay ``rho``).
+
+    learning_rate_init : float, default=0.001
+        The step size.
+
+    alpha : float, default=0.0001
+        Strength of the L2 penalty on the weight matrices (not the biases),
+        divided by the mini-batch size as in scikit-learn's MLP.
+
+    batch_size : int or "auto", default="auto"
+        Sequences per mini-batch; ``"auto"`` is ``min(32, n_samples)``.
+
+    max_iter : int, default=200
+        Maximum number of epochs (passes over the training sequences).
+
+    shuffle : bool, default=True
+        Shuffle the sequences before every epoch.
+
+    tol : float, default=1e-4
+        Training stops when the training loss (or, with ``early_stopping``,
+        the validation score) fails to improve by ``tol`` for
+        ``n_iter_no_change`` consecutive epochs.
+
+    n_iter_no_change : int, default=10
+        Epochs without improvement before stopping.
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the sequences (stratified for the
+        classifier when possible), stop when their score stops improving, and
+        restore the weights of the best epoch.
+
+    validation_fraction : float, default=0.1
+        Share of the sequences held out for early stopping.
+
+    beta_1 : float, default=0.9
+        Adam's decay rate of the first moment estimate.
+
+    beta_2 : float, default=0.999
+        Adam's decay rate of the second moment estimate.
+
+    epsilon : float, default=1e-8
+        Adam's and RMSprop's denominator guard.
+
+    momentum : float, default=0.9
+        SGD's momentum.
+
+    nesterovs_momentum : bool, default=True
+        Use Nesterov's momentum with ``solver="sgd"``.
+
+    rho : float, default=0.9
+        RMSprop's decay rate of the mean squared gradient.
+
+    clip_norm : float or None, default=1.0
+        Global gradient-norm clipping (Pascanu et al., 2013): a mini-batch
+        gradient longer than ``clip_norm`` is rescaled to that length before
+        the update. None turns clipping off.
+
+    bptt_truncate : int or None, default=None
+        None: full BPTT over each sequence. ``k``: truncated BPTT in windows
+        of ``k`` steps; each window is forwarded from the state the previous
+        window ended in (computed with the weights before that window's
+        update), back-propagated within the window, and followed by its own
+        weight update. With ``output="last"`` only the window holding a
+        sequence's last step carries its loss.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial weights, the validation split and the shuffling.
+        An int makes fits bitwise reproducible.
+
+    warm_start : bool, default=False
+        Continue from the fitted weights in the next :meth:`fit` (the
+        architecture must be unchanged).
+
+    verbose : int, default=0
+        Print one line per epoch: epoch, training loss, validation score
+        (with early stopping), seconds.
+"""
+
+_ATTRIBUTES = """
+    n_features_in_ : int
+        Features seen during fit (see Notes for 2-D input).
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names of a 2-D ``X`` given as a DataFrame with string names.
+
+    n_outputs_ : int
+        Units of the output layer.
+
+    n_iter_ : int
+        Epochs run by the last :meth:`fit` (plus one per :meth:`partial_fit`).
+
+    loss_ : float or None
+        Training loss of the last epoch (mean loss over the epoch's targets
+        plus the L2 penalty).
+
+    loss_curve_ : list of float
+        Training loss of every epoch since the model was created.
+
+    best_loss_ : float or None
+        Lowest training loss of the current fit; None with early stopping.
+
+    validation_scores_ : list of float or None
+        Validation score ({score}) of every epoch; None without early
+        stopping.
+
+    best_validation_score_ : float or None
+        Best validation score; its weights were restored. None without early
+        stopping.
+
+    coefs_ : list of dict
+        The weights, as read-only views: one dict per recurrent layer with
+        PyTorch-style names ``weight_ih (G*H, I)``, ``weight_hh (G*H, H)``
+        (not for the CEC) and ``bias (G*H,)`` (PyTorch's ``bias_ih +
+        bias_hh``), where ``G`` is 4 for ``"lstm"``, 3 for ``"lstm1997"`` and
+        1 otherwise; then the output layer's ``weight (n_outputs_, H)`` and
+        ``bias (n_outputs_,)``.
+"""
+
+_NOTES = """
+    Notes
+    -----
+    **Input.** ``X`` is a 3-D array ``(n_samples, n_timesteps, n_features)``,
+    a 2-D array ``(n_samples, n_timesteps)`` of univariate series (the
+    convention of tslearn and aeon), or a list of ``(n_timesteps_i,
+    n_features)`` arrays of different lengths. Variable lengths may also be
+    given as trailing NaN padding (every feature of every step after a
+    sequence's end). Padded steps change no state that is ever read and add
+    no loss; with ``output="last"`` each sequence is read at its own last
+    step. NaN anywhere else, or infinity, is an error. float32 input trains
+    and predicts in float32; other input in float64.
+
+    As for every scikit-learn estimator, ``n_features_in_`` counts the
+    columns of a 2-D ``X`` (here: time steps), and later 2-D input must have
+    as many; a 3-D ``X`` or a list may have any length, and for them
+    ``n_features_in_`` is the number of features per step.
+
+    **Model.** The recurrent layers feed a dense output layer on the top
+    layer's states. Initial weights: Glorot-uniform input weights,
+    orthogonal recurrent weights (per gate), zero biases except the forget
+    gate's ``forget_bias``.
+
+    **Training.** Each mini-batch runs in compiled code: the forward kernel
+    of every layer over all steps, the output layer, the loss and its
+    gradient, exact BPTT through the stack, and one fused update of the
+    single flat parameter vector (L2, global-norm clipping, the solver).
+    Python runs once per mini-batch, never per time step. If the loss, a
+    gradient or a weight becomes NaN or infinite, training stops, the
+    weights from the end of the previous epoch are kept and a
+    ``ConvergenceWarning`` names the epoch and the remedies. A fit that
+    raises leaves a previously fitted estimator unchanged.
+
+    **PyTorch.** :meth:`to_torch_state_dict` and
+    :meth:`from_torch_state_dict` move the weights to and from
+    ``torch.nn.LSTM`` (``"lstm"``; ``"lstm1997"`` as an ``nn.LSTM`` whose
+    forget gate is fixed open) or ``torch.nn.RNN`` (``"elman"`` with tanh or
+    relu), plus ``torch.nn.Linear`` for ``out.weight`` and ``out.bias``.
+
+    References
+    ----------
+    Hochreiter, S. and Schmidhuber, J. (1997). Long short-term memory.
+    Neural Computation 9(8).
+
+    Gers, F. A., Schmidhuber, J. and Cummins, F. (2000). Learning to forget:
+    continual prediction with LSTM. Neural Computation 12(10).
+
+    Elman, J. L. (1990). Finding structure in time. Cognitive Science 14(2).
+
+    Werbos, P. J. (1990). Backpropagation through time: what it does and how
+    to do it. Proceedings of the IEEE 78(10).
+
+    Pascanu, R., Mikolov, T. and Bengio, Y. (2013). On the difficulty of
+    training recurrent neural networks. ICML.
+
+    Kingma, D. P. and Ba, J. (2015). Adam: a method for stochastic
+    optimization. ICLR.
+"""
+
+
+class _BaseRNN(BaseEstimator):
+    """Shared machinery of the RNN estimators (not for direct use)."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None,
+                                                      closed="left")],
+        "cell": [StrOptions({"lstm", "lstm1997", "elman", "cec"})],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "forget_bias": [Interval(numbers.Real, None, None, closed="neither")],
+        "output": [StrOptions({"last", "sequence"})],
+        "solver": [StrOptions({"sgd", "adam", "rmsprop"})],
+        "learning_rate_init": [Interval(numbers.Real, 0, None, closed="neither")],
+        "alpha": [Interval(numbers.Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}),
+                       Interval(numbers.Integral, 1, None, closed="left")],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left"),
+                             Options(numbers.Real, {np.inf})],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "beta_1": [Interval(numbers.Real, 0, 1, closed="left")],
+        "beta_2": [Interval(numbers.Real, 0, 1, closed="left")],
+        "epsilon": [Interval(numbers.Real, 0, None, closed="neither")],
+        "momentum": [Interval(numbers.Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "rho": [Interval(numbers.Real, 0, 1, closed="left")],
+        "clip_norm": [None, Interval(numbers.Real, 0, None, closed="neither")],
+        "bptt_truncate": [None, Interval(numbers.Integral, 1, None,
+                                         closed="left")],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, hidden_layer_sizes=(32,), *, cell="lstm",
+                 activation="tanh", forget_bias=1.0, output="last",
+                 solver="adam", learning_rate_init=0.001, alpha=0.0001,
+                 batch_size="auto", max_iter=200, shuffle=True, tol=1e-4,
+                 n_iter_no_change=10, early_stopping=False,
+                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, momentum=0.9, nesterovs_momentum=True, rho=0.9,
+                 clip_norm=1.0, bptt_truncate=None, random_state=None,
+                 warm_start=False, verbose=0):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.cell = cell
+        self.activation = activation
+        self.forget_bias = forget_bias
+        self.output = output
+        self.solver = solver
+        self.learning_rate_init = learning_rate_init
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.rho = rho
+        self.clip_norm = clip_norm
+        self.bptt_truncate = bptt_truncate
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+
+    # ----------------------------------------------------------- fitting --
+    def _fit(self, X, y, incremental, classes=None):
+        saved = dict(self.__dict__)
+        try:
+            self._fit_unsafe(X, y, incremental, classes)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+        return self
+
+    def _fit_unsafe(self, X, y, incremental, classes):
+        self._before_fit(incremental, classes)
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True; "
+                             "set early_stopping=False or call fit")
+        hidden = _hidden_sizes(self.hidden_layer_sizes)
+        cold = not hasattr(self, "_params") or (
+            not self.warm_start and not incremental)
+        if not cold:
+            self._check_same_architecture(hidden)
+        dtype = None if cold else self._params.dtype
+        seqs = validate_sequences(self, X, reset=cold, dtype=dtype)
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, "
+                             "but the target y is None")
+        targets, n_outputs = self._encode_targets(y, seqs, cold, incremental,
+                                                  classes)
+        rng = check_random_state(self.random_state)
+        if cold:
+            net = Network(make_cell(self.cell, self.activation),
+                          seqs.x.shape[2], hidden, n_outputs)
+            params = net.init_params(rng, seqs.x.dtype, self.forget_bias)
+            self._arch = {k: getattr(self, k) for k in _ARCHITECTURE}
+            self._arch["hidden_layer_sizes"] = hidden
+            self.n_iter_ = 0
+            self.loss_ = None
+            self.loss_curve_ = []
+            self.validation_scores_ = None
+            old_opt = None
+        else:
+            net = self._net
+            if n_outputs != net.n_outputs:
+                raise ValueError(f"y has {n_outputs} outputs but the fitted "
+                                 f"model has {net.n_outputs}; set "
+                                 "warm_start=False to refit")
+            params = self._params.copy()
+            old_opt = self._optimizer if incremental else None
+        if cold or not incremental:
+            self._start_history()
+        opt = self._make_optimizer(net, params.dtype, old_opt)
+        self._fit_epochs(net, params, opt, seqs, targets, rng, incremental)
+        self._net = net
+        self._params = params
+        self._optimizer = opt
+        self._output = self._arch["output"]
+        self.n_outputs_ = n_outputs
+        self.coefs_ = self._make_coefs()
+
+    def _before_fit(self, incremental, classes):
+        """Hook run first inside the rollback scope of a fit."""
+
+    def _start_history(self):
+        """Reset the stopping bookkeeping (each fit call; histories append)."""
+        self._no_improvement_count = 0
+        if self.early_stopping:
+            if self.validation_scores_ is None:
+                self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+            self.best_loss_ = np.inf
+
+    def _arch_output(self, cold):
+        return self.output if cold else self._arch["output"]
+
+    def _check_same_architecture(self, hidden):
+        now = {k: getattr(self, k) for k in _ARCHITECTURE}
+        now["hidden_layer_sizes"] = hidden
+        changed = [k for k in _ARCHITECTURE if now[k] != self._arch[k]]
+        if changed:
+            k = changed[0]
+            raise ValueError(
+                f"{k}={now[k]!r} differs from the fitted model's "
+                f"{self._arch[k]!r}; warm_start and partial_fit continue the "
+                "fitted network, so set warm_start=False (or restore "
+                f"{k}) to fit a new one")
+
+    def _make_optimizer(self, net, dtype, old):
+        opt = Optimizer(self.solver, net.size, dtype, net.n_decay, self.alpha,
+                        self.clip_norm, self.learning_rate_init, self.beta_1,
+                        self.beta_2, self.epsilon, self.momentum,
+                        self.nesterovs_momentum, self.rho)
+        if old is not None and old.solver == opt.solver:
+            opt.restore(old.snapshot())
+        return opt
+
+    def _split(self, idx, targets, rng):
+        """Train/validation split (stratified by class when possible)."""
+        strat = self._stratify(targets)
+        if strat is not None:
+            try:
+                return train_test_split(idx, test_size=self.validation_fraction,
+                                        random_state=rng, stratify=strat)
+            except ValueError:      # too few members of a class for the split
+                pass
+        return train_test_split(idx, test_size=self.validation_fraction,
+                                random_state=rng)
+
+    def _batch_size(self, n):
+        if self.batch_size == "auto":
+            return min(32, n)
+        if self.batch_size > n:
+            warnings.warn(f"batch_size={self.batch_size} is larger than the "
+                          f"{n} training sequences; using {n}")
+        return min(self.batch_size, n)
+
+    def _fit_epochs(self, net, params, opt, seqs, targets, rng, incremental):
+        n = seqs.n_samples
+        idx_train = np.arange(n)
+        val = None
+        if self.early_stopping:
+            idx_train, idx_val = self._split(idx_train, targets, rng)
+            if idx_val.size < 2:
+                raise ValueError(
+                    f"the validation set has {idx_val.size} sequence(s); "
+                    "increase validation_fraction or the number of samples")
+            val = (seqs.take(idx_val), targets[idx_val])
+            best_params = params.copy()
+        n_train = idx_train.size
+        B = self._batch_size(n_train)
+        T, _, F = seqs.x.shape
+        k = self.bptt_truncate
+        trunc = k if k is not None and k < T else None
+        ws = Workspace(net, trunc or T, B, params.dtype)
+        trainer = Trainer(net, params, self._loss(), self._arch["output"],
+                          trunc, opt, ws)
+        xbuf = np.empty(T * B * F, params.dtype)
+        lengths = seqs.lengths
+        last = self._arch["output"] == "last"
+        if not last:                    # time-major (T, N, K) like X
+            targets = np.ascontiguousarray(np.swapaxes(targets, 0, 1))
+            targets = targets.reshape(T, n, -1)
+            K = targets.shape[2]
+            ybuf = np.empty(T * B * K, targets.dtype)
+        n_epochs = 1 if incremental else self.max_iter
+        if not incremental:
+            self.n_iter_ = 0
+        for _ in range(n_epochs):
+            tic = time.perf_counter()
+            order = rng.permutation(idx_train) if self.shuffle else idx_train
+            snap = params.copy(), opt.snapshot()
+            total = count = l2 = 0.0
+            epoch = len(self.loss_curve_) + 1
+            try:
+                for s in range(0, n_train, B):
+                    rows = order[s:s + B]
+                    Bc = rows.size
+                    lb = None if lengths is None else lengths[rows]
+                    Tb = T if lb is None else int(lb.max())
+                    xb = xbuf[:Tb * Bc * F].reshape(Tb, Bc, F)
+                    gather_batch(seqs.x, rows, xb)
+                    if last:
+                        yb = targets[rows]
+                    else:
+                        yb = ybuf[:Tb * Bc * K].reshape(Tb, Bc, K)
+                        gather_batch(targets, rows, yb)
+                    s_b, n_b = trainer.batch(xb, lb, yb)
+                    total += s_b
+                    count += n_b
+                    l2 += 0.5 * self.alpha * opt.weight_sq
+                if not np.isfinite(params).all():
+                    raise NonFiniteError("weights")
+            except NonFiniteError as exc:
+                np.copyto(params, snap[0])
+                opt.restore(snap[1])
+                warnings.warn(
+                    f"Training stopped in epoch {epoch}: the {exc.what} became "
+                    "NaN or infinite; the weights from the end of the previous "
+                    "epoch were kept. Set clip_norm (global gradient-norm "
+                    "clipping), lower learning_rate_init, or scale the input "
+                    "(e.g. with StandardScaler).", ConvergenceWarning)
+                break
+            loss = total / max(count, 1) + l2 / n_train
+            self.n_iter_ += 1
+            self.loss_ = loss
+            self.loss_curve_.append(loss)
+            if val is not None:
+                score = self._score_internal(net, params, *val)
+                self.validation_scores_.append(score)
+                if score < self.best_validation_score_ + self.tol:
+                    self._no_improvement_count += 1
+                else:
+                    self._no_improvement_count = 0
+                if score > self.best_validation_score_:
+                    self.best_validation_score_ = score
+                    best_params = params.copy()
+            else:
+                if loss > self.best_loss_ - self.tol:
+                    self._no_improvement_count += 1
+                else:
+                    self._no_improvement_count = 0
+                self.best_loss_ = min(self.best_loss_, loss)
+            if self.verbose:
+                line = f"Epoch {epoch}: loss = {loss:.8f}"
+                if val is not None:
+                    line += f", validation score = {score:.6f}"
+                print(f"{line}, {time.perf_counter() - tic:.3f} s")
+            if incremental:
+                break
+            if self._no_improvement_count > self.n_iter_no_change:
+                if self.verbose:
+                    what = ("Validation score" if val is not None
+                            else "Training loss")
+                    print(f"{what} did not improve more than tol={self.tol} "
+                          f"for {self.n_iter_no_change} consecutive epochs. "
+                          "Stopping.")
+                break
+        else:
+            if not incremental:
+                warnings.warn(
+                    f"Stochastic Optimizer: Maximum iterations ({self.max_iter}"
+                    ") reached and the optimization hasn't converged yet.",
+                    ConvergenceWarning)
+        if val is not None:
+            np.copyto(params, best_params)
+
+    # --------------------------------------------------------- predicting --
+    def _forward(self, X):
+        """Validated sequences and the output layer's values z for ``X``."""
+        check_is_fitted(self)
+        seqs = validate_sequences(self, X, reset=False,
+                                  dtype=self._params.dtype)
+        return seqs, predict_raw(self._net, self._params, seqs.x,
+                                 seqs.lengths, self._output)
+
+    @staticmethod
+    def _per_sample(seqs, values, fill):
+        """(T, N, ...) step values as the caller's layout, pads set to ``fill``.
+
+        Returns an (N, T, ...) array, or a list of (T_i, ...) arrays for list
+        input.
+        """
+        out = np.swapaxes(values, 0, 1)
+        if seqs.layout == "list":
+            lengths = seqs.lengths
+            T = out.shape[1]
+            return [out[i, :(T if lengths is None else lengths[i])].copy()
+                    for i in range(out.shape[0])]
+        out = np.ascontiguousarray(out)
+        if seqs.lengths is not None:
+            pad = ~seqs.valid_mask().T
+            if fill is None and out.dtype.kind != "O":
+                out = out.astype(object)
+            out[pad] = fill
+        return out
+
+    def _score_internal(self, net, params, seqs, targets):
+        """The validation score (R^2 or accuracy) on encoded targets."""
+        z = predict_raw(net, params, seqs.x, seqs.lengths, self._arch["output"])
+        if self._arch["output"] == "last":
+            return self._score_values(z, targets)
+        mask = seqs.valid_mask()
+        return self._score_values(z[mask], np.swapaxes(targets, 0, 1)[mask])
+
+    def _make_coefs(self):
+        layers, out = self._net.views(self._params)
+        coefs = [dict(p) for p in layers] + [dict(out)]
+        for d in coefs:
+            for v in d.values():
+                v.flags.writeable = False
+        return coefs
+
+    def __getstate__(self):
+        # A copy: for third-party estimators BaseEstimator returns __dict__.
+        state = dict(super().__getstate__())
+        state.pop("coefs_", None)       # views of _params: rebuilt on load
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "_params" in state:
+            self.coefs_ = self._make_coefs()
+
+    def _score(self, X, y, sample_weight, mixin_score, metric):
+        """The mixin's score with ``output="last"``, else ``metric`` per step."""
+        if getattr(self, "_output", self.output) == "last":
+            return mixin_score(X, y, sample_weight)
+        return self._score_sequence(X, y, sample_weight, metric)
+
+    def _score_sequence(self, X, y, sample_weight, metric):
+        """``metric`` over every valid step (output="sequence")."""
+        seqs, z = self._forward(X)
+        y = sequence_targets(y, seqs)
+        mask = seqs.valid_mask()
+        y_steps = np.swapaxes(y, 0, 1)[mask]
+        pred = self._steps_prediction(z[mask])
+        if sample_weight is not None:
+            sw = np.asarray(sample_weight, dtype=np.float64)
+            sample_weight = np.broadcast_to(sw[None, :], mask.shape)[mask]
+        return metric(y_steps, pred, sample_weight=sample_weight)
+
+    # -------------------------------------------------------------- interop --
+    def to_torch_state_dict(self):
+        """The fitted weights in PyTorch's names and layout (NumPy arrays).
+
+        Keys ``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}`` and
+        ``bias_hh_l{k}`` for recurrent layer ``k`` (the layout of
+        ``torch.nn.RNN``/``torch.nn.LSTM``; ``bias_hh`` is zero because cbptt
+        keeps one bias per gate), plus ``out.weight (n_outputs, H)`` and
+        ``out.bias (n_outputs,)`` for the dense output layer
+        (``torch.nn.Linear``). torch is not imported.
+
+        Returns
+        -------
+        state_dict : dict of str to ndarray
+            Copies of the weights.
+        """
+        check_is_fitted(self)
+        layers, out = self._net.views(self._params)
+        sd = {}
+        for k, p in enumerate(layers):
+            for name, arr in self._net.cell.to_torch(p).items():
+                sd[f"{name}_l{k}"] = arr
+        sd["out.weight"] = out["weight"].copy()
+        sd["out.bias"] = out["bias"].copy()
+        return sd
+
+    def from_torch_state_dict(self, state_dict):
+        """Load weights in PyTorch's names and layout into the fitted model.
+
+        The inverse of :meth:`to_torch_state_dict`: every key it produces
+        must be present with the same shape (``bias_ih + bias_hh`` becomes
+        cbptt's single bias). Values may be NumPy arrays or torch tensors.
+        The architecture (cell, layer sizes, outputs) is the fitted one; the
+        optimizer state is reset.
+
+        Parameters
+        ----------
+        state_dict : mapping of str to array-like
+
+        Returns
+        -------
+        self : object
+
+        Raises
+        ------
+        ValueError
+            On a missing or unexpected key, a wrong shape or non-finite values.
+        """
+        check_is_fitted(self)
+        expected = self.to_torch_state_dict()
+        missing = sorted(set(expected) - set(state_dict))
+        extra = sorted(set(state_dict) - set(expected))
+        if missing or extra:
+            raise ValueError(f"state_dict has missing keys {missing} and "
+                             f"unexpected keys {extra}; expected exactly "
+                             f"{sorted(expected)}")
+        values = {}
+        for key, ref in expected.items():
+            arr = _as_numpy(state_dict[key])
+            if arr.shape != ref.shape:
+                raise ValueError(f"state_dict[{key!r}] has shape {arr.shape}; "
+                                 f"expected {ref.shape}")
+            arr = check_array(arr, ensure_2d=False, dtype=np.float64,
+                              input_name=f"state_dict[{key!r}]")
+            values[key] = arr
+        params = np.empty_like(self._params)
+        layers, out = self._net.views(params)
+        for k, p in enumerate(layers):
+            names = self._net.cell.to_torch(p)
+            self._net.cell.from_torch(p, {n: values[f"{n}_l{k}"]
+                                          for n in names})
+        out["weight"][...] = values["out.weight"]
+        out["bias"][...] = values["out.bias"]
+        self._params = params
+        self._optimizer = None
+        self.coefs_ = self._make_coefs()
+        return self
+
+    def error_signals(self, X, y):
+        """Every recurrent layer's error signals delta(t) for the loss on (X, y).
+
+        Computed by the compiled backward pass of the fitted network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps, n_features) or list
+            Input sequences, as for :meth:`fit`.
+        y : array-like
+            Targets, as for :meth:`fit`.
+
+        Returns
+        -------
+        signals : list
+            One entry per recurrent layer with ``delta`` of shape
+            (n_samples, n_timesteps, units) (for LSTM cells also the gate
+            deltas and ``delta_c``); see
+            :func:`cbptt.diagnostics.estimator_error_signals`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from cbptt import RNNRegressor
+        >>> X = np.random.default_rng(0).standard_normal((8, 5, 1))
+        >>> est = RNNRegressor(cell="elman", hidden_layer_sizes=(4,), max_iter=2,
+        ...                    random_state=0).fit(X, X.sum(axis=(1, 2)))
+        >>> len(est.error_signals(X, X.sum(axis=(1, 2))))
+        1
+        """
+        from cbptt import diagnostics
+        check_is_fitted(self)
+        return diagnostics.estimator_error_signals(self, X, y)
+
+    def error_flow(self, X, y=None, *, direction="random", threshold=1e-3,
+                   random_state=0):
+        """How much of an error injected at the last step reaches step T-q.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps, n_features) or list
+            Input sequences.
+        y : None
+            Ignored (the error is injected, not taken from a loss).
+        direction : {"random"} or array-like, default="random"
+            The direction of the error injected at the last step.
+        threshold : float, default=1e-3
+            Ratio above which a lag counts toward the memory horizon.
+        random_state : int, default=0
+            Seed of the random direction.
+
+        Returns
+        -------
+        flow : cbptt.diagnostics.ErrorFlow
+            ``ratio[q]`` = mean over samples of ||delta(T-q)|| / ||delta(T)||
+            for the first recurrent layer, and the memory horizon; see
+            :func:`cbptt.diagnostics.estimator_error_flow`.
+        """
+        from cbptt import diagnostics
+        check_is_fitted(self)
+        return diagnostics.estimator_error_flow(
+            self, X, direction=direction, threshold=threshold,
+            random_state=random_state)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags
+
+    def _poor_score(self):
+        """The ``poor_score`` tag: a CEC layer's last state is
+        ``W sum_t x(t) + T b``; it sees only the sum of the steps (the LSTM's
+        memory without its gates), so it cannot fit scikit-learn's tabular
+        check problems read as series."""
+        return self.cell == "cec"
+
+
+class RNNRegressor(RegressorMixin, _BaseRNN):
+    """Recurrent neural network regressor trained by exact, compiled BPTT.
+
+    Learns from sequences a target per sequence (``output="last"``) or per
+    time step (``output="sequence"``), minimising the squared error
+    ``1/(2N) sum_n ||y_pred_n - y_n||^2`` over the N targets of a mini-batch
+    (scikit-learn MLP's convention) plus the L2 penalty.
+__PARAMETERS__
+    Attributes
+    ----------
+__ATTRIBUTES__
+    See Also
+    --------
+    RNNClassifier : The classifier on the same networks.
+    sklearn.neural_network.MLPRegressor : The feed-forward counterpart.
+__NOTES__
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cbptt import RNNRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> t = rng.uniform(0, 6.3, (200, 1)) + 0.2 * np.arange(21)
+    >>> X, y = np.sin(t[:, :20]), np.sin(t[:, 20])   # predict the next value
+    >>> reg = RNNRegressor(hidden_layer_sizes=(16,), learning_rate_init=0.01,
+    ...                    max_iter=30, random_state=0).fit(X[:150], y[:150])
+    >>> reg.predict(X[150:]).shape
+    (50,)
+    >>> bool(reg.score(X[150:], y[150:]) > 0.9)
+    True
+    """
+
+
+    def _loss(self):
+        return SquaredError()
+
+    def _stratify(self, targets):
+        return None
+
+    def _encode_targets(self, y, seqs, cold, incremental, classes):
+        dtype = seqs.x.dtype
+        if self._arch_output(cold) == "last":
+            y = check_array(y, ensure_2d=False, dtype=dtype, input_name="y")
+            if y.ndim not in (1, 2):
+                raise ValueError(f"y has {y.ndim} dimensions with shape "
+                                 f"{y.shape}; with output='last' expected "
+                                 "(n_samples,) or (n_samples, n_outputs)")
+            if y.shape[0] != seqs.n_samples:
+                raise ValueError("Found input variables with inconsistent "
+                                 f"numbers of samples: [{seqs.n_samples}, "
+                                 f"{y.shape[0]}]")
+            ndim = y.ndim
+            y2 = y.reshape(y.shape[0], -1)
+        else:
+            y = sequence_targets(y, seqs)
+            if y.ndim not in (2, 3):
+                raise ValueError(f"y has shape {y.shape}; with "
+                                 "output='sequence' expected (n_samples, "
+                                 "n_timesteps) or (n_samples, n_timesteps, "
+                                 "n_outputs)")
+            ndim = y.ndim
+            y2 = y.reshape(y.shape[0], y.shape[1], -1)
+            if y2.dtype.kind not in "fiu":
+                y2 = check_array(y2, allow_nd=True, dtype=dtype,
+                                 ensure_all_finite=False, input_name="y")
+            y2 = np.array(y2, dtype=dtype)
+            valid = seqs.valid_mask().T
+            check_array(y2[valid], dtype=dtype, input_name="y")
+            y2[~valid] = 0.0
+        if cold:
+            self._y_ndim = ndim
+        return np.ascontiguousarray(y2, dtype=dtype), y2.shape[-1]
+
+    @staticmethod
+    def _score_values(z, y):
+        return r2_score(y, z)
+
+    @staticmethod
+    def _steps_prediction(z):
+        return z
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit the network to sequences ``X`` and targets ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps, n_features) or \
+(n_samples, n_timesteps), or list of (n_timesteps_i, n_features) arrays
+            The input sequences (variable lengths as a list or as trailing
+            NaN padding).
+        y : array-like
+            ``(n_samples,)`` or ``(n_samples, n_outputs)`` with
+            ``output="last"``; ``(n_samples, n_timesteps)`` or
+            ``(n_samples, n_timesteps, n_outputs)`` (or a list of
+            ``(n_timesteps_i, ...)`` arrays) with ``output="sequence"``.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit(X, y, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y):
+        """Train one epoch on ``X, y``, continuing the fitted network.
+
+        Parameters
+        ----------
+        X : array-like or list of arrays
+            As for :meth:`fit`.
+        y : array-like
+            As for :meth:`fit`.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        return self._fit(X, y, incremental=True)
+
+    def predict(self, X):
+        """Predict with the fitted network.
+
+        Parameters
+        ----------
+        X : array-like or list of arrays
+            As for :meth:`fit`.
+
+        Returns
+        -------
+        y_pred : ndarray or list of ndarray
+            Shaped like ``y`` in :meth:`fit`: ``(n_samples,)`` or
+            ``(n_samples, n_outputs)`` with ``output="last"``;
+            ``(n_samples, n_timesteps[, n_outputs])`` with
+            ``output="sequence"`` (NaN at padded steps), or a list of
+            ``(n_timesteps_i[, n_outputs])`` arrays for list input.
+        """
+        seqs, z = self._forward(X)
+        if self._output == "last":
+            return z[:, 0] if self._y_ndim == 1 else z
+        if self._y_ndim == 2:
+            z = z[..., 0]
+        return self._per_sample(seqs, z, np.nan)
+
+    def score(self, X, y, sample_weight=None):
+        """The coefficient of determination R^2 of the predictions.
+
+        With ``output="sequence"`` R^2 is computed over every valid time step
+        of every sequence (uniform average over outputs).
+
+        Parameters
+        ----------
+        X : array-like or list of arrays
+            As for :meth:`fit`.
+        y : array-like
+            True targets, as for :meth:`fit`.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the sequences.
+
+        Returns
+        -------
+        score : float
+        """
+        return self._score(X, y, sample_weight, super().score, r2_score)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.regressor_tags.poor_score = self._poor_score()
+        return tags
+
+
+class RNNClassifier(ClassifierMixin, _BaseRNN):
+    """Recurrent neural network classifier trained by exact, compiled BPTT.
+
+    Labels sequences (``output="last"``) or every time step
+    (``output="sequence"``: sequence tagging, next-symbol prediction) with
+    labels of any type, minimising the softmax cross-entropy
+    ``-1/N sum_n log p_n[y_n]`` over the N targets of a mini-batch plus the
+    L2 penalty.
+__PARAMETERS__
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+__ATTRIBUTES__
+    See Also
+    --------
+    RNNRegressor : The regressor on the same networks.
+    sklearn.neural_network.MLPClassifier : The feed-forward counterpart.
+__NOTES__
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cbptt import RNNClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((300, 20, 1))
+    >>> y = np.where(X.sum(axis=(1, 2)) > 0, "up", "down")  # sign of the sum
+    >>> clf = RNNClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.01,
+    ...                     max_iter=30, random_state=0).fit(X[:250], y[:250])
+    >>> clf.classes_
+    array(['down', 'up'], dtype='<U4')
+    >>> clf.predict_proba(X[250:]).shape
+    (50, 2)
+    >>> bool(clf.score(X[250:], y[250:]) > 0.9)
+    True
+    """
+
+
+    def _loss(self):
+        return SoftmaxCrossEntropy()
+
+    def _stratify(self, targets):
+        if self.output != "last":
+            return None
+        _, counts = np.unique(targets, return_counts=True)
+        return targets if counts.min() >= 2 else None
+
+    def _before_fit(self, incremental, classes):
+        if incremental:
+            _check_partial_fit_first_call(self, classes)
+
+    def _encode_targets(self, y, seqs, cold, incremental, classes):
+        output = self._arch_output(cold)
+        if output == "last":
+            y = column_or_1d(y, warn=True)
+            if y.shape[0] != seqs.n_samples:
+                raise ValueError("Found input variables with inconsistent "
+                                 f"numbers of samples: [{seqs.n_samples}, "
+                                 f"{y.shape[0]}]")
+            check_classification_targets(y)
+            labels = y
+        else:
+            y = sequence_targets(y, seqs)
+            if y.ndim != 2:
+                raise ValueError(f"y has shape {y.shape}; with "
+                                 "output='sequence' expected (n_samples, "
+                                 "n_timesteps): one label per time step")
+            valid = seqs.valid_mask().T
+            labels = y[valid]
+            check_classification_targets(labels)
+        if cold and not incremental:
+            self.classes_ = np.unique(labels)
+        elif self.warm_start and not incremental:
+            found = np.unique(labels)
+            if not np.array_equal(found, self.classes_):
+                raise ValueError(
+                    "warm_start can only be used where `y` has the same "
+                    f"classes as in the previous call to fit. Previously got "
+                    f"{self.classes_}, `y` has {found}")
+        codes = np.searchsorted(self.classes_, labels)
+        codes = np.minimum(codes, self.classes_.size - 1)
+        bad = self.classes_[codes] != labels
+        if np.any(bad):
+            raise ValueError(f"`y` has classes not in `self.classes_`. "
+                             f"`self.classes_` has {self.classes_}. `y` has "
+                             f"{np.unique(labels[bad])} besides.")
+        if output == "last":
+            return codes.astype(np.int32), self.classes_.size
+        full = np.zeros(y.shape, np.int32)
+        full[valid] = codes
+        return full, self.classes_.size
+
+    def _score_values(self, z, codes):
+        return float(np.mean(np.argmax(z, axis=-1) == codes))
+
+    def _steps_prediction(self, z):
+        return self.classes_[np.argmax(z, axis=-1)]
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit the network to sequences ``X`` and labels ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps, n_features) or \
+(n_samples, n_timesteps), or list of (n_timesteps_i, n_features) arrays
+            The input sequences (variable lengths as a list or as trailing
+            NaN padding).
+        y : array-like
+            Labels of any type: ``(n_samples,)`` with ``output="last"``,
+            ``(n_samples, n_timesteps)`` (or a list of ``(n_timesteps_i,)``
+            arrays) with ``output="sequence"``.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit(X, y, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def generate(self, seed_text, n_chars=200, temperature=1.0, *, codec=None,
+                 random_state=None):
+        """Sample text one character at a time from a character model.
+
+        For a classifier trained with ``output="sequence"`` on one-hot
+        characters (see :func:`cbptt.datasets.load_text`).
+
+        Parameters
+        ----------
+        seed_text : str
+            Text that primes the state.
+        n_chars : int, default=200
+            Characters to generate.
+        temperature : float, default=1.0
+            Softmax temperature; lower is more conservative.
+        codec : CharCodec, default=None
+            The character encoding used in training.
+        random_state : int, RandomState or None, default=None
+            Seed of the sampling.
+
+        Returns
+        -------
+        text : str
+            The generated characters; see
+            :func:`cbptt.diagnostics.generate_text`.
+        """
+        from cbptt import diagnostics
+        check_is_fitted(self)
+        return diagnostics.generate_text(self, seed_text, n_chars, temperature,
+                                         codec=codec, random_state=random_state)
+
+    def partial_fit(self, X, y, classes=None):
+        """Train one epoch on ``X, y``, continuing the fitted network.
+
+        Parameters
+        ----------
+        X : array-like or list of arrays
+            As for :meth:`fit`.
+        y : array-like
+            Labels, as for :meth:`fit`.
+        classes : array-like of shape (n_classes,), default=None
+            Every class of the whole data set; required on the first call,
+            ignored afterwards.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        return self._fit(X, y, incremental=True, classes=classes)
+
+    def predict_proba(self, X):
+        """Class probabilities (softmax of the output layer).
+
+        Parameters
+        ----------
+        X : array-like or list of arrays
+            As for :meth:`fit`.
+
+        Returns
+        -------
+        proba : ndarray or list of ndarray
+            ``(n_samples, n_classes)`` with ``output="last"``;
+            ``(n_samples, n_timesteps, n_classes)`` (NaN at padded steps) or a
+            list of ``(n_timesteps_i, n_classes)`` arrays with
+            ``output="sequence"``. Columns follow ``classes_``.
+        """
+        seqs, z = self._forward(X)
+        p = SoftmaxCrossEntropy().transform(z)
+        if self._output == "last":
+            return p
+        return self._per_sample(seqs, p, np.nan)
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba` (same shapes).
+
+        Parameters
+        ----------
+        X : array-like or list of arrays
+            As for :meth:`fit`.
+
+        Returns
+        -------
+        log_proba : ndarray or list of ndarray
+        """
+        p = self.predict_proba(X)
+        if isinstance(p, list):
+            return [np.log(a) for a in p]
+        with np.errstate(divide="ignore"):
+            return np.log(p)
+
+    def predict(self, X):
+        """Predicted labels (the most probable class).
+
+        Parameters
+        ----------
+        X : array-like or list of arrays
+            As for :meth:`fit`.
+
+        Returns
+        -------
+        labels : ndarray or list of ndarray
+            ``(n_samples,)`` with ``output="last"``. With
+            ``output="sequence"``: ``(n_samples, n_timesteps)``, padded steps
+            NaN when the labels are floats and None (in an object array)
+            otherwise; or a list of ``(n_timesteps_i,)`` arrays for list input.
+        """
+        seqs, z = self._forward(X)
+        labels = self.classes_[np.argmax(z, axis=-1)]
+        if self._output == "last":
+            return labels
+        fill = np.nan if self.classes_.dtype.kind == "f" else None
+        return self._per_sample(seqs, labels, fill)
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy of :meth:`predict`.
+
+        With ``output="sequence"`` the accuracy is over every valid time step
+        of every sequence.
+
+        Parameters
+        ----------
+        X : array-like or list of arrays
+            As for :meth:`fit`.
+        y : array-like
+            True labels, as for :meth:`fit`.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the sequences.
+
+        Returns
+        -------
+        score : float
+        """
+        return self._score(X, y, sample_weight, super().score, accuracy_score)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.poor_score = self._poor_score()
+        return tags
+
+
+# The parameters, notes and attributes are shared: keep one copy.
+for _cls, _score in ((RNNRegressor, "R^2"), (RNNClassifier, "accuracy")):
+    _cls.__doc__ = (_cls.__doc__.replace("__PARAMETERS__", _PARAMETERS)
+                    .replace("__NOTES__", _NOTES)
+                    .replace("__ATTRIBUTES__",
+                             _ATTRIBUTES.format(score=_score).strip("\n")))

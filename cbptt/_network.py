@@ -1,0 +1,381 @@
+"""The estimators' network: a stack of recurrent layers, a dense output layer, a loss.
+
+Contract
+--------
+* Parameters. :class:`Network` lays every trainable number out in ONE flat
+  vector: first every weight matrix (L2-penalised), then every bias, layer by
+  layer, the output layer (``out.weight (k, H_top)``, ``out.bias (k,)``)
+  last. :meth:`Network.views` returns per-layer dicts of views into such a
+  vector (parameters or their gradients), so the optimizer update and the
+  gradient clipping are one compiled call on the whole vector.
+* Data. Sequences are time-major ``(T, B, F)`` C-contiguous, zero beyond each
+  sequence's length (``lengths``; None when every sequence has all ``T``
+  steps). A unidirectional RNN's trailing padding cannot reach earlier steps,
+  and the loss gradient is zero at padded steps, so BPTT's error signal is
+  exactly zero there: padding changes no prediction and no gradient.
+* Stack. Layer ``l``'s output ``h (T, B, H_l)`` is layer ``l+1``'s input; in
+  BPTT layer ``l+1``'s input gradient ``dL/dx`` is layer ``l``'s ``grad_h``.
+  Each layer is one compiled kernel call per window (no Python per step).
+* Output layer and loss (one compiled :func:`cbptt._train.dense_head` call
+  per mini-batch) on the top layer's states: ``z = h W^T + b``; with
+  ``output="last"`` at each sequence's own last step, with
+  ``output="sequence"`` at every valid step. Losses are means over the N
+  targets of the update: ``SquaredError`` is ``1/(2N) sum_n ||z_n - y_n||^2``
+  (scikit-learn MLP's convention), ``SoftmaxCrossEntropy`` is
+  ``-1/N sum_n log softmax(z_n)[y_n]``.
+* Work memory. :class:`Workspace` allocates flat buffers once (per fit or per
+  predict call) for the largest ``(T, B)``; smaller batches, shorter
+  sequences and truncation windows use C-contiguous views of their prefixes.
+"""
+import numpy as np
+
+from cbptt import _train
+from cbptt._cells import glorot_uniform
+
+
+class NonFiniteError(ArithmeticError):
+    """A loss or a gradient became NaN or infinite during training."""
+
+    def __init__(self, what):
+        super().__init__(what)
+        self.what = what
+
+
+class Network:
+    """Layout of a stacked recurrent network's parameters in a flat vector.
+
+    Parameters
+    ----------
+    cell : cell adapter (see :mod:`cbptt._cells`)
+    n_features : int
+        Features per time step of the input.
+    hidden_sizes : tuple of int
+        Units of each stacked recurrent layer.
+    n_outputs : int
+        Units of the dense output layer.
+    """
+
+    def __init__(self, cell, n_features, hidden_sizes, n_outputs):
+        self.cell = cell
+        self.sizes = (int(n_features),) + tuple(int(h) for h in hidden_sizes)
+        self.n_outputs = int(n_outputs)
+        entries = []
+        for layer, (I, H) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
+            entries += [(layer, n, s, d) for n, s, d in cell.param_specs(I, H)]
+        entries += [("out", "weight", (self.n_outputs, self.sizes[-1]), True),
+                    ("out", "bias", (self.n_outputs,), False)]
+        ordered = [e for e in entries if e[3]] + [e for e in entries if not e[3]]
+        self.slots = []                      # (group, name, start, shape)
+        start = 0
+        for group, name, shape, _ in ordered:
+            self.slots.append((group, name, start, shape))
+            start += int(np.prod(shape))
+        self.size = start
+        self.n_decay = sum(int(np.prod(e[2])) for e in entries if e[3])
+
+    @property
+    def n_layers(self):
+        return len(self.sizes) - 1
+
+    def views(self, flat):
+        """Per-layer dicts of views into ``flat``, and the output layer's dict."""
+        layers = [{} for _ in range(self.n_layers)]
+        out = {}
+        for group, name, start, shape in self.slots:
+            view = flat[start:start + int(np.prod(shape))].reshape(shape)
+            (out if group == "out" else layers[group])[name] = view
+        return layers, out
+
+    def init_params(self, rng, dtype, forget_bias):
+        """A fresh flat parameter vector, drawn from ``rng`` in a fixed order."""
+        flat = np.zeros(self.size, dtype)
+        layers, out = self.views(flat)
+        for p in layers:
+            self.cell.init_params(p, rng, forget_bias)
+        out["weight"][...] = glorot_uniform(rng, *out["weight"].shape)
+        out["bias"][...] = 0.0
+        return flat
+
+
+class _Views:
+    """Views of a :class:`Workspace`'s buffers for one ``(T, B)``."""
+
+    __slots__ = ("x", "layers", "dx", "grad_top", "zero_states", "states")
+
+
+class Workspace:
+    """Preallocated work memory for batches of at most ``(T_max, B_max)``.
+
+    ``train=False`` allocates only what the forward pass needs.
+    """
+
+    def __init__(self, net, T_max, B_max, dtype, train=True):
+        self.net = net
+        self.train = train
+        self.dtype = np.dtype(dtype)
+        cell = net.cell
+        steps, batch = T_max * B_max, B_max
+        sizes = net.sizes
+        self._x = np.empty(steps * sizes[0], dtype)
+        self._layer_bufs = []
+        for I, H in zip(sizes[:-1], sizes[1:]):
+            bufs = {}
+            for name, kind, width, phase in cell.buffer_specs(I, H):
+                if phase == "forward" or train:
+                    n = (steps if kind == "step" else batch) * width
+                    bufs[name] = (kind, width, np.empty(n, dtype))
+            self._layer_bufs.append(bufs)
+        self._zero = np.zeros(batch * max(sizes[1:]), dtype)
+        n_states = len(cell.state_names)
+        self._states = [[np.zeros(batch * H, dtype) for _ in range(n_states)]
+                        for H in sizes[1:]]
+        if train:
+            self._dx = [np.empty(steps * I, dtype)
+                        if layer > 0 or cell.first_layer_dx else None
+                        for layer, I in enumerate(sizes[:-1])]
+            # Kept all-zero between uses (output="last" writes a few rows and
+            # clears them again after BPTT).
+            self._grad_top = np.zeros(steps * sizes[-1], dtype)
+            self._z = np.empty(steps * net.n_outputs, dtype)
+            self._dh = np.empty(batch * sizes[-1], dtype)
+        self._cache = {}
+
+    def views(self, T, B):
+        """C-contiguous views of every buffer for ``T`` steps of ``B`` sequences."""
+        v = self._cache.get((T, B))
+        if v is not None:
+            return v
+        sizes = self.net.sizes
+        v = _Views()
+        v.x = self._x[:T * B * sizes[0]].reshape(T, B, sizes[0])
+        v.layers = []
+        for bufs in self._layer_bufs:
+            d = {}
+            for name, (kind, width, flat) in bufs.items():
+                if kind == "step":
+                    d[name] = flat[:T * B * width].reshape(T, B, width)
+                else:
+                    d[name] = flat[:B * width].reshape(B, width)
+            v.layers.append(d)
+        v.zero_states = [
+            tuple(self._zero[:B * H].reshape(B, H) for _ in states)
+            for H, states in zip(sizes[1:], self._states)]
+        v.states = [tuple(s[:B * H].reshape(B, H) for s in states)
+                    for H, states in zip(sizes[1:], self._states)]
+        if self.train:
+            v.dx = [None if d is None else d[:T * B * I].reshape(T, B, I)
+                    for d, I in zip(self._dx, sizes[:-1])]
+            v.grad_top = self._grad_top[:T * B * sizes[-1]].reshape(
+                T, B, sizes[-1])
+        self._cache[(T, B)] = v
+        return v
+
+    def head_buffers(self, n):
+        """Work ``z (n, k)`` and ``d_h (n, H_top)`` for ``n <= B_max`` rows
+        (``z`` also for up to ``T_max * B_max`` rows)."""
+        k, H = self.net.n_outputs, self.net.sizes[-1]
+        dh = self._dh[:n * H].reshape(n, H) if n * H <= self._dh.size else None
+        return self._z[:n * k].reshape(n, k), dh
+
+
+def forward_stack(net, p_layers, x, v, states):
+    """Run every layer's forward kernel; returns the top layer's ``h (T, B, H)``."""
+    cell = net.cell
+    inp = x
+    for p, buf, s0 in zip(p_layers, v.layers, states):
+        cell.forward(inp, p, s0, buf)
+        inp = buf["h"]
+    return inp
+
+
+def backward_stack(net, p_layers, g_layers, x, v, states):
+    """BPTT through every layer from ``v.grad_top`` (fills ``g_layers``)."""
+    cell = net.cell
+    grad_h = v.grad_top
+    for layer in range(net.n_layers - 1, -1, -1):
+        inp = x if layer == 0 else v.layers[layer - 1]["h"]
+        cell.backward(inp, p_layers[layer], states[layer], v.layers[layer],
+                      grad_h, g_layers[layer], v.dx[layer])
+        grad_h = v.dx[layer]
+
+
+class SquaredError:
+    """``L = 1/(2N) sum_n ||z_n - y_n||^2``; the prediction is ``z``."""
+
+    code = _train.SQUARED_ERROR
+
+    def transform(self, z):
+        return z
+
+
+class SoftmaxCrossEntropy:
+    """``L = -1/N sum_n log p_n[y_n]`` with ``p_n = softmax(z_n)``; predicts ``p``."""
+
+    code = _train.SOFTMAX_CROSS_ENTROPY
+
+    def transform(self, z):
+        z = z - z.max(axis=-1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=-1, keepdims=True)
+        return z
+
+
+class Trainer:
+    """Forward, loss, BPTT and the optimizer update of one mini-batch.
+
+    Parameters
+    ----------
+    net : Network
+    params : ndarray of shape (net.size,)
+        The flat parameter vector, updated in place by ``optimizer``.
+    loss : SquaredError or SoftmaxCrossEntropy
+    output : {"last", "sequence"}
+    truncate : int or None
+        Window length of truncated BPTT; None for full BPTT.
+    optimizer : cbptt._optim.Optimizer
+    workspace : Workspace
+        Allocated with ``train=True`` for the largest batch.
+    """
+
+    def __init__(self, net, params, loss, output, truncate, optimizer,
+                 workspace):
+        self.net = net
+        self.params = params
+        self.grads = np.zeros_like(params)
+        self.p_layers, self.p_out = net.views(params)
+        self.g_layers, self.g_out = net.views(self.grads)
+        self.loss = loss
+        self._codes = loss.code == _train.SOFTMAX_CROSS_ENTROPY
+        self.last = output == "last"
+        self.truncate = truncate
+        self.optimizer = optimizer
+        self.ws = workspace
+
+    def batch(self, x, lengths, target):
+        """Train on one mini-batch; returns (sum of the target losses, N targets).
+
+        ``x (T, B, F)`` is a C-contiguous batch (zero beyond ``lengths``);
+        ``target`` is ``(B, k)`` (values) or ``(B,)`` (class codes) for
+        ``output="last"`` and ``(T, B, k)`` (``k = 1`` for class codes) for
+        ``output="sequence"``. Every window of
+        truncated BPTT makes its own update; the state it ends in (computed
+        with the weights before that update) starts the next window.
+        """
+        T, B = x.shape[0], x.shape[1]
+        k = self.truncate if self.truncate else T
+        self.optimizer.begin_batch(B)
+        total, count = 0.0, 0
+        for t0 in range(0, T, k):
+            t1 = min(T, t0 + k)
+            v = self.ws.views(t1 - t0, B)
+            states = v.zero_states if t0 == 0 else v.states
+            xw = x[t0:t1] if k < T else x
+            forward_stack(self.net, self.p_layers, xw, v, states)
+            if self.last:
+                s, n = self._last_head(v, lengths, target, t0, t1, T)
+            else:
+                s, n = self._sequence_head(v, lengths, target, t0, t1)
+            if n:
+                if not np.isfinite(s):
+                    raise NonFiniteError("loss")
+                backward_stack(self.net, self.p_layers, self.g_layers, xw, v,
+                               states)
+                if self.last:
+                    v.grad_top[self._rows_t, self._rows_b] = 0.0
+                self.optimizer.step(self.params, self.grads)
+                total += s
+                count += n
+            if t1 < T:
+                for dst, src in zip(v.states, self._final_states(v)):
+                    for d, s_ in zip(dst, src):
+                        np.copyto(d, s_)
+        return total, count
+
+    def _final_states(self, v):
+        return [self.net.cell.final_state(buf) for buf in v.layers]
+
+    def _head(self, h_rows, target, valid, d_h):
+        z, _ = self.ws.head_buffers(h_rows.shape[0])
+        y, codes = (None, target) if self._codes else (target, None)
+        return _train.dense_head(h_rows, self.p_out["weight"],
+                                 self.p_out["bias"], y, codes, valid,
+                                 self.loss.code, z, self.g_out["weight"],
+                                 self.g_out["bias"], d_h)
+
+    def _last_head(self, v, lengths, target, t0, t1, T):
+        """Loss at each sequence's last step inside the window [t0, t1)."""
+        h = v.layers[-1]["h"]
+        if lengths is None:
+            if t1 < T:
+                return 0.0, 0
+            t = h.shape[0] - 1
+            self._rows_t, self._rows_b = t, slice(None)
+            return self._head(h[t], target, None, v.grad_top[t])
+        t_last = lengths - 1
+        rows = np.flatnonzero((t_last >= t0) & (t_last < t1))
+        if rows.size == 0:
+            return 0.0, 0
+        t = t_last[rows] - t0
+        _, d_h = self.ws.head_buffers(rows.size)
+        s, n = self._head(h[t, rows], target[rows], None, d_h)
+        v.grad_top[t, rows] = d_h
+        self._rows_t, self._rows_b = t, rows
+        return s, n
+
+    def _sequence_head(self, v, lengths, target, t0, t1):
+        """Loss at every valid step of the window [t0, t1)."""
+        h = v.layers[-1]["h"]
+        Tw, B, H = h.shape
+        y = target[t0:t1].reshape(Tw * B, -1)
+        if self._codes:
+            y = y.reshape(-1)
+        valid = None
+        if lengths is not None:
+            valid = (np.arange(t0, t1)[:, None] < lengths[None, :]).ravel()
+            valid = valid.view(np.uint8)
+        return self._head(h.reshape(Tw * B, H), y, valid,
+                          v.grad_top.reshape(Tw * B, H))
+
+
+def predict_raw(net, params, x, lengths, output, max_elements=1 << 22):
+    """The output layer's values ``z`` (before the loss's transform).
+
+    Parameters
+    ----------
+    net : Network
+    params : ndarray of shape (net.size,)
+    x : ndarray of shape (T, N, F)
+        Time-major sequences, zero beyond ``lengths``.
+    lengths : ndarray of shape (N,) or None
+    output : {"last", "sequence"}
+    max_elements : int
+        Bound on ``T * B * H`` per chunk of sequences (memory use).
+
+    Returns
+    -------
+    z : ndarray of shape (N, k) or (T, N, k)
+        With ``output="sequence"``, rows beyond a sequence's length are
+        meaningless (the caller masks them).
+    """
+    T, N = x.shape[0], x.shape[1]
+    p_layers, p_out = net.views(params)
+    W, b = p_out["weight"], p_out["bias"]
+    k = net.n_outputs
+    B = int(max(1, min(N, max_elements // (T * max(net.sizes)))))
+    ws = Workspace(net, T, B, x.dtype, train=False)
+    z = np.zeros((N, k) if output == "last" else (T, N, k), x.dtype)
+    for s in range(0, N, B):
+        e = min(N, s + B)
+        Tb = T if lengths is None else int(lengths[s:e].max())
+        v = ws.views(Tb, e - s)
+        np.copyto(v.x, x[:Tb, s:e])
+        h = forward_stack(net, p_layers, v.x, v, v.zero_states)
+        if output == "last":
+            if lengths is None:
+                h_last = h[-1]
+            else:
+                h_last = h[lengths[s:e] - 1, np.arange(e - s)]
+            z[s:e] = h_last @ W.T + b
+        else:
+            z[:Tb, s:e] = h @ W.T + b
+    return z

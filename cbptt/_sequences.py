@@ -1,0 +1,256 @@
+"""Sequence input for the estimators: validation, padding and time-major packing.
+
+Contract
+--------
+Accepted ``X``:
+
+* a 3-D array ``(n_samples, n_timesteps, n_features)``;
+* a 2-D array ``(n_samples, n_timesteps)``: ``n_samples`` univariate series
+  (the convention of tslearn and aeon). As for every scikit-learn estimator
+  on 2-D data, ``n_features_in_`` is then ``X.shape[1]`` and later calls
+  with 2-D data must have as many columns;
+* a list of ``(T_i, n_features)`` (or ``(T_i,)``) arrays of different lengths.
+
+Variable lengths may also be given as trailing-NaN padding: the steps after
+a sequence's last step are NaN in every feature. NaN anywhere else, and
+infinity anywhere, is a ``ValueError``. float32 input stays float32; any
+other real input becomes float64.
+
+Output: :class:`Sequences`, the data time-major ``(T, N, F)`` C-contiguous
+with zeros at padded steps, plus ``lengths (N,)`` (None when no sequence is
+padded) and the layout it came in (``"2d"``, ``"3d"``, ``"list"``), which
+shapes the predictions of ``output="sequence"``.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.utils.validation import check_array, validate_data
+
+FLOATS = (np.float64, np.float32)
+
+
+@dataclass
+class Sequences:
+    """Validated sequences, time-major."""
+
+    x: np.ndarray                 # (T, N, F), zero beyond lengths
+    lengths: np.ndarray | None    # (N,) intp, None when all have T steps
+    layout: str                   # "2d", "3d" or "list"
+
+    @property
+    def n_samples(self):
+        return self.x.shape[1]
+
+    def valid_mask(self):
+        """(T, N) bool: True at the steps that belong to a sequence."""
+        T, N = self.x.shape[:2]
+        if self.lengths is None:
+            return np.ones((T, N), bool)
+        return np.arange(T)[:, None] < self.lengths[None, :]
+
+    def take(self, idx):
+        """The sequences ``idx`` (a new :class:`Sequences`)."""
+        x = np.ascontiguousarray(self.x[:, idx])
+        lengths = None if self.lengths is None else self.lengths[idx]
+        if lengths is not None and lengths.size and lengths.max() < x.shape[0]:
+            x = np.ascontiguousarray(x[:lengths.max()])
+        return Sequences(x, lengths, self.layout)
+
+
+def _is_ragged(X):
+    """A list/tuple of sequences whose shapes differ."""
+    if not isinstance(X, (list, tuple)) or len(X) == 0:
+        return False
+    shapes = set()
+    for e in X:
+        if not hasattr(e, "__len__") or isinstance(e, (str, bytes)):
+            return False
+        shapes.add(np.shape(e))
+        if len(shapes) > 1:
+            return True
+    return False
+
+
+def _ndim(X):
+    ndim = getattr(X, "ndim", None)
+    if isinstance(ndim, int):
+        return ndim
+    return np.asarray(X).ndim
+
+
+def _list_to_padded(X, dtype):
+    """A list of (T_i, F) / (T_i,) arrays as a NaN-padded (N, T_max, F) array."""
+    arrays = []
+    for i, e in enumerate(X):
+        a = check_array(e, ensure_2d=False, allow_nd=True,
+                        dtype=FLOATS if dtype is None else dtype,
+                        ensure_all_finite=False, input_name=f"X[{i}]")
+        if a.ndim == 1:
+            a = a[:, None]
+        if a.ndim != 2:
+            raise ValueError(f"X[{i}] has {a.ndim} dimensions with shape "
+                             f"{a.shape}; expected (n_timesteps, n_features) "
+                             "or (n_timesteps,)")
+        if a.shape[0] < 1 or a.shape[1] < 1:
+            raise ValueError(f"X[{i}] has shape {a.shape}; expected at least "
+                             "1 time step and 1 feature")
+        arrays.append(a)
+    n_feat = {a.shape[1] for a in arrays}
+    if len(n_feat) > 1:
+        raise ValueError("the sequences of X have different numbers of "
+                         f"features {sorted(n_feat)}; expected one number")
+    if dtype is None:
+        dtype = (np.float32 if all(a.dtype == np.float32 for a in arrays)
+                 else np.float64)
+    T = max(a.shape[0] for a in arrays)
+    out = np.full((len(arrays), T, n_feat.pop()), np.nan, dtype)
+    for i, a in enumerate(arrays):
+        out[i, :a.shape[0]] = a
+    return out
+
+
+def _lengths_from_nan(X):
+    """Lengths of trailing-NaN-padded sequences ``X (N, T, F)``; None if unpadded.
+
+    Raises ValueError on infinity, and on NaN that is not a trailing pad.
+    """
+    if np.isinf(X).any():
+        n, t, _ = np.argwhere(np.isinf(X))[0]
+        raise ValueError(f"X contains infinity (inf), e.g. at sample {n}, "
+                         f"step {t}; expected finite values (NaN only as "
+                         "trailing padding)")
+    nan = np.isnan(X)
+    if not nan.any():
+        return None
+    pad = nan.all(axis=2)                           # (N, T) whole-step NaN
+    partial = nan.any(axis=2) & ~pad
+    if partial.any():
+        n, t = np.argwhere(partial)[0]
+        raise ValueError(f"X contains NaN in some but not all features of "
+                         f"sample {n}, step {t}; NaN is only allowed as "
+                         "trailing padding (every feature of every step after "
+                         "a sequence's last step)")
+    N, T = pad.shape
+    real = ~pad
+    has_real = real.any(axis=1)
+    if not has_real.all():
+        n = int(np.flatnonzero(~has_real)[0])
+        raise ValueError(f"sample {n} of X is NaN at every step; expected at "
+                         "least one step that is not NaN padding")
+    lengths = T - np.argmax(real[:, ::-1], axis=1)
+    inner = pad & (np.arange(T)[None, :] < lengths[:, None])
+    if inner.any():
+        n, t = np.argwhere(inner)[0]
+        raise ValueError(f"X contains NaN at sample {n}, step {t}, before "
+                         f"that sequence's last step {lengths[n] - 1}; NaN is "
+                         "only allowed as trailing padding")
+    return lengths.astype(np.intp)
+
+
+def _check_3d(X, dtype):
+    X = check_array(X, allow_nd=True, dtype=FLOATS if dtype is None else dtype,
+                    ensure_all_finite=False, input_name="X")
+    if X.shape[1] < 1 or X.shape[2] < 1:
+        raise ValueError(f"X has shape {X.shape}; expected (n_samples, "
+                         "n_timesteps, n_features) with at least 1 time step "
+                         "and 1 feature")
+    return X
+
+
+def validate_sequences(estimator, X, *, reset, dtype=None):
+    """Check ``X`` and pack it time-major (see the module docstring).
+
+    Parameters
+    ----------
+    estimator : the estimator (``n_features_in_`` and, for 2-D input,
+        ``feature_names_in_`` are set on it when ``reset``, else checked).
+    X : array-like or list of array-like
+    reset : bool
+        True in a fit that starts from scratch.
+    dtype : numpy dtype or None
+        Compute dtype (the fitted model's); None keeps float32/float64.
+
+    Returns
+    -------
+    Sequences
+    """
+    name = type(estimator).__name__
+    if _is_ragged(X):
+        layout = "list"
+        X = _list_to_padded(X, dtype)
+    elif _ndim(X) == 3:
+        layout = "3d"
+        X = _check_3d(X, dtype)
+    else:
+        layout = "2d"
+        fitted_2d = getattr(estimator, "_input_layout", "2d") == "2d"
+        kwargs = dict(dtype=FLOATS if dtype is None else dtype,
+                      ensure_all_finite=False)
+        if reset or fitted_2d:
+            X = validate_data(estimator, X, reset=reset, **kwargs)
+        else:
+            X = check_array(X, input_name="X", **kwargs)
+        X = X[:, :, None]
+    n_features = X.shape[2]
+    if reset:
+        if layout != "2d":
+            estimator.n_features_in_ = n_features
+            if hasattr(estimator, "feature_names_in_"):
+                del estimator.feature_names_in_
+        estimator._input_layout = layout
+        estimator._n_step_features = n_features
+    elif n_features != estimator._n_step_features:
+        if layout == "2d":
+            raise ValueError(
+                f"X is 2-D (univariate series) but {name} was fitted on "
+                f"sequences of {estimator._n_step_features} features per "
+                "time step; pass X of shape (n_samples, n_timesteps, "
+                f"{estimator._n_step_features})")
+        raise ValueError(
+            f"X has {n_features} features per time step, but {name} is "
+            f"expecting {estimator._n_step_features} features as input")
+    lengths = _lengths_from_nan(X)
+    x = np.ascontiguousarray(X.transpose(1, 0, 2))
+    if lengths is not None:
+        np.nan_to_num(x, copy=False, nan=0.0)
+    return Sequences(x, lengths, layout)
+
+
+def sequence_targets(y, seqs, name="y"):
+    """``y`` of ``output="sequence"`` as a list-free array ``(N, T, ...)``.
+
+    ``y`` is an array whose first two axes are ``(n_samples, n_timesteps)``
+    of ``X`` (values at padded steps are ignored), or, for list ``X``, a list
+    of ``(T_i, ...)`` arrays. Returns an object-free ndarray of shape
+    ``(N, T) + trailing`` (trailing axes as given) with arbitrary values at
+    padded steps.
+    """
+    T, N = seqs.x.shape[:2]
+    lengths = seqs.lengths
+    if _is_ragged(y) or (seqs.layout == "list" and isinstance(y, (list, tuple))
+                         and len(y) == N and _ndim(y[0]) >= 1):
+        if len(y) != N:
+            raise ValueError(f"{name} has {len(y)} sequences but X has {N}; "
+                             "expected one target sequence per sample")
+        parts = [np.asarray(e) for e in y]
+        trailing = {p.shape[1:] for p in parts}
+        if len(trailing) > 1:
+            raise ValueError(f"the sequences of {name} have different "
+                             f"shapes beyond the time axis: {sorted(trailing)}")
+        for i, p in enumerate(parts):
+            want = T if lengths is None else lengths[i]
+            if p.ndim < 1 or p.shape[0] != want:
+                raise ValueError(f"{name}[{i}] has shape {p.shape}; expected "
+                                 f"{want} time steps like X[{i}]")
+        dt = np.result_type(*[p.dtype for p in parts])
+        out = np.zeros((N, T) + trailing.pop(), dt)
+        for i, p in enumerate(parts):
+            out[i, :p.shape[0]] = p
+        return out
+    arr = np.asarray(y)
+    if arr.ndim < 2 or arr.shape[0] != N or arr.shape[1] != T:
+        raise ValueError(
+            f"{name} has shape {arr.shape}; with output='sequence' expected "
+            f"(n_samples, n_timesteps) = ({N}, {T}) or ({N}, {T}, n_outputs), "
+            "one target per time step of X")
+    return arr

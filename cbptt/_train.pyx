@@ -1,0 +1,388 @@
+"""Compiled parts of the estimators' training loop: one fused parameter update.
+
+Design contract
+---------------
+* Every trainable number of a network lives in ONE flat C-contiguous vector
+  ``params`` (per-layer arrays are views of it); the gradient of the
+  mini-batch loss lives in a flat vector ``grads`` of the same layout. The
+  first ``n_decay`` entries are the weight matrices (L2-penalised), the rest
+  are biases (not penalised), as in scikit-learn's MLP.
+* :func:`optimizer_step` is the only call the estimators make per mini-batch
+  after BPTT. In one pass over the vectors, with the GIL released, it
+
+  1. adds the L2 gradient: ``g[:n_decay] += decay * w[:n_decay]`` and measures
+     ``||w[:n_decay]||^2`` (for the reported penalty);
+  2. measures the global gradient norm ``||g||`` (accumulated in double);
+  3. if ``||g||`` is not finite, stops and changes nothing (the caller warns
+     and restores the last finite weights);
+  4. clips globally (Pascanu et al., 2013): ``g <- g * min(1, c / ||g||)``;
+  5. applies the solver's update to ``params`` and its state vectors.
+
+  Solvers (the state vectors ``s1``, ``s2`` have the layout of ``params``)::
+
+      sgd       v <- mu v - lr g;  w <- w + v          (s1 = v)
+      nesterov  v <- mu v - lr g;  w <- w + mu v - lr g
+      adam      m <- b1 m + (1-b1) g;  u <- b2 u + (1-b2) g^2       (s1 = m, s2 = u)
+                w <- w - lr sqrt(1-b2^t)/(1-b1^t) m / (sqrt(u) + eps)
+      rmsprop   u <- rho u + (1-rho) g^2;  w <- w - lr g / (sqrt(u) + eps)   (s1 = u)
+
+  which are the update rules of scikit-learn's ``SGDOptimizer`` and
+  ``AdamOptimizer`` and of Tieleman & Hinton's RMSprop.
+* :func:`dense_head` is the output layer and the loss of a mini-batch in one
+  call: ``z = h W^T + b`` over the rows that carry a target, the loss, and
+  its gradients ``dW``, ``db`` and ``dL/dh`` (the top layer's ``grad_h``).
+  Rows flagged invalid (padded steps) add no loss and get exactly zero
+  ``dL/dz`` (assigned, never computed as ``0 * z``), hence zero ``dL/dh``
+  and no contribution to ``dW`` and ``db`` (their states must be finite,
+  which a mini-batch trimmed to its longest sequence ensures unless that
+  sequence itself overflows).
+* :func:`gather_batch` copies a shuffled mini-batch out of the time-major
+  data set.
+* One fused source serves float32 and float64; scalar hyperparameters and all
+  reductions are double.
+"""
+from cython cimport floating
+from libc.math cimport sqrt, isfinite, exp, expf, log
+
+from cbptt._blas cimport gemm
+from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
+
+cdef enum:
+    SOLVER_SGD = 0
+    SOLVER_ADAM = 1
+    SOLVER_RMSPROP = 2
+
+# Solver codes for cbptt/_optim.py.
+SGD = SOLVER_SGD
+ADAM = SOLVER_ADAM
+RMSPROP = SOLVER_RMSPROP
+
+
+cdef double add_weight_decay(floating *w,       # IN  (n_decay,)
+                             floating *g,       # IN/OUT (n_decay,)
+                             Py_ssize_t n_decay, double decay) noexcept nogil:
+    """g += decay * w over the weights; returns ||w||^2."""
+    cdef Py_ssize_t i
+    cdef double wi, wsq = 0.0
+    for i in range(n_decay):
+        wi = w[i]
+        wsq += wi * wi
+        g[i] = <floating> (g[i] + decay * wi)
+    return wsq
+
+
+cdef double squared_norm(const floating *g, Py_ssize_t n) noexcept nogil:
+    """sum_i g_i^2, accumulated in double."""
+    cdef Py_ssize_t i
+    cdef double s = 0.0
+    for i in range(n):
+        s += <double> g[i] * g[i]
+    return s
+
+
+cdef void sgd_update(floating *w,          # IN/OUT (n,)
+                     const floating *g,    # IN (n,)
+                     floating *v,          # IN/OUT (n,) velocity
+                     Py_ssize_t n, double scale, double lr, double mu,
+                     bint nesterov) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double gi, vi
+    for i in range(n):
+        gi = scale * g[i]
+        vi = mu * v[i] - lr * gi
+        v[i] = <floating> vi
+        if nesterov:
+            w[i] = <floating> (w[i] + mu * vi - lr * gi)
+        else:
+            w[i] = <floating> (w[i] + vi)
+
+
+cdef void adam_update(floating *w,         # IN/OUT (n,)
+                      const floating *g,   # IN (n,)
+                      floating *m,         # IN/OUT (n,) first moment
+                      floating *u,         # IN/OUT (n,) second moment
+                      Py_ssize_t n, double scale, double lr_t, double b1,
+                      double b2, double eps) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double gi, mi, ui
+    for i in range(n):
+        gi = scale * g[i]
+        mi = b1 * m[i] + (1.0 - b1) * gi
+        ui = b2 * u[i] + (1.0 - b2) * gi * gi
+        m[i] = <floating> mi
+        u[i] = <floating> ui
+        w[i] = <floating> (w[i] - lr_t * mi / (sqrt(ui) + eps))
+
+
+cdef void rmsprop_update(floating *w,        # IN/OUT (n,)
+                         const floating *g,  # IN (n,)
+                         floating *u,        # IN/OUT (n,) mean square
+                         Py_ssize_t n, double scale, double lr, double rho,
+                         double eps) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double gi, ui
+    for i in range(n):
+        gi = scale * g[i]
+        ui = rho * u[i] + (1.0 - rho) * gi * gi
+        u[i] = <floating> ui
+        w[i] = <floating> (w[i] - lr * gi / (sqrt(ui) + eps))
+
+
+def optimizer_step(floating[::1] params, floating[::1] grads,
+                   floating[::1] s1, floating[::1] s2,
+                   Py_ssize_t n_decay, double decay, double clip_norm,
+                   int solver, double lr, double beta_1, double beta_2,
+                   double epsilon, double momentum, bint nesterov, long t):
+    """One fused update of a flat parameter vector (see the module docstring).
+
+    Parameters
+    ----------
+    params, grads : ndarray of shape (n,)
+        Parameters (updated in place) and the mini-batch gradient (modified:
+        the L2 term is added).
+    s1, s2 : ndarray of shape (n,)
+        Solver state (velocity; Adam's moments; RMSprop's mean square). ``s2``
+        is only read by Adam.
+    n_decay : int
+        Number of leading entries under L2 (the weight matrices).
+    decay : float
+        L2 coefficient per mini-batch (``alpha / batch_size``).
+    clip_norm : float
+        Global-norm clipping threshold; 0 turns clipping off.
+    solver : int
+        ``SGD``, ``ADAM`` or ``RMSPROP``.
+    lr, beta_1, beta_2, epsilon, momentum, nesterov :
+        The solver's hyperparameters (``beta_2`` is RMSprop's ``rho``).
+    t : int
+        Adam's step count after this step (>= 1).
+
+    Returns
+    -------
+    grad_norm : float
+        ``||g||`` before clipping; not finite means no update was made.
+    weight_sq : float
+        ``||w[:n_decay]||^2`` before the update.
+    """
+    cdef Py_ssize_t n = params.shape[0]
+    cdef double wsq, norm, scale = 1.0, lr_t
+    cdef unsigned int fpenv
+    if (grads.shape[0] != n or s1.shape[0] != n or s2.shape[0] != n
+            or not 0 <= n_decay <= n or not 0 <= solver <= 2
+            or (solver == SOLVER_ADAM and t < 1)):
+        raise ValueError("optimizer_step: inconsistent arguments")
+    if n == 0:
+        return 0.0, 0.0
+    with nogil:
+        fpenv = cbptt_ftz_enter()
+        wsq = add_weight_decay(&params[0], &grads[0], n_decay, decay)
+        norm = sqrt(squared_norm(&grads[0], n))
+        if isfinite(norm):
+            if clip_norm > 0.0 and norm > clip_norm:
+                scale = clip_norm / norm
+            if solver == SOLVER_SGD:
+                sgd_update(&params[0], &grads[0], &s1[0], n, scale, lr,
+                           momentum, nesterov)
+            elif solver == SOLVER_ADAM:
+                lr_t = lr * sqrt(1.0 - beta_2 ** t) / (1.0 - beta_1 ** t)
+                adam_update(&params[0], &grads[0], &s1[0], &s2[0], n, scale,
+                            lr_t, beta_1, beta_2, epsilon)
+            else:
+                rmsprop_update(&params[0], &grads[0], &s1[0], n, scale, lr,
+                               beta_2, epsilon)
+        cbptt_ftz_leave(fpenv)
+    return norm, wsq
+
+
+ctypedef fused gathered:
+    float
+    double
+    int
+
+
+def gather_batch(const gathered[:, :, ::1] src, const Py_ssize_t[::1] rows,
+                 gathered[:, :, ::1] out):
+    """out[t, b, :] = src[t, rows[b], :] for t < out.shape[0] (a mini-batch).
+
+    ``src (T, N, F)`` is the time-major data set, ``rows (B,)`` the batch's
+    sequences, ``out (T_b, B, F)`` with ``T_b <= T`` (a batch may stop at its
+    longest sequence). Used for inputs (float) and class codes (int32).
+    """
+    cdef Py_ssize_t T = out.shape[0], B = out.shape[1], F = out.shape[2]
+    cdef Py_ssize_t N = src.shape[1], t, b, f, r
+    if (T > src.shape[0] or rows.shape[0] != B or src.shape[2] != F):
+        raise ValueError("gather_batch: inconsistent shapes")
+    for b in range(B):
+        if not 0 <= rows[b] < N:
+            raise ValueError(f"gather_batch: row {rows[b]} out of range [0, {N})")
+    if T == 0 or B == 0 or F == 0:
+        return
+    with nogil:
+        for t in range(T):
+            for b in range(B):
+                r = rows[b]
+                for f in range(F):
+                    out[t, b, f] = src[t, r, f]
+
+
+cdef enum:
+    LOSS_SQUARED = 0
+    LOSS_SOFTMAX_CE = 1
+
+# Loss codes for cbptt/_network.py.
+SQUARED_ERROR = LOSS_SQUARED
+SOFTMAX_CROSS_ENTROPY = LOSS_SOFTMAX_CE
+
+
+cdef inline floating exp_(floating v) noexcept nogil:
+    if floating is float:
+        return expf(v)
+    else:
+        return exp(v)
+
+
+cdef double squared_error_rows(floating *z,            # IN/OUT (n, k)
+                               const floating *y,      # IN (n, k)
+                               const unsigned char *valid,  # IN (n,) or NULL
+                               Py_ssize_t n, Py_ssize_t k,
+                               Py_ssize_t *count) noexcept nogil:
+    """z <- z - y on valid rows (0 elsewhere); returns sum 1/2 ||z - y||^2."""
+    cdef Py_ssize_t r, j
+    cdef double loss = 0.0, d
+    count[0] = 0
+    for r in range(n):
+        if valid != NULL and not valid[r]:
+            for j in range(k):
+                z[r * k + j] = 0.0
+            continue
+        count[0] += 1
+        for j in range(k):
+            d = <double> z[r * k + j] - y[r * k + j]
+            z[r * k + j] = <floating> d
+            loss += 0.5 * d * d
+    return loss
+
+
+cdef double softmax_ce_rows(floating *z,               # IN/OUT (n, C)
+                            const int *codes,          # IN (n,)
+                            const unsigned char *valid,  # IN (n,) or NULL
+                            Py_ssize_t n, Py_ssize_t C,
+                            Py_ssize_t *count) noexcept nogil:
+    """z <- softmax(z) - onehot(code) on valid rows (0 elsewhere).
+
+    Returns sum -log softmax(z)[code] = log sum exp(z - m) + m - z[code].
+    """
+    cdef Py_ssize_t r, j
+    cdef floating m
+    cdef double s, loss = 0.0
+    cdef floating *zr
+    count[0] = 0
+    for r in range(n):
+        zr = z + r * C
+        if valid != NULL and not valid[r]:
+            for j in range(C):
+                zr[j] = 0.0
+            continue
+        count[0] += 1
+        m = zr[0]
+        for j in range(1, C):
+            if zr[j] > m:
+                m = zr[j]
+        loss += m - zr[codes[r]]
+        s = 0.0
+        for j in range(C):
+            zr[j] = exp_(<floating> (zr[j] - m))
+            s += zr[j]
+        loss += log(s)
+        for j in range(C):
+            zr[j] = <floating> (zr[j] / s)
+        zr[codes[r]] -= 1.0
+    return loss
+
+
+def dense_head(const floating[:, ::1] h, const floating[:, ::1] w,
+               const floating[::1] b, const floating[:, ::1] y,
+               const int[::1] codes, const unsigned char[::1] valid,
+               int loss, floating[:, ::1] z, floating[:, ::1] d_w,
+               floating[::1] d_b, floating[:, ::1] d_h):
+    """Output layer, loss and gradients of one mini-batch (see the module docstring).
+
+    Parameters
+    ----------
+    h : ndarray (n, H)
+        IN: the top layer's states at the rows that may carry a target.
+    w, b : ndarray (k, H), (k,)
+        IN: the output layer.
+    y : ndarray (n, k) or None
+        IN: regression targets (``loss=SQUARED_ERROR``).
+    codes : int32 ndarray (n,) or None
+        IN: class codes in ``[0, k)`` (``loss=SOFTMAX_CROSS_ENTROPY``).
+    valid : uint8 ndarray (n,) or None
+        IN: 0 marks a padded row (no loss, zero gradient); None: all valid.
+    z : ndarray (n, k)
+        WORK: ends as dL/dz.
+    d_w, d_b, d_h : ndarray (k, H), (k,), (n, H)
+        OUT: gradients of the mean loss over the valid rows.
+
+    Returns
+    -------
+    loss_sum : float
+        Sum of the valid rows' losses (not divided by their number).
+    count : int
+        Number of valid rows; 0 leaves every OUT zero.
+    """
+    cdef Py_ssize_t n = h.shape[0], H = h.shape[1], k = w.shape[0], r, j
+    cdef Py_ssize_t count = 0
+    cdef double total = 0.0
+    cdef floating inv
+    cdef const unsigned char *pv = NULL
+    cdef unsigned int fpenv
+    if (w.shape[1] != H or b.shape[0] != k or z.shape[0] != n
+            or z.shape[1] != k or d_w.shape[0] != k or d_w.shape[1] != H
+            or d_b.shape[0] != k or d_h.shape[0] != n or d_h.shape[1] != H
+            or (valid is not None and valid.shape[0] != n)
+            or n < 1 or H < 1 or k < 1):
+        raise ValueError("dense_head: inconsistent shapes")
+    if loss == LOSS_SQUARED:
+        if y is None or y.shape[0] != n or y.shape[1] != k:
+            raise ValueError("dense_head: y must have shape (n, k)")
+    elif loss == LOSS_SOFTMAX_CE:
+        if codes is None or codes.shape[0] != n:
+            raise ValueError("dense_head: codes must have shape (n,)")
+        for r in range(n):
+            if not 0 <= codes[r] < k:
+                raise ValueError(f"dense_head: class code {codes[r]} out of "
+                                 f"range [0, {k})")
+    else:
+        raise ValueError(f"dense_head: unknown loss {loss}")
+    if valid is not None:
+        pv = &valid[0]
+    with nogil:
+        fpenv = cbptt_ftz_enter()
+        # z = h W^T:  (n x k) = (n x H)(H x k), then + b
+        gemm(False, True, n, k, H, <floating> 1.0, &h[0, 0], H, &w[0, 0], H,
+             <floating> 0.0, &z[0, 0], k)
+        for r in range(n):
+            for j in range(k):
+                z[r, j] += b[j]
+        if loss == LOSS_SQUARED:
+            total = squared_error_rows(&z[0, 0], &y[0, 0], pv, n, k, &count)
+        else:
+            total = softmax_ce_rows(&z[0, 0], &codes[0], pv, n, k, &count)
+        if count > 0:
+            inv = <floating> (1.0 / count)
+            for r in range(n):
+                for j in range(k):
+                    z[r, j] *= inv
+        # dW = dz^T h:  (k x H) = (k x n)(n x H)
+        gemm(True, False, k, H, n, <floating> 1.0, &z[0, 0], k, &h[0, 0], H,
+             <floating> 0.0, &d_w[0, 0], H)
+        for j in range(k):
+            d_b[j] = 0.0
+        for r in range(n):
+            for j in range(k):
+                d_b[j] += z[r, j]
+        # dL/dh = dz W:  (n x H) = (n x k)(k x H)
+        gemm(False, False, n, H, k, <floating> 1.0, &z[0, 0], k, &w[0, 0], H,
+             <floating> 0.0, &d_h[0, 0], H)
+        cbptt_ftz_leave(fpenv)
+    return total, count

@@ -1,0 +1,40 @@
+"""The estimators' documentation runs: the docstring examples and every code
+block of README.md's "## Estimators" section."""
+import doctest
+import re
+import warnings
+from pathlib import Path
+
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+import cbptt._estimators
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_docstring_examples():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = doctest.testmod(cbptt._estimators, verbose=False)
+    assert result.attempted >= 10 and result.failed == 0
+
+
+def readme_blocks():
+    text = README.read_text()
+    section = text.split("\n## Estimators\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_readme_estimators_section_runs(index, tmp_path, monkeypatch, capsys):
+    blocks = readme_blocks()
+    assert len(blocks) == 3
+    if "import torch" in blocks[index]:
+        pytest.importorskip("torch", reason="torch not installed")
+    monkeypatch.chdir(tmp_path)      # GridSearchCV workers: not the repo root
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        exec(compile(blocks[index], f"README block {index}", "exec"), {})
+    out = capsys.readouterr().out
+    assert out.strip()

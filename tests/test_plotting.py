@@ -1,0 +1,98 @@
+"""The plots draw what they are given and save files; without matplotlib a
+clear ImportError says how to install it."""
+import sys
+
+import numpy as np
+import pytest
+
+from cbptt.diagnostics import error_flow, error_signals
+
+mpl = pytest.importorskip("matplotlib", reason="matplotlib not installed "
+                          "(the optional extra cbptt[plot])")
+from cbptt import plotting  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    import matplotlib.pyplot as plt
+    plt.close("all")
+
+
+def elman(rng, H=6):
+    return dict(weight_ih=rng.standard_normal((H, 2)),
+                weight_hh=rng.standard_normal((H, H)) / np.sqrt(H),
+                bias=np.zeros(H))
+
+
+def test_plot_error_flow_several_models(tmp_path, rng):
+    X = rng.standard_normal((6, 40, 2))
+    w = elman(rng)
+    flows = {a: error_flow(X, w, activation=a, random_state=0)
+             for a in ("logistic", "tanh")}
+    path = tmp_path / "flow.png"
+    ax = plotting.plot_error_flow(flows, path=path, title="error flow")
+    assert path.stat().st_size > 5000
+    assert ax.get_yscale() == "log" and ax.get_title() == "error flow"
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels[0] == "logistic" and labels[2] == "tanh"
+    assert labels[1].startswith("bound") and labels[-1] == "threshold 0.001"
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(),
+                               flows["logistic"].ratio)
+    # plain arrays and a shared axis, without bounds
+    ax2 = plotting.plot_error_flow([flows["tanh"].ratio, np.ones(40)],
+                                   labels=["a", "b"], bound=False, ax=ax)
+    assert ax2 is ax
+    with pytest.raises(ValueError, match="labels has 1"):
+        plotting.plot_error_flow([np.ones(3), np.ones(3)], labels=["x"])
+    with pytest.raises(ValueError, match="1-D"):
+        plotting.plot_error_flow(np.ones((2, 3)))
+
+
+def test_plot_loss_curve(tmp_path):
+    class Fitted:
+        loss_curve_ = [1.0, 0.4, 0.2, 0.1]
+
+    path = tmp_path / "loss.svg"
+    ax = plotting.plot_loss_curve([Fitted(), [0.9, 0.8]],
+                                  baseline={"mean predictor": 0.5}, path=path)
+    assert path.read_text().startswith("<?xml")
+    lines = ax.get_lines()
+    assert [line.get_label() for line in lines] == ["Fitted", "model 2",
+                                                    "mean predictor"]
+    np.testing.assert_array_equal(lines[0].get_xdata(), [1, 2, 3, 4])
+    linear = plotting.plot_loss_curve([1.0, 0.0], log=False)
+    assert linear.get_yscale() == "linear"
+    with pytest.raises(ValueError, match="non-empty 1-D"):
+        plotting.plot_loss_curve({"empty": []})
+
+
+def test_plot_error_signals(tmp_path, rng):
+    X = rng.standard_normal((3, 25, 2))
+    g = np.zeros((3, 25, 6))
+    g[:, -1] = 1.0
+    signals = error_signals(X, [elman(rng)], g)
+    path = tmp_path / "signals.png"
+    ax = plotting.plot_error_signals(signals, sample=1, path=path)
+    assert path.stat().st_size > 3000
+    image = ax.get_images()[0].get_array()
+    assert image.shape == (6, 25)                      # units x time
+    np.testing.assert_allclose(image, np.abs(signals[0].delta[1]).T)
+    # padded steps are not drawn; arrays work directly
+    padded = np.full((2, 30, 4), np.nan)
+    padded[0, :12] = rng.standard_normal((12, 4))
+    assert plotting.plot_error_signals(padded).get_images()[0].get_array().shape == (4, 12)
+    with pytest.raises(ValueError, match="sample=5"):
+        plotting.plot_error_signals(signals, sample=5)
+    with pytest.raises(ValueError, match="layer=2"):
+        plotting.plot_error_signals(signals, layer=2)
+    with pytest.raises(ValueError, match="delta_c"):
+        plotting.plot_error_signals(signals, which="delta_c")
+    with pytest.raises(ValueError, match="gate"):
+        plotting.plot_error_signals(signals, which="f")
+
+
+def test_missing_matplotlib_gives_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)   # import fails
+    with pytest.raises(ImportError, match=r'pip install "cbptt\[plot\]"'):
+        plotting.plot_loss_curve([1.0, 0.5])
