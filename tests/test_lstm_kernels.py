@@ -1,7 +1,7 @@
-"""The LSTM kernels at the sizes where their fast paths run: the vectorised
-gate loops (full vectors and remainders), every tile of the per-step and
-all-steps products, each instruction set the CPU offers, and bitwise
-identical results for any thread count.
+"""The LSTM (and CEC) kernels at the sizes where their fast paths run: the
+vectorised gate loops (full vectors and remainders), every tile of the
+per-step and all-steps products, each instruction set the CPU offers, and
+bitwise identical results for any thread count.
 
 (`test_lstm.py` covers the maths on small problems; these are large enough
 for the vector loops: H up to 130, batches of 1 to 37 rows.)
@@ -9,10 +9,11 @@ for the vector loops: H up to 130, batches of 1 to 37 rows.)
 import numpy as np
 import pytest
 
-from cbptt import _lstm, lstm_backward, lstm_forward
+from cbptt import _lstm, cec_backward, cec_forward, lstm_backward, lstm_forward
 
 from conftest import rel_err, simd_level_fixture
-from reference import lstm_backward_ref, lstm_forward_ref
+from reference import (cec_backward_ref, cec_forward_ref, lstm_backward_ref,
+                       lstm_forward_ref)
 
 threadpoolctl = pytest.importorskip("threadpoolctl",
                                     reason="threadpoolctl not installed")
@@ -98,6 +99,28 @@ def test_tiny_output_gate_in_a_vector_row(rng, simd_level, forget_gate):
         assert rel_err(g.delta[..., col], ref["delta"][..., col]) < 1e-12, col
     for name in GRADS:
         assert rel_err(getattr(g, name), ref[name]) < 1e-12, name
+
+
+@pytest.mark.parametrize("B,H", [(1, 16), (37, 33), (20, 130)])
+def test_cec_large_sizes_match_reference(rng, simd_level, B, H):
+    T, I = 9, 8
+    x = rng.standard_normal((B, T, I))
+    w_ih = rng.standard_normal((H, I)) * 0.3
+    b = rng.standard_normal(H) * 0.3
+    h0 = rng.standard_normal((B, H))
+    g = rng.standard_normal((B, T, H))
+    hs = cec_forward_ref(x, w_ih, b, h0)
+    ref = cec_backward_ref(x, w_ih, g, 4)
+    res = cec_forward(x, w_ih, b, h0)
+    assert rel_err(res.h, hs) < 1e-12
+    grads = cec_backward(res, g, truncate=4)
+    for name in ref:
+        assert rel_err(getattr(grads, name), ref[name]) < 1e-12, name
+    res32 = cec_forward(*(a.astype(np.float32) for a in (x, w_ih, b, h0)))
+    assert rel_err(res32.h, hs) < 1e-5
+    g32 = cec_backward(res32, g.astype(np.float32), truncate=4)
+    for name in ref:
+        assert rel_err(getattr(g32, name), ref[name]) < 1e-5, name
 
 
 def _runs(p, forget_gate, dtype, limits, truncate=None):
