@@ -126,18 +126,6 @@ cdef long PARALLEL_MIN_WORK = 8 * 1000 * 1000
 # The fewest rows of the batch per chunk (a thread's share of the sequences,
 # see rows_per_chunk); a batch of fewer than two chunks runs on one thread.
 cdef int ROW_CHUNK = 8
-
-
-cdef int rows_per_chunk(int B, int nthreads) noexcept nogil:
-    """Sequences per chunk: an equal share of the batch per thread, a
-    multiple of 4 rows (the products' row tile) and at least ROW_CHUNK.
-    Large chunks let every row of a chunk pass over a block of the packed
-    weights while it is in cache (measured at H = 256: 16 rows per chunk
-    beat 8 by 5-30%); one chunk per thread leaves nothing to balance, and
-    the static schedule gives a thread the same rows forward and backward
-    (they are still in its cache)."""
-    cdef int r = (B + nthreads - 1) // nthreads
-    return max(ROW_CHUNK, (r + 3) // 4 * 4)
 # Rows (of the T*B summed over) per block of the weight-gradient products:
 # the block of delta, packed (GRAD_K_BLOCK x G*H), stays in L2 and each of
 # its panels in L1 while the rows of the gradient pass over it (measured:
@@ -150,6 +138,18 @@ cdef int MM_K_BLOCK = 128
 # Columns of the weight gradients per part when threads share them (a
 # multiple of every panel width): each part packs only its columns of delta.
 cdef int GRAD_N_PART = 128
+
+
+cdef int rows_per_chunk(int B, int nthreads) noexcept nogil:
+    """Sequences per chunk: an equal share of the batch per thread, a
+    multiple of 4 rows (the products' row tile) and at least ROW_CHUNK.
+    Large chunks let every row of a chunk pass over a block of the packed
+    weights while it is in cache (measured at H = 256: 16 rows per chunk
+    beat 8 by 5-30%); one chunk per thread leaves nothing to balance, and
+    the static schedule gives a thread the same rows forward and backward
+    (they are still in its cache)."""
+    cdef int r = (B + nthreads - 1) // nthreads
+    return max(ROW_CHUNK, (r + 3) // 4 * 4)
 
 
 cdef inline void pack_blocked(int n, int k, const floating *w, long rs,

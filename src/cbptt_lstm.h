@@ -6,8 +6,8 @@
  * Gates are packed per row as i, f, g, o (forget-gate form, fg = 1, G = 4)
  * or i, g, o (1997 form, fg = 0, G = 3), each block H wide; a row of gates
  * or of gate errors is G*H elements. The (rows x H) arrays c, h, ... have
- * row stride H. Arrays given to one call never overlap, except that the
- * rows of c_prev may be those of c0.
+ * row stride H. An array a call writes overlaps no other array of the call
+ * (arrays it only reads may coincide).
  *
  * - cbptt_lstm_fwd_rows_{f,d}(m, H, fg, z, b, c_prev, c, h), for m rows:
  *       i, f, o = logistic(z + b),  g = tanh(z + b)      (z in place)
