@@ -41,7 +41,7 @@ import numpy as np
 
 from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
 from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_max_threads,
-                          cbptt_pack_f, cbptt_pack_d, cbptt_mm_f, cbptt_mm_d,
+                          pack, small_mm,
                           cbptt_bias_act_rows_f, cbptt_bias_act_rows_d,
                           cbptt_delta_rows_f, cbptt_delta_rows_d)
 
@@ -59,24 +59,6 @@ cdef int ROW_CHUNK = 8
 # chunks of delta and h (32 rows of H <= 256) stay in L1 (measured: 32 is as
 # fast as BLAS at H = 256 and faster below).
 cdef int GRAD_K_BLOCK = 32
-
-
-cdef inline void pack(int n, int k, const floating *w, long rs, long cs,
-                      floating *packed) noexcept nogil:
-    if floating is float:
-        cbptt_pack_f(n, k, w, rs, cs, packed)
-    else:
-        cbptt_pack_d(n, k, w, rs, cs, packed)
-
-
-cdef inline void small_mm(int m, int n, int k, const floating *a, long lda,
-                          long ak, const floating *w, long ldw, floating *c,
-                          long ldc, bint accumulate) noexcept nogil:
-    """C (+)= A W, A[r, k] = a[r*lda + k*ak]; W packed (ldw 0) or row-major."""
-    if floating is float:
-        cbptt_mm_f(m, n, k, a, lda, ak, w, ldw, c, ldc, accumulate)
-    else:
-        cbptt_mm_d(m, n, k, a, lda, ak, w, ldw, c, ldc, accumulate)
 
 
 cdef inline void bias_activate_rows(int act, int m, int n, floating *z,
