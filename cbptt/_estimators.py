@@ -31,6 +31,7 @@ from sklearn.utils.multiclass import (_check_partial_fit_first_call,
                                       check_classification_targets)
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from cbptt import _persistence
 from cbptt._cells import make_cell
 from cbptt._network import (Network, NonFiniteError, SoftmaxCrossEntropy,
                             SquaredError, Trainer, Workspace, predict_raw)
@@ -628,6 +629,154 @@ class _BaseRNN(BaseEstimator):
         if "_params" in state:
             self.coefs_ = self._make_coefs()
 
+    # -------------------------------------------------------- persistence --
+    # Private plain data that fit sets and that cbptt.load must restore
+    # (besides the public fitted attributes); "_optimizer_state" exists only
+    # inside save() and load().
+    _persistent_attributes = ("_arch", "_output", "_input_layout",
+                              "_n_step_features", "_y_ndim",
+                              "_no_improvement_count", "_optimizer_state")
+
+    def save(self, path):
+        """Write the fitted estimator to ``path`` in cbptt's safe format.
+
+        The file is a ZIP (``.npz``) archive holding ``metadata.json`` (format
+        version, class name, :meth:`get_params`, every fitted attribute, each
+        array's shape and dtype) and one ``.npy`` file per array: the weights
+        and the optimizer's state, so that :meth:`partial_fit` continues a
+        loaded model exactly as it would have continued this one. Read it back
+        with :func:`cbptt.load`, which never unpickles anything.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Where to write (conventionally ending in ``.npz``). The file is
+            written to a temporary name and renamed, so a failing save leaves
+            no partial file.
+
+        Returns
+        -------
+        path : str
+            The path written.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator is not fitted (there is nothing to save; its
+            parameters alone are ``get_params()``).
+        TypeError
+            If a parameter holds something that cannot be saved without
+            pickle (e.g. a ``RandomState`` instance as ``random_state``).
+
+        Examples
+        --------
+        >>> import numpy as np, cbptt
+        >>> from cbptt import RNNRegressor
+        >>> X = np.random.default_rng(0).standard_normal((16, 5, 2))
+        >>> est = RNNRegressor(hidden_layer_sizes=(4,), max_iter=2,
+        ...                    random_state=0).fit(X, X.sum(axis=(1, 2)))
+        >>> path = est.save("model.npz")                    # doctest: +SKIP
+        >>> same = cbptt.load(path)                         # doctest: +SKIP
+        """
+        check_is_fitted(self)
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        opt = getattr(self, "_optimizer", None)
+        if opt is not None:
+            s1, s2, t = opt.snapshot()
+            copy._optimizer_state = {"solver": opt.solver, "t": int(t),
+                                     "s1": s1, "s2": s2}
+        return _persistence.save(copy, path)
+
+    def _rebuild_from_fitted(self):
+        """Rebuild the private state of a fit from the loaded attributes.
+
+        Called by :func:`cbptt.load` after it set the public fitted attributes
+        and the private ones named in ``_persistent_attributes``: builds the
+        network from ``_arch``, the flat parameter vector from ``coefs_``
+        (whose arrays become read-only views into it, as after a fit) and the
+        optimizer from ``_optimizer_state``. Raises ``ValueError`` (or
+        ``KeyError``/``TypeError``) when they disagree with each other.
+        """
+        state = self.__dict__.pop("_optimizer_state", None)
+        needed = ["coefs_", "n_outputs_", "n_iter_", "loss_curve_", "_arch",
+                  "_output", "_input_layout", "_n_step_features",
+                  "_no_improvement_count"]
+        if isinstance(self, RegressorMixin):
+            needed.append("_y_ndim")
+        else:
+            needed.append("classes_")
+        missing = [k for k in needed if not hasattr(self, k)]
+        if missing:
+            raise ValueError(f"the fitted attributes {missing} are missing")
+        arch = self._arch
+        if not isinstance(arch, dict) or set(arch) != set(_ARCHITECTURE):
+            raise ValueError(f"_arch is {arch!r}; expected a dict with keys "
+                             f"{list(_ARCHITECTURE)}")
+        hidden = _hidden_sizes(arch["hidden_layer_sizes"])
+        if arch["output"] not in ("last", "sequence") or \
+                self._output != arch["output"]:
+            raise ValueError(f"_output is {self._output!r}; expected "
+                             f"{arch['output']!r} ('last' or 'sequence')")
+        if self._input_layout not in ("2d", "3d", "list"):
+            raise ValueError(f"_input_layout is {self._input_layout!r}; "
+                             "expected '2d', '3d' or 'list'")
+        ndims = (1, 2) if self._output == "last" else (2, 3)
+        if isinstance(self, RegressorMixin) and self._y_ndim not in ndims:
+            raise ValueError(f"_y_ndim is {self._y_ndim!r}; expected one of "
+                             f"{ndims}")
+        for name in ("_n_step_features", "n_outputs_"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) \
+                    or v < 1:
+                raise ValueError(f"{name} is {v!r}; expected a positive int")
+        if not isinstance(self, RegressorMixin) and \
+                np.shape(self.classes_) != (self.n_outputs_,):
+            raise ValueError(f"classes_ has shape {np.shape(self.classes_)}; "
+                             f"expected ({self.n_outputs_},) like n_outputs_")
+        net = Network(make_cell(arch["cell"], arch["activation"]),
+                      self._n_step_features, hidden, self.n_outputs_)
+        coefs = self.coefs_
+        if not isinstance(coefs, list) or len(coefs) != net.n_layers + 1:
+            raise ValueError(f"coefs_ has {len(coefs)} entries; expected "
+                             f"{net.n_layers + 1} (one per recurrent layer "
+                             "and the output layer)")
+        dtypes = {np.asarray(a).dtype for d in coefs for a in d.values()}
+        if len(dtypes) != 1 or dtypes.pop() not in (np.float32, np.float64):
+            raise ValueError("coefs_ holds arrays of dtypes "
+                             f"{sorted(map(str, dtypes))}; expected all "
+                             "float32 or all float64")
+        params = np.empty(net.size, coefs[0]["bias"].dtype)
+        layers, out = net.views(params)
+        for k, (views, saved) in enumerate(zip(layers + [out], coefs)):
+            if not isinstance(saved, dict) or set(saved) != set(views):
+                raise ValueError(f"coefs_[{k}] has keys {sorted(saved)}; "
+                                 f"expected {sorted(views)}")
+            for name, view in views.items():
+                if np.shape(saved[name]) != view.shape:
+                    raise ValueError(
+                        f"coefs_[{k}][{name!r}] has shape "
+                        f"{np.shape(saved[name])}; expected {view.shape}")
+                view[...] = saved[name]
+        self._net = net
+        self._params = params
+        self.coefs_ = self._make_coefs()
+        self._optimizer = None
+        if state is not None and state.get("solver") == self.solver:
+            opt = self._make_optimizer(net, params.dtype, None)
+            s1, s2 = state["s1"], state["s2"]
+            t = state["t"]
+            if (np.shape(s1) != opt.s1.shape or s1.dtype != params.dtype
+                    or (s2 is None) != (opt.s2 is opt.s1)
+                    or (s2 is not None and (np.shape(s2) != opt.s2.shape
+                                            or s2.dtype != params.dtype))
+                    or isinstance(t, bool) or not isinstance(t, int) or t < 0):
+                raise ValueError("the optimizer state does not match the "
+                                 f"network ({net.size} parameters, "
+                                 f"solver={self.solver!r}, {params.dtype})")
+            opt.restore((s1, s2, t))
+            self._optimizer = opt
+
     def _score(self, X, y, sample_weight, mixin_score, metric):
         """The mixin's score with ``output="last"``, else ``metric`` per step."""
         if getattr(self, "_output", self.output) == "last":
@@ -801,6 +950,7 @@ class _BaseRNN(BaseEstimator):
         return self.cell == "cec"
 
 
+@_persistence.allow
 class RNNRegressor(RegressorMixin, _BaseRNN):
     """Recurrent neural network regressor trained by exact, compiled BPTT.
 
@@ -974,6 +1124,7 @@ __NOTES__
         return tags
 
 
+@_persistence.allow
 class RNNClassifier(ClassifierMixin, _BaseRNN):
     """Recurrent neural network classifier trained by exact, compiled BPTT.
 
