@@ -345,6 +345,10 @@ class _BaseRNN(BaseEstimator):
 
     # ----------------------------------------------------------- fitting --
     def _fit(self, X, y, incremental, classes=None):
+        if incremental:
+            # scikit-learn's _fit_context skips the validation in partial_fit
+            # once fitted; the parameters may have changed since (set_params).
+            self._validate_params()
         saved = dict(self.__dict__)
         try:
             self._fit_unsafe(X, y, incremental, classes)

@@ -534,22 +534,32 @@ def test_bad_parameters_are_refused_and_lose_nothing(cls_name, param, value):
 
 
 @needs_estimators
-@pytest.mark.xfail(strict=True, reason="estimators gap (issue 6): partial_fit "
-                   "on a fitted estimator skips parameter validation "
-                   "(scikit-learn's _fit_context default): solver='lbfgs' "
-                   "raises KeyError, learning_rate_init=0 is accepted")
+@pytest.mark.parametrize("cls_name", ["RNNRegressor", "RNNClassifier"])
 @pytest.mark.parametrize("param,value", [("solver", "lbfgs"),
                                          ("learning_rate_init", 0.0),
-                                         ("alpha", -1.0), ("clip_norm", 0.0)])
-def test_partial_fit_validates_parameters(param, value):
-    X, y, _ = _est_data()
-    est = _fitted_est("RNNRegressor")
+                                         ("alpha", -1.0), ("clip_norm", 0.0),
+                                         ("beta_1", 1.5), ("momentum", -0.1),
+                                         ("batch_size", 0), ("verbose", "loud")])
+def test_partial_fit_validates_parameters(cls_name, param, value):
+    """partial_fit validates the parameters on every call (set_params may
+    have changed them since the fit), names the bad one, and loses nothing."""
+    X, y, labels = _est_data()
+    target = labels if cls_name == "RNNClassifier" else y
+    est = _fitted_est(cls_name)
     before = _snapshot(est, X)
+    state = {k: v for k, v in vars(est).items() if k != "coefs_"}
     est.set_params(**{param: value})
-    with pytest.raises(ValueError, match=param):
-        est.partial_fit(X, y)
+    with pytest.raises(ValueError, match=f"'{param}' parameter"):
+        est.partial_fit(X, target)
     for a, b in zip(before, _snapshot(est, X)):
         np.testing.assert_array_equal(a, b)
+    assert {k: v for k, v in vars(est).items() if k != "coefs_"}.keys() == state.keys()
+    assert est.n_iter_ == state["n_iter_"]
+    fresh = _small(cls_name, **{param: value})          # and on a first call
+    with pytest.raises(ValueError, match=f"'{param}' parameter"):
+        fresh.partial_fit(X, target, **({"classes": ["neg", "pos"]}
+                                        if cls_name == "RNNClassifier" else {}))
+    assert not hasattr(fresh, "coefs_")
 
 
 @needs_estimators
