@@ -16,6 +16,8 @@ Contract
   a ``ConvergenceWarning``.
 """
 import numbers
+import signal
+import threading
 import time
 import warnings
 
@@ -64,6 +66,62 @@ def _as_numpy(value):
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
     return np.asarray(value)
+
+
+class _Interrupt:
+    """Ctrl-C during training: stop at the next mini-batch boundary.
+
+    While active (``with``), in the main thread and when SIGINT has Python's
+    default handler, a first SIGINT only sets :attr:`pending`; the training
+    loop calls :meth:`checkpoint` after every mini-batch (and epoch), which
+    raises ``KeyboardInterrupt`` there, so the weights are those of a
+    finished update. A second SIGINT raises at once (as does any
+    ``KeyboardInterrupt`` when the handler cannot be installed); the weights
+    are then still those of the last compiled update, which is one call.
+    """
+
+    def __init__(self, optimizer):
+        self.pending = False
+        self.updates_before = optimizer.t
+        self.optimizer = optimizer
+        self.epoch = self.batch = 0
+        self._previous = None
+
+    def __enter__(self):
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+        return False
+
+    def _handler(self, signum, frame):
+        if self.pending:
+            raise KeyboardInterrupt
+        self.pending = True
+
+    def checkpoint(self, epoch, batch):
+        """Record a finished mini-batch (``batch`` 0: a finished epoch)."""
+        self.epoch, self.batch = epoch, batch
+        if self.pending:
+            raise KeyboardInterrupt
+
+    @property
+    def updated(self):
+        """Whether any weight update finished since the start."""
+        return self.optimizer.t != self.updates_before
+
+    def message(self, n_iter):
+        where = (f"after epoch {self.epoch}" if self.batch == 0 else
+                 f"in epoch {self.epoch} after mini-batch {self.batch}")
+        return (f"fit was interrupted by KeyboardInterrupt {where}; the model "
+                "keeps the weights of the last finished update "
+                f"({n_iter} complete epoch(s) counted in n_iter_). Call "
+                "partial_fit, or fit with warm_start=True, to train on.")
 
 
 _PARAMETERS = """
@@ -351,11 +409,14 @@ class _BaseRNN(BaseEstimator):
             self._validate_params()
         saved = dict(self.__dict__)
         try:
-            self._fit_unsafe(X, y, incremental, classes)
+            interrupted = self._fit_unsafe(X, y, incremental, classes)
         except BaseException:
+            # Also a KeyboardInterrupt before any update finished.
             self.__dict__.clear()
             self.__dict__.update(saved)
             raise
+        if interrupted is not None:
+            warnings.warn(interrupted, UserWarning)
         return self
 
     def _fit_unsafe(self, X, y, incremental, classes):
@@ -398,13 +459,24 @@ class _BaseRNN(BaseEstimator):
         if cold or not incremental:
             self._start_history()
         opt = self._make_optimizer(net, params.dtype, old_opt)
-        self._fit_epochs(net, params, opt, seqs, targets, rng, incremental)
+        interrupted = None
+        with _Interrupt(opt) as interrupt:
+            try:
+                self._fit_epochs(net, params, opt, seqs, targets, rng,
+                                 incremental, interrupt)
+            except KeyboardInterrupt:
+                if not interrupt.updated:
+                    raise                   # nothing to keep: roll back
+                interrupted = interrupt.message(self.n_iter_)
+        if interrupt.pending and interrupted is None:   # Ctrl-C at the very end
+            interrupted = interrupt.message(self.n_iter_)
         self._net = net
         self._params = params
         self._optimizer = opt
         self._output = self._arch["output"]
         self.n_outputs_ = n_outputs
         self.coefs_ = self._make_coefs()
+        return interrupted
 
     def _before_fit(self, incremental, classes):
         """Hook run first inside the rollback scope of a fit."""
@@ -466,7 +538,8 @@ class _BaseRNN(BaseEstimator):
                           f"{n} training sequences; using {n}")
         return min(self.batch_size, n)
 
-    def _fit_epochs(self, net, params, opt, seqs, targets, rng, incremental):
+    def _fit_epochs(self, net, params, opt, seqs, targets, rng, incremental,
+                    interrupt):
         n = seqs.n_samples
         idx_train = np.arange(n)
         val = None
@@ -520,6 +593,7 @@ class _BaseRNN(BaseEstimator):
                     total += s_b
                     count += n_b
                     l2 += 0.5 * self.alpha * opt.weight_sq
+                    interrupt.checkpoint(epoch, s // B + 1)
                 if not np.isfinite(params).all():
                     raise NonFiniteError("weights")
             except NonFiniteError as exc:
@@ -557,6 +631,7 @@ class _BaseRNN(BaseEstimator):
                 if val is not None:
                     line += f", validation score = {score:.6f}"
                 print(f"{line}, {time.perf_counter() - tic:.3f} s")
+            interrupt.checkpoint(epoch, 0)
             if incremental:
                 break
             if self._no_improvement_count > self.n_iter_no_change:

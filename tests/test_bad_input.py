@@ -385,7 +385,7 @@ def test_results_are_private_and_read_only(fname):
 
 import threading as _threading                                   # noqa: E402
 import warnings as _warnings                                     # noqa: E402
-import _thread                                                   # noqa: E402
+import signal as _signal                                         # noqa: E402
 
 import cbptt                                                     # noqa: E402
 
@@ -615,33 +615,154 @@ def test_huge_inputs_never_give_silent_nan(cls_name):
             assert np.isfinite(est.predict_proba(X * scale)).all()
 
 
-@needs_estimators
-@pytest.mark.xfail(strict=True, reason="estimators gap (issue 6): a "
-                   "KeyboardInterrupt during fit rolls the estimator back "
-                   "(fit restores __dict__ on BaseException) instead of "
-                   "keeping the last finished update and warning")
-def test_keyboard_interrupt_keeps_the_last_finished_update():
-    """Ctrl-C during fit: the fit stops at a mini-batch boundary and the
-    estimator keeps a usable model with the weights of the last finished
-    update, and says so (a warning)."""
+def _interrupting_batches(monkeypatch, at, how):
+    """Make the training's per-mini-batch call interrupt on its ``at``-th call.
+
+    ``how``: "signal" sends one real SIGINT (as Ctrl-C does) at the start of
+    that mini-batch; "signal2" sends two (Ctrl-C pressed twice); "raise"
+    raises KeyboardInterrupt instead of running it. Returns the list of the
+    weights after every finished mini-batch.
+    """
+    from cbptt._network import Trainer
+    original = Trainer.batch
+    after = []
+
+    def batch(self, x, lengths, target):
+        if len(after) + 1 == at:
+            if how == "raise":
+                raise KeyboardInterrupt
+            _signal.raise_signal(_signal.SIGINT)
+            if how == "signal2":
+                _signal.raise_signal(_signal.SIGINT)
+        out = original(self, x, lengths, target)
+        after.append(self.params.copy())
+        return out
+
+    monkeypatch.setattr(Trainer, "batch", batch)
+    return after
+
+
+def _interrupt_data():
     rng = np.random.default_rng(3)
-    X = rng.standard_normal((256, 30, 4))
-    y = X.sum(axis=(1, 2))
-    est = _small("RNNRegressor", cell="lstm", hidden_layer_sizes=(32,),
-                 max_iter=100000, tol=0.0, n_iter_no_change=np.inf, batch_size=8)
-    timer = _threading.Timer(0.5, _thread.interrupt_main)
+    X = rng.standard_normal((40, 8, 3))
+    return X, X.sum(axis=(1, 2))
+
+
+INTERRUPTIBLE = dict(cell="lstm", hidden_layer_sizes=(6,), max_iter=50, tol=0.0,
+                     n_iter_no_change=np.inf, batch_size=8)   # 5 batches/epoch
+
+
+def _fit_interrupted(est, X, y):
     with _warnings.catch_warnings(record=True) as record:
         _warnings.simplefilter("always")
-        timer.start()
-        try:
-            est.fit(X, y)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            timer.cancel()
-    assert any("interrupt" in str(w.message).lower() for w in record), (
-        "fit did not say that it was interrupted")
-    assert hasattr(est, "coefs_"), "the interrupted fit lost the model"
-    assert 0 < est.n_iter_ < 100000
+        est.fit(X, y)
+    said = [str(w.message) for w in record if "KeyboardInterrupt" in str(w.message)]
+    assert len(said) == 1, "fit did not say (once) that it was interrupted"
+    assert _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler
+    return said[0]
+
+
+@needs_estimators
+@pytest.mark.parametrize("how,at,kept", [
+    ("signal", 8, 8),        # Ctrl-C: stops after the mini-batch it arrived in
+    ("signal", 10, 10),      # ... the last of epoch 2
+    ("signal2", 8, 7),       # pressed twice: stops at once
+    ("raise", 8, 7),         # a KeyboardInterrupt raised inside the update
+])
+def test_keyboard_interrupt_keeps_the_last_finished_update(monkeypatch, how,
+                                                           at, kept):
+    """Ctrl-C during fit: the fit stops at a mini-batch boundary, returns,
+    and the estimator keeps a usable model with the weights of the last
+    finished update, and says so (a warning)."""
+    if _signal.getsignal(_signal.SIGINT) is not _signal.default_int_handler:
+        pytest.skip("SIGINT has a non-default handler in this test process")
+    X, y = _interrupt_data()
+    est = _small("RNNRegressor", **INTERRUPTIBLE)
+    after = _interrupting_batches(monkeypatch, at, how)
+    msg = _fit_interrupted(est, X, y)
+    epoch, batch = divmod(kept - 1, 5)
+    assert f"in epoch {epoch + 1} after mini-batch {batch + 1};" in msg, msg
+    assert "keeps the weights of the last finished update" in msg
+    np.testing.assert_array_equal(est._params, after[kept - 1])
+    assert est.n_iter_ == len(est.loss_curve_) == (kept - 1) // 5
     assert all(np.isfinite(a).all() for d in est.coefs_ for a in d.values())
-    assert np.isfinite(est.predict(X)).all()
+    pred = est.predict(X)
+    assert pred.shape == y.shape and np.isfinite(pred).all()
+    monkeypatch.undo()
+    if kept % 5 == 0:        # the same weights as a fit stopped by max_iter
+        ref = _small("RNNRegressor", **dict(INTERRUPTIBLE, max_iter=kept // 5))
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore")
+            ref.fit(X, y)
+        np.testing.assert_array_equal(est._params, ref._params)
+        np.testing.assert_array_equal(est.predict(X), ref.predict(X))
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore")
+        est.partial_fit(X, y)                 # and training can go on
+    assert est.n_iter_ == (kept - 1) // 5 + 1
+
+
+@needs_estimators
+def test_keyboard_interrupt_in_partial_fit_keeps_the_finished_updates(monkeypatch):
+    X, y = _interrupt_data()
+    est = _fitted_est("RNNRegressor", **dict(INTERRUPTIBLE, max_iter=2))
+    X, y = _interrupt_data()
+    n_iter = est.n_iter_
+    after = _interrupting_batches(monkeypatch, 3, "raise")
+    with _warnings.catch_warnings(record=True) as record:
+        _warnings.simplefilter("always")
+        est.partial_fit(X, y)
+    assert any("KeyboardInterrupt" in str(w.message) for w in record)
+    np.testing.assert_array_equal(est._params, after[-1])
+    assert len(after) == 2 and est.n_iter_ == n_iter
+
+
+@needs_estimators
+@pytest.mark.parametrize("how", ["signal2", "raise"])
+def test_keyboard_interrupt_before_any_update_is_raised_and_changes_nothing(
+        monkeypatch, how):
+    """With no finished update there is nothing to keep: the interrupt goes
+    on to the caller, an unfitted estimator stays unfitted and a fitted one
+    keeps its model."""
+    X, y = _interrupt_data()
+    fresh = _small("RNNRegressor", **INTERRUPTIBLE)
+    fitted = _fitted_est("RNNRegressor", **dict(INTERRUPTIBLE, max_iter=2))
+    before = _snapshot(fitted, X)
+    state = dict(vars(fitted))
+    _interrupting_batches(monkeypatch, 1, how)
+    with pytest.raises(KeyboardInterrupt):
+        fresh.fit(X, y)
+    assert not hasattr(fresh, "coefs_") and not hasattr(fresh, "n_iter_")
+    for call in (lambda: fitted.fit(X, y), lambda: fitted.partial_fit(X, y)):
+        with pytest.raises(KeyboardInterrupt):
+            call()
+        assert vars(fitted).keys() == state.keys()
+        assert fitted.n_iter_ == state["n_iter_"]
+        for a, b in zip(before, _snapshot(fitted, X)):
+            np.testing.assert_array_equal(a, b)
+    assert _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler
+
+
+@needs_estimators
+def test_an_error_after_some_updates_still_rolls_back(monkeypatch):
+    """Only KeyboardInterrupt keeps a partly trained model; an error in the
+    middle of a fit leaves the previous model exactly as it was."""
+    from cbptt._network import Trainer
+    X, y = _interrupt_data()
+    est = _fitted_est("RNNRegressor", **dict(INTERRUPTIBLE, max_iter=2))
+    before = _snapshot(est, X)
+    original, calls = Trainer.batch, []
+
+    def batch(self, *args):
+        calls.append(1)
+        if len(calls) == 4:
+            raise MemoryError("out of memory in the 4th mini-batch")
+        return original(self, *args)
+
+    monkeypatch.setattr(Trainer, "batch", batch)
+    for call in (lambda: est.fit(X, y), lambda: est.partial_fit(X, y)):
+        calls.clear()
+        with pytest.raises(MemoryError):
+            call()
+        for a, b in zip(before, _snapshot(est, X)):
+            np.testing.assert_array_equal(a, b)
