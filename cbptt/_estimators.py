@@ -38,7 +38,8 @@ from cbptt._cells import make_cell
 from cbptt._network import (Network, NonFiniteError, SoftmaxCrossEntropy,
                             SquaredError, Trainer, Workspace, predict_raw)
 from cbptt._optim import Optimizer
-from cbptt._sequences import sequence_targets, validate_sequences
+from cbptt._sequences import (check_real_numbers, sequence_targets,
+                              validate_sequences)
 from cbptt._train import gather_batch
 
 __all__ = ["RNNRegressor", "RNNClassifier"]
@@ -1069,6 +1070,7 @@ __NOTES__
         return None
 
     def _encode_targets(self, y, seqs, cold, incremental, classes):
+        check_real_numbers(y, "y")
         dtype = seqs.x.dtype
         if self._arch_output(cold) == "last":
             y = check_array(y, ensure_2d=False, dtype=dtype, input_name="y")
@@ -1194,6 +1196,7 @@ __NOTES__
         -------
         score : float
         """
+        check_real_numbers(y, "y")
         return self._score(X, y, sample_weight, super().score, r2_score)
 
     def __sklearn_tags__(self):
