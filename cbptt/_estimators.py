@@ -5,7 +5,14 @@ Contract
 * ``__init__`` only stores parameters; ``_parameter_constraints`` and
   ``validate_data`` (through :mod:`cbptt._sequences`) validate them.
 * A fit builds its new state aside: the estimator's ``__dict__`` is restored
-  if the fit raises, so a fitted model is never lost or half-replaced.
+  if the fit raises, so a fitted model is never lost or half-replaced. The
+  one exception is ``KeyboardInterrupt`` after at least one finished update:
+  training stops at a mini-batch boundary, the fit commits the weights of the
+  last finished update, warns and returns (as scikit-learn's MLP does).
+* ``save`` writes the public fitted attributes, the private plain data named
+  in ``_persistent_attributes`` and the optimizer state (see
+  :mod:`cbptt._persistence`); ``_rebuild_from_fitted`` rebuilds the network,
+  the flat parameter vector and the optimizer after ``cbptt.load``.
 * Training runs the compiled kernels once per mini-batch (per window with
   truncated BPTT): stack forward, NumPy output layer and loss, stack BPTT,
   and one fused compiled optimizer update (L2, global-norm clipping,
@@ -301,7 +308,15 @@ _NOTES = """
     gradient or a weight becomes NaN or infinite, training stops, the
     weights from the end of the previous epoch are kept and a
     ``ConvergenceWarning`` names the epoch and the remedies. A fit that
-    raises leaves a previously fitted estimator unchanged.
+    raises leaves a previously fitted estimator unchanged. Ctrl-C
+    (``KeyboardInterrupt``) stops training at the end of the current
+    mini-batch and keeps the weights of the last finished update, with a
+    warning; the fit then returns normally.
+
+    **Saving.** :meth:`save` writes the fitted estimator (weights, fitted
+    attributes, optimizer state) to a ZIP of JSON and ``.npy`` files that
+    :func:`cbptt.load` reads back without unpickling anything; pickle works
+    too.
 
     **PyTorch.** :meth:`to_torch_state_dict` and
     :meth:`from_torch_state_dict` move the weights to and from
