@@ -124,8 +124,12 @@ class _Interrupt:
         return self.optimizer.t != self.updates_before
 
     def message(self, n_iter):
-        where = (f"after epoch {self.epoch}" if self.batch == 0 else
-                 f"in epoch {self.epoch} after mini-batch {self.batch}")
+        if self.epoch == 0:
+            where = "in its first mini-batch"
+        elif self.batch == 0:
+            where = f"after epoch {self.epoch}"
+        else:
+            where = f"in epoch {self.epoch} after mini-batch {self.batch}"
         return (f"fit was interrupted by KeyboardInterrupt {where}; the model "
                 "keeps the weights of the last finished update "
                 f"({n_iter} complete epoch(s) counted in n_iter_). Call "

@@ -802,6 +802,31 @@ def test_keyboard_interrupt_in_partial_fit_keeps_the_finished_updates(monkeypatc
 
 
 @needs_estimators
+def test_keyboard_interrupt_between_truncated_windows_keeps_their_updates(monkeypatch):
+    """With truncated BPTT every window is an update: an interrupt raised
+    after the first window's update of the first mini-batch keeps it."""
+    from cbptt._optim import Optimizer
+    X, _ = _interrupt_data()
+    y = np.cumsum(X.sum(axis=2), axis=1)       # a target at every step
+    est = _small("RNNRegressor", **dict(INTERRUPTIBLE, bptt_truncate=4,
+                                        output="sequence"))
+    original, kept = Optimizer.step, []
+
+    def step(self, params, grads):
+        if kept:
+            raise KeyboardInterrupt
+        original(self, params, grads)
+        kept.append(params.copy())
+
+    monkeypatch.setattr(Optimizer, "step", step)
+    msg = _fit_interrupted(est, X, y)
+    assert "in its first mini-batch" in msg, msg
+    np.testing.assert_array_equal(est._params, kept[0])
+    assert est.n_iter_ == 0 and est._optimizer.t == 1
+    assert np.isfinite(est.predict(X)).all()
+
+
+@needs_estimators
 @pytest.mark.parametrize("how", ["signal2", "raise"])
 def test_keyboard_interrupt_before_any_update_is_raised_and_changes_nothing(
         monkeypatch, how):
