@@ -185,7 +185,7 @@ class CbpttImpl(Impl):
             err = h_last @ p["w_out"].T + p["b_out"] - y
             d_pred = (2.0 / err.size) * err
             np.matmul(d_pred, p["w_out"], out=grad_h[-1])
-            g = self.bwd(res, grad_h)
+            g = self.bwd(res, grad_h, input_grad=False)  # x is data
             p["w_out"] -= LR * (d_pred.T @ h_last)
             p["b_out"] -= LR * d_pred.sum(0)
             p["weight_ih"] -= LR * g.weight_ih

@@ -65,7 +65,7 @@ class ElmanCell:
 
     name = "elman"
     state_names = ("h",)
-    first_layer_dx = True          # the Elman kernel always computes dL/dx
+    first_layer_dx = False
 
     def __init__(self, activation="tanh"):
         self.activation = activation

@@ -161,7 +161,7 @@ cdef void elman_rows_backward(
         const floating *h,       # IN  (T, B, H) forward outputs
         const floating *grad_h,  # IN  (T, B, H)
         floating *delta,         # OUT (T, B, H)
-        floating *d_x,           # OUT (T, B, I)
+        floating *d_x,           # OUT (T, B, I), or NULL to skip
 ) noexcept nogil:
     """The reverse time loop for sequences [lo, hi)."""
     cdef int t
@@ -177,8 +177,9 @@ cdef void elman_rows_backward(
         delta_rows(act, <long> (hi - lo) * H, delta + off, h + off,
                    grad_h + off, has_carry)
         # dx(t) = delta(t) W_ih:  (m x I) = (m x H)(H x I)
-        small_mm(hi - lo, I, H, delta + off, H, 1, w_ih_p, 0,
-                 d_x + (<long> t * B + lo) * I, I, False)
+        if d_x != NULL:
+            small_mm(hi - lo, I, H, delta + off, H, 1, w_ih_p, 0,
+                     d_x + (<long> t * B + lo) * I, I, False)
         # the next step down gets a carry unless t starts a window
         has_carry = t > 0 and (truncate <= 0 or t % truncate != 0)
 
@@ -226,7 +227,7 @@ cdef void elman_layer_backward(
         floating *d_w_hh,        # OUT (H, H)
         floating *d_bias,        # OUT (H,)
         floating *d_h0,          # OUT (B, H)
-        floating *d_x,           # OUT (T, B, I)
+        floating *d_x,           # OUT (T, B, I), or NULL to skip
         floating *work,          # WORK (H * (H + 2 I))
 ) noexcept nogil:
     """Exact (optionally windowed) BPTT through the Elman layer.
@@ -331,8 +332,9 @@ def elman_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                    floating[:, ::1] carry):
     """Run the backward kernel on validated, time-major arrays (fills the OUTs).
 
-    ``carry`` (B, H) is checked but no longer used (the carried error now
-    lives in ``delta``); it stays in the signature for the callers.
+    ``d_x`` may be None: dL/dx is then not computed (a first layer's input
+    is data). ``carry`` (B, H) is checked but no longer used (the carried
+    error now lives in ``delta``); it stays in the signature for the callers.
     """
     cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_ih.shape[0]
     cdef unsigned int fpenv
@@ -345,17 +347,21 @@ def elman_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
             or d_w_ih.shape[0] != H or d_w_ih.shape[1] != I
             or d_w_hh.shape[0] != H or d_w_hh.shape[1] != H
             or d_bias.shape[0] != H or d_h0.shape[0] != B or d_h0.shape[1] != H
-            or d_x.shape[0] != T or d_x.shape[1] != B or d_x.shape[2] != I
-            or carry.shape[0] != B or carry.shape[1] != H
+            or (d_x is not None and (d_x.shape[0] != T or d_x.shape[1] != B
+                                     or d_x.shape[2] != I))
+            or carry is None or carry.shape[0] != B or carry.shape[1] != H
             or not 0 <= act <= 3 or truncate < 0):
         raise ValueError("elman_backward: inconsistent shapes")
     cdef floating[::1] work = np.empty(<long> H * (H + 2 * I), np.asarray(delta).dtype)
     cdef int nthreads = threads_for(B, H)
+    cdef floating *p_d_x = NULL
+    if d_x is not None:
+        p_d_x = &d_x[0, 0, 0]
     with nogil:
         fpenv = cbptt_ftz_enter()
         elman_layer_backward(T, B, I, H, act, truncate, nthreads, &x[0, 0, 0],
                              &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0], &h[0, 0, 0],
                              &grad_h[0, 0, 0], &delta[0, 0, 0], &d_w_ih[0, 0],
                              &d_w_hh[0, 0], &d_bias[0], &d_h0[0, 0],
-                             &d_x[0, 0, 0], &work[0])
+                             p_d_x, &work[0])
         cbptt_ftz_leave(fpenv)

@@ -229,6 +229,7 @@ def check_preactivation_range(func, dtype, bias, *terms):
 
 def check_outputs_finite(func, dtype, advice, **arrays):
     """Finite inputs must give finite outputs; a non-finite one means an overflow."""
+    arrays = {name: a for name, a in arrays.items() if a is not None}
     if all(_scannable(a) and _scan.all_finite(a.reshape(-1))
            for a in arrays.values()):
         return

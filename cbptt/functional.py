@@ -81,17 +81,22 @@ bias : ndarray of shape (H,)
 h0 : ndarray of shape (batch, H)
     Gradient with respect to the initial state (at the zero state when
     ``h0`` was None).
-x : ndarray of shape (batch, T, I)
+x : ndarray of shape (batch, T, I), or None
+    dL/dx; None when ``input_grad=False``.
 delta : ndarray of shape (batch, T, H)
     The error signals dL/dnet(t).
 """
 
 
+def _check_flag(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}={value!r} has type {type(value).__name__}; "
+                        "expected True or False")
+    return bool(value)
+
+
 def _check_layout(batch_first):
-    if not isinstance(batch_first, (bool, np.bool_)):
-        raise TypeError(f"batch_first={batch_first!r} has type "
-                        f"{type(batch_first).__name__}; expected True or False")
-    return bool(batch_first)
+    return _check_flag("batch_first", batch_first)
 
 
 def _check_input(x, batch_first=True):
@@ -148,7 +153,7 @@ def _input_tm(x, dtype, batch_first):
 
 def _layout(a_tm, batch_first):
     """A time-major (T, B, .) array in the caller's layout (a view)."""
-    return a_tm.swapaxes(0, 1) if batch_first else a_tm
+    return a_tm.swapaxes(0, 1) if batch_first and a_tm is not None else a_tm
 
 
 def _check_grad(name, g, T, B, H, dtype, batch_first):
@@ -259,7 +264,7 @@ def rnn_forward(x, weight_ih, weight_hh, bias, h0=None, activation="tanh",
         _x_tm=x_tm, _h_tm=h_tm, batch_first=batch_first)
 
 
-def rnn_backward(forward_result, grad_h, truncate=None):
+def rnn_backward(forward_result, grad_h, truncate=None, input_grad=True):
     """Backpropagation through time for an Elman layer: every exact gradient.
 
     With ``grad_h(t) = dL/dh(t)`` the loss's own derivative at step t, the
@@ -281,6 +286,10 @@ def rnn_backward(forward_result, grad_h, truncate=None):
         [0, k), [k, 2k), ...; error flows backward within a window and never
         across a boundary (PyTorch's ``h = h.detach()`` every k steps). The
         state still flows forward across windows. k >= T is full BPTT.
+    input_grad : bool, default=True
+        Whether to compute dL/dx (the ``x`` field). False skips that
+        product, as PyTorch does for an input without ``requires_grad``:
+        the first layer's input is data. ``x`` is then None.
 
     Returns
     -------
@@ -331,7 +340,8 @@ def rnn_backward(forward_result, grad_h, truncate=None):
     d_w_hh = np.empty((H, H), dtype)
     d_b = np.empty(H, dtype)
     d_h0 = np.empty((B, H), dtype)
-    d_x = np.empty((T, B, I), dtype)
+    d_x = np.empty((T, B, I), dtype) if _check_flag("input_grad",
+                                                    input_grad) else None
     carry = np.zeros((B, H), dtype)
     _elman.elman_backward(r._x_tm, r.weight_ih, r.weight_hh, r.h0, r._h_tm,
                           g_tm, check_activation(r.activation), trunc, delta,
@@ -404,7 +414,8 @@ bias : ndarray of shape (H,)
 h0 : ndarray of shape (batch, H)
     Gradient with respect to the initial state (at the zero state when
     ``h0`` was None); equal to ``delta[:, 0]``.
-x : ndarray of shape (batch, T, I)
+x : ndarray of shape (batch, T, I), or None
+    dL/dx; None when ``input_grad=False``.
 delta : ndarray of shape (batch, T, H)
     The error signals dL/ds(t).
 """
@@ -480,7 +491,8 @@ h0 : ndarray of shape (batch, H)
 c0 : ndarray of shape (batch, H)
     Gradients with respect to the initial states (at the zero state when
     they were None).
-x : ndarray of shape (batch, T, I)
+x : ndarray of shape (batch, T, I), or None
+    dL/dx; None when ``input_grad=False``.
 delta : ndarray of shape (batch, T, G*H)
     The error signals dL/dz(t) of the gate pre-activations, in the gates'
     order.
@@ -599,7 +611,7 @@ def cec_forward(x, weight_ih, bias, h0=None, batch_first=True):
                             _h_tm=h_tm, batch_first=batch_first)
 
 
-def cec_backward(forward_result, grad_h, truncate=None):
+def cec_backward(forward_result, grad_h, truncate=None, input_grad=True):
     """Backpropagation through time for a CEC layer: every exact gradient.
 
     The carousel's self-weight is 1 and its activation the identity, so the
@@ -620,6 +632,10 @@ def cec_backward(forward_result, grad_h, truncate=None):
         None for full BPTT. A positive k cuts the time axis into windows
         [0, k), [k, 2k), ...; error flows backward within a window and never
         across a boundary (PyTorch's ``s = s.detach()`` every k steps).
+    input_grad : bool, default=True
+        Whether to compute dL/dx (the ``x`` field). False skips that
+        product, as PyTorch does for an input without ``requires_grad``:
+        the first layer's input is data. ``x`` is then None.
 
     Returns
     -------
@@ -662,7 +678,8 @@ def cec_backward(forward_result, grad_h, truncate=None):
     d_w_ih = np.empty((H, I), dtype)
     d_b = np.empty(H, dtype)
     d_h0 = np.empty((B, H), dtype)
-    d_x = np.empty((T, B, I), dtype)
+    d_x = np.empty((T, B, I), dtype) if _check_flag("input_grad",
+                                                    input_grad) else None
     _lstm.cec_backward(r._x_tm, r.weight_ih, g_tm, trunc, delta, d_w_ih, d_b,
                        d_h0, d_x)
     check_outputs_finite(
@@ -804,7 +821,8 @@ def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
         batch_first=batch_first)
 
 
-def lstm_backward(forward_result, grad_h, grad_c=None, truncate=None):
+def lstm_backward(forward_result, grad_h, grad_c=None, truncate=None,
+                  input_grad=True):
     """Backpropagation through time for an LSTM layer: every exact gradient.
 
     With ``grad_h(t) = dL/dh(t)`` and ``grad_c(t)`` the loss's own
@@ -837,6 +855,10 @@ def lstm_backward(forward_result, grad_h, grad_c=None, truncate=None):
         across a boundary, through neither h nor c (PyTorch's
         ``h, c = h.detach(), c.detach()`` every k steps). The states still
         flow forward across windows. k >= T is full BPTT.
+    input_grad : bool, default=True
+        Whether to compute dL/dx (the ``x`` field). False skips that
+        product, as PyTorch does for an input without ``requires_grad``:
+        the first layer's input is data. ``x`` is then None.
 
     Returns
     -------
@@ -892,7 +914,8 @@ def lstm_backward(forward_result, grad_h, grad_c=None, truncate=None):
     d_b = np.empty(GH, dtype)
     d_h0 = np.empty((B, H), dtype)
     d_c0 = np.empty((B, H), dtype)
-    d_x = np.empty((T, B, I), dtype)
+    d_x = np.empty((T, B, I), dtype) if _check_flag("input_grad",
+                                                    input_grad) else None
     _lstm.lstm_backward(r._x_tm, r.weight_ih, r.weight_hh, r.h0, r.c0,
                         r._gates_tm, r._c_tm, r._h_tm, gh_tm, gc_tm,
                         r.forget_gate, trunc, delta, delta_c, d_w_ih, d_w_hh,

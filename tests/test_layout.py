@@ -157,3 +157,34 @@ def test_time_major_any_strides(dtype):
     # another dtype goes through NumPy and still gives a fresh copy
     got, cm = time_major_colmax(base[:, :1], np.dtype(np.float64))
     assert got.dtype == np.float64 and not np.shares_memory(got, base)
+
+
+# -- input_grad=False: dL/dx skipped, everything else unchanged ---------------
+
+@pytest.mark.parametrize("cell", ["rnn", "cec", "lstm"])
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_input_grad_false_skips_only_dx(cell, batch_first):
+    rng = np.random.default_rng(8)
+    B, T, I, H = 3, 6, 2, 4
+    x = rng.standard_normal((B, T, I) if batch_first else (T, B, I))
+    g = rng.standard_normal((B, T, H) if batch_first else (T, B, H))
+    G = 4 if cell == "lstm" else 1
+    w_ih, w_hh, b = _weights(rng, G, H, I, np.float64)
+    if cell == "rnn":
+        res = cbptt.rnn_forward(x, w_ih, w_hh, b, batch_first=batch_first)
+        bwd = cbptt.rnn_backward
+    elif cell == "cec":
+        res = cbptt.cec_forward(x, w_ih, b, batch_first=batch_first)
+        bwd = cbptt.cec_backward
+    else:
+        res = cbptt.lstm_forward(x, w_ih, w_hh, b, batch_first=batch_first)
+        bwd = cbptt.lstm_backward
+    full = bwd(res, g, truncate=4)
+    lean = bwd(res, g, truncate=4, input_grad=False)
+    assert lean.x is None and full.x.shape == x.shape
+    for name in full._fields:
+        if name != "x":
+            np.testing.assert_array_equal(getattr(lean, name),
+                                          getattr(full, name))
+    with pytest.raises(TypeError, match="input_grad"):
+        bwd(res, g, input_grad="no")
