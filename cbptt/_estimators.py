@@ -182,7 +182,9 @@ _PARAMETERS = """
         of :meth:`error_flow` (a random direction with seed 0, threshold
         1e-3), so ``error_flow_`` equals ``error_flow(X[::step])``. Each
         measurement costs about one forward and backward pass over those
-        sequences in float64. None records nothing and costs nothing.
+        sequences in float64 (for ``error_flow_`` of an Elman layer also an
+        SVD per sequence and step, for its step factors). None records
+        nothing and costs nothing.
 """
 
 _ATTRIBUTES = """
@@ -470,10 +472,12 @@ class _BaseRNN(BaseEstimator):
         if self.record_error_flow == "epoch":
             self.error_flow_history_ = list(history or []) if incremental else []
 
-    def _measure_error_flow(self, net, params, seqs):
+    def _measure_error_flow(self, net, params, seqs, with_factors=True):
         """The first layer's :class:`~cbptt.diagnostics.ErrorFlow` on the
         sequences ``X[::ceil(n_samples / 64)]``, or None with a warning when
-        the functional API refuses the weights."""
+        the functional API refuses the weights. ``with_factors=False`` skips
+        the Elman step factors (an SVD per sample and step) when only the
+        ratio is kept."""
         from cbptt import diagnostics
         n = seqs.n_samples
         T = seqs.x.shape[0]
@@ -482,9 +486,9 @@ class _BaseRNN(BaseEstimator):
         sample = [seqs.x[:lengths[i], i] for i in index]
         layers, _ = net.views(params)
         try:
-            return diagnostics.error_flow(
-                sample, layers[0], cell=self._arch["cell"],
-                activation=self._arch["activation"], random_state=0)
+            return diagnostics._error_flow(
+                sample, layers[0], self._arch["cell"],
+                self._arch["activation"], "random", 1e-3, 0, with_factors)
         except ValueError as exc:
             warnings.warn(f"record_error_flow: the error flow could not be "
                           f"measured ({exc}); recorded None", RuntimeWarning)
@@ -605,7 +609,8 @@ class _BaseRNN(BaseEstimator):
             self.loss_ = loss
             self.loss_curve_.append(loss)
             if self.record_error_flow == "epoch":
-                flow = self._measure_error_flow(net, params, seqs)
+                flow = self._measure_error_flow(net, params, seqs,
+                                                with_factors=False)
                 self.error_flow_history_.append(
                     None if flow is None else flow.ratio)
             if val is not None:

@@ -167,7 +167,7 @@ def test_a_failing_call_keeps_the_recorded_profile(monkeypatch):
 
     def interrupt(*args, **kwargs):                 # after the epoch's update
         raise RuntimeError("interrupted")
-    monkeypatch.setattr(diagnostics, "error_flow", interrupt)
+    monkeypatch.setattr(diagnostics, "_error_flow", interrupt)
     with pytest.raises(RuntimeError, match="interrupted"):
         est.partial_fit(X, y)
     assert est.error_flow_history_ is history and len(history) == est.n_iter_
@@ -177,7 +177,7 @@ def test_a_failing_call_keeps_the_recorded_profile(monkeypatch):
 def test_a_failed_measurement_warns_and_records_none(monkeypatch):
     def refuse(*args, **kwargs):
         raise ValueError("weights too large")
-    monkeypatch.setattr(diagnostics, "error_flow", refuse)
+    monkeypatch.setattr(diagnostics, "_error_flow", refuse)
     X, y = data(n=20)
     with pytest.warns(RuntimeWarning, match="weights too large"):
         est = fit(RNNRegressor(cell="elman", record_error_flow="epoch",
