@@ -107,3 +107,31 @@ def test_flow_part_starts_from_the_estimators_initialisation(cell, forget_bias):
     assert sorted(w) == sorted(first)
     for name in w:
         np.testing.assert_array_equal(w[name], first[name], err_msg=name)
+
+
+def test_console_script_writes_to_the_default_directory(tmp_path):
+    from importlib.metadata import entry_points
+    (script,) = entry_points(group="console_scripts", name="cbptt")
+    assert script.value == "cbptt.__main__:main"
+    exe = os.path.join(os.path.dirname(sys.executable), "cbptt")
+    if not os.path.exists(exe):
+        pytest.skip(f"no console script next to {sys.executable}")
+    proc = subprocess.run([exe, "flow", "--quick"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, MPLBACKEND="Agg"))
+    assert proc.returncode == 0, proc.stderr
+    report = (tmp_path / "cbptt-demo" / "report.md").read_text()
+    assert "## 1. Error flow at initialisation" in report
+    assert "| CEC | 1 | 1 | 1 | 1 | 99+ | - |" in report
+
+
+def test_without_matplotlib_the_demo_says_how_to_get_the_pictures(
+        tmp_path, monkeypatch, capsys):
+    from cbptt.__main__ import main
+    monkeypatch.setitem(sys.modules, "matplotlib", None)     # import fails
+    assert main(["flow", "--quick", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert 'no error_flow.png: matplotlib is not installed; pip install "cbptt[plot]"' in out
+    assert not (tmp_path / "error_flow.png").exists()
+    report = (tmp_path / "report.md").read_text()
+    assert "## 1." in report and "![error flow]" not in report
