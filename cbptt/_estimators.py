@@ -241,7 +241,10 @@ _ATTRIBUTES = """
         sequences as ``error_flow_``; ``np.vstack`` gives an ``(n_epochs,
         n_lags)`` array when every call had the same longest sequence.
         Entry ``k`` goes with ``loss_curve_[-n_iter_ + k]``; None where the
-        measurement failed. Not written by ``save`` (pickle keeps it).
+        measurement failed. Not written by ``save`` (pickle keeps it): after
+        ``cbptt.load``, or when ``"epoch"`` is switched on between
+        :meth:`partial_fit` calls, it starts anew and covers only the last
+        ``len(error_flow_history_)`` epochs.
 """
 
 _NOTES = """
