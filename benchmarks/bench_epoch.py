@@ -89,6 +89,11 @@ def copy_params(params):
     return {k: v.copy() for k, v in params.items()}
 
 
+def time_major(x):
+    """A (batch, T, I) mini-batch as a C-contiguous (T, batch, I) copy."""
+    return np.ascontiguousarray(np.swapaxes(x, 0, 1))
+
+
 def flops_per_epoch(cell, H, T, train=True):
     """Matrix-product flops of one epoch (the work every implementation does).
 
@@ -134,9 +139,11 @@ class Impl:
 class CbpttImpl(Impl):
     """cbptt's public functional API plus NumPy for the head and SGD.
 
-    ``threads=None`` is the default build's behaviour (OpenMP's and BLAS's
-    limit = the number of CPUs; the kernels decide per layer whether to use
-    them); ``threads=1`` limits both to one thread.
+    The data are time-major (T, batch, I), the kernels' own layout
+    (``batch_first=False``, PyTorch's default layout too). ``threads=None``
+    is the default build's behaviour (OpenMP's and BLAS's limit = the number
+    of CPUs; the kernels decide per layer whether to use them);
+    ``threads=1`` limits both to one thread.
     """
 
     def __init__(self, threads=None):
@@ -154,25 +161,30 @@ class CbpttImpl(Impl):
 
     def prepare(self, cell, batches, params):
         import cbptt
-        self.cell, self.batches, self.p = cell, batches, copy_params(params)
+        self.cell, self.p = cell, copy_params(params)
+        self.batches = [(time_major(x), y) for x, y in batches]
         if cell == "lstm":
             self.fwd, self.bwd = cbptt.lstm_forward, cbptt.lstm_backward
         else:
             self.fwd, self.bwd = cbptt.rnn_forward, cbptt.rnn_backward
+        T, B = self.batches[0][0].shape[:2]
+        H = params["weight_hh"].shape[1]
+        # dL/dh(t): zero but at the last step, where the head writes it.
+        self.grad_h = np.zeros((T, B, H), params["bias"].dtype)
 
     def _forward(self, x):
         p = self.p
-        return self.fwd(x, p["weight_ih"], p["weight_hh"], p["bias"])
+        return self.fwd(x, p["weight_ih"], p["weight_hh"], p["bias"],
+                        batch_first=False)
 
     def epoch(self):
-        p = self.p
+        p, grad_h = self.p, self.grad_h
         for x, y in self.batches:
             res = self._forward(x)
-            h_last = res.h[:, -1]
+            h_last = res.h_last
             err = h_last @ p["w_out"].T + p["b_out"] - y
             d_pred = (2.0 / err.size) * err
-            grad_h = np.zeros_like(res.h)
-            grad_h[:, -1] = d_pred @ p["w_out"]
+            np.matmul(d_pred, p["w_out"], out=grad_h[-1])
             g = self.bwd(res, grad_h)
             p["w_out"] -= LR * (d_pred.T @ h_last)
             p["b_out"] -= LR * d_pred.sum(0)
@@ -182,7 +194,7 @@ class CbpttImpl(Impl):
 
     def infer(self):
         p = self.p
-        return [self._forward(x).h[:, -1] @ p["w_out"].T + p["b_out"]
+        return [self._forward(x).h_last @ p["w_out"].T + p["b_out"]
                 for x, _ in self.batches]
 
 
@@ -210,7 +222,8 @@ class NumpyImpl(Impl):
 
 
 class TorchImpl(Impl):
-    """torch.nn.RNN / torch.nn.LSTM + nn.Linear, MSELoss, optim.SGD."""
+    """torch.nn.RNN / torch.nn.LSTM + nn.Linear, MSELoss, optim.SGD, on
+    time-major (T, batch, I) data (the modules' default layout)."""
 
     def __init__(self, threads):
         self.threads = threads
@@ -229,7 +242,7 @@ class TorchImpl(Impl):
         H = params["weight_hh"].shape[1]
         cls = torch.nn.LSTM if cell == "lstm" else torch.nn.RNN
         kw = {} if cell == "lstm" else {"nonlinearity": "tanh"}
-        self.rnn = cls(N_IN, H, batch_first=True, **kw).to(dtype)
+        self.rnn = cls(N_IN, H, **kw).to(dtype)     # time-major, the default
         self.head = torch.nn.Linear(H, 1).to(dtype)
         with torch.no_grad():
             self.rnn.weight_ih_l0.copy_(torch.from_numpy(params["weight_ih"]))
@@ -238,7 +251,7 @@ class TorchImpl(Impl):
             self.rnn.bias_hh_l0.zero_()
             self.head.weight.copy_(torch.from_numpy(params["w_out"]))
             self.head.bias.copy_(torch.from_numpy(params["b_out"]))
-        self.batches = [(torch.from_numpy(x), torch.from_numpy(y))
+        self.batches = [(torch.from_numpy(time_major(x)), torch.from_numpy(y))
                         for x, y in batches]
         self.opt = torch.optim.SGD(
             list(self.rnn.parameters()) + list(self.head.parameters()), lr=LR)
@@ -252,13 +265,13 @@ class TorchImpl(Impl):
         for x, y in self.batches:
             self.opt.zero_grad()
             out, _ = self.rnn(x)
-            self.loss(self.head(out[:, -1]), y).backward()
+            self.loss(self.head(out[-1]), y).backward()
             self.opt.step()
 
     def infer(self):
         import torch
         with torch.no_grad():
-            return [self.head(self.rnn(x)[0][:, -1]) for x, _ in self.batches]
+            return [self.head(self.rnn(x)[0][-1]) for x, _ in self.batches]
 
 
 class EstimatorImpl(Impl):

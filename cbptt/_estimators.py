@@ -5,7 +5,14 @@ Contract
 * ``__init__`` only stores parameters; ``_parameter_constraints`` and
   ``validate_data`` (through :mod:`cbptt._sequences`) validate them.
 * A fit builds its new state aside: the estimator's ``__dict__`` is restored
-  if the fit raises, so a fitted model is never lost or half-replaced.
+  if the fit raises, so a fitted model is never lost or half-replaced. The
+  one exception is ``KeyboardInterrupt`` after at least one finished update:
+  training stops at a mini-batch boundary, the fit commits the weights of the
+  last finished update, warns and returns (as scikit-learn's MLP does).
+* ``save`` writes the public fitted attributes, the private plain data named
+  in ``_persistent_attributes`` and the optimizer state (see
+  :mod:`cbptt._persistence`); ``_rebuild_from_fitted`` rebuilds the network,
+  the flat parameter vector and the optimizer after ``cbptt.load``.
 * Training runs the compiled kernels once per mini-batch (per window with
   truncated BPTT): stack forward, NumPy output layer and loss, stack BPTT,
   and one fused compiled optimizer update (L2, global-norm clipping,
@@ -16,6 +23,8 @@ Contract
   a ``ConvergenceWarning``.
 """
 import numbers
+import signal
+import threading
 import time
 import warnings
 
@@ -31,11 +40,13 @@ from sklearn.utils.multiclass import (_check_partial_fit_first_call,
                                       check_classification_targets)
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from cbptt import _persistence
 from cbptt._cells import make_cell
 from cbptt._network import (Network, NonFiniteError, SoftmaxCrossEntropy,
                             SquaredError, Trainer, Workspace, predict_raw)
 from cbptt._optim import Optimizer
-from cbptt._sequences import sequence_targets, validate_sequences
+from cbptt._sequences import (check_real_numbers, sequence_targets,
+                              validate_sequences)
 from cbptt._train import gather_batch
 
 __all__ = ["RNNRegressor", "RNNClassifier"]
@@ -66,6 +77,66 @@ def _as_numpy(value):
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
     return np.asarray(value)
+
+
+class _Interrupt:
+    """Ctrl-C during training: stop at the next mini-batch boundary.
+
+    While active (``with``), in the main thread and when SIGINT has Python's
+    default handler, a first SIGINT only sets :attr:`pending`; the training
+    loop calls :meth:`checkpoint` after every mini-batch (and epoch), which
+    raises ``KeyboardInterrupt`` there, so the weights are those of a
+    finished update. A second SIGINT raises at once (as does any
+    ``KeyboardInterrupt`` when the handler cannot be installed); the weights
+    are then still those of the last compiled update, which is one call.
+    """
+
+    def __init__(self, optimizer):
+        self.pending = False
+        self.updates_before = optimizer.t
+        self.optimizer = optimizer
+        self.epoch = self.batch = 0
+        self._previous = None
+
+    def __enter__(self):
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+        return False
+
+    def _handler(self, signum, frame):
+        if self.pending:
+            raise KeyboardInterrupt
+        self.pending = True
+
+    def checkpoint(self, epoch, batch):
+        """Record a finished mini-batch (``batch`` 0: a finished epoch)."""
+        self.epoch, self.batch = epoch, batch
+        if self.pending:
+            raise KeyboardInterrupt
+
+    @property
+    def updated(self):
+        """Whether any weight update finished since the start."""
+        return self.optimizer.t != self.updates_before
+
+    def message(self, n_iter):
+        if self.epoch == 0:
+            where = "in its first mini-batch"
+        elif self.batch == 0:
+            where = f"after epoch {self.epoch}"
+        else:
+            where = f"in epoch {self.epoch} after mini-batch {self.batch}"
+        return (f"fit was interrupted by KeyboardInterrupt {where}; the model "
+                "keeps the weights of the last finished update "
+                f"({n_iter} complete epoch(s) counted in n_iter_). Call "
+                "partial_fit, or fit with warm_start=True, to train on.")
 
 
 _PARAMETERS = """
@@ -230,7 +301,8 @@ _ATTRIBUTES = """
         Only with ``record_error_flow`` set: the error flow of the fitted
         first layer at the end of the last :meth:`fit` or
         :meth:`partial_fit` (with early stopping: of the restored best
-        weights), measured on ``X[::ceil(n_samples / 64)]`` of that call.
+        weights), measured on ``X[::ceil(n_samples / 64)]`` of that call;
+        absent after a call stopped by Ctrl-C.
         None if the measurement failed (a ``RuntimeWarning`` says why).
         Not written by ``save`` (pickle keeps it).
 
@@ -278,7 +350,15 @@ _NOTES = """
     gradient or a weight becomes NaN or infinite, training stops, the
     weights from the end of the previous epoch are kept and a
     ``ConvergenceWarning`` names the epoch and the remedies. A fit that
-    raises leaves a previously fitted estimator unchanged.
+    raises leaves a previously fitted estimator unchanged. Ctrl-C
+    (``KeyboardInterrupt``) stops training at the end of the current
+    mini-batch and keeps the weights of the last finished update, with a
+    warning; the fit then returns normally.
+
+    **Saving.** :meth:`save` writes the fitted estimator (weights, fitted
+    attributes, optimizer state) to a ZIP of JSON and ``.npy`` files that
+    :func:`cbptt.load` reads back without unpickling anything; pickle works
+    too.
 
     **PyTorch.** :meth:`to_torch_state_dict` and
     :meth:`from_torch_state_dict` move the weights to and from
@@ -387,13 +467,20 @@ class _BaseRNN(BaseEstimator):
 
     # ----------------------------------------------------------- fitting --
     def _fit(self, X, y, incremental, classes=None):
+        if incremental:
+            # scikit-learn's _fit_context skips the validation in partial_fit
+            # once fitted; the parameters may have changed since (set_params).
+            self._validate_params()
         saved = dict(self.__dict__)
         try:
-            self._fit_unsafe(X, y, incremental, classes)
+            interrupted = self._fit_unsafe(X, y, incremental, classes)
         except BaseException:
+            # Also a KeyboardInterrupt before any update finished.
             self.__dict__.clear()
             self.__dict__.update(saved)
             raise
+        if interrupted is not None:
+            warnings.warn(interrupted, UserWarning)
         return self
 
     def _fit_unsafe(self, X, y, incremental, classes):
@@ -437,15 +524,31 @@ class _BaseRNN(BaseEstimator):
             self._start_history()
         self._start_error_flow(incremental)
         opt = self._make_optimizer(net, params.dtype, old_opt)
-        self._fit_epochs(net, params, opt, seqs, targets, rng, incremental)
+        interrupted = None
+        with _Interrupt(opt) as interrupt:
+            try:
+                self._fit_epochs(net, params, opt, seqs, targets, rng,
+                                 incremental, interrupt)
+            except KeyboardInterrupt:
+                if not interrupt.updated:
+                    raise                   # nothing to keep: roll back
+                interrupted = interrupt.message(self.n_iter_)
+            # Still guarded: a first Ctrl-C while measuring only sets pending.
+            # After an interruption the user wants out: nothing is measured.
+            record = self.record_error_flow is not None and interrupted is None
+            if record:
+                error_flow = self._measure_error_flow(net, params, seqs)
+        if interrupt.pending and interrupted is None:   # Ctrl-C at the very end
+            interrupted = interrupt.message(self.n_iter_)
         self._net = net
         self._params = params
         self._optimizer = opt
         self._output = self._arch["output"]
         self.n_outputs_ = n_outputs
         self.coefs_ = self._make_coefs()
-        if self.record_error_flow is not None:
-            self.error_flow_ = self._measure_error_flow(net, params, seqs)
+        if record:
+            self.error_flow_ = error_flow
+        return interrupted
 
     def _before_fit(self, incremental, classes):
         """Hook run first inside the rollback scope of a fit."""
@@ -541,7 +644,8 @@ class _BaseRNN(BaseEstimator):
                           f"{n} training sequences; using {n}")
         return min(self.batch_size, n)
 
-    def _fit_epochs(self, net, params, opt, seqs, targets, rng, incremental):
+    def _fit_epochs(self, net, params, opt, seqs, targets, rng, incremental,
+                    interrupt):
         n = seqs.n_samples
         idx_train = np.arange(n)
         val = None
@@ -595,6 +699,7 @@ class _BaseRNN(BaseEstimator):
                     total += s_b
                     count += n_b
                     l2 += 0.5 * self.alpha * opt.weight_sq
+                    interrupt.checkpoint(epoch, s // B + 1)
                 if not np.isfinite(params).all():
                     raise NonFiniteError("weights")
             except NonFiniteError as exc:
@@ -637,6 +742,7 @@ class _BaseRNN(BaseEstimator):
                 if val is not None:
                     line += f", validation score = {score:.6f}"
                 print(f"{line}, {time.perf_counter() - tic:.3f} s")
+            interrupt.checkpoint(epoch, 0)
             if incremental:
                 break
             if self._no_improvement_count > self.n_iter_no_change:
@@ -712,6 +818,154 @@ class _BaseRNN(BaseEstimator):
         super().__setstate__(state)
         if "_params" in state:
             self.coefs_ = self._make_coefs()
+
+    # -------------------------------------------------------- persistence --
+    # Private plain data that fit sets and that cbptt.load must restore
+    # (besides the public fitted attributes); "_optimizer_state" exists only
+    # inside save() and load().
+    _persistent_attributes = ("_arch", "_output", "_input_layout",
+                              "_n_step_features", "_y_ndim",
+                              "_no_improvement_count", "_optimizer_state")
+
+    def save(self, path):
+        """Write the fitted estimator to ``path`` in cbptt's safe format.
+
+        The file is a ZIP (``.npz``) archive holding ``metadata.json`` (format
+        version, class name, :meth:`get_params`, every fitted attribute, each
+        array's shape and dtype) and one ``.npy`` file per array: the weights
+        and the optimizer's state, so that :meth:`partial_fit` continues a
+        loaded model exactly as it would have continued this one. Read it back
+        with :func:`cbptt.load`, which never unpickles anything.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Where to write (conventionally ending in ``.npz``). The file is
+            written to a temporary name and renamed, so a failing save leaves
+            no partial file.
+
+        Returns
+        -------
+        path : str
+            The path written.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator is not fitted (there is nothing to save; its
+            parameters alone are ``get_params()``).
+        TypeError
+            If a parameter holds something that cannot be saved without
+            pickle (e.g. a ``RandomState`` instance as ``random_state``).
+
+        Examples
+        --------
+        >>> import numpy as np, cbptt
+        >>> from cbptt import RNNRegressor
+        >>> X = np.random.default_rng(0).standard_normal((16, 5, 2))
+        >>> est = RNNRegressor(hidden_layer_sizes=(4,), max_iter=2,
+        ...                    random_state=0).fit(X, X.sum(axis=(1, 2)))
+        >>> path = est.save("model.npz")                    # doctest: +SKIP
+        >>> same = cbptt.load(path)                         # doctest: +SKIP
+        """
+        check_is_fitted(self)
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        opt = getattr(self, "_optimizer", None)
+        if opt is not None:
+            s1, s2, t = opt.snapshot()
+            copy._optimizer_state = {"solver": opt.solver, "t": int(t),
+                                     "s1": s1, "s2": s2}
+        return _persistence.save(copy, path)
+
+    def _rebuild_from_fitted(self):
+        """Rebuild the private state of a fit from the loaded attributes.
+
+        Called by :func:`cbptt.load` after it set the public fitted attributes
+        and the private ones named in ``_persistent_attributes``: builds the
+        network from ``_arch``, the flat parameter vector from ``coefs_``
+        (whose arrays become read-only views into it, as after a fit) and the
+        optimizer from ``_optimizer_state``. Raises ``ValueError`` (or
+        ``KeyError``/``TypeError``) when they disagree with each other.
+        """
+        state = self.__dict__.pop("_optimizer_state", None)
+        needed = ["coefs_", "n_outputs_", "n_iter_", "loss_curve_", "_arch",
+                  "_output", "_input_layout", "_n_step_features",
+                  "_no_improvement_count"]
+        if isinstance(self, RegressorMixin):
+            needed.append("_y_ndim")
+        else:
+            needed.append("classes_")
+        missing = [k for k in needed if not hasattr(self, k)]
+        if missing:
+            raise ValueError(f"the fitted attributes {missing} are missing")
+        arch = self._arch
+        if not isinstance(arch, dict) or set(arch) != set(_ARCHITECTURE):
+            raise ValueError(f"_arch is {arch!r}; expected a dict with keys "
+                             f"{list(_ARCHITECTURE)}")
+        hidden = _hidden_sizes(arch["hidden_layer_sizes"])
+        if arch["output"] not in ("last", "sequence") or \
+                self._output != arch["output"]:
+            raise ValueError(f"_output is {self._output!r}; expected "
+                             f"{arch['output']!r} ('last' or 'sequence')")
+        if self._input_layout not in ("2d", "3d", "list"):
+            raise ValueError(f"_input_layout is {self._input_layout!r}; "
+                             "expected '2d', '3d' or 'list'")
+        ndims = (1, 2) if self._output == "last" else (2, 3)
+        if isinstance(self, RegressorMixin) and self._y_ndim not in ndims:
+            raise ValueError(f"_y_ndim is {self._y_ndim!r}; expected one of "
+                             f"{ndims}")
+        for name in ("_n_step_features", "n_outputs_"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) \
+                    or v < 1:
+                raise ValueError(f"{name} is {v!r}; expected a positive int")
+        if not isinstance(self, RegressorMixin) and \
+                np.shape(self.classes_) != (self.n_outputs_,):
+            raise ValueError(f"classes_ has shape {np.shape(self.classes_)}; "
+                             f"expected ({self.n_outputs_},) like n_outputs_")
+        net = Network(make_cell(arch["cell"], arch["activation"]),
+                      self._n_step_features, hidden, self.n_outputs_)
+        coefs = self.coefs_
+        if not isinstance(coefs, list) or len(coefs) != net.n_layers + 1:
+            raise ValueError(f"coefs_ has {len(coefs)} entries; expected "
+                             f"{net.n_layers + 1} (one per recurrent layer "
+                             "and the output layer)")
+        dtypes = {np.asarray(a).dtype for d in coefs for a in d.values()}
+        if len(dtypes) != 1 or dtypes.pop() not in (np.float32, np.float64):
+            raise ValueError("coefs_ holds arrays of dtypes "
+                             f"{sorted(map(str, dtypes))}; expected all "
+                             "float32 or all float64")
+        params = np.empty(net.size, coefs[0]["bias"].dtype)
+        layers, out = net.views(params)
+        for k, (views, saved) in enumerate(zip(layers + [out], coefs)):
+            if not isinstance(saved, dict) or set(saved) != set(views):
+                raise ValueError(f"coefs_[{k}] has keys {sorted(saved)}; "
+                                 f"expected {sorted(views)}")
+            for name, view in views.items():
+                if np.shape(saved[name]) != view.shape:
+                    raise ValueError(
+                        f"coefs_[{k}][{name!r}] has shape "
+                        f"{np.shape(saved[name])}; expected {view.shape}")
+                view[...] = saved[name]
+        self._net = net
+        self._params = params
+        self.coefs_ = self._make_coefs()
+        self._optimizer = None
+        if state is not None and state.get("solver") == self.solver:
+            opt = self._make_optimizer(net, params.dtype, None)
+            s1, s2 = state["s1"], state["s2"]
+            t = state["t"]
+            if (np.shape(s1) != opt.s1.shape or s1.dtype != params.dtype
+                    or (s2 is None) != (opt.s2 is opt.s1)
+                    or (s2 is not None and (np.shape(s2) != opt.s2.shape
+                                            or s2.dtype != params.dtype))
+                    or isinstance(t, bool) or not isinstance(t, int) or t < 0):
+                raise ValueError("the optimizer state does not match the "
+                                 f"network ({net.size} parameters, "
+                                 f"solver={self.solver!r}, {params.dtype})")
+            opt.restore((s1, s2, t))
+            self._optimizer = opt
 
     def _score(self, X, y, sample_weight, mixin_score, metric):
         """The mixin's score with ``output="last"``, else ``metric`` per step."""
@@ -886,6 +1140,7 @@ class _BaseRNN(BaseEstimator):
         return self.cell == "cec"
 
 
+@_persistence.allow
 class RNNRegressor(RegressorMixin, _BaseRNN):
     """Recurrent neural network regressor trained by exact, compiled BPTT.
 
@@ -925,6 +1180,7 @@ __NOTES__
         return None
 
     def _encode_targets(self, y, seqs, cold, incremental, classes):
+        check_real_numbers(y, "y")
         dtype = seqs.x.dtype
         if self._arch_output(cold) == "last":
             y = check_array(y, ensure_2d=False, dtype=dtype, input_name="y")
@@ -1050,6 +1306,7 @@ __NOTES__
         -------
         score : float
         """
+        check_real_numbers(y, "y")
         return self._score(X, y, sample_weight, super().score, r2_score)
 
     def __sklearn_tags__(self):
@@ -1059,6 +1316,7 @@ __NOTES__
         return tags
 
 
+@_persistence.allow
 class RNNClassifier(ClassifierMixin, _BaseRNN):
     """Recurrent neural network classifier trained by exact, compiled BPTT.
 

@@ -374,8 +374,9 @@ def load(path):
     Returns
     -------
     estimator : RNNRegressor or RNNClassifier
-        The estimator as it was saved (its optimizer state excepted: a
-        further ``partial_fit`` starts a fresh optimizer).
+        The estimator as it was saved (cbptt's estimators save their
+        optimizer state too: a further ``partial_fit`` continues exactly as
+        on the saved estimator).
 
     Raises
     ------

@@ -21,9 +21,11 @@ with zeros at padded steps, plus ``lengths (N,)`` (None when no sequence is
 padded) and the layout it came in (``"2d"``, ``"3d"``, ``"list"``), which
 shapes the predictions of ``output="sequence"``.
 """
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 from sklearn.utils.validation import check_array, validate_data
 
 FLOATS = (np.float64, np.float32)
@@ -55,6 +57,74 @@ class Sequences:
         if lengths is not None and lengths.size and lengths.max() < x.shape[0]:
             x = np.ascontiguousarray(x[:lengths.max()])
         return Sequences(x, lengths, self.layout)
+
+
+_NOT_REAL = {"U": "strings", "S": "bytes", "M": "datetimes",
+             "m": "timedeltas", "V": "raw or structured records"}
+_EXPECTED = ("expected real floating-point or integer numbers (e.g. float64, "
+             "float32, int64)")
+
+
+def _refuse_object_element(a, name):
+    """The first element of object array ``a`` that is not a real number, refused."""
+    for idx, v in np.ndenumerate(a):
+        if isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)):
+            continue
+        where = f"{name}[{', '.join(map(str, idx))}]"
+        if isinstance(v, (str, bytes, np.str_, np.bytes_)):
+            raise TypeError(f"{name} has dtype object and {where} is the "
+                            f"string {v!r}; {_EXPECTED}, not strings (convert "
+                            "numeric strings yourself, e.g. with "
+                            "np.asarray(X, dtype=float))")
+        if isinstance(v, (bool, np.bool_)):
+            raise TypeError(f"{name} has dtype object and {where} is the bool "
+                            f"{v!r}; {_EXPECTED}, not bools")
+        if isinstance(v, (complex, np.complexfloating)):
+            raise ValueError(f"{name} has dtype object and {where} is the "
+                             f"complex number {v!r}: Complex data not "
+                             f"supported; {_EXPECTED}")
+        try:
+            float(v)                 # a real number of another type (Decimal)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} has dtype object and {where} is a "
+                            f"{type(v).__name__} that is not a real number "
+                            f"({exc}); {_EXPECTED}") from None
+
+
+def check_real_numbers(X, name="X"):
+    """Refuse input whose values are not real numbers.
+
+    bool, string, bytes, datetime and structured dtypes, and object arrays
+    holding anything but real numbers (numeric strings included), raise
+    ``TypeError`` naming ``name``, the dtype (or element) seen and what is
+    expected; complex numbers raise ``ValueError`` ("Complex data not
+    supported", scikit-learn's wording) (a DataFrame is seen as ``np.asarray`` makes it; the sequences
+    of a ragged list are checked one by one, as ``name[i]``). Object arrays
+    of real numbers pass (scikit-learn's ``check_dtype_object`` requires it);
+    None and sparse matrices are left to the caller's later checks.
+    """
+    if X is None or sparse.issparse(X):
+        return
+    try:
+        a = np.asarray(X)
+    except (ValueError, TypeError):          # ragged: check each sequence
+        if isinstance(X, (list, tuple)):
+            for i, e in enumerate(X):
+                check_real_numbers(e, f"{name}[{i}]")
+        return
+    kind = a.dtype.kind
+    if kind in "fiu":
+        return
+    if kind == "c":                 # ValueError, as scikit-learn's checks want
+        raise ValueError(f"{name} has dtype {a.dtype}: Complex data not "
+                         f"supported; {_EXPECTED}")
+    if kind != "O":
+        what = f" ({_NOT_REAL[kind]})" if kind in "USMmV" else ""
+        raise TypeError(f"{name} has dtype {a.dtype}{what}; {_EXPECTED}")
+    types = set(map(type, a.flat))
+    if not all(issubclass(t, numbers.Real) and not issubclass(t, (bool, np.bool_))
+               for t in types):
+        _refuse_object_element(a, name)
 
 
 def _is_ragged(X):
@@ -175,6 +245,7 @@ def validate_sequences(estimator, X, *, reset, dtype=None):
     Sequences
     """
     name = type(estimator).__name__
+    check_real_numbers(X)
     if _is_ragged(X):
         layout = "list"
         X = _list_to_padded(X, dtype)

@@ -10,6 +10,8 @@ import numbers
 
 import numpy as np
 
+from cbptt import _scan
+
 ACTIVATIONS = {"identity": 0, "logistic": 1, "tanh": 2, "relu": 3}
 
 
@@ -65,8 +67,17 @@ def check_nonempty(name, arr, labels):
                              "expected at least 1")
 
 
+def _scannable(arr):
+    """True when the compiled one-pass scans of ``_scan`` can read ``arr``."""
+    return (arr.dtype.type in (np.float32, np.float64) and arr.size > 0
+            and arr.flags.c_contiguous)
+
+
 def check_finite(name, arr):
     """No NaN or infinity in ``arr``."""
+    if arr.dtype.kind in "iu" or (_scannable(arr)
+                                  and _scan.all_finite(arr.reshape(-1))):
+        return
     if not np.isfinite(arr).all():
         n_bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name} contains {n_bad} NaN or infinite value(s); "
@@ -86,7 +97,26 @@ def to_kernel(arr, dtype):
 
 def time_major(arr, dtype):
     """A (B, T, F) array as a fresh C-contiguous (T, B, F) array in ``dtype``."""
+    B, T, F = arr.shape
+    if arr.dtype == dtype and arr.dtype.type in (np.float32, np.float64) \
+            and arr.size > 0:
+        out = np.empty((T, B, F), dtype)
+        _scan.time_major(arr, out, False)
+        return out
     return np.ascontiguousarray(np.swapaxes(arr, 0, 1), dtype=dtype)
+
+
+def time_major_colmax(arr, dtype):
+    """``(time_major(arr, dtype), colmax_abs of it)``, in one pass when the
+    compiled scan can read ``arr`` (float32/float64 of the working dtype).
+    The array is always a fresh copy."""
+    B, T, F = arr.shape
+    if arr.dtype == dtype and arr.dtype.type in (np.float32, np.float64) \
+            and arr.size > 0:
+        out = np.empty((T, B, F), dtype)
+        return out, _scan.time_major(arr, out)
+    out = np.array(np.swapaxes(arr, 0, 1), dtype=dtype, order="C", copy=True)
+    return out, colmax_abs(out)
 
 
 def check_activation(activation):
@@ -142,6 +172,8 @@ def owned(arr, dtype, *sources):
 def colmax_abs(arr):
     """max |arr| over every axis but the last, in float64 (NaN propagates)."""
     n_cols = arr.shape[-1]
+    if _scannable(arr):
+        return _scan.colmax_abs(arr.reshape(-1, n_cols))
     flat = arr.reshape(-1, n_cols)
     # NumPy reduces a few wide rows much faster than many narrow ones: fold
     # k consecutive rows into one row of ~1024 elements, reduce, then fold
@@ -161,6 +193,9 @@ def colmax_abs(arr):
     return np.maximum(hi, -lo).astype(np.float64)
 
 
+_QUARTER_MAX = {t: float(np.finfo(t).max) / 4 for t in (np.float32, np.float64)}
+
+
 def check_preactivation_range(func, dtype, bias, *terms):
     """Refuse a forward pass whose pre-activations may have left ``dtype``'s range.
 
@@ -171,12 +206,18 @@ def check_preactivation_range(func, dtype, bias, *terms):
     overflowed, so a saturating activation (tanh(inf) = 1, relu(NaN) = 0)
     cannot have hidden an overflow. NaN or inf in a ``v`` fails the check too.
     """
-    with np.errstate(over="ignore", invalid="ignore"):
-        bound = np.abs(bias).astype(np.float64)
-        for w, vmax in terms:
-            bound = bound + np.abs(w.astype(np.float64)) @ vmax
-        worst = float(bound.max())
-    limit = float(np.finfo(dtype).max) / 4
+    if len(terms) == 2 and all(
+            _scannable(w) and w.dtype == bias.dtype and w.ndim == 2
+            and v.dtype == np.float64 and v.flags.c_contiguous
+            for w, v in terms) and _scannable(bias):
+        worst = _scan.preact_bound(bias, *terms[0], *terms[1])
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):
+            bound = np.abs(bias).astype(np.float64)
+            for w, vmax in terms:
+                bound = bound + np.abs(w.astype(np.float64)) @ vmax
+            worst = float(bound.max())
+    limit = _QUARTER_MAX[np.dtype(dtype).type]
     if not worst <= limit:
         seen = f"{worst:.3g}" if np.isfinite(worst) else "a non-finite value"
         advice = "" if np.dtype(dtype) == np.float64 else ", or pass float64 arrays"
@@ -188,6 +229,9 @@ def check_preactivation_range(func, dtype, bias, *terms):
 
 def check_outputs_finite(func, dtype, advice, **arrays):
     """Finite inputs must give finite outputs; a non-finite one means an overflow."""
+    if all(_scannable(a) and _scan.all_finite(a.reshape(-1))
+           for a in arrays.values()):
+        return
     if np.dtype(dtype) != np.float64:
         advice += " Or pass float64 arrays."
     with np.errstate(invalid="ignore"):

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cbptt import _elman
+from cbptt import _elman, _scan
 from cbptt import _lstm
 from cbptt._validation import (as_array, check_activation, check_finite,
                                check_nonempty, check_shape, check_truncate,
-                               time_major, to_kernel, working_dtype)
+                               time_major, time_major_colmax, to_kernel,
+                               working_dtype)
 from cbptt._validation import (check_index_limit, check_outputs_finite,
                                check_preactivation_range, colmax_abs, owned)
 
@@ -46,6 +47,9 @@ class RNNForwardResult:
         The initial state (zeros when none was given).
     activation : str
         The activation's name.
+    batch_first : bool
+        The layout of the per-step arrays: (batch, T, .) when True,
+        time-major (T, batch, .) when False (as passed to the forward pass).
     """
 
     h: np.ndarray
@@ -57,11 +61,12 @@ class RNNForwardResult:
     activation: str
     _x_tm: np.ndarray = field(repr=False)
     _h_tm: np.ndarray = field(repr=False)
+    batch_first: bool = True
 
     @property
     def h_last(self):
         """The final hidden state h(T-1), shape (batch, H)."""
-        return self.h[:, -1, :]
+        return self._h_tm[-1]
 
 
 RNNGradients = namedtuple(
@@ -82,9 +87,18 @@ delta : ndarray of shape (batch, T, H)
 """
 
 
-def _check_input(x):
+def _check_layout(batch_first):
+    if not isinstance(batch_first, (bool, np.bool_)):
+        raise TypeError(f"batch_first={batch_first!r} has type "
+                        f"{type(batch_first).__name__}; expected True or False")
+    return bool(batch_first)
+
+
+def _check_input(x, batch_first=True):
     x = as_array("x", x, 3)
-    check_nonempty("x", x, ("batch", "T (time steps)", "features"))
+    labels = ("batch", "T (time steps)", "features")
+    check_nonempty("x", x, labels if batch_first else
+                   (labels[1], labels[0], labels[2]))
     check_index_limit("x", x.shape[0] * x.shape[1], "batch * T")
     check_index_limit("x", x.shape[2], "the number of features")
     check_finite("x", x)
@@ -116,14 +130,36 @@ def _check_hidden_size(weight_ih):
     return w
 
 
-def _check_grad(name, g, shape, dtype):
-    g = as_array(name, g, len(shape))
-    check_shape(name, g, shape)
+def _sizes(x, batch_first):
+    """(batch, T, features) of an input in either layout."""
+    return x.shape if batch_first else (x.shape[1], x.shape[0], x.shape[2])
+
+
+def _input_tm(x, dtype, batch_first):
+    """The private read-only time-major copy of ``x`` and its column maxima."""
+    if batch_first:
+        x_tm, x_max = time_major_colmax(x, dtype)
+    else:
+        x_tm = np.array(x, dtype=dtype, order="C", copy=True)
+        x_max = colmax_abs(x_tm)
+    x_tm.flags.writeable = False        # a fresh copy: owned by the result
+    return x_tm, x_max
+
+
+def _layout(a_tm, batch_first):
+    """A time-major (T, B, .) array in the caller's layout (a view)."""
+    return a_tm.swapaxes(0, 1) if batch_first else a_tm
+
+
+def _check_grad(name, g, T, B, H, dtype, batch_first):
+    g = as_array(name, g, 3)
+    check_shape(name, g, (B, T, H) if batch_first else (T, B, H))
     check_finite(name, g)
-    return time_major(g, dtype)
+    return time_major(g, dtype) if batch_first else to_kernel(g, dtype)
 
 
-def rnn_forward(x, weight_ih, weight_hh, bias, h0=None, activation="tanh"):
+def rnn_forward(x, weight_ih, weight_hh, bias, h0=None, activation="tanh",
+                batch_first=True):
     """Forward pass of an Elman (simple recurrent) layer over a whole sequence.
 
     Computes, for t = 0..T-1::
@@ -135,8 +171,8 @@ def rnn_forward(x, weight_ih, weight_hh, bias, h0=None, activation="tanh"):
 
     Parameters
     ----------
-    x : array-like of shape (batch, T, I)
-        Input sequences, batch-first.
+    x : array-like of shape (batch, T, I), or (T, batch, I)
+        Input sequences (the second form with ``batch_first=False``).
     weight_ih : array-like of shape (H, I)
         Input-to-hidden weights (PyTorch's ``weight_ih_l0``).
     weight_hh : array-like of shape (H, H)
@@ -147,6 +183,12 @@ def rnn_forward(x, weight_ih, weight_hh, bias, h0=None, activation="tanh"):
         Initial hidden state; zeros when None.
     activation : {"tanh", "logistic", "relu", "identity"}, default="tanh"
         The unit's nonlinearity f.
+    batch_first : bool, default=True
+        The layout of ``x`` and of every per-step array returned (and of the
+        ``grad_h`` the backward pass takes): (batch, T, .) when True,
+        time-major (T, batch, .) when False, like PyTorch's ``nn.RNN``. The
+        kernels run time-major, so time-major arrays skip a transposing copy
+        at each call.
 
     Returns
     -------
@@ -181,9 +223,10 @@ def rnn_forward(x, weight_ih, weight_hh, bias, h0=None, activation="tanh"):
     (2, 5, 4)
     """
     act = check_activation(activation)
-    x = _check_input(x)
+    batch_first = _check_layout(batch_first)
+    x = _check_input(x, batch_first)
     weight_ih = _check_hidden_size(weight_ih)
-    B, T, I = x.shape
+    B, T, I = _sizes(x, batch_first)
     H = weight_ih.shape[0]
     weight_ih = _check_weight("weight_ih", weight_ih, (H, I))
     weight_hh = _check_weight("weight_hh", weight_hh, (H, H))
@@ -193,7 +236,7 @@ def rnn_forward(x, weight_ih, weight_hh, bias, h0=None, activation="tanh"):
 
     # The result keeps read-only private copies: the caller's arrays may
     # change (in-place updates) before rnn_backward reads them.
-    x_tm = owned(time_major(x, dtype), dtype, x)
+    x_tm, x_max = _input_tm(x, dtype, batch_first)
     w_ih = owned(weight_ih, dtype, weight_ih)
     w_hh = owned(weight_hh, dtype, weight_hh)
     b = owned(bias, dtype, bias)
@@ -208,11 +251,12 @@ def rnn_forward(x, weight_ih, weight_hh, bias, h0=None, activation="tanh"):
     if T > 1:
         h_in = np.maximum(h_in, 1.0 if act in (1, 2) else colmax_abs(h_tm[:-1]))
     check_preactivation_range("rnn_forward", dtype, b,
-                              (w_ih, colmax_abs(x_tm)), (w_hh, h_in))
+                              (w_ih, x_max), (w_hh, h_in))
     return RNNForwardResult(
-        h=h_tm.swapaxes(0, 1), x=x_tm.swapaxes(0, 1), weight_ih=w_ih,
+        h=_layout(h_tm, batch_first), x=_layout(x_tm, batch_first),
+        weight_ih=w_ih,
         weight_hh=w_hh, bias=b, h0=h0k, activation=activation,
-        _x_tm=x_tm, _h_tm=h_tm)
+        _x_tm=x_tm, _h_tm=h_tm, batch_first=batch_first)
 
 
 def rnn_backward(forward_result, grad_h, truncate=None):
@@ -280,7 +324,7 @@ def rnn_backward(forward_result, grad_h, truncate=None):
     T, B, H = r._h_tm.shape
     I = r._x_tm.shape[2]
     dtype = r._h_tm.dtype
-    g_tm = _check_grad("grad_h", grad_h, (B, T, H), dtype)
+    g_tm = _check_grad("grad_h", grad_h, T, B, H, dtype, r.batch_first)
 
     delta = np.empty((T, B, H), dtype)
     d_w_ih = np.empty((H, I), dtype)
@@ -292,13 +336,16 @@ def rnn_backward(forward_result, grad_h, truncate=None):
     _elman.elman_backward(r._x_tm, r.weight_ih, r.weight_hh, r.h0, r._h_tm,
                           g_tm, check_activation(r.activation), trunc, delta,
                           d_w_ih, d_w_hh, d_b, d_h0, d_x, carry)
+    # d_b sums every delta(t) in floating point, so a NaN or infinite delta
+    # makes d_b non-finite: delta itself is scanned only then.
     check_outputs_finite(
         "rnn_backward", dtype, "Scale grad_h or the weights down, truncate "
         "the backward pass (truncate=k).",
-        delta=delta, weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b, h0=d_h0,
-        x=d_x)
+        **({} if _scan.all_finite(d_b) else {"delta": delta}),
+        weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b, h0=d_h0, x=d_x)
     return RNNGradients(weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b, h0=d_h0,
-                        x=d_x.swapaxes(0, 1), delta=delta.swapaxes(0, 1))
+                        x=_layout(d_x, r.batch_first),
+                        delta=_layout(delta, r.batch_first))
 
 
 # ---------------------------------------------------------------------------
@@ -326,6 +373,9 @@ class CECForwardResult:
     bias : ndarray of shape (H,)
     h0 : ndarray of shape (batch, H)
         The initial state s(-1) (zeros when none was given).
+    batch_first : bool
+        The layout of the per-step arrays: (batch, T, .) when True,
+        time-major (T, batch, .) when False (as passed to the forward pass).
     """
 
     h: np.ndarray
@@ -335,11 +385,12 @@ class CECForwardResult:
     h0: np.ndarray
     _x_tm: np.ndarray = field(repr=False)
     _h_tm: np.ndarray = field(repr=False)
+    batch_first: bool = True
 
     @property
     def h_last(self):
         """The final state s(T-1), shape (batch, H)."""
-        return self.h[:, -1, :]
+        return self._h_tm[-1]
 
 
 CECGradients = namedtuple(
@@ -383,6 +434,9 @@ class LSTMForwardResult:
         The initial cell state (zeros when none was given).
     forget_gate : bool
         True for the forget-gate form, False for the 1997 form.
+    batch_first : bool
+        The layout of the per-step arrays: (batch, T, .) when True,
+        time-major (T, batch, .) when False (as passed to the forward pass).
     """
 
     h: np.ndarray
@@ -399,16 +453,17 @@ class LSTMForwardResult:
     _h_tm: np.ndarray = field(repr=False)
     _c_tm: np.ndarray = field(repr=False)
     _gates_tm: np.ndarray = field(repr=False)
+    batch_first: bool = True
 
     @property
     def h_last(self):
         """The final output h(T-1), shape (batch, H)."""
-        return self.h[:, -1, :]
+        return self._h_tm[-1]
 
     @property
     def c_last(self):
         """The final cell state c(T-1), shape (batch, H)."""
-        return self.c[:, -1, :]
+        return self._c_tm[-1]
 
 
 LSTMGradients = namedtuple(
@@ -464,7 +519,7 @@ def _check_gate_rows(weight_ih, forget_gate):
     return w, w.shape[0] // G
 
 
-def cec_forward(x, weight_ih, bias, h0=None):
+def cec_forward(x, weight_ih, bias, h0=None, batch_first=True):
     """Forward pass of a layer of constant error carousels (CEC).
 
     Each unit is linear with a self-connection fixed at 1.0 and no other
@@ -476,14 +531,20 @@ def cec_forward(x, weight_ih, bias, h0=None):
 
     Parameters
     ----------
-    x : array-like of shape (batch, T, I)
-        Input sequences, batch-first.
+    x : array-like of shape (batch, T, I), or (T, batch, I)
+        Input sequences (the second form with ``batch_first=False``).
     weight_ih : array-like of shape (H, I)
         Input-to-carousel weights.
     bias : array-like of shape (H,)
         Bias added at every step.
     h0 : array-like of shape (batch, H), default=None
         Initial state s(-1); zeros when None.
+    batch_first : bool, default=True
+        The layout of ``x`` and of every per-step array returned (and of the
+        ``grad_h`` the backward pass takes): (batch, T, .) when True,
+        time-major (T, batch, .) when False, like PyTorch's ``nn.RNN``. The
+        kernels run time-major, so time-major arrays skip a transposing copy
+        at each call.
 
     Returns
     -------
@@ -512,16 +573,17 @@ def cec_forward(x, weight_ih, bias, h0=None):
     >>> cec_forward(x, np.ones((1, 1)), np.zeros(1)).h[0, :, 0]
     array([1., 2., 3., 4.])
     """
-    x = _check_input(x)
+    batch_first = _check_layout(batch_first)
+    x = _check_input(x, batch_first)
     weight_ih = _check_hidden_size(weight_ih)
-    B, T, I = x.shape
+    B, T, I = _sizes(x, batch_first)
     H = weight_ih.shape[0]
     weight_ih = _check_weight("weight_ih", weight_ih, (H, I))
     bias = _check_weight("bias", bias, (H,))
     h0 = _check_state("h0", h0, B, H)
     dtype = working_dtype(x, weight_ih, bias, h0)
 
-    x_tm = owned(time_major(x, dtype), dtype, x)      # private, read-only
+    x_tm, _ = _input_tm(x, dtype, batch_first)        # private, read-only
     w_ih = owned(weight_ih, dtype, weight_ih)
     b = owned(bias, dtype, bias)
     h0k = owned(np.zeros((B, H), dtype) if h0 is None else h0, dtype, h0)
@@ -531,9 +593,10 @@ def cec_forward(x, weight_ih, bias, h0=None):
     check_outputs_finite("cec_forward", dtype, "The carousel sums its input "
                          "over all T steps: scale x, weight_ih, bias or h0 "
                          "down.", h=h_tm)
-    return CECForwardResult(h=h_tm.swapaxes(0, 1), x=x_tm.swapaxes(0, 1),
+    return CECForwardResult(h=_layout(h_tm, batch_first),
+                            x=_layout(x_tm, batch_first),
                             weight_ih=w_ih, bias=b, h0=h0k, _x_tm=x_tm,
-                            _h_tm=h_tm)
+                            _h_tm=h_tm, batch_first=batch_first)
 
 
 def cec_backward(forward_result, grad_h, truncate=None):
@@ -593,7 +656,7 @@ def cec_backward(forward_result, grad_h, truncate=None):
     T, B, H = r._h_tm.shape
     I = r._x_tm.shape[2]
     dtype = r._h_tm.dtype
-    g_tm = _check_grad("grad_h", grad_h, (B, T, H), dtype)
+    g_tm = _check_grad("grad_h", grad_h, T, B, H, dtype, r.batch_first)
 
     delta = np.empty((T, B, H), dtype)
     d_w_ih = np.empty((H, I), dtype)
@@ -607,11 +670,12 @@ def cec_backward(forward_result, grad_h, truncate=None):
         "pass (truncate=k).", delta=delta, weight_ih=d_w_ih, bias=d_b,
         h0=d_h0, x=d_x)
     return CECGradients(weight_ih=d_w_ih, bias=d_b, h0=d_h0,
-                        x=d_x.swapaxes(0, 1), delta=delta.swapaxes(0, 1))
+                        x=_layout(d_x, r.batch_first),
+                        delta=_layout(delta, r.batch_first))
 
 
 def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
-                 forget_gate=True):
+                 forget_gate=True, batch_first=True):
     """Forward pass of an LSTM layer over a whole sequence.
 
     With ``sigma`` the logistic function and gates stacked in PyTorch's
@@ -628,8 +692,8 @@ def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
 
     Parameters
     ----------
-    x : array-like of shape (batch, T, I)
-        Input sequences, batch-first.
+    x : array-like of shape (batch, T, I), or (T, batch, I)
+        Input sequences (the second form with ``batch_first=False``).
     weight_ih : array-like of shape (G*H, I)
         Input weights of the G gates, stacked (``weight_ih_l0``); G = 4 with
         a forget gate, 3 without.
@@ -644,6 +708,12 @@ def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
     forget_gate : bool, default=True
         True for the forget-gate form (gates i, f, g, o); False for the
         1997 form of Hochreiter & Schmidhuber (gates i, g, o).
+    batch_first : bool, default=True
+        The layout of ``x`` and of every per-step array returned (and of the
+        ``grad_h`` the backward pass takes): (batch, T, .) when True,
+        time-major (T, batch, .) when False, like PyTorch's ``nn.RNN``. The
+        kernels run time-major, so time-major arrays skip a transposing copy
+        at each call.
 
     Returns
     -------
@@ -692,9 +762,10 @@ def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
     (2, 5, 12)
     """
     forget_gate = _check_forget_gate(forget_gate)
-    x = _check_input(x)
+    batch_first = _check_layout(batch_first)
+    x = _check_input(x, batch_first)
     weight_ih, H = _check_gate_rows(weight_ih, forget_gate)
-    B, T, I = x.shape
+    B, T, I = _sizes(x, batch_first)
     GH = len(_LSTM_GATES[forget_gate]) * H
     weight_ih = _check_weight("weight_ih", weight_ih, (GH, I))
     weight_hh = _check_weight("weight_hh", weight_hh, (GH, H))
@@ -703,7 +774,7 @@ def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
     c0 = _check_state("c0", c0, B, H)
     dtype = working_dtype(x, weight_ih, weight_hh, bias, h0, c0)
 
-    x_tm = owned(time_major(x, dtype), dtype, x)      # private, read-only
+    x_tm, x_max = _input_tm(x, dtype, batch_first)    # private, read-only
     w_ih = owned(weight_ih, dtype, weight_ih)
     w_hh = owned(weight_hh, dtype, weight_hh)
     b = owned(bias, dtype, bias)
@@ -722,13 +793,15 @@ def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
     if T > 1:
         h_in = np.maximum(h_in, 1.0)
     check_preactivation_range("lstm_forward", dtype, b,
-                              (w_ih, colmax_abs(x_tm)), (w_hh, h_in))
+                              (w_ih, x_max), (w_hh, h_in))
     check_outputs_finite("lstm_forward", dtype, "Scale c0 down.", c=c_tm)
     return LSTMForwardResult(
-        h=h_tm.swapaxes(0, 1), c=c_tm.swapaxes(0, 1),
-        gates=gates_tm.swapaxes(0, 1), x=x_tm.swapaxes(0, 1), weight_ih=w_ih,
+        h=_layout(h_tm, batch_first), c=_layout(c_tm, batch_first),
+        gates=_layout(gates_tm, batch_first), x=_layout(x_tm, batch_first),
+        weight_ih=w_ih,
         weight_hh=w_hh, bias=b, h0=h0k, c0=c0k, forget_gate=forget_gate,
-        _x_tm=x_tm, _h_tm=h_tm, _c_tm=c_tm, _gates_tm=gates_tm)
+        _x_tm=x_tm, _h_tm=h_tm, _c_tm=c_tm, _gates_tm=gates_tm,
+        batch_first=batch_first)
 
 
 def lstm_backward(forward_result, grad_h, grad_c=None, truncate=None):
@@ -808,9 +881,9 @@ def lstm_backward(forward_result, grad_h, grad_c=None, truncate=None):
     I = r._x_tm.shape[2]
     GH = r._gates_tm.shape[2]
     dtype = r._h_tm.dtype
-    gh_tm = _check_grad("grad_h", grad_h, (B, T, H), dtype)
-    gc_tm = None if grad_c is None else _check_grad("grad_c", grad_c,
-                                                    (B, T, H), dtype)
+    gh_tm = _check_grad("grad_h", grad_h, T, B, H, dtype, r.batch_first)
+    gc_tm = None if grad_c is None else _check_grad(
+        "grad_c", grad_c, T, B, H, dtype, r.batch_first)
 
     delta = np.empty((T, B, GH), dtype)
     delta_c = np.empty((T, B, H), dtype)
@@ -830,6 +903,6 @@ def lstm_backward(forward_result, grad_h, grad_c=None, truncate=None):
         delta_c=delta_c, weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b,
         h0=d_h0, c0=d_c0, x=d_x)
     return LSTMGradients(weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b,
-                         h0=d_h0, c0=d_c0, x=d_x.swapaxes(0, 1),
-                         delta=delta.swapaxes(0, 1),
-                         delta_c=delta_c.swapaxes(0, 1))
+                         h0=d_h0, c0=d_c0, x=_layout(d_x, r.batch_first),
+                         delta=_layout(delta, r.batch_first),
+                         delta_c=_layout(delta_c, r.batch_first))

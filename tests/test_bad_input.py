@@ -385,7 +385,8 @@ def test_results_are_private_and_read_only(fname):
 
 import threading as _threading                                   # noqa: E402
 import warnings as _warnings                                     # noqa: E402
-import _thread                                                   # noqa: E402
+import re as _re                                                 # noqa: E402
+import signal as _signal                                         # noqa: E402
 
 import cbptt                                                     # noqa: E402
 
@@ -470,19 +471,102 @@ def test_estimator_methods_refuse_bad_X_and_lose_nothing(cls_name, method):
             np.testing.assert_array_equal(a, b, err_msg=f"{method} {label} changed the model")
 
 
+def _non_real_X(X):
+    """(bad X, words its error must contain) for every kind of non-real X."""
+    obj = X.astype(object)
+    with_bool, with_dict, with_none = obj.copy(), obj.copy(), obj.copy()
+    with_bool[1, 2, 0] = True
+    with_dict[0, 0, 0] = {"foo": "bar"}
+    with_none[2, 1, 1] = None
+    return [
+        (X > 0, ["X has dtype bool"]),
+        (X.astype(str), ["X has dtype <U", "strings"]),
+        (X.astype("S8"), ["X has dtype |S8", "bytes"]),
+        (X + 1j, ["X has dtype complex128"]),
+        (X.astype(str).astype(object), ["X[0, 0, 0] is the string"]),
+        (X.astype(complex).astype(object), ["X[0, 0, 0] is the complex number"]),
+        (with_bool, ["X[1, 2, 0] is the bool True"]),
+        (with_dict, ["X[0, 0, 0] is a dict", "argument must be a string or a real number"]),
+        (with_none, ["X[2, 1, 1] is a NoneType"]),
+        ([X[0] > 0, X[1][:4] > 0], ["X[0] has dtype bool"]),
+        ([X[0], X[1][:4].astype(str)], ["X[1] has dtype <U"]),
+        ([X[0], X[1][:4].astype(str).astype(object)], ["X[1][0, 0] is the string"]),
+        ((X > 0).tolist(), ["X has dtype bool"]),
+        ([[["1.5"] * 3] * 6] * len(X), ["X has dtype <U"]),
+    ]
+
+
 @needs_estimators
-@pytest.mark.xfail(strict=True, reason="estimators gap (issue 6): fit/predict "
-                   "convert bool X and numeric strings (str or object arrays) "
-                   "to float instead of refusing them")
 @pytest.mark.parametrize("cls_name,method", ESTIMATOR_METHODS)
 def test_estimator_methods_refuse_bool_object_and_string_X(cls_name, method):
+    """bool, string, bytes, complex and object-of-non-numbers X (numeric
+    strings included), also inside ragged lists, raise TypeError (complex:
+    ValueError, "Complex data not supported" as scikit-learn's checks want)
+    naming X, what was seen and what is expected; nothing fitted is lost."""
     X, y, labels = _est_data()
     target = labels if cls_name == "RNNClassifier" else y
     est = _fitted_est(cls_name)
-    for bad in (X > 0, X.astype(str), X.astype(str).astype(object)):
+    before = _snapshot(est, X)
+    for bad, words in _non_real_X(X):
         args = (bad,) if method in ("predict", "predict_proba") else (bad, target)
-        with pytest.raises((ValueError, TypeError), match="X"):
+        complex_ = any("complex" in w for w in words)
+        with pytest.raises(ValueError if complex_ else TypeError) as info:
             getattr(est, method)(*args)
+        msg = str(info.value)
+        if complex_:
+            assert "Complex data not supported" in msg, msg
+        assert "expected real floating-point or integer numbers" in msg, msg
+        for w in words:
+            assert w in msg, (w, msg)
+    for a, b in zip(before, _snapshot(est, X)):
+        np.testing.assert_array_equal(a, b)
+
+
+@needs_estimators
+@pytest.mark.parametrize("cls_name", ["RNNRegressor", "RNNClassifier"])
+def test_estimators_take_object_arrays_of_numbers(cls_name):
+    """Object arrays of real numbers (as scikit-learn's check_dtype_object
+    requires) and integer X give the bits of the float64 array."""
+    from decimal import Decimal
+    X, y, labels = _est_data()
+    target = labels if cls_name == "RNNClassifier" else y
+    obj = X.astype(object)
+    obj[0, 0, 0] = Decimal(float(X[0, 0, 0]))      # exact
+    obj[1, 0, 0] = np.float32(X[1, 0, 0])
+    obj[2, 0, 0] = 3
+    X[1, 0, 0], X[2, 0, 0] = np.float32(X[1, 0, 0]), 3.0
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore")
+        ref = _small(cls_name).fit(X, target)
+        est = _small(cls_name).fit(obj, target)
+    np.testing.assert_array_equal(est._params, ref._params)
+    np.testing.assert_array_equal(est.predict(obj), ref.predict(X))
+    np.testing.assert_array_equal(est.predict(X.round().astype(int)),
+                                  ref.predict(X.round()))
+
+
+@needs_estimators
+def test_regressor_refuses_non_real_y():
+    """The regressor's targets are real numbers too (a classifier's labels
+    may be anything, bools included)."""
+    X, y, labels = _est_data()
+    est = _fitted_est("RNNRegressor")
+    before = _snapshot(est, X)
+    for bad, words in [(y > 0, "y has dtype bool"), (y.astype(str), "y has dtype <U"),
+                       (y.astype(str).astype(object), "y[0] is the string"),
+                       (y.astype(object) + 1j, "y[0] is the complex number")]:
+        for method in ("fit", "partial_fit", "score"):
+            with pytest.raises((TypeError, ValueError), match=_re.escape(words)):
+                getattr(est, method)(X, bad)
+    for a, b in zip(before, _snapshot(est, X)):
+        np.testing.assert_array_equal(a, b)
+    seq = _small("RNNRegressor", output="sequence")
+    with pytest.raises(TypeError, match=_re.escape("y[1] has dtype bool")):
+        seq.fit([X[0], X[1][:4]], [X[0].sum(1), X[1][:4].sum(1) > 0])
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore")
+        clf = _small("RNNClassifier").fit(X, y > 0)
+    assert clf.classes_.dtype == bool and clf.predict(X).dtype == bool
 
 
 @needs_estimators
@@ -534,22 +618,32 @@ def test_bad_parameters_are_refused_and_lose_nothing(cls_name, param, value):
 
 
 @needs_estimators
-@pytest.mark.xfail(strict=True, reason="estimators gap (issue 6): partial_fit "
-                   "on a fitted estimator skips parameter validation "
-                   "(scikit-learn's _fit_context default): solver='lbfgs' "
-                   "raises KeyError, learning_rate_init=0 is accepted")
+@pytest.mark.parametrize("cls_name", ["RNNRegressor", "RNNClassifier"])
 @pytest.mark.parametrize("param,value", [("solver", "lbfgs"),
                                          ("learning_rate_init", 0.0),
-                                         ("alpha", -1.0), ("clip_norm", 0.0)])
-def test_partial_fit_validates_parameters(param, value):
-    X, y, _ = _est_data()
-    est = _fitted_est("RNNRegressor")
+                                         ("alpha", -1.0), ("clip_norm", 0.0),
+                                         ("beta_1", 1.5), ("momentum", -0.1),
+                                         ("batch_size", 0), ("verbose", "loud")])
+def test_partial_fit_validates_parameters(cls_name, param, value):
+    """partial_fit validates the parameters on every call (set_params may
+    have changed them since the fit), names the bad one, and loses nothing."""
+    X, y, labels = _est_data()
+    target = labels if cls_name == "RNNClassifier" else y
+    est = _fitted_est(cls_name)
     before = _snapshot(est, X)
+    state = {k: v for k, v in vars(est).items() if k != "coefs_"}
     est.set_params(**{param: value})
-    with pytest.raises(ValueError, match=param):
-        est.partial_fit(X, y)
+    with pytest.raises(ValueError, match=f"'{param}' parameter"):
+        est.partial_fit(X, target)
     for a, b in zip(before, _snapshot(est, X)):
         np.testing.assert_array_equal(a, b)
+    assert {k: v for k, v in vars(est).items() if k != "coefs_"}.keys() == state.keys()
+    assert est.n_iter_ == state["n_iter_"]
+    fresh = _small(cls_name, **{param: value})          # and on a first call
+    with pytest.raises(ValueError, match=f"'{param}' parameter"):
+        fresh.partial_fit(X, target, **({"classes": ["neg", "pos"]}
+                                        if cls_name == "RNNClassifier" else {}))
+    assert not hasattr(fresh, "coefs_")
 
 
 @needs_estimators
@@ -605,33 +699,179 @@ def test_huge_inputs_never_give_silent_nan(cls_name):
             assert np.isfinite(est.predict_proba(X * scale)).all()
 
 
-@needs_estimators
-@pytest.mark.xfail(strict=True, reason="estimators gap (issue 6): a "
-                   "KeyboardInterrupt during fit rolls the estimator back "
-                   "(fit restores __dict__ on BaseException) instead of "
-                   "keeping the last finished update and warning")
-def test_keyboard_interrupt_keeps_the_last_finished_update():
-    """Ctrl-C during fit: the fit stops at a mini-batch boundary and the
-    estimator keeps a usable model with the weights of the last finished
-    update, and says so (a warning)."""
+def _interrupting_batches(monkeypatch, at, how):
+    """Make the training's per-mini-batch call interrupt on its ``at``-th call.
+
+    ``how``: "signal" sends one real SIGINT (as Ctrl-C does) at the start of
+    that mini-batch; "signal2" sends two (Ctrl-C pressed twice); "raise"
+    raises KeyboardInterrupt instead of running it. Returns the list of the
+    weights after every finished mini-batch.
+    """
+    from cbptt._network import Trainer
+    original = Trainer.batch
+    after = []
+
+    def batch(self, x, lengths, target):
+        if len(after) + 1 == at:
+            if how == "raise":
+                raise KeyboardInterrupt
+            _signal.raise_signal(_signal.SIGINT)
+            if how == "signal2":
+                _signal.raise_signal(_signal.SIGINT)
+        out = original(self, x, lengths, target)
+        after.append(self.params.copy())
+        return out
+
+    monkeypatch.setattr(Trainer, "batch", batch)
+    return after
+
+
+def _interrupt_data():
     rng = np.random.default_rng(3)
-    X = rng.standard_normal((256, 30, 4))
-    y = X.sum(axis=(1, 2))
-    est = _small("RNNRegressor", cell="lstm", hidden_layer_sizes=(32,),
-                 max_iter=100000, tol=0.0, n_iter_no_change=np.inf, batch_size=8)
-    timer = _threading.Timer(0.5, _thread.interrupt_main)
+    X = rng.standard_normal((40, 8, 3))
+    return X, X.sum(axis=(1, 2))
+
+
+INTERRUPTIBLE = dict(cell="lstm", hidden_layer_sizes=(6,), max_iter=50, tol=0.0,
+                     n_iter_no_change=np.inf, batch_size=8)   # 5 batches/epoch
+
+
+def _fit_interrupted(est, X, y):
     with _warnings.catch_warnings(record=True) as record:
         _warnings.simplefilter("always")
-        timer.start()
-        try:
-            est.fit(X, y)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            timer.cancel()
-    assert any("interrupt" in str(w.message).lower() for w in record), (
-        "fit did not say that it was interrupted")
-    assert hasattr(est, "coefs_"), "the interrupted fit lost the model"
-    assert 0 < est.n_iter_ < 100000
+        est.fit(X, y)
+    said = [str(w.message) for w in record if "KeyboardInterrupt" in str(w.message)]
+    assert len(said) == 1, "fit did not say (once) that it was interrupted"
+    assert _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler
+    return said[0]
+
+
+@needs_estimators
+@pytest.mark.parametrize("how,at,kept", [
+    ("signal", 8, 8),        # Ctrl-C: stops after the mini-batch it arrived in
+    ("signal", 10, 10),      # ... the last of epoch 2
+    ("signal2", 8, 7),       # pressed twice: stops at once
+    ("raise", 8, 7),         # a KeyboardInterrupt raised inside the update
+])
+def test_keyboard_interrupt_keeps_the_last_finished_update(monkeypatch, how,
+                                                           at, kept):
+    """Ctrl-C during fit: the fit stops at a mini-batch boundary, returns,
+    and the estimator keeps a usable model with the weights of the last
+    finished update, and says so (a warning)."""
+    if _signal.getsignal(_signal.SIGINT) is not _signal.default_int_handler:
+        pytest.skip("SIGINT has a non-default handler in this test process")
+    X, y = _interrupt_data()
+    est = _small("RNNRegressor", **INTERRUPTIBLE)
+    after = _interrupting_batches(monkeypatch, at, how)
+    msg = _fit_interrupted(est, X, y)
+    epoch, batch = divmod(kept - 1, 5)
+    assert f"in epoch {epoch + 1} after mini-batch {batch + 1};" in msg, msg
+    assert "keeps the weights of the last finished update" in msg
+    np.testing.assert_array_equal(est._params, after[kept - 1])
+    assert est.n_iter_ == len(est.loss_curve_) == (kept - 1) // 5
     assert all(np.isfinite(a).all() for d in est.coefs_ for a in d.values())
+    pred = est.predict(X)
+    assert pred.shape == y.shape and np.isfinite(pred).all()
+    monkeypatch.undo()
+    if kept % 5 == 0:        # the same weights as a fit stopped by max_iter
+        ref = _small("RNNRegressor", **dict(INTERRUPTIBLE, max_iter=kept // 5))
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore")
+            ref.fit(X, y)
+        np.testing.assert_array_equal(est._params, ref._params)
+        np.testing.assert_array_equal(est.predict(X), ref.predict(X))
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore")
+        est.partial_fit(X, y)                 # and training can go on
+    assert est.n_iter_ == (kept - 1) // 5 + 1
+
+
+@needs_estimators
+def test_keyboard_interrupt_in_partial_fit_keeps_the_finished_updates(monkeypatch):
+    X, y = _interrupt_data()
+    est = _fitted_est("RNNRegressor", **dict(INTERRUPTIBLE, max_iter=2))
+    X, y = _interrupt_data()
+    n_iter = est.n_iter_
+    after = _interrupting_batches(monkeypatch, 3, "raise")
+    with _warnings.catch_warnings(record=True) as record:
+        _warnings.simplefilter("always")
+        est.partial_fit(X, y)
+    assert any("KeyboardInterrupt" in str(w.message) for w in record)
+    np.testing.assert_array_equal(est._params, after[-1])
+    assert len(after) == 2 and est.n_iter_ == n_iter
+
+
+@needs_estimators
+def test_keyboard_interrupt_between_truncated_windows_keeps_their_updates(monkeypatch):
+    """With truncated BPTT every window is an update: an interrupt raised
+    after the first window's update of the first mini-batch keeps it."""
+    from cbptt._optim import Optimizer
+    X, _ = _interrupt_data()
+    y = np.cumsum(X.sum(axis=2), axis=1)       # a target at every step
+    est = _small("RNNRegressor", **dict(INTERRUPTIBLE, bptt_truncate=4,
+                                        output="sequence"))
+    original, kept = Optimizer.step, []
+
+    def step(self, params, grads):
+        if kept:
+            raise KeyboardInterrupt
+        original(self, params, grads)
+        kept.append(params.copy())
+
+    monkeypatch.setattr(Optimizer, "step", step)
+    msg = _fit_interrupted(est, X, y)
+    assert "in its first mini-batch" in msg, msg
+    np.testing.assert_array_equal(est._params, kept[0])
+    assert est.n_iter_ == 0 and est._optimizer.t == 1
     assert np.isfinite(est.predict(X)).all()
+
+
+@needs_estimators
+@pytest.mark.parametrize("how", ["signal2", "raise"])
+def test_keyboard_interrupt_before_any_update_is_raised_and_changes_nothing(
+        monkeypatch, how):
+    """With no finished update there is nothing to keep: the interrupt goes
+    on to the caller, an unfitted estimator stays unfitted and a fitted one
+    keeps its model."""
+    X, y = _interrupt_data()
+    fresh = _small("RNNRegressor", **INTERRUPTIBLE)
+    fitted = _fitted_est("RNNRegressor", **dict(INTERRUPTIBLE, max_iter=2))
+    before = _snapshot(fitted, X)
+    state = dict(vars(fitted))
+    _interrupting_batches(monkeypatch, 1, how)
+    with pytest.raises(KeyboardInterrupt):
+        fresh.fit(X, y)
+    assert not hasattr(fresh, "coefs_") and not hasattr(fresh, "n_iter_")
+    for call in (lambda: fitted.fit(X, y), lambda: fitted.partial_fit(X, y)):
+        with pytest.raises(KeyboardInterrupt):
+            call()
+        assert vars(fitted).keys() == state.keys()
+        assert fitted.n_iter_ == state["n_iter_"]
+        for a, b in zip(before, _snapshot(fitted, X)):
+            np.testing.assert_array_equal(a, b)
+    assert _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler
+
+
+@needs_estimators
+def test_an_error_after_some_updates_still_rolls_back(monkeypatch):
+    """Only KeyboardInterrupt keeps a partly trained model; an error in the
+    middle of a fit leaves the previous model exactly as it was."""
+    from cbptt._network import Trainer
+    X, y = _interrupt_data()
+    est = _fitted_est("RNNRegressor", **dict(INTERRUPTIBLE, max_iter=2))
+    before = _snapshot(est, X)
+    original, calls = Trainer.batch, []
+
+    def batch(self, *args):
+        calls.append(1)
+        if len(calls) == 4:
+            raise MemoryError("out of memory in the 4th mini-batch")
+        return original(self, *args)
+
+    monkeypatch.setattr(Trainer, "batch", batch)
+    for call in (lambda: est.fit(X, y), lambda: est.partial_fit(X, y)):
+        calls.clear()
+        with pytest.raises(MemoryError):
+            call()
+        for a, b in zip(before, _snapshot(est, X)):
+            np.testing.assert_array_equal(a, b)

@@ -485,10 +485,6 @@ def test_pickle_keeps_working_for_the_estimators():
 
 
 @needs_estimators
-@pytest.mark.xfail(not hasattr(getattr(cbptt, "RNNRegressor", None), "save"),
-                   strict=True, reason="estimators gap (issue 6): no save() "
-                   "method and no _rebuild_from_fitted() hook yet (see "
-                   "cbptt/_persistence.py)")
 @pytest.mark.parametrize("cls_name", ["RNNRegressor", "RNNClassifier"])
 @pytest.mark.parametrize("cell", ["lstm", "lstm1997", "elman", "cec"])
 @pytest.mark.parametrize("output", ["last", "sequence"])
@@ -498,15 +494,107 @@ def test_estimators_round_trip(tmp_path, cls_name, cell, output):
     assert type(loaded) is type(est)
     assert loaded.get_params() == est.get_params()
     np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+    if cls_name == "RNNClassifier":
+        np.testing.assert_array_equal(loaded.predict_proba(X),
+                                      est.predict_proba(X))
+    assert loaded.score(X, y) == est.score(X, y)
     for d, e in zip(loaded.coefs_, est.coefs_):
         for k in e:
             _assert_same(d[k], e[k])
+            assert not d[k].flags.writeable
     fitted = [k for k in vars(est) if k.endswith("_") and not k.startswith("_")]
+    assert sorted(k for k in vars(loaded)
+                  if k.endswith("_") and not k.startswith("_")) == sorted(fitted)
     for k in fitted:
         _assert_same(getattr(loaded, k), getattr(est, k))
+    for a, b in zip(loaded.error_signals(X, y), est.error_signals(X, y)):
+        np.testing.assert_array_equal(a.delta, b.delta)
+    again = pickle.loads(pickle.dumps(loaded))
+    np.testing.assert_array_equal(again.predict(X), est.predict(X))
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        loaded.partial_fit(X, y)             # training goes on after a load
-    assert np.isfinite(np.asarray(loaded.predict(X), dtype=float)).all() \
-        if cls_name == "RNNRegressor" else True
+        loaded.partial_fit(X, y)             # training goes on after a load...
+        est.partial_fit(X, y)
+    # ...exactly as it goes on in the saved estimator (optimizer state kept)
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+    assert loaded.n_iter_ == est.n_iter_ and loaded.loss_curve_ == est.loss_curve_
+
+
+@needs_estimators
+@pytest.mark.parametrize("solver", ["sgd", "rmsprop"])
+def test_estimators_round_trip_every_solver_and_float32(tmp_path, solver):
+    import warnings
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((20, 5, 3)).astype(np.float32)
+    y = X.sum(axis=(1, 2))
+    est = cbptt.RNNRegressor(hidden_layer_sizes=(4,), cell="elman",
+                             solver=solver, max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y)
+        loaded = cbptt.load(est.save(tmp_path / "m.npz"))
+        assert loaded.coefs_[0]["weight_ih"].dtype == np.float32
+        np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+        loaded.partial_fit(X, y)
+        est.partial_fit(X, y)
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+
+
+@needs_estimators
+def test_estimators_loaded_after_a_solver_change_start_a_fresh_optimizer(tmp_path):
+    est, X, y = _real_fitted("RNNRegressor", "elman", "last")
+    est.set_params(solver="sgd")             # the saved Adam state no longer fits
+    loaded = cbptt.load(est.save(tmp_path / "m.npz"))
+    assert loaded._optimizer is None
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded.partial_fit(X, y)
+        est.partial_fit(X, y)
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+
+
+@needs_estimators
+@pytest.mark.parametrize("cls_name", ["RNNRegressor", "RNNClassifier"])
+def test_estimators_refuse_to_save_unfitted(tmp_path, cls_name):
+    from sklearn.exceptions import NotFittedError
+    with pytest.raises(NotFittedError, match="not fitted"):
+        getattr(cbptt, cls_name)().save(tmp_path / "m.npz")
+    assert not os.listdir(tmp_path)
+
+
+@needs_estimators
+@pytest.mark.parametrize("change,words", [
+    (lambda m: m["fitted"]["_arch"]["__dict__"].update(
+        hidden_layer_sizes={"__tuple__": [5, 3]}), ("inconsistent", "shape")),
+    (lambda m: m["fitted"].update(n_outputs_=2), ("inconsistent", "shape")),
+    (lambda m: m["fitted"].pop("_n_step_features"), ("inconsistent",
+                                                     "_n_step_features")),
+    (lambda m: m["fitted"].update(_output="all"), ("inconsistent", "_output")),
+    (lambda m: m["fitted"]["_arch"]["__dict__"].update(cell="gru"),
+     ("inconsistent", "gru")),
+    (lambda m: m["fitted"]["_optimizer_state"]["__dict__"].update(t=-1),
+     ("inconsistent", "optimizer")),
+])
+def test_estimators_inconsistent_files_are_refused(tmp_path, change, words):
+    est, _, _ = _real_fitted("RNNRegressor", "lstm", "last")
+    _refused(_edit_metadata(est.save(tmp_path / "m.npz"), change), *words)
+
+
+@needs_estimators
+def test_readme_errors_and_safety_examples_run(tmp_path, monkeypatch):
+    """Every Python block of README.md's "Errors and safety" section runs."""
+    import re
+    import warnings
+    text = open(os.path.join(os.path.dirname(__file__), os.pardir,
+                             "README.md")).read()
+    section = text.split("\n## Errors and safety\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert any("cbptt.load" in b for b in blocks)
+    monkeypatch.chdir(tmp_path)
+    for i, block in enumerate(blocks):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            exec(compile(block, f"README Errors and safety block {i}", "exec"), {})

@@ -207,3 +207,43 @@ def test_pickle_keeps_and_save_leaves_out_the_profile(tmp_path):
     assert not hasattr(loaded, "error_flow_")
     assert not hasattr(loaded, "error_flow_history_")
     assert loaded.n_iter_ == est.n_iter_
+
+
+def _sigint_on_call(monkeypatch, which):
+    """Make the ``which``-th error-flow measurement send one real SIGINT (as
+    Ctrl-C does) before it measures."""
+    import signal
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT has a non-default handler in this process")
+    real, calls = diagnostics._error_flow, []
+
+    def measure(*args, **kwargs):
+        calls.append(args[-1])                    # with_factors
+        if len(calls) == which:
+            signal.raise_signal(signal.SIGINT)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(diagnostics, "_error_flow", measure)
+    return calls
+
+
+def test_ctrl_c_while_measuring_at_the_end_keeps_model_and_profile(monkeypatch):
+    X, y = data(n=40)
+    calls = _sigint_on_call(monkeypatch, 1)
+    est = RNNRegressor(cell="elman", record_error_flow="fit", **SMALL)
+    with pytest.warns(UserWarning, match="KeyboardInterrupt"):
+        fit(est, X, y)
+    assert calls == [True] and est.n_iter_ == SMALL["max_iter"]
+    assert_same_flow(est.error_flow_, est.error_flow(subset(X)))
+
+
+def test_ctrl_c_during_training_keeps_the_epochs_and_their_profiles(monkeypatch):
+    X, y = data(n=40)
+    calls = _sigint_on_call(monkeypatch, 2)       # in epoch 2's measurement
+    est = RNNRegressor(cell="lstm", record_error_flow="epoch",
+                       **dict(SMALL, max_iter=10))
+    with pytest.warns(UserWarning, match="after epoch 2"):
+        fit(est, X, y)
+    assert est.n_iter_ == 2 and len(est.error_flow_history_) == 2
+    assert calls == [False, False]                # nothing measured after
+    assert not hasattr(est, "error_flow_")
+    assert est.predict(X).shape == (40,)

@@ -1,0 +1,93 @@
+/* cbptt_scan.h: one-pass value scans for the API boundary.
+ *
+ * Contract
+ * --------
+ * - cbptt_all_finite_{f,d}(n, a): 1 iff a[0:n] holds no NaN and no infinity.
+ * - cbptt_colmax_{f,d}(rows, n, a, cm, bad): for every row r of the
+ *   C-contiguous a (rows x n),
+ *       cm[j]  = max(cm[j], |a[r*n + j]|)
+ *       bad[j] += a - a    (0 for a finite value, NaN for NaN or infinity)
+ *   so after the last row, bad[j] == 0 iff column j is finite.
+ * - cbptt_time_major_{f,d}(B, T, F, src, sb, st, sf, dst, cm, bad):
+ *       dst[(t*B + b)*F + j] = src[b*sb + t*st + j*sf]
+ *   then, unless cm is NULL, the column scan above over dst.
+ *
+ * Every loop is elementwise across its innermost index, so the compiler
+ * vectorises it without reassociating a sum (no -ffast-math needed): the
+ * "sum" of a - a is a per-lane accumulation of exact zeros, or NaN.
+ */
+#ifndef CBPTT_SCAN_H
+#define CBPTT_SCAN_H
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+/* Runtime dispatch by the loader (ifunc): the widest vectors the CPU has. */
+#define CBPTT_SCAN_ATTR __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CBPTT_SCAN_ATTR
+#endif
+#define CBPTT_SCAN_LANES 16
+#define CBPTT_SCAN_WIDE 64
+
+#define CBPTT_DEFINE_SCAN(T, S)                                               \
+CBPTT_SCAN_ATTR static int cbptt_all_finite_##S(long n, const T *a)                          \
+{                                                                             \
+    T acc[CBPTT_SCAN_LANES] = {0};                                            \
+    long i = 0;                                                               \
+    int j;                                                                    \
+    for (; i + CBPTT_SCAN_LANES <= n; i += CBPTT_SCAN_LANES)                  \
+        for (j = 0; j < CBPTT_SCAN_LANES; j++)                                \
+            acc[j] += a[i + j] - a[i + j];                                    \
+    for (; i < n; i++) acc[0] += a[i] - a[i];                                 \
+    for (j = 0; j < CBPTT_SCAN_LANES; j++)                                    \
+        if (!(acc[j] == 0)) return 0;                                         \
+    return 1;                                                                 \
+}                                                                             \
+                                                                              \
+CBPTT_SCAN_ATTR static void cbptt_colmax_##S(long rows, long n, const T *a, T *cm, T *bad)  \
+{                                                                             \
+    /* Rows of n < 64 are short: when n divides 64, fold 64 / n consecutive \
+     * rows into one chunk of 64 elements (element j of a chunk is in        \
+     * column j % n), scan the chunks with 64 accumulators, fold them back. */\
+    T wcm[CBPTT_SCAN_WIDE] = {0}, wbad[CBPTT_SCAN_WIDE] = {0};               \
+    long total = rows * n, i = 0, j;                                          \
+    if (n < CBPTT_SCAN_WIDE && CBPTT_SCAN_WIDE % n == 0) {                    \
+        for (; i + CBPTT_SCAN_WIDE <= total; i += CBPTT_SCAN_WIDE)            \
+            for (j = 0; j < CBPTT_SCAN_WIDE; j++) {                           \
+                T x = a[i + j], v = x < 0 ? -x : x;                           \
+                wcm[j] = v > wcm[j] ? v : wcm[j];                             \
+                wbad[j] += x - x;                                             \
+            }                                                                 \
+        for (j = 0; j < CBPTT_SCAN_WIDE; j++) {                               \
+            cm[j % n] = wcm[j] > cm[j % n] ? wcm[j] : cm[j % n];              \
+            bad[j % n] += wbad[j];                                            \
+        }                                                                     \
+    }                                                                         \
+    for (; i < total; i += n)               /* the rest, row by row */        \
+        for (j = 0; j < n; j++) {                                             \
+            T x = a[i + j], v = x < 0 ? -x : x;                               \
+            cm[j] = v > cm[j] ? v : cm[j];                                    \
+            bad[j] += x - x;                                                  \
+        }                                                                     \
+}                                                                             \
+                                                                              \
+CBPTT_SCAN_ATTR static void cbptt_time_major_##S(long B, long T_, long F, const T *src,       \
+                                 long sb, long st, long sf, T *dst, T *cm,    \
+                                 T *bad)                                      \
+{                                                                             \
+    long b, t, j;                                                             \
+    for (b = 0; b < B; b++)                                                   \
+        for (t = 0; t < T_; t++) {                                            \
+            const T *s = src + b * sb + t * st;                               \
+            T *d = dst + (t * B + b) * F;                                     \
+            if (sf == 1)                                                      \
+                for (j = 0; j < F; j++) d[j] = s[j];                          \
+            else                                                              \
+                for (j = 0; j < F; j++) d[j] = s[j * sf];                     \
+        }                                                                     \
+    if (cm != 0) cbptt_colmax_##S(T_ * B, F, dst, cm, bad);                   \
+}
+
+CBPTT_DEFINE_SCAN(float, f)
+CBPTT_DEFINE_SCAN(double, d)
+
+#endif /* CBPTT_SCAN_H */
