@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cbptt import __version__
+from cbptt._cells import make_cell
 from cbptt.datasets import make_adding_problem
 from cbptt.diagnostics import error_flow, format_error_flow_table
 
@@ -124,32 +125,21 @@ class Report:
 # Part 1: error flow at initialisation
 # ---------------------------------------------------------------------------
 
-def _glorot(rng, fan_out, fan_in):
-    bound = np.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-bound, bound, (fan_out, fan_in))
+def initial_weights(cell, n_features, hidden, seed, forget_bias=1.0):
+    """The first recurrent layer an estimator starts from, as a weight dict.
 
-
-def _orthogonal(rng, n):
-    q, r = np.linalg.qr(rng.standard_normal((n, n)))
-    return q * np.sign(np.diag(r))
-
-
-def initial_weights(cell, n_features, hidden, rng, forget_bias=1.0):
-    """A freshly initialised layer, as the estimators start one.
-
-    Glorot-uniform input weights, an orthogonal recurrent block per gate,
-    zero biases except ``forget_bias`` on a forget gate.
+    Exactly what ``RNNRegressor(cell=cell, forget_bias=forget_bias,
+    random_state=seed)`` draws for its first layer: the estimators' own cell
+    adapter (:func:`cbptt._cells.make_cell`) fills the weights from
+    ``RandomState(seed)`` (Glorot-uniform input weights, an orthogonal
+    recurrent block per gate, zero biases except ``forget_bias`` on a forget
+    gate).
     """
-    gates = {"elman": 1, "cec": 1, "lstm1997": 3, "lstm": 4}[cell]
-    w = {"weight_ih": np.vstack([_glorot(rng, hidden, n_features)
-                                 for _ in range(gates)]),
-         "bias": np.zeros(gates * hidden)}
-    if cell != "cec":
-        w["weight_hh"] = np.vstack([_orthogonal(rng, hidden)
-                                    for _ in range(gates)])
-    if cell == "lstm":
-        w["bias"][hidden:2 * hidden] = forget_bias
-    return w
+    adapter = make_cell(cell, "tanh")      # the activation does not draw
+    weights = {name: np.zeros(shape) for name, shape, _ in
+               adapter.param_specs(n_features, hidden)}
+    adapter.init_params(weights, np.random.RandomState(seed), forget_bias)
+    return weights
 
 
 FLOW_MODELS = (("logistic Elman", "elman", "logistic", None),
@@ -167,11 +157,10 @@ def part_flow(settings, report, seed):
     report.line(f"== 1. error flow at initialisation (T = {T}, {H} units, "
                 f"{n} sequences)")
     X, _ = make_adding_problem(n, T, variable_length=False, random_state=seed)
-    rng = np.random.RandomState(seed)
     flows = {}
     for name, cell, activation, forget_bias in FLOW_MODELS:
         tic = time.perf_counter()
-        w = initial_weights(cell, X.shape[2], H, rng, forget_bias or 1.0)
+        w = initial_weights(cell, X.shape[2], H, seed, forget_bias or 1.0)
         flows[name] = error_flow(X, w, cell=cell,
                                  activation=activation or "tanh",
                                  random_state=seed)
@@ -185,8 +174,9 @@ def part_flow(settings, report, seed):
     report.line(table)
     text = (f"## 1. Error flow at initialisation\n\n"
             f"An error is injected at the last step T of {n} sequences "
-            f"(adding-problem inputs, T = {T}, {H} units, weights as the "
-            "estimators initialise them); ratio[q] = mean ||delta(T-q)|| / "
+            f"(adding-problem inputs, T = {T}, {H} units, the first layer "
+            f"an estimator with random_state={seed} starts from, so both "
+            "Elman layers have the same weights); ratio[q] = mean ||delta(T-q)|| / "
             "||delta(T)|| is the share of it that reaches lag q, and the "
             "horizon is the last lag where that share is above "
             f"{flows['CEC'].threshold:g} (\"+\": the whole sequence). For "
@@ -233,8 +223,9 @@ def explain_flow(flows, T):
         "the recurrent paths through h add to it. A forget gate multiplies "
         "it by f(t) at each step: with the usual bias 1, f is about 0.73 at "
         f"first and the error {trend(lstm1)} ({lstm1.ratio[last]:.2g} at "
-        f"q = {last}); with bias 4, f is about 0.98 and "
-        f"{lstm4.ratio[last]:.2g} of it arrives. Training moves the gates: "
+        f"q = {last}); with bias 4, f is about 0.98 and the error "
+        f"{trend(lstm4)} ({lstm4.ratio[last]:.3g} at q = {last}). Training "
+        "moves the gates: "
         "they open the carousel where memory pays.",
     ])
 
@@ -284,7 +275,6 @@ def train_epochs(model, X, y, epochs, report, label, evaluate=None, **fit_kw):
 def part_adding(settings, report, seed):
     """Train a tanh Elman network and an LSTM alike on the adding problem."""
     from cbptt import RNNRegressor
-    from cbptt.diagnostics import estimator_error_flow
     cfg = settings.adding
     T, H, fit = cfg["T"], cfg["hidden"], cfg["fit"]
     report.line(f"== 2. the adding problem (Hochreiter & Schmidhuber 1997), "
@@ -294,9 +284,13 @@ def part_adding(settings, report, seed):
     baseline = float(np.mean((yt - y.mean()) ** 2))
     report.line(f"  baseline (always predict the training mean): test MSE "
                 f"{baseline:.5f}")
+    # record_error_flow="epoch": the first layer's error flow after every
+    # epoch, on 64 of the training sequences
     models = {"tanh Elman": RNNRegressor((H,), cell="elman", activation="tanh",
-                                         random_state=seed, **fit),
-              "LSTM": RNNRegressor((H,), cell="lstm", random_state=seed, **fit)}
+                                         random_state=seed,
+                                         record_error_flow="epoch", **fit),
+              "LSTM": RNNRegressor((H,), cell="lstm", random_state=seed,
+                                   record_error_flow="epoch", **fit)}
 
     def test_mse(m):
         return "test MSE", float(np.mean((m.predict(Xt) - yt) ** 2))
@@ -307,10 +301,14 @@ def part_adding(settings, report, seed):
         curve = train_epochs(model, X, y, cfg["epochs"], report, name,
                              evaluate=test_mse)
         seconds = time.perf_counter() - tic
-        flow = estimator_error_flow(model, Xt, max_samples=32)
+        flow = model.error_flow_
+        horizons = [horizon(r, flow.threshold)
+                    for r in model.error_flow_history_]
+        report.line(f"  {name:12s} error-flow horizon after each epoch: "
+                    + ", ".join(map(str, horizons)))
         results[name] = dict(
             mse=curve[-1], curve=curve, seconds=seconds, flow=flow,
-            horizon=flow.horizon,
+            horizon=flow.horizon, horizons=horizons,
             solved=curve[-1] < 0.1 * baseline,
             correct=float(np.mean(np.abs(model.predict(Xt) - yt) < 0.04)))
     rows = ["| model | test MSE | / baseline | abs error < 0.04 | solved | "
@@ -336,12 +334,15 @@ def part_adding(settings, report, seed):
             f"units and the same settings ({_settings_text(fit)}, "
             f"{cfg['epochs']} epochs; the forget bias only concerns the "
             "LSTM). \"Solved\": test MSE below a tenth of the baseline's. "
-            "The horizon is the error flow's, measured on the trained first "
-            "layer: after training, an error at the last step reaches "
+            "The horizon is the error flow's, recorded during training "
+            "(`record_error_flow=\"epoch\"`, on 64 training sequences): "
+            "after training, an error at the last step reaches "
             f"{results['LSTM']['horizon']} steps back in the LSTM and "
             f"{results['tanh Elman']['horizon']} in the tanh network (above "
-            f"1e-3 of its size).\n\n{table}\n\nSolved by: "
-            f"{', '.join(solved)}.\n")
+            "1e-3 of its size). After each epoch:\n\n"
+            + "\n".join(f"* {n}: {', '.join(map(str, r['horizons']))}"
+                        for n, r in results.items())
+            + f"\n\n{table}\n\nSolved by: {', '.join(solved)}.\n")
     path = report.figure_path("adding_loss.png")
     if path:
         draw_adding(models, results, baseline, T, path)
@@ -349,6 +350,12 @@ def part_adding(settings, report, seed):
         report.line(f"  saved {path}")
     report.section(text)
     return results
+
+
+def horizon(ratio, threshold):
+    """The memory horizon of a ratio profile: the last lag above threshold."""
+    above = np.flatnonzero(ratio > threshold)
+    return int(above.max()) if above.size else 0
 
 
 def draw_adding(models, results, baseline, T, path):
@@ -438,7 +445,6 @@ def part_text(settings, report, seed):
     """A character-level LSTM on built-in English text, and a sample."""
     from cbptt import RNNClassifier
     from cbptt.datasets import load_text
-    from cbptt.diagnostics import generate_text
     cfg = settings.text
     T, H = cfg["T"], cfg["hidden"]
     text, codec = load_text(max_chars=cfg["n_chars"])
@@ -459,9 +465,9 @@ def part_text(settings, report, seed):
                        evaluate=accuracy, classes=np.arange(codec.n_chars))[-1]
     seconds = time.perf_counter() - tic
     seed_text = "The "
-    sample = seed_text + generate_text(model, seed_text, cfg["sample"],
-                                       temperature=0.7, codec=codec,
-                                       random_state=seed)
+    sample = seed_text + model.generate(seed_text, cfg["sample"],
+                                        temperature=0.7, codec=codec,
+                                        random_state=seed)
     report.line("  sample (temperature 0.7):")
     for line in sample.splitlines():
         report.line("    " + line)

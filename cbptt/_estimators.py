@@ -55,6 +55,9 @@ __all__ = ["RNNRegressor", "RNNClassifier"]
 # them unchanged.
 _ARCHITECTURE = ("cell", "activation", "hidden_layer_sizes", "output")
 
+# record_error_flow measures on at most this many training sequences.
+_ERROR_FLOW_SAMPLES = 64
+
 
 def _hidden_sizes(hidden_layer_sizes):
     sizes = hidden_layer_sizes
@@ -239,6 +242,20 @@ _PARAMETERS = """
     verbose : int, default=0
         Print one line per epoch: epoch, training loss, validation score
         (with early stopping), seconds.
+
+    record_error_flow : {None, "fit", "epoch"}, default=None
+        Record the error flow through the first recurrent layer while
+        training (see :meth:`error_flow`). ``"fit"``: at the end of every
+        :meth:`fit` and :meth:`partial_fit`, set ``error_flow_``.
+        ``"epoch"``: also append each epoch's ``ratio`` to
+        ``error_flow_history_``. It is measured on at most 64 of the
+        training sequences, ``X[::ceil(n_samples / 64)]``, with the defaults
+        of :meth:`error_flow` (a random direction with seed 0, threshold
+        1e-3), so ``error_flow_`` equals ``error_flow(X[::step])``. Each
+        measurement costs about one forward and backward pass over those
+        sequences in float64 (for ``error_flow_`` of an Elman layer also an
+        SVD per sequence and step, for its step factors). None records
+        nothing and costs nothing.
 """
 
 _ATTRIBUTES = """
@@ -279,6 +296,27 @@ _ATTRIBUTES = """
         bias_hh``), where ``G`` is 4 for ``"lstm"``, 3 for ``"lstm1997"`` and
         1 otherwise; then the output layer's ``weight (n_outputs_, H)`` and
         ``bias (n_outputs_,)``.
+
+    error_flow_ : cbptt.diagnostics.ErrorFlow or None
+        Only with ``record_error_flow`` set: the error flow of the fitted
+        first layer at the end of the last :meth:`fit` or
+        :meth:`partial_fit` (with early stopping: of the restored best
+        weights), measured on ``X[::ceil(n_samples / 64)]`` of that call;
+        absent after a call stopped by Ctrl-C.
+        None if the measurement failed (a ``RuntimeWarning`` says why).
+        Not written by ``save`` (pickle keeps it).
+
+    error_flow_history_ : list of ndarray of shape (n_lags,)
+        Only with ``record_error_flow="epoch"``: the ``ratio`` array of the
+        error flow after each epoch counted in ``n_iter_`` (reset by
+        :meth:`fit`, extended by :meth:`partial_fit`), on the same
+        sequences as ``error_flow_``; ``np.vstack`` gives an ``(n_epochs,
+        n_lags)`` array when every call had the same longest sequence.
+        Entry ``k`` goes with ``loss_curve_[-n_iter_ + k]``; None where the
+        measurement failed. Not written by ``save`` (pickle keeps it): after
+        ``cbptt.load``, or when ``"epoch"`` is switched on between
+        :meth:`partial_fit` calls, it starts anew and covers only the last
+        ``len(error_flow_history_)`` epochs.
 """
 
 _NOTES = """
@@ -352,6 +390,10 @@ _NOTES = """
 class _BaseRNN(BaseEstimator):
     """Shared machinery of the RNN estimators (not for direct use)."""
 
+    # Diagnostics that save() leaves out (ErrorFlow objects, NaN-padded
+    # ratios): a loaded estimator lacks them; pickle keeps them.
+    _transient_attributes = ("error_flow_", "error_flow_history_")
+
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None,
                                                       closed="left")],
@@ -383,6 +425,7 @@ class _BaseRNN(BaseEstimator):
         "random_state": ["random_state"],
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
+        "record_error_flow": [None, StrOptions({"fit", "epoch"})],
     }
 
     def __init__(self, hidden_layer_sizes=(32,), *, cell="lstm",
@@ -393,7 +436,7 @@ class _BaseRNN(BaseEstimator):
                  validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-8, momentum=0.9, nesterovs_momentum=True, rho=0.9,
                  clip_norm=1.0, bptt_truncate=None, random_state=None,
-                 warm_start=False, verbose=0):
+                 warm_start=False, verbose=0, record_error_flow=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.cell = cell
         self.activation = activation
@@ -420,6 +463,7 @@ class _BaseRNN(BaseEstimator):
         self.random_state = random_state
         self.warm_start = warm_start
         self.verbose = verbose
+        self.record_error_flow = record_error_flow
 
     # ----------------------------------------------------------- fitting --
     def _fit(self, X, y, incremental, classes=None):
@@ -478,6 +522,7 @@ class _BaseRNN(BaseEstimator):
             old_opt = self._optimizer if incremental else None
         if cold or not incremental:
             self._start_history()
+        self._start_error_flow(incremental)
         opt = self._make_optimizer(net, params.dtype, old_opt)
         interrupted = None
         with _Interrupt(opt) as interrupt:
@@ -488,6 +533,11 @@ class _BaseRNN(BaseEstimator):
                 if not interrupt.updated:
                     raise                   # nothing to keep: roll back
                 interrupted = interrupt.message(self.n_iter_)
+            # Still guarded: a first Ctrl-C while measuring only sets pending.
+            # After an interruption the user wants out: nothing is measured.
+            record = self.record_error_flow is not None and interrupted is None
+            if record:
+                error_flow = self._measure_error_flow(net, params, seqs)
         if interrupt.pending and interrupted is None:   # Ctrl-C at the very end
             interrupted = interrupt.message(self.n_iter_)
         self._net = net
@@ -496,6 +546,8 @@ class _BaseRNN(BaseEstimator):
         self._output = self._arch["output"]
         self.n_outputs_ = n_outputs
         self.coefs_ = self._make_coefs()
+        if record:
+            self.error_flow_ = error_flow
         return interrupted
 
     def _before_fit(self, incremental, classes):
@@ -513,6 +565,40 @@ class _BaseRNN(BaseEstimator):
             self.validation_scores_ = None
             self.best_validation_score_ = None
             self.best_loss_ = np.inf
+
+    def _start_error_flow(self, incremental):
+        """Drop the last fit's error flow; a fresh (or copied) history list.
+
+        A new list object, so that a fit that raises restores the old one
+        untouched.
+        """
+        self.__dict__.pop("error_flow_", None)
+        history = getattr(self, "error_flow_history_", None)
+        self.__dict__.pop("error_flow_history_", None)
+        if self.record_error_flow == "epoch":
+            self.error_flow_history_ = list(history or []) if incremental else []
+
+    def _measure_error_flow(self, net, params, seqs, with_factors=True):
+        """The first layer's :class:`~cbptt.diagnostics.ErrorFlow` on the
+        sequences ``X[::ceil(n_samples / 64)]``, or None with a warning when
+        the functional API refuses the weights. ``with_factors=False`` skips
+        the Elman step factors (an SVD per sample and step) when only the
+        ratio is kept."""
+        from cbptt import diagnostics
+        n = seqs.n_samples
+        T = seqs.x.shape[0]
+        lengths = np.full(n, T) if seqs.lengths is None else seqs.lengths
+        index = np.arange(0, n, -(-n // _ERROR_FLOW_SAMPLES))
+        sample = [seqs.x[:lengths[i], i] for i in index]
+        layers, _ = net.views(params)
+        try:
+            return diagnostics._error_flow(
+                sample, layers[0], self._arch["cell"],
+                self._arch["activation"], "random", 1e-3, 0, with_factors)
+        except ValueError as exc:
+            warnings.warn(f"record_error_flow: the error flow could not be "
+                          f"measured ({exc}); recorded None", RuntimeWarning)
+            return None
 
     def _arch_output(self, cold):
         return self.output if cold else self._arch["output"]
@@ -630,6 +716,11 @@ class _BaseRNN(BaseEstimator):
             self.n_iter_ += 1
             self.loss_ = loss
             self.loss_curve_.append(loss)
+            if self.record_error_flow == "epoch":
+                flow = self._measure_error_flow(net, params, seqs,
+                                                with_factors=False)
+                self.error_flow_history_.append(
+                    None if flow is None else flow.ratio)
             if val is not None:
                 score = self._score_internal(net, params, *val)
                 self.validation_scores_.append(score)
@@ -1345,7 +1436,6 @@ __NOTES__
         """
         return self._fit(X, y, incremental=False)
 
-    @_fit_context(prefer_skip_nested_validation=True)
     def generate(self, seed_text, n_chars=200, temperature=1.0, *, codec=None,
                  random_state=None):
         """Sample text one character at a time from a character model.
@@ -1377,6 +1467,7 @@ __NOTES__
         return diagnostics.generate_text(self, seed_text, n_chars, temperature,
                                          codec=codec, random_state=random_state)
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None):
         """Train one epoch on ``X, y``, continuing the fitted network.
 

@@ -34,7 +34,10 @@ Contract
   class attribute ``_persistent_attributes`` (a tuple of names); private
   state that is not plain data (a compiled network, an optimizer) is
   rebuilt after loading by its ``_rebuild_from_fitted()`` method, when it
-  has one. A loaded estimator predicts like the saved one.
+  has one. A loaded estimator predicts like the saved one. Public fitted
+  attributes that are diagnostics rather than plain data it names in
+  ``_transient_attributes``: they are not written, and a loaded estimator
+  lacks them.
 * ``save`` writes to a temporary file in the same directory and renames it,
   so a failing save never leaves a partial file behind.
 """
@@ -137,8 +140,10 @@ def _fitted_attributes(est):
     """Public fitted attributes (names ending in "_", scikit-learn's rule)
     plus the private ones the class lists in ``_persistent_attributes``."""
     extra = _persisted_names(type(est))
+    transient = set(getattr(type(est), "_transient_attributes", ()))
     return {k: v for k, v in vars(est).items()
-            if (k.endswith("_") and not k.startswith("_")) or k in extra}
+            if ((k.endswith("_") and not k.startswith("_")) or k in extra)
+            and k not in transient}
 
 
 def save(est, path):

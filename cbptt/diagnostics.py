@@ -429,6 +429,15 @@ def error_flow(X, weights, *, cell="elman", activation="tanh",
     >>> flow.horizon < 10
     True
     """
+    return _error_flow(X, weights, cell, activation, direction, threshold,
+                       random_state)
+
+
+def _error_flow(X, weights, cell, activation, direction, threshold,
+                random_state, with_factors=True):
+    """:func:`error_flow`; ``with_factors=False`` skips the Elman step factors
+    and bounds (one SVD per sample and step: the costly part), leaving the
+    same ``ratio``, ``sample_ratio`` and ``horizon``."""
     cell = _check_cell(cell)
     if cell == "elman":
         check_activation(activation)
@@ -442,7 +451,8 @@ def error_flow(X, weights, *, cell="elman", activation="tanh",
 
     norms = np.full((n, n_lags), np.nan)
     gate_norms = np.full((n, n_lags), np.nan) if cell in _GATES else None
-    if cell == "elman":
+    with_factors = with_factors and cell == "elman"
+    if with_factors:
         factors = np.full((n, n_lags), np.nan)
         factors_max = np.full((n, n_lags), np.nan)
     for index, x in groups:
@@ -456,7 +466,7 @@ def error_flow(X, weights, *, cell="elman", activation="tanh",
         norms[index, :L] = np.linalg.norm(signal[:, ::-1], axis=2)
         if gate_norms is not None:
             gate_norms[index, :L] = np.linalg.norm(grads.delta[:, ::-1], axis=2)
-        if cell == "elman":
+        if with_factors:
             fn, fm = _elman_factors(np.asarray(fwd.h), w["weight_hh"],
                                     activation)
             factors[index, :L] = fn
@@ -477,7 +487,7 @@ def error_flow(X, weights, *, cell="elman", activation="tanh",
               horizon=int(above.max()) if above.size else 0)
     if gate_norms is not None:
         kw["ratio_gates"] = _nanmean_columns(ratios(gate_norms))
-    if cell == "elman":
+    if with_factors:
         w_norm = float(np.linalg.norm(w["weight_hh"], ord=2))
         per_step = _FPRIME_SUP[activation] * w_norm
         path = factors.copy()

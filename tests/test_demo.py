@@ -62,6 +62,10 @@ def test_quick_demo(tmp_path):
         assert 0 <= float(share.rstrip("%")) <= 100
     # one progress line per epoch
     assert len(re.findall(r"LSTM +epoch +\d+/8 ", proc.stdout)) == 8
+    # the error flow recorded after every epoch (record_error_flow="epoch")
+    for name in ["LSTM", "tanh Elman"]:
+        assert re.search(rf"{name} +error-flow horizon after each epoch: "
+                         r"(\d+, ){7}\d+\n", proc.stdout)
     if has_matplotlib():
         assert (out / "error_flow.png").stat().st_size > 10000
         assert (out / "adding_loss.png").stat().st_size > 10000
@@ -86,3 +90,48 @@ def test_quick_text_part(tmp_path):
     assert "## 4. A character model" in report
     sample = report.split("```text\n")[1].split("\n```")[0]
     assert sample.startswith("The ") and len(sample) == 4 + 120
+
+
+@pytest.mark.parametrize("cell, forget_bias", [("elman", 1.0), ("cec", 1.0),
+                                               ("lstm1997", 1.0), ("lstm", 4.0)])
+def test_flow_part_starts_from_the_estimators_initialisation(cell, forget_bias):
+    import numpy as np
+    from cbptt.__main__ import initial_weights
+    from cbptt._cells import make_cell
+    from cbptt._network import Network
+    # what RNNRegressor(cell=cell, forget_bias=..., random_state=3) draws
+    net = Network(make_cell(cell, "tanh"), 2, (5,), 1)
+    params = net.init_params(np.random.RandomState(3), np.float64, forget_bias)
+    first = net.views(params)[0][0]
+    w = initial_weights(cell, 2, 5, 3, forget_bias)
+    assert sorted(w) == sorted(first)
+    for name in w:
+        np.testing.assert_array_equal(w[name], first[name], err_msg=name)
+
+
+def test_console_script_writes_to_the_default_directory(tmp_path):
+    from importlib.metadata import entry_points
+    (script,) = entry_points(group="console_scripts", name="cbptt")
+    assert script.value == "cbptt.__main__:main"
+    exe = os.path.join(os.path.dirname(sys.executable), "cbptt")
+    if not os.path.exists(exe):
+        pytest.skip(f"no console script next to {sys.executable}")
+    proc = subprocess.run([exe, "flow", "--quick"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, MPLBACKEND="Agg"))
+    assert proc.returncode == 0, proc.stderr
+    report = (tmp_path / "cbptt-demo" / "report.md").read_text()
+    assert "## 1. Error flow at initialisation" in report
+    assert "| CEC | 1 | 1 | 1 | 1 | 99+ | - |" in report
+
+
+def test_without_matplotlib_the_demo_says_how_to_get_the_pictures(
+        tmp_path, monkeypatch, capsys):
+    from cbptt.__main__ import main
+    monkeypatch.setitem(sys.modules, "matplotlib", None)     # import fails
+    assert main(["flow", "--quick", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert 'no error_flow.png: matplotlib is not installed; pip install "cbptt[plot]"' in out
+    assert not (tmp_path / "error_flow.png").exists()
+    report = (tmp_path / "report.md").read_text()
+    assert "## 1." in report and "![error flow]" not in report

@@ -38,3 +38,31 @@ def test_readme_estimators_section_runs(index, tmp_path, monkeypatch, capsys):
         exec(compile(blocks[index], f"README block {index}", "exec"), {})
     out = capsys.readouterr().out
     assert out.strip()
+
+
+def seeing_bptt_blocks():
+    text = README.read_text()
+    section = text.split("\n## Seeing BPTT\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+
+def test_readme_seeing_bptt_section_runs(tmp_path, monkeypatch, capsys):
+    """The blocks build on each other (the plots draw the flows and signals
+    of the block before), so they run in order in one namespace."""
+    blocks = seeing_bptt_blocks()
+    assert len(blocks) == 6
+    try:
+        import matplotlib  # noqa: F401
+        monkeypatch.setenv("MPLBACKEND", "Agg")
+    except ImportError:
+        blocks = [b for b in blocks if "cbptt.plotting" not in b]
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    for index, block in enumerate(blocks):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            exec(compile(block, f"README Seeing BPTT block {index}", "exec"),
+                 namespace)
+    out = capsys.readouterr().out
+    assert "record_error_flow" in README.read_text()
+    assert out.count("\n") > len(blocks)

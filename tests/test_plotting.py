@@ -7,16 +7,23 @@ import pytest
 
 from cbptt.diagnostics import error_flow, error_signals
 
-mpl = pytest.importorskip("matplotlib", reason="matplotlib not installed "
-                          "(the optional extra cbptt[plot])")
-from cbptt import plotting  # noqa: E402
+from cbptt import plotting
+
+try:
+    import matplotlib  # noqa: F401
+    HAS_MPL = True
+except ImportError:
+    HAS_MPL = False
+
+needs_mpl = pytest.mark.skipif(not HAS_MPL, reason="matplotlib not installed "
+                               "(the optional extra cbptt[plot])")
 
 
 @pytest.fixture(autouse=True)
 def close_figures():
     yield
-    import matplotlib.pyplot as plt
-    plt.close("all")
+    if HAS_MPL and sys.modules.get("matplotlib.pyplot") is not None:
+        sys.modules["matplotlib.pyplot"].close("all")
 
 
 def elman(rng, H=6):
@@ -25,6 +32,7 @@ def elman(rng, H=6):
                 bias=np.zeros(H))
 
 
+@needs_mpl
 def test_plot_error_flow_several_models(tmp_path, rng):
     X = rng.standard_normal((6, 40, 2))
     w = elman(rng)
@@ -49,6 +57,7 @@ def test_plot_error_flow_several_models(tmp_path, rng):
         plotting.plot_error_flow(np.ones((2, 3)))
 
 
+@needs_mpl
 def test_plot_loss_curve(tmp_path):
     class Fitted:
         loss_curve_ = [1.0, 0.4, 0.2, 0.1]
@@ -67,6 +76,7 @@ def test_plot_loss_curve(tmp_path):
         plotting.plot_loss_curve({"empty": []})
 
 
+@needs_mpl
 def test_plot_error_signals(tmp_path, rng):
     X = rng.standard_normal((3, 25, 2))
     g = np.zeros((3, 25, 6))
