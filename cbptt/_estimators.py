@@ -471,7 +471,10 @@ class _BaseRNN(BaseEstimator):
             # scikit-learn's _fit_context skips the validation in partial_fit
             # once fitted; the parameters may have changed since (set_params).
             self._validate_params()
-        saved = dict(self.__dict__)
+        # The lists (loss_curve_, ...) grow in place during training: the
+        # snapshot keeps copies of them.
+        saved = {k: list(v) if isinstance(v, list) else v
+                 for k, v in self.__dict__.items()}
         try:
             interrupted = self._fit_unsafe(X, y, incremental, classes)
         except BaseException:

@@ -875,3 +875,32 @@ def test_an_error_after_some_updates_still_rolls_back(monkeypatch):
             call()
         for a, b in zip(before, _snapshot(est, X)):
             np.testing.assert_array_equal(a, b)
+
+
+@needs_estimators
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_a_failed_warm_fit_leaves_the_training_history_as_it_was(
+        monkeypatch, early_stopping):
+    """loss_curve_ and validation_scores_ grow in place during a fit: an error
+    in a later epoch of a warm fit must not leave the earlier epochs' entries
+    behind."""
+    from cbptt._network import Trainer
+    X, y = _interrupt_data()
+    est = _fitted_est("RNNRegressor", **dict(
+        INTERRUPTIBLE, max_iter=2, warm_start=True,
+        early_stopping=early_stopping, validation_fraction=0.2))
+    history = (list(est.loss_curve_), est.n_iter_,
+               None if est.validation_scores_ is None
+               else list(est.validation_scores_))
+    original, calls = Trainer.batch, []
+
+    def batch(self, *args):
+        calls.append(1)
+        if len(calls) == 6:       # the second epoch's first or second batch
+            raise MemoryError("out of memory in the 6th mini-batch")
+        return original(self, *args)
+
+    monkeypatch.setattr(Trainer, "batch", batch)
+    with pytest.raises(MemoryError):
+        est.fit(X, y)
+    assert (est.loss_curve_, est.n_iter_, est.validation_scores_) == history
