@@ -471,16 +471,18 @@ class _BaseRNN(BaseEstimator):
             # scikit-learn's _fit_context skips the validation in partial_fit
             # once fitted; the parameters may have changed since (set_params).
             self._validate_params()
-        # The lists (loss_curve_, ...) grow in place during training: the
-        # snapshot keeps copies of them.
-        saved = {k: list(v) if isinstance(v, list) else v
-                 for k, v in self.__dict__.items()}
+        saved = dict(self.__dict__)
+        # The lists (loss_curve_, ...) grow in place during training: their
+        # items are kept too, and put back into the same list objects.
+        items = {k: list(v) for k, v in saved.items() if isinstance(v, list)}
         try:
             interrupted = self._fit_unsafe(X, y, incremental, classes)
         except BaseException:
             # Also a KeyboardInterrupt before any update finished.
             self.__dict__.clear()
             self.__dict__.update(saved)
+            for k, v in items.items():
+                saved[k][:] = v
             raise
         if interrupted is not None:
             warnings.warn(interrupted, UserWarning)

@@ -12,6 +12,7 @@ import numpy as np
 
 from cbptt import _scan
 
+_FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
 ACTIVATIONS = {"identity": 0, "logistic": 1, "tanh": 2, "relu": 3}
 
 
@@ -45,13 +46,16 @@ def as_array(name, a, ndim):
 
 def working_dtype(*arrays):
     """float32 if every given array is float32, else float64."""
-    if all(a.dtype == np.float32 for a in arrays if a is not None):
-        return np.dtype(np.float32)
-    return np.dtype(np.float64)
+    for a in arrays:
+        if a is not None and a.dtype != np.float32:
+            return _FLOAT64
+    return _FLOAT32
 
 
 def check_shape(name, arr, expected):
     """``arr.shape`` must equal ``expected`` (a tuple; None matches anything)."""
+    if arr.shape == expected:
+        return
     ok = len(arr.shape) == len(expected) and all(
         e is None or s == e for s, e in zip(arr.shape, expected))
     if not ok:
@@ -161,10 +165,13 @@ def owned(arr, dtype, *sources):
     ``sources`` (the caller's arrays), so that a cache kept for the backward
     pass cannot be changed behind its back (in-place weight updates, writes
     into a returned view)."""
-    out = np.ascontiguousarray(arr, dtype=dtype)
-    if out is arr or any(np.may_share_memory(out, s) for s in sources
-                         if isinstance(s, np.ndarray)):
-        out = out.copy()
+    if isinstance(arr, np.ndarray) and arr.size > 0:
+        out = np.array(arr, dtype=dtype, order="C", copy=True)   # always fresh
+    else:
+        out = np.ascontiguousarray(arr, dtype=dtype)
+        if out is arr or any(np.may_share_memory(out, s) for s in sources
+                             if isinstance(s, np.ndarray)):
+            out = out.copy()
     out.flags.writeable = False
     return out
 
@@ -193,6 +200,12 @@ def colmax_abs(arr):
     return np.maximum(hi, -lo).astype(np.float64)
 
 
+def _bound_ready(bias, w, v):
+    """The compiled bound can read the term (w, v)."""
+    return (w.dtype == bias.dtype and w.ndim == 2 and _scannable(w)
+            and v.dtype == np.float64 and v.flags.c_contiguous)
+
+
 _QUARTER_MAX = {t: float(np.finfo(t).max) / 4 for t in (np.float32, np.float64)}
 
 
@@ -206,10 +219,8 @@ def check_preactivation_range(func, dtype, bias, *terms):
     overflowed, so a saturating activation (tanh(inf) = 1, relu(NaN) = 0)
     cannot have hidden an overflow. NaN or inf in a ``v`` fails the check too.
     """
-    if len(terms) == 2 and all(
-            _scannable(w) and w.dtype == bias.dtype and w.ndim == 2
-            and v.dtype == np.float64 and v.flags.c_contiguous
-            for w, v in terms) and _scannable(bias):
+    if len(terms) == 2 and _bound_ready(bias, *terms[0]) \
+            and _bound_ready(bias, *terms[1]) and _scannable(bias):
         worst = _scan.preact_bound(bias, *terms[0], *terms[1])
     else:
         with np.errstate(over="ignore", invalid="ignore"):

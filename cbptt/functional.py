@@ -252,9 +252,13 @@ def rnn_forward(x, weight_ih, weight_hh, bias, h0=None, activation="tanh",
     # No overflow hidden by a saturating activation: bound |W x + W h + b|
     # with h ranging over the states that enter a step, h0 .. h(T-2)
     # (|h| <= 1 for tanh and logistic: no pass over h needed).
-    h_in = colmax_abs(h0k)
-    if T > 1:
-        h_in = np.maximum(h_in, 1.0 if act in (1, 2) else colmax_abs(h_tm[:-1]))
+    if h0 is None and T > 1 and act in (1, 2):
+        h_in = np.ones(H)
+    else:
+        h_in = colmax_abs(h0k)
+        if T > 1:
+            h_in = np.maximum(h_in, 1.0 if act in (1, 2)
+                              else colmax_abs(h_tm[:-1]))
     check_preactivation_range("rnn_forward", dtype, b,
                               (w_ih, x_max), (w_hh, h_in))
     return RNNForwardResult(
@@ -806,8 +810,8 @@ def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
         a.flags.writeable = False
     # No overflow hidden by the saturating gates: bound |W x + W h + b|
     # (|h(t)| = |o tanh(c)| <= 1 after h0).
-    h_in = colmax_abs(h0k)
-    if T > 1:
+    h_in = np.ones(H) if h0 is None and T > 1 else colmax_abs(h0k)
+    if T > 1 and h0 is not None:
         h_in = np.maximum(h_in, 1.0)
     check_preactivation_range("lstm_forward", dtype, b,
                               (w_ih, x_max), (w_hh, h_in))

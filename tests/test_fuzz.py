@@ -812,7 +812,8 @@ def test_every_wrapper_refuses_none_arrays(name):
     """None where an array belongs: refused (or, for the documented optional
     grad_c / d_x, skipped), never dereferenced."""
     fn, _, spec = WRAPPERS[name]
-    optional = {"grad_c", "d_x"} if name in ("lstm_backward", "cec_backward") else set()
+    optional = ({"grad_c", "d_x"} if name in ("lstm_backward", "cec_backward")
+                else {"d_x"} if name == "elman_backward" else set())
     n = dict(T=3, B=2, I=4, H=5, R=20 if name.startswith("lstm") else 5)
     base = [np.full(tuple(n[c] for c in t), 0.5 if a == "gates" else 0.1)
             if t not in ("act", "trunc", "bool") else
