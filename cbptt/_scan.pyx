@@ -24,6 +24,7 @@ Design contract
 """
 from cython cimport floating
 from libc.math cimport fabs
+from libc.string cimport memset
 
 import numpy as np
 
@@ -34,6 +35,10 @@ cdef extern from "cbptt_scan.h" nogil:
                         float *bad)
     void cbptt_colmax_d(long rows, long n, const double *a, double *cm,
                         double *bad)
+    void cbptt_colmax_finish_f(long n, const float *cm, const float *bad,
+                               double *out)
+    void cbptt_colmax_finish_d(long n, const double *cm, const double *bad,
+                               double *out)
     void cbptt_time_major_f(long B, long T, long F, const float *src, long sb,
                             long st, long sf, float *dst, float *cm,
                             float *bad)
@@ -42,11 +47,20 @@ cdef extern from "cbptt_scan.h" nogil:
                             double *cm, double *bad)
 
 
-cdef object finish(floating[::1] cm,   # IN  (n,) column maxima
-                   floating[::1] bad): # IN  (n,) 0 where the column is finite
-    """The column maxima as float64, NaN where a column is not finite."""
-    out = np.asarray(cm).astype(np.float64)
-    out[np.asarray(bad) != 0] = np.nan
+# Columns up to this many keep their running maxima on the stack.
+cdef enum:
+    STACK_COLS = 256
+
+
+cdef object finish(long n, const floating *cm, const floating *bad):
+    """The column maxima as a float64 array, NaN where a column is not finite."""
+    out = np.empty(n, np.float64)
+    cdef double[::1] o = out
+    if n:
+        if floating is float:
+            cbptt_colmax_finish_f(n, cm, bad, &o[0])
+        else:
+            cbptt_colmax_finish_d(n, cm, bad, &o[0])
     return out
 
 
@@ -67,16 +81,20 @@ def all_finite(const floating[::1] a):
 def colmax_abs(const floating[:, ::1] a):
     """max over rows of |a[:, j]| as float64; NaN where a column is not finite."""
     cdef long rows = a.shape[0], n = a.shape[1]
-    dtype = np.float32 if floating is float else np.float64
-    cdef floating[::1] cm = np.zeros(n, dtype)
-    cdef floating[::1] bad = np.zeros(n, dtype)
+    cdef floating stack[2 * STACK_COLS]
+    cdef floating[::1] heap
+    cdef floating *cm = stack
+    if n > STACK_COLS:
+        heap = np.empty(2 * n, np.float32 if floating is float else np.float64)
+        cm = &heap[0]
+    memset(cm, 0, 2 * n * sizeof(floating))
     if rows and n:
         with nogil:
             if floating is float:
-                cbptt_colmax_f(rows, n, &a[0, 0], &cm[0], &bad[0])
+                cbptt_colmax_f(rows, n, &a[0, 0], cm, cm + n)
             else:
-                cbptt_colmax_d(rows, n, &a[0, 0], &cm[0], &bad[0])
-    return finish(cm, bad)
+                cbptt_colmax_d(rows, n, &a[0, 0], cm, cm + n)
+    return finish(n, cm, cm + n)
 
 
 def time_major(const floating[:, :, :] src, floating[:, :, ::1] dst,
@@ -87,22 +105,27 @@ def time_major(const floating[:, :, :] src, floating[:, :, ::1] dst,
     cdef long s = sizeof(floating)
     cdef long sb = src.strides[0] // s, st = src.strides[1] // s
     cdef long sf = src.strides[2] // s
+    cdef floating stack[2 * STACK_COLS]
+    cdef floating[::1] heap
+    cdef floating *cm = stack
     if (dst.shape[0] != T or dst.shape[1] != B or dst.shape[2] != F
             or src.strides[0] % s or src.strides[1] % s or src.strides[2] % s):
         raise ValueError("time_major: inconsistent shapes or strides")
-    dtype = np.float32 if floating is float else np.float64
-    cdef floating[::1] cm = np.zeros(F, dtype)
-    cdef floating[::1] bad = np.zeros(F, dtype)
-    cdef floating *cm_p = &cm[0] if colmax else NULL
+    if F > STACK_COLS:
+        heap = np.empty(2 * F, np.float32 if floating is float else np.float64)
+        cm = &heap[0]
+    memset(cm, 0, 2 * F * sizeof(floating))
     if B and T and F:
         with nogil:
             if floating is float:
                 cbptt_time_major_f(B, T, F, &src[0, 0, 0], sb, st, sf,
-                                   &dst[0, 0, 0], cm_p, &bad[0])
+                                   &dst[0, 0, 0], cm if colmax else NULL,
+                                   cm + F)
             else:
                 cbptt_time_major_d(B, T, F, &src[0, 0, 0], sb, st, sf,
-                                   &dst[0, 0, 0], cm_p, &bad[0])
-    return finish(cm, bad) if colmax else None
+                                   &dst[0, 0, 0], cm if colmax else NULL,
+                                   cm + F)
+    return finish(F, cm, cm + F) if colmax else None
 
 
 def preact_bound(const floating[::1] bias, const floating[:, ::1] w1,

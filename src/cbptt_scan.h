@@ -7,7 +7,9 @@
  *   C-contiguous a (rows x n),
  *       cm[j]  = max(cm[j], |a[r*n + j]|)
  *       bad[j] += a - a    (0 for a finite value, NaN for NaN or infinity)
- *   so after the last row, bad[j] == 0 iff column j is finite.
+ *   so after the last row, bad[j] == 0 iff column j is finite;
+ *   cbptt_colmax_finish_{f,d}(n, cm, bad, out) then writes out[j] = cm[j] in
+ *   double, or NaN where bad[j] != 0.
  * - cbptt_time_major_{f,d}(B, T, F, src, sb, st, sf, dst, cm, bad):
  *       dst[(t*B + b)*F + j] = src[b*sb + t*st + j*sf]
  *   then, unless cm is NULL, the column scan above over dst.
@@ -68,6 +70,14 @@ CBPTT_SCAN_ATTR static void cbptt_colmax_##S(long rows, long n, const T *a, T *c
             cm[j] = v > cm[j] ? v : cm[j];                                    \
             bad[j] += x - x;                                                  \
         }                                                                     \
+}                                                                             \
+                                                                              \
+static void cbptt_colmax_finish_##S(long n, const T *cm, const T *bad,       \
+                                    double *out)                              \
+{                                                                             \
+    long j;                                                                   \
+    for (j = 0; j < n; j++)                                                   \
+        out[j] = bad[j] == 0 ? (double)cm[j] : __builtin_nan("");             \
 }                                                                             \
                                                                               \
 CBPTT_SCAN_ATTR static void cbptt_time_major_##S(long B, long T_, long F, const T *src,       \
