@@ -46,10 +46,13 @@ from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_max_threads,
 
 # Below this much per-step work (B * H * H multiply-adds) a second thread
 # costs more than it saves: every parallel region ends in a join that waits
-# for the slowest thread's wake-up, which on a busy machine takes
-# milliseconds (measured; see BENCHMARKS.md, the "cbptt" and "cbptt 1thr"
-# columns). B = 32 sequences of H >= 128 units pay for it.
-cdef long PARALLEL_MIN_WORK = 32 * 128 * 128
+# for the slowest thread's wake-up, and the two CPUs of a small machine may
+# share one core's vector units. Measured on the 2-CPU machine of
+# BENCHMARKS.md (B = 32, T = 100, forward + backward): float32 gains nothing
+# up to H = 128 (the vector units are already busy) and 1.46x at H = 256;
+# float64 gains 1.4x from H = 32 (1.38x at H = 64, 2x at H = 128).
+cdef long PARALLEL_MIN_WORK_F = 32 * 192 * 192
+cdef long PARALLEL_MIN_WORK_D = 32 * 32 * 32
 # With threads, rows go out in chunks of ROW_CHUNK, taken dynamically: a
 # thread that the OS descheduled (a busy machine) delays the end by one chunk
 # at most, instead of by half the batch.
@@ -77,11 +80,13 @@ cdef inline void delta_rows(int act, long length, floating *d,
         cbptt_delta_rows_d(act, length, d, y, g, carry)
 
 
-cdef int threads_for(int B, int H) noexcept nogil:
+cdef int threads_for(int B, int H, int itemsize) noexcept nogil:
     """Threads for a layer of B sequences: 1, or the OpenMP limit when the
-    per-step work pays for it and there are at least two row chunks."""
+    per-step work pays for it (in floats of ``itemsize`` bytes) and there
+    are at least two row chunks."""
     cdef int n = cbptt_max_threads()
-    if <long> B * H * H < PARALLEL_MIN_WORK or B < 2 * ROW_CHUNK:
+    cdef long least = PARALLEL_MIN_WORK_F if itemsize == 4 else PARALLEL_MIN_WORK_D
+    if <long> B * H * H < least or B < 2 * ROW_CHUNK:
         return 1
     return n if n > 1 else 1
 
@@ -295,9 +300,10 @@ def _limit_simd_level(int level):
     return cbptt_isa_limit(level)
 
 
-def threads_used(int B, int H):
-    """How many threads the Elman kernels use for B sequences of H units."""
-    return threads_for(B, H)
+def threads_used(int B, int H, int itemsize=4):
+    """How many threads the Elman kernels use for B sequences of H units
+    (float32 for ``itemsize`` 4, float64 for 8)."""
+    return threads_for(B, H, itemsize)
 
 
 def elman_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
@@ -313,7 +319,7 @@ def elman_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
             or h.shape[1] != B or h.shape[2] != H or not 0 <= act <= 3):
         raise ValueError("elman_forward: inconsistent shapes")
     cdef floating[::1] work = np.empty(<long> H * (H + I), np.asarray(h).dtype)
-    cdef int nthreads = threads_for(B, H)
+    cdef int nthreads = threads_for(B, H, sizeof(floating))
     with nogil:
         fpenv = cbptt_ftz_enter()
         elman_layer_forward(T, B, I, H, act, nthreads, &x[0, 0, 0],
@@ -353,7 +359,7 @@ def elman_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
             or not 0 <= act <= 3 or truncate < 0):
         raise ValueError("elman_backward: inconsistent shapes")
     cdef floating[::1] work = np.empty(<long> H * (H + 2 * I), np.asarray(delta).dtype)
-    cdef int nthreads = threads_for(B, H)
+    cdef int nthreads = threads_for(B, H, sizeof(floating))
     cdef floating *p_d_x = NULL
     if d_x is not None:
         p_d_x = &d_x[0, 0, 0]
@@ -365,3 +371,12 @@ def elman_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                              &d_w_hh[0, 0], &d_bias[0], &d_h0[0, 0],
                              p_d_x, &work[0])
         cbptt_ftz_leave(fpenv)
+
+
+def _set_parallel_min_work(long work_f, long work_d):
+    """Benchmark twin: the per-step work (B * H * H) from which the kernels
+    use threads, for float32 and float64; returns the previous pair."""
+    global PARALLEL_MIN_WORK_F, PARALLEL_MIN_WORK_D
+    old = PARALLEL_MIN_WORK_F, PARALLEL_MIN_WORK_D
+    PARALLEL_MIN_WORK_F, PARALLEL_MIN_WORK_D = work_f, work_d
+    return old

@@ -120,9 +120,12 @@ cdef extern from "cbptt_lstm.h" nogil:
 # Below this much work per call (T * B * G*H * H multiply-adds of the
 # recurrent product; the rest scales with it) a second thread costs more than
 # it saves: there is no barrier per step, but every thread must be scheduled
-# once per call, which on a busy machine can take a time slice (ms), and at
-# H = 16, T = 100, B = 32 a call is under 1 ms (measured).
-cdef long PARALLEL_MIN_WORK = 8 * 1000 * 1000
+# once per call, which on a busy machine can take a time slice (ms).
+# Measured on the 2-CPU machine of BENCHMARKS.md (T = 100, B = 32, forward +
+# backward): float32 gains 1.06x at H = 16, 1.25x at H = 32 and 64, 1.8x at
+# H = 256; float64 gains 1.4x at H = 16 and 1.8x at H = 64.
+cdef long PARALLEL_MIN_WORK_F = 8 * 1000 * 1000
+cdef long PARALLEL_MIN_WORK_D = 2 * 1000 * 1000
 # The fewest rows of the batch per chunk (a thread's share of the sequences,
 # see rows_per_chunk); a batch of fewer than two chunks runs on one thread.
 cdef int ROW_CHUNK = 8
@@ -184,12 +187,13 @@ cdef inline bint carries_into(int t, int truncate) noexcept nogil:
     return t > 0 and (truncate <= 0 or t % truncate != 0)
 
 
-cdef int threads_for(int T, int B, int GH, int H) noexcept nogil:
+cdef int threads_for(int T, int B, int GH, int H, int itemsize) noexcept nogil:
     """Threads for a layer of B sequences of T steps: 1, or the OpenMP limit
-    when the work of a call pays for it and there are at least two row
-    chunks."""
+    when the work of a call pays for it (in floats of ``itemsize`` bytes) and
+    there are at least two row chunks."""
     cdef int n = cbptt_max_threads()
-    if <long> T * B * GH * H < PARALLEL_MIN_WORK or B < 2 * ROW_CHUNK:
+    cdef long least = PARALLEL_MIN_WORK_F if itemsize == 4 else PARALLEL_MIN_WORK_D
+    if <long> T * B * GH * H < least or B < 2 * ROW_CHUNK:
         return 1
     return n if n > 1 else 1
 
@@ -619,10 +623,10 @@ def _limit_simd_level(int level):
     return cbptt_isa_limit(level)
 
 
-def threads_used(int T, int B, int H, bint forget_gate=True):
+def threads_used(int T, int B, int H, bint forget_gate=True, int itemsize=4):
     """How many threads the LSTM kernels use for B sequences of T steps and
-    H units."""
-    return threads_for(T, B, (4 if forget_gate else 3) * H, H)
+    H units (float32 for ``itemsize`` 4, float64 for 8)."""
+    return threads_for(T, B, (4 if forget_gate else 3) * H, H, itemsize)
 
 
 def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
@@ -659,7 +663,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                         "c0"), s, 3, 9)
     cdef floating[::1] work = np.empty(<long> GH * (H + I),
                                        np.asarray(h).dtype)
-    cdef int nthreads = threads_for(T, B, GH, H)
+    cdef int nthreads = threads_for(T, B, GH, H, sizeof(floating))
     with nogil:
         fpenv = cbptt_ftz_enter()
         lstm_layer_forward(T, B, I, H, forget_gate, nthreads, &x[0, 0, 0],
@@ -735,7 +739,7 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     _check_disjoint(w, ("delta", "delta_c", "d_w_ih", "d_w_hh", "d_bias",
                         "d_h0", "d_c0", "d_x", "x", "w_ih", "w_hh", "h0", "c0",
                         "gates", "c", "h", "grad_h", "grad_c"), s, 8, 18)
-    cdef int nthreads = threads_for(T, B, GH, H)
+    cdef int nthreads = threads_for(T, B, GH, H, sizeof(floating))
     cdef floating[::1] work = np.empty(
         <long> GH * (2 * H + 2 * I + 1) + <long> GRAD_K_BLOCK
         * max(GH, nthreads * GRAD_N_PART), np.asarray(delta).dtype)
@@ -822,3 +826,12 @@ def cec_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                            &grad_h[0, 0, 0], &delta[0, 0, 0], &d_w_ih[0, 0],
                            &d_bias[0], &d_h0[0, 0], p_d_x, &work[0])
         cbptt_ftz_leave(fpenv)
+
+
+def _set_parallel_min_work(long work_f, long work_d):
+    """Benchmark twin: the work of a call (T * B * G*H * H) from which the
+    kernels use threads, for float32 and float64; returns the previous pair."""
+    global PARALLEL_MIN_WORK_F, PARALLEL_MIN_WORK_D
+    old = PARALLEL_MIN_WORK_F, PARALLEL_MIN_WORK_D
+    PARALLEL_MIN_WORK_F, PARALLEL_MIN_WORK_D = work_f, work_d
+    return old

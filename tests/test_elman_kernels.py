@@ -92,9 +92,15 @@ def test_bitwise_same_for_the_same_thread_count(rng, dtype):
 
 def test_threads_policy():
     assert _elman.threads_used(32, 64) == 1          # too little work per step
+    assert _elman.threads_used(32, 128) == 1         # float32 gains nothing
+    assert _elman.threads_used(32, 16, 8) == 1       # float64, too little
     with threadpoolctl.threadpool_limits(limits=1):
         assert _elman.threads_used(32, 256) == 1     # the OpenMP limit holds
+        assert _elman.threads_used(32, 64, 8) == 1
     assert _elman.threads_used(4, 256) == 1          # too few rows to split
+    with threadpoolctl.threadpool_limits(limits=2):
+        if _elman.threads_used(32, 256) == 2:        # built with OpenMP, 2 CPUs
+            assert _elman.threads_used(32, 64, 8) == 2   # float64 gains here
 
 
 def _points(dtype):

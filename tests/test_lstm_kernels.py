@@ -149,7 +149,8 @@ def test_bitwise_same_for_any_thread_count(rng, dtype, B, H, forget_gate):
     T = 60
     p = _problem(rng, B, H, forget_gate, T=T)
     with threadpoolctl.threadpool_limits(limits=2):
-        if _lstm.threads_used(T, B, H, forget_gate) < 2:
+        if _lstm.threads_used(T, B, H, forget_gate,
+                              np.dtype(dtype).itemsize) < 2:
             pytest.skip("the kernels run one thread here (one CPU)")
     one, two = _runs(p, forget_gate, dtype, (1, 2), truncate=5)
     _assert_same(one, two)
@@ -162,3 +163,5 @@ def test_threads_policy():
     assert _lstm.threads_used(100, 8, 256) == 1       # too few rows to split
     with threadpoolctl.threadpool_limits(limits=2):
         assert _lstm.threads_used(100, 32, 256) == 2
+        assert _lstm.threads_used(100, 32, 16, True, 8) == 2   # float64 gains
+        assert _lstm.threads_used(100, 32, 16, True, 4) == 1
