@@ -1,5 +1,6 @@
-"""The estimators' documentation runs: the docstring examples and every code
-block of README.md's "## Estimators" section."""
+"""The documentation runs: the estimators' docstring examples and every code
+block of README.md's "## Estimators", "## Seeing BPTT" and "## Functional
+API" sections."""
 import doctest
 import re
 import warnings
@@ -66,3 +67,18 @@ def test_readme_seeing_bptt_section_runs(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "record_error_flow" in README.read_text()
     assert out.count("\n") > len(blocks)
+
+
+def test_readme_functional_api_section_runs(capsys):
+    """The "## Functional API" blocks build on each other: run them in order
+    in one namespace; the time-major example prints what it says."""
+    text = README.read_text()
+    section = text.split("\n## Functional API\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) >= 2
+    namespace = {}
+    for index, block in enumerate(blocks):
+        exec(compile(block, f"README Functional API block {index}", "exec"),
+             namespace)
+    out = capsys.readouterr().out
+    assert "(8, 50, 16)" in out and "True None" in out
