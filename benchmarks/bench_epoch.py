@@ -548,10 +548,13 @@ def render(results, peaks, memory, info, args):
         "its better thread count (1 or 2), same run; **default** = the ratio with "
         "cbptt at its default (OpenMP may use every CPU; the kernels use one "
         "thread where a second does not pay). cbptt = the functional API "
-        "(`rnn_forward`/`rnn_backward`, `lstm_forward`/`lstm_backward`) plus NumPy "
-        "for the output layer and the update. The machine is shared with other "
-        "jobs, so absolute times are noisy; the implementations alternate within a "
-        "run so the ratios are comparable.\n")
+        "(`rnn_forward`/`rnn_backward`, `lstm_forward`/`lstm_backward`, time-major "
+        "arrays, `input_grad=False`) plus NumPy for the output layer and the "
+        "update; PyTorch gets the same time-major batches (`nn.RNN`/`nn.LSTM`'s "
+        "default layout; the input needs no gradient). The machine is a 2-CPU "
+        "virtual machine whose speed varies by tens of percent from minute to "
+        "minute, so absolute times are noisy; the implementations alternate "
+        "within a run so the ratios are comparable.\n")
     add("## Machine\n")
     for k, v in info.items():
         add(f"- {k}: {v}")
