@@ -10,7 +10,8 @@ Design contract
   (AVX-512, AVX2+FMA or baseline, chosen at run time), not BLAS: per step
   ``(B x H)(H x H)`` costs less than a BLAS call's overhead at H <= 64, and
   the all-steps weight gradients run in L1-sized chunks of 32 rows, as fast
-  as BLAS at H = 256. The weights are packed once per call.
+  as BLAS at H = 256. The weights are packed once per call, the recurrent
+  ones in row blocks of 128 whose panels stay in L1 in the per-step products.
 * Threads. Sequences are independent, so with ``nthreads > 1`` (OpenMP, when
   the per-step work pays for it, see ``threads_for``) each thread runs the
   whole time loop on its share of the batch: no per-step barrier. The
@@ -40,7 +41,7 @@ import numpy as np
 
 from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
 from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_max_threads,
-                          pack, small_mm,
+                          pack, small_mm, pack_blocked, small_mm_blocked,
                           cbptt_bias_act_rows_f, cbptt_bias_act_rows_d,
                           cbptt_delta_rows_f, cbptt_delta_rows_d)
 
@@ -103,7 +104,7 @@ cdef void elman_rows_forward(
         int lo, int hi, int T, int B, int I, int H, int act,
         const floating *x,       # IN  (T, B, I)
         const floating *w_ih_p,  # IN  W_ih^T packed (cbptt_pack)
-        const floating *w_hh_p,  # IN  W_hh^T packed
+        const floating *w_hh_p,  # IN  W_hh^T packed in row blocks (pack_blocked)
         const floating *bias,    # IN  (H,)
         const floating *h0,      # IN  (B, H)
         floating *h,             # OUT (T, B, H)
@@ -118,8 +119,9 @@ cdef void elman_rows_forward(
         # net(t) = x(t) W_ih^T:  (m x H) = (m x I)(I x H)
         small_mm(m, H, I, x + (<long> t * B + lo) * I, I, 1, w_ih_p, 0, h_t,
                  H, False)
-        # net(t) += h(t-1) W_hh^T:  (m x H) = (m x H)(H x H)
-        small_mm(m, H, H, h_prev, H, 1, w_hh_p, 0, h_t, H, True)
+        # net(t) += h(t-1) W_hh^T:  (m x H) = (m x H)(H x H), in row blocks
+        # of W_hh^T that stay in L1
+        small_mm_blocked(m, H, H, h_prev, H, w_hh_p, h_t, H, True)
         # h(t) = f(net(t) + b)
         bias_activate_rows(act, m, H, h_t, bias)
         h_prev = h_t
@@ -145,7 +147,7 @@ cdef void elman_layer_forward(
     cdef unsigned int fpenv
     cdef floating *w_hh_p = work
     cdef floating *w_ih_p = work + <long> H * H
-    pack(H, H, w_hh, 1, H, w_hh_p)          # W[k, j] = W_hh[j, k]
+    pack_blocked(H, H, w_hh, 1, H, w_hh_p)  # W[k, j] = W_hh[j, k]
     pack(H, I, w_ih, 1, I, w_ih_p)          # W[i, j] = W_ih[j, i]
     if nthreads <= 1:
         elman_rows_forward(0, B, T, B, I, H, act, x, w_ih_p, w_hh_p, bias, h0,
@@ -161,7 +163,7 @@ cdef void elman_layer_forward(
 
 cdef void elman_rows_backward(
         int lo, int hi, int T, int B, int I, int H, int act, int truncate,
-        const floating *w_hh_p,  # IN  W_hh packed (cbptt_pack)
+        const floating *w_hh_p,  # IN  W_hh packed in row blocks (pack_blocked)
         const floating *w_ih_p,  # IN  W_ih packed
         const floating *h,       # IN  (T, B, H) forward outputs
         const floating *grad_h,  # IN  (T, B, H)
@@ -176,8 +178,8 @@ cdef void elman_rows_backward(
         off = t * BH + <long> lo * H
         if has_carry:
             # carry = delta(t+1) W_hh:  (m x H) = (m x H)(H x H), into delta(t)
-            small_mm(hi - lo, H, H, delta + off + BH, H, 1, w_hh_p, 0,
-                     delta + off, H, False)
+            small_mm_blocked(hi - lo, H, H, delta + off + BH, H, w_hh_p,
+                             delta + off, H, False)
         # delta(t) = f'(net(t)) * (grad_h(t) + carry)
         delta_rows(act, <long> (hi - lo) * H, delta + off, h + off,
                    grad_h + off, has_carry)
@@ -247,7 +249,7 @@ cdef void elman_layer_backward(
     cdef floating *w_hh_p = work
     cdef floating *d_w_ih_t = work + <long> H * H
     cdef floating *w_ih_p = work + <long> H * (H + I)
-    pack(H, H, w_hh, H, 1, w_hh_p)          # W[k, j] = W_hh[k, j]
+    pack_blocked(H, H, w_hh, H, 1, w_hh_p)  # W[k, j] = W_hh[k, j]
     pack(I, H, w_ih, I, 1, w_ih_p)          # W[j, i] = W_ih[j, i]
     if nthreads <= 1:
         elman_rows_backward(0, B, T, B, I, H, act, truncate, w_hh_p, w_ih_p,
@@ -274,7 +276,7 @@ cdef void elman_layer_backward(
         for j in range(H):
             d_w_ih[j * I + i] = d_w_ih_t[i * H + j]
     # dh0 = delta(0) W_hh:  (B x H) = (B x H)(H x H)
-    small_mm(B, H, H, delta, H, 1, w_hh_p, 0, d_h0, H, False)
+    small_mm_blocked(B, H, H, delta, H, w_hh_p, d_h0, H, False)
     # db = 1^T delta, the sum over all T*B rows:  (1 x H) = (1 x T*B)(T*B x H)
     # (the tiled product keeps the running sums in registers)
     small_mm(1, H, T * B, &one, 0, 0, delta, H, d_bias, H, False)

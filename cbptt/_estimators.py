@@ -256,6 +256,14 @@ _PARAMETERS = """
         sequences in float64 (for ``error_flow_`` of an Elman layer also an
         SVD per sequence and step, for its step factors). None records
         nothing and costs nothing.
+
+    on_nonfinite : {"warn", "raise"}, default="warn"
+        What a loss, gradient or weight that becomes NaN or infinite during
+        training does. ``"warn"``: training stops, the weights from the end
+        of the previous epoch are kept, and a ``ConvergenceWarning`` names
+        the epoch and the remedies. ``"raise"``: a ``FloatingPointError``
+        with the same message, and the estimator is left as it was before
+        the call (unfitted, or the previous model).
 """
 
 _ATTRIBUTES = """
@@ -426,6 +434,7 @@ class _BaseRNN(BaseEstimator):
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
         "record_error_flow": [None, StrOptions({"fit", "epoch"})],
+        "on_nonfinite": [StrOptions({"warn", "raise"})],
     }
 
     def __init__(self, hidden_layer_sizes=(32,), *, cell="lstm",
@@ -436,7 +445,8 @@ class _BaseRNN(BaseEstimator):
                  validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-8, momentum=0.9, nesterovs_momentum=True, rho=0.9,
                  clip_norm=1.0, bptt_truncate=None, random_state=None,
-                 warm_start=False, verbose=0, record_error_flow=None):
+                 warm_start=False, verbose=0, record_error_flow=None,
+                 on_nonfinite="warn"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.cell = cell
         self.activation = activation
@@ -464,6 +474,7 @@ class _BaseRNN(BaseEstimator):
         self.warm_start = warm_start
         self.verbose = verbose
         self.record_error_flow = record_error_flow
+        self.on_nonfinite = on_nonfinite
 
     # ----------------------------------------------------------- fitting --
     def _fit(self, X, y, incremental, classes=None):
@@ -708,14 +719,22 @@ class _BaseRNN(BaseEstimator):
                 if not np.isfinite(params).all():
                     raise NonFiniteError("weights")
             except NonFiniteError as exc:
+                remedy = ("Set clip_norm (global gradient-norm clipping), lower "
+                          "learning_rate_init, or scale the input (e.g. with "
+                          "StandardScaler).")
+                if self.on_nonfinite == "raise":
+                    # _fit puts the estimator back as it was before the call.
+                    raise FloatingPointError(
+                        f"Training stopped in epoch {epoch}: the {exc.what} "
+                        "became NaN or infinite (on_nonfinite='raise'); the "
+                        f"estimator is left as it was before this call. {remedy}"
+                    ) from None
                 np.copyto(params, snap[0])
                 opt.restore(snap[1])
                 warnings.warn(
                     f"Training stopped in epoch {epoch}: the {exc.what} became "
                     "NaN or infinite; the weights from the end of the previous "
-                    "epoch were kept. Set clip_norm (global gradient-norm "
-                    "clipping), lower learning_rate_init, or scale the input "
-                    "(e.g. with StandardScaler).", ConvergenceWarning)
+                    f"epoch were kept. {remedy}", ConvergenceWarning)
                 break
             loss = total / max(count, 1) + l2 / n_train
             self.n_iter_ += 1

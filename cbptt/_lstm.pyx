@@ -96,7 +96,7 @@ import numpy as np
 
 from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
 from cbptt._simd cimport (cbptt_isa_limit, cbptt_max_threads, pack, small_mm,
-                          n_chunks, chunk_end)
+                          pack_blocked, small_mm_blocked, n_chunks, chunk_end)
 
 cdef extern from "cbptt_lstm.h" nogil:
     void cbptt_lstm_fwd_rows_f(int m, int H, int fg, float *z, const float *b,
@@ -134,10 +134,6 @@ cdef int ROW_CHUNK = 8
 # its panels in L1 while the rows of the gradient pass over it (measured:
 # 64 is best from H = 16 to 256).
 cdef int GRAD_K_BLOCK = 64
-# Rows of a packed weight matrix per block in the per-step products: a panel
-# of a block (128 rows x 64 floats, 32 doubles, with AVX-512) is 32 KiB, so
-# it stays in L1 while the rows of the batch pass over it.
-cdef int MM_K_BLOCK = 128
 # Columns of the weight gradients per part when threads share them (a
 # multiple of every panel width): each part packs only its columns of delta.
 cdef int GRAD_N_PART = 128
@@ -153,33 +149,6 @@ cdef int rows_per_chunk(int B, int nthreads) noexcept nogil:
     (they are still in its cache)."""
     cdef int r = (B + nthreads - 1) // nthreads
     return max(ROW_CHUNK, (r + 3) // 4 * 4)
-
-
-cdef inline void pack_blocked(int n, int k, const floating *w, long rs,
-                              long cs, floating *packed) noexcept nogil:
-    """Pack W (k x n) as row blocks of MM_K_BLOCK rows, each packed on its own
-    and stored one after another (k * n elements in all), for
-    ``small_mm_blocked``."""
-    cdef int k0 = 0
-    while k0 < k:
-        pack(n, min(MM_K_BLOCK, k - k0), w + k0 * rs, rs, cs,
-             packed + <long> k0 * n)
-        k0 += MM_K_BLOCK
-
-
-cdef inline void small_mm_blocked(int m, int n, int k, const floating *a,
-                                  long lda, const floating *packed,
-                                  floating *c, long ldc,
-                                  bint accumulate) noexcept nogil:
-    """C (+)= A W with W packed by ``pack_blocked``: one product per row block
-    of W, so that each panel of the block stays in L1 while every row block
-    of A passes over it. Every element of C still gets its multiply-adds in
-    increasing k: the result is bitwise that of one product."""
-    cdef int k0 = 0
-    while k0 < k:
-        small_mm(m, n, min(MM_K_BLOCK, k - k0), a + k0, lda, 1,
-                 packed + <long> k0 * n, 0, c, ldc, accumulate or k0 > 0)
-        k0 += MM_K_BLOCK
 
 
 cdef inline bint carries_into(int t, int truncate) noexcept nogil:

@@ -51,6 +51,41 @@ cdef inline void small_mm(int m, int n, int k, const floating *a, long lda,
         cbptt_mm_d(m, n, k, a, lda, ak, w, ldw, c, ldc, accumulate)
 
 
+# Rows of a packed weight matrix per block in the per-step products: a panel
+# of a block (128 rows x 64 floats, 32 doubles, with AVX-512) is 32 KiB, so
+# it stays in L1 while the rows of the batch pass over it (measured at
+# H = 256, B = 32: 70 against 56 multiply-adds per ns without blocks).
+cdef enum:
+    MM_K_BLOCK = 128
+
+
+cdef inline void pack_blocked(int n, int k, const floating *w, long rs,
+                              long cs, floating *packed) noexcept nogil:
+    """Pack W (k x n) as row blocks of MM_K_BLOCK rows, each packed on its own
+    and stored one after another (k * n elements in all), for
+    ``small_mm_blocked``."""
+    cdef int k0 = 0
+    while k0 < k:
+        pack(n, min(<int> MM_K_BLOCK, k - k0), w + k0 * rs, rs, cs,
+             packed + <long> k0 * n)
+        k0 += MM_K_BLOCK
+
+
+cdef inline void small_mm_blocked(int m, int n, int k, const floating *a,
+                                  long lda, const floating *packed,
+                                  floating *c, long ldc,
+                                  bint accumulate) noexcept nogil:
+    """C (+)= A W with W packed by ``pack_blocked``: one product per row block
+    of W, so that each panel of the block stays in L1 while every row block
+    of A passes over it. Every element of C still gets its multiply-adds in
+    increasing k: the result is bitwise that of one product."""
+    cdef int k0 = 0
+    while k0 < k:
+        small_mm(m, n, min(<int> MM_K_BLOCK, k - k0), a + k0, lda, 1,
+                 packed + <long> k0 * n, 0, c, ldc, accumulate or k0 > 0)
+        k0 += MM_K_BLOCK
+
+
 cdef inline int n_chunks(int rows, int chunk) noexcept nogil:
     """How many chunks of ``chunk`` rows cover ``rows``."""
     return (rows + chunk - 1) // chunk

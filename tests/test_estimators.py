@@ -457,6 +457,31 @@ def test_non_finite_training_stops_and_keeps_finite_weights(rng):
     assert np.isfinite(est.predict(X[:, :2])).all()
 
 
+def test_non_finite_training_raises_on_request_and_changes_nothing(rng):
+    X = rng.standard_normal((40, 30, 2)) * 50
+    y = rng.standard_normal(40) * 1e3
+    kw = dict(cell="elman", activation="identity", solver="sgd",
+              clip_norm=None, momentum=0.0, hidden_layer_sizes=(8,),
+              random_state=0)
+    fresh = RNNRegressor(learning_rate_init=10.0, max_iter=50,
+                         on_nonfinite="raise", **kw)
+    with pytest.raises(FloatingPointError, match=r"Training stopped in epoch "
+                       r"\d+: .*on_nonfinite='raise'.*clip_norm"):
+        fresh.fit(X, y)
+    assert not hasattr(fresh, "coefs_")                 # still unfitted
+    fitted = quiet(RNNRegressor(learning_rate_init=1e-4, max_iter=2,
+                                **kw).fit, X, y)
+    before = fitted.predict(X), list(fitted.loss_curve_), fitted.n_iter_
+    fitted.set_params(learning_rate_init=10.0, on_nonfinite="raise",
+                      max_iter=50, warm_start=True)
+    with pytest.raises(FloatingPointError):
+        fitted.fit(X, y)
+    np.testing.assert_array_equal(fitted.predict(X), before[0])
+    assert (fitted.loss_curve_, fitted.n_iter_) == before[1:]
+    with pytest.raises(ValueError, match="on_nonfinite"):
+        RNNRegressor(on_nonfinite="ignore").fit(X, y)
+
+
 # ---------------------------------------------- reproducibility, dtypes --
 
 @pytest.mark.parametrize("cell", CELLS)
