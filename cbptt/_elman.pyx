@@ -199,11 +199,13 @@ cdef void elman_weight_grads(
         const floating *delta,   # IN  (T, B, H)
         floating *d_w_hh,        # OUT (H, H), rows [lo, hi)
         floating *d_w_ih_t,      # OUT (I, H) dW_ih^T (when lo == 0)
+        floating *d_bias,        # OUT (H,) (when lo == 0)
 ) noexcept nogil:
-    """Rows [lo, hi) of dW_hh (and all of dW_ih^T when lo == 0), each an
-    all-steps product whose every element sums over t and b in one order."""
+    """Rows [lo, hi) of dW_hh (and all of dW_ih^T and db when lo == 0), each
+    an all-steps product whose every element sums over t and b in one order."""
     cdef long BH = <long> B * H
     cdef long k0, kc
+    cdef floating one = 1
     # dW_hh = delta(0)^T h0 + delta(1:)^T h(:-1):
     #   (m x H) = (m x B)(B x H) + (m x (T-1)B)((T-1)B x H), A = delta^T,
     # the long sum in chunks of GRAD_K_BLOCK rows so that the chunk of h
@@ -216,9 +218,19 @@ cdef void elman_weight_grads(
         small_mm(hi - lo, H, <int> kc, delta + BH + k0 * H + lo, 1, H,
                  h + k0 * H, H, d_w_hh + <long> lo * H, H, True)
         k0 += kc
-    if lo == 0:
-        # dW_ih^T = x^T delta:  (I x H) = (I x T*B)(T*B x H)
-        small_mm(I, H, T * B, x, 1, I, delta, H, d_w_ih_t, H, False)
+    if lo != 0:
+        return
+    # dW_ih^T = x^T delta:  (I x H) = (I x T*B)(T*B x H), and
+    # db = 1^T delta:  (1 x H) = (1 x T*B)(T*B x H) (running sums in
+    # registers), both over the same chunks of delta while they are in L1
+    k0 = 0
+    while k0 < <long> T * B:
+        kc = min(<long> GRAD_K_BLOCK, <long> T * B - k0)
+        small_mm(I, H, <int> kc, x + k0 * I, 1, I, delta + k0 * H, H,
+                 d_w_ih_t, H, k0 > 0)
+        small_mm(1, H, <int> kc, &one, 0, 0, delta + k0 * H, H, d_bias, H,
+                 k0 > 0)
+        k0 += kc
 
 
 cdef void elman_layer_backward(
@@ -244,7 +256,6 @@ cdef void elman_layer_backward(
     output rows. No result depends on nthreads.
     """
     cdef int i, j, c
-    cdef floating one = 1
     cdef unsigned int fpenv
     cdef floating *w_hh_p = work
     cdef floating *d_w_ih_t = work + <long> H * H
@@ -264,22 +275,19 @@ cdef void elman_layer_backward(
             cbptt_ftz_leave(fpenv)
     if nthreads <= 1:
         elman_weight_grads(0, H, T, B, I, H, x, h0, h, delta, d_w_hh,
-                           d_w_ih_t)
+                           d_w_ih_t, d_bias)
     else:
         for c in prange(n_chunks(H), schedule="dynamic", chunksize=1,
                         num_threads=nthreads):
             fpenv = cbptt_ftz_enter()
             elman_weight_grads(c * ROW_CHUNK, chunk_end(c, H), T, B, I, H, x,
-                               h0, h, delta, d_w_hh, d_w_ih_t)
+                               h0, h, delta, d_w_hh, d_w_ih_t, d_bias)
             cbptt_ftz_leave(fpenv)
     for i in range(I):
         for j in range(H):
             d_w_ih[j * I + i] = d_w_ih_t[i * H + j]
     # dh0 = delta(0) W_hh:  (B x H) = (B x H)(H x H)
     small_mm_blocked(B, H, H, delta, H, w_hh_p, d_h0, H, False)
-    # db = 1^T delta, the sum over all T*B rows:  (1 x H) = (1 x T*B)(T*B x H)
-    # (the tiled product keeps the running sums in registers)
-    small_mm(1, H, T * B, &one, 0, 0, delta, H, d_bias, H, False)
 
 
 def simd_level():
