@@ -28,6 +28,9 @@ import numpy as np
 from scipy import sparse
 from sklearn.utils.validation import check_array, validate_data
 
+from cbptt import _scan
+from cbptt._validation import time_major
+
 FLOATS = (np.float64, np.float32)
 
 
@@ -184,6 +187,9 @@ def _lengths_from_nan(X):
 
     Raises ValueError on infinity, and on NaN that is not a trailing pad.
     """
+    if (X.dtype.type in (np.float32, np.float64) and X.flags.c_contiguous
+            and X.size and _scan.all_finite(X.reshape(-1))):
+        return None                     # one compiled pass: no NaN, no inf
     if np.isinf(X).any():
         n, t, _ = np.argwhere(np.isinf(X))[0]
         raise ValueError(f"X contains infinity (inf), e.g. at sample {n}, "
@@ -281,7 +287,7 @@ def validate_sequences(estimator, X, *, reset, dtype=None):
             f"X has {n_features} features per time step, but {name} is "
             f"expecting {estimator._n_step_features} features as input")
     lengths = _lengths_from_nan(X)
-    x = np.ascontiguousarray(X.transpose(1, 0, 2))
+    x = time_major(X, X.dtype)          # a fresh (T, N, F) copy
     if lengths is not None:
         np.nan_to_num(x, copy=False, nan=0.0)
     return Sequences(x, lengths, layout)

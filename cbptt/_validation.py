@@ -100,14 +100,15 @@ def to_kernel(arr, dtype):
 
 
 def time_major(arr, dtype):
-    """A (B, T, F) array as a fresh C-contiguous (T, B, F) array in ``dtype``."""
+    """A (B, T, F) array as a fresh C-contiguous (T, B, F) array in ``dtype``
+    (always a copy, never a view of ``arr``)."""
     B, T, F = arr.shape
     if arr.dtype == dtype and arr.dtype.type in (np.float32, np.float64) \
             and arr.size > 0:
         out = np.empty((T, B, F), dtype)
         _scan.time_major(arr, out, False)
         return out
-    return np.ascontiguousarray(np.swapaxes(arr, 0, 1), dtype=dtype)
+    return np.array(np.swapaxes(arr, 0, 1), dtype=dtype, order="C", copy=True)
 
 
 def time_major_colmax(arr, dtype):

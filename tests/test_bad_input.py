@@ -904,3 +904,24 @@ def test_a_failed_warm_fit_leaves_the_training_history_as_it_was(
     with pytest.raises(MemoryError):
         est.fit(X, y)
     assert (est.loss_curve_, est.n_iter_, est.validation_scores_) == history
+
+
+@needs_estimators
+@pytest.mark.parametrize("method", ["fit", "partial_fit", "predict", "score"])
+def test_nan_padded_input_is_never_written(method):
+    """The zeros that replace the NaN padding go into cbptt's own copy, also
+    when the time-major view of X would be contiguous (one sequence)."""
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((20, 6, 2))
+    y = X.sum(axis=(1, 2))
+    est = _small("RNNRegressor", cell="elman")
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore")
+        est.fit(X, y)
+        for n in (1, 3):
+            x = rng.standard_normal((n, 6, 2))
+            x[0, 4:] = np.nan                  # a padded first sequence
+            before = x.copy()
+            args = (x,) if method == "predict" else (x, y[:n])
+            getattr(est, method)(*args)
+            np.testing.assert_array_equal(x, before)
