@@ -129,12 +129,15 @@ def test_all_finite(dtype, n):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1, 1), (7, 3), (40, 8), (33, 16), (5, 64),
-                                   (3, 100), (100, 5)])
+                                   (3, 100), (100, 5), (9, 300), (0, 4)])
 def test_colmax_abs_matches_numpy(dtype, shape):
     rng = np.random.default_rng(6)
     a = (rng.standard_normal(shape) * 10).astype(dtype)
-    np.testing.assert_array_equal(_scan.colmax_abs(a),
-                                  np.abs(a).max(axis=0).astype(np.float64))
+    want = (np.abs(a).max(axis=0).astype(np.float64) if shape[0]
+            else np.zeros(shape[1]))
+    np.testing.assert_array_equal(_scan.colmax_abs(a), want)
+    if not shape[0]:
+        return
     for bad in (np.nan, np.inf):
         b = a.copy()
         b[-1, -1] = bad
@@ -146,8 +149,9 @@ def test_colmax_abs_matches_numpy(dtype, shape):
 def test_time_major_any_strides(dtype):
     rng = np.random.default_rng(7)
     base = rng.standard_normal((6, 10, 9)).astype(dtype)
+    wide = rng.standard_normal((3, 4, 300)).astype(dtype)   # beyond the stack
     for src in (base, base[::2, ::-1, 1::3], np.asfortranarray(base),
-                base.swapaxes(0, 1)):
+                base.swapaxes(0, 1), wide, wide[:, :, ::-2]):
         want = np.ascontiguousarray(np.swapaxes(src, 0, 1))
         got, cm = time_major_colmax(src, np.dtype(dtype))
         np.testing.assert_array_equal(got, want)
@@ -188,3 +192,17 @@ def test_input_grad_false_skips_only_dx(cell, batch_first):
                                           getattr(full, name))
     with pytest.raises(TypeError, match="input_grad"):
         bwd(res, g, input_grad="no")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("F", [3, 8, 300])
+def test_time_major_colmax_flags_non_finite_columns(dtype, F):
+    rng = np.random.default_rng(9)
+    src = rng.standard_normal((5, 7, F)).astype(dtype)
+    src[4, 6, F - 1] = np.inf
+    src[0, 0, 0] = np.nan
+    got, cm = time_major_colmax(src, np.dtype(dtype))
+    np.testing.assert_array_equal(got, np.swapaxes(src, 0, 1))
+    assert np.isnan(cm[0]) and np.isnan(cm[F - 1])
+    if F > 2:
+        assert np.all(np.isfinite(cm[1:F - 1]))
