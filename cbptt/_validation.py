@@ -102,26 +102,23 @@ def to_kernel(arr, dtype):
 def time_major(arr, dtype):
     """A (B, T, F) array as a fresh C-contiguous (T, B, F) array in ``dtype``
     (always a copy, never a view of ``arr``)."""
-    B, T, F = arr.shape
-    if arr.dtype == dtype and arr.dtype.type in (np.float32, np.float64) \
-            and arr.size > 0:
-        out = np.empty((T, B, F), dtype)
-        _scan.time_major(arr, out, False)
-        return out
-    return np.array(np.swapaxes(arr, 0, 1), dtype=dtype, order="C", copy=True)
+    return _time_major(arr, dtype, False)[0]
 
 
 def time_major_colmax(arr, dtype):
     """``(time_major(arr, dtype), colmax_abs of it)``, in one pass when the
-    compiled scan can read ``arr`` (float32/float64 of the working dtype).
-    The array is always a fresh copy."""
+    compiled scan can read ``arr`` (float32/float64 of the working dtype)."""
+    return _time_major(arr, dtype, True)
+
+
+def _time_major(arr, dtype, colmax):
     B, T, F = arr.shape
     if arr.dtype == dtype and arr.dtype.type in (np.float32, np.float64) \
             and arr.size > 0:
         out = np.empty((T, B, F), dtype)
-        return out, _scan.time_major(arr, out)
+        return out, _scan.time_major(arr, out, colmax)
     out = np.array(np.swapaxes(arr, 0, 1), dtype=dtype, order="C", copy=True)
-    return out, colmax_abs(out)
+    return out, colmax_abs(out) if colmax else None
 
 
 def check_activation(activation):
@@ -161,18 +158,19 @@ def check_index_limit(name, value, what):
                          "limit); split the batch or the sequence")
 
 
-def owned(arr, dtype, *sources):
-    """A read-only, C-contiguous array in ``dtype`` sharing no memory with
-    ``sources`` (the caller's arrays), so that a cache kept for the backward
-    pass cannot be changed behind its back (in-place weight updates, writes
-    into a returned view)."""
-    if isinstance(arr, np.ndarray) and arr.size > 0:
-        out = np.array(arr, dtype=dtype, order="C", copy=True)   # always fresh
-    else:
-        out = np.ascontiguousarray(arr, dtype=dtype)
-        if out is arr or any(np.may_share_memory(out, s) for s in sources
-                             if isinstance(s, np.ndarray)):
-            out = out.copy()
+def owned(arr, dtype):
+    """A fresh read-only C-contiguous copy of ``arr`` in ``dtype``, so that a
+    cache kept for the backward pass shares no memory with the caller's
+    arrays and cannot be changed behind its back (in-place weight updates,
+    writes into a returned view)."""
+    out = np.array(arr, dtype=dtype, order="C", copy=True)
+    out.flags.writeable = False
+    return out
+
+
+def frozen_zeros(shape, dtype):
+    """A read-only array of zeros (the default initial state)."""
+    out = np.zeros(shape, dtype)
     out.flags.writeable = False
     return out
 

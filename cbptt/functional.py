@@ -25,7 +25,8 @@ from cbptt._validation import (as_array, check_activation, check_finite,
                                time_major, time_major_colmax, to_kernel,
                                working_dtype)
 from cbptt._validation import (check_index_limit, check_outputs_finite,
-                               check_preactivation_range, colmax_abs, owned)
+                               check_preactivation_range, colmax_abs,
+                               frozen_zeros, owned)
 
 __all__ = ["RNNForwardResult", "RNNGradients", "rnn_forward", "rnn_backward"]
 
@@ -242,10 +243,10 @@ def rnn_forward(x, weight_ih, weight_hh, bias, h0=None, activation="tanh",
     # The result keeps read-only private copies: the caller's arrays may
     # change (in-place updates) before rnn_backward reads them.
     x_tm, x_max = _input_tm(x, dtype, batch_first)
-    w_ih = owned(weight_ih, dtype, weight_ih)
-    w_hh = owned(weight_hh, dtype, weight_hh)
-    b = owned(bias, dtype, bias)
-    h0k = owned(np.zeros((B, H), dtype) if h0 is None else h0, dtype, h0)
+    w_ih = owned(weight_ih, dtype)
+    w_hh = owned(weight_hh, dtype)
+    b = owned(bias, dtype)
+    h0k = frozen_zeros((B, H), dtype) if h0 is None else owned(h0, dtype)
     h_tm = np.empty((T, B, H), dtype)
     _elman.elman_forward(x_tm, w_ih, w_hh, b, h0k, act, h_tm)
     h_tm.flags.writeable = False
@@ -600,9 +601,9 @@ def cec_forward(x, weight_ih, bias, h0=None, batch_first=True):
     dtype = working_dtype(x, weight_ih, bias, h0)
 
     x_tm, _ = _input_tm(x, dtype, batch_first)        # private, read-only
-    w_ih = owned(weight_ih, dtype, weight_ih)
-    b = owned(bias, dtype, bias)
-    h0k = owned(np.zeros((B, H), dtype) if h0 is None else h0, dtype, h0)
+    w_ih = owned(weight_ih, dtype)
+    b = owned(bias, dtype)
+    h0k = frozen_zeros((B, H), dtype) if h0 is None else owned(h0, dtype)
     h_tm = np.empty((T, B, H), dtype)
     _lstm.cec_forward(x_tm, w_ih, b, h0k, h_tm)
     h_tm.flags.writeable = False
@@ -796,11 +797,11 @@ def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
     dtype = working_dtype(x, weight_ih, weight_hh, bias, h0, c0)
 
     x_tm, x_max = _input_tm(x, dtype, batch_first)    # private, read-only
-    w_ih = owned(weight_ih, dtype, weight_ih)
-    w_hh = owned(weight_hh, dtype, weight_hh)
-    b = owned(bias, dtype, bias)
-    h0k = owned(np.zeros((B, H), dtype) if h0 is None else h0, dtype, h0)
-    c0k = owned(np.zeros((B, H), dtype) if c0 is None else c0, dtype, c0)
+    w_ih = owned(weight_ih, dtype)
+    w_hh = owned(weight_hh, dtype)
+    b = owned(bias, dtype)
+    h0k = frozen_zeros((B, H), dtype) if h0 is None else owned(h0, dtype)
+    c0k = frozen_zeros((B, H), dtype) if c0 is None else owned(c0, dtype)
     gates_tm = np.empty((T, B, GH), dtype)
     c_tm = np.empty((T, B, H), dtype)
     h_tm = np.empty((T, B, H), dtype)
@@ -810,9 +811,10 @@ def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
         a.flags.writeable = False
     # No overflow hidden by the saturating gates: bound |W x + W h + b|
     # (|h(t)| = |o tanh(c)| <= 1 after h0).
-    h_in = np.ones(H) if h0 is None and T > 1 else colmax_abs(h0k)
-    if T > 1 and h0 is not None:
-        h_in = np.maximum(h_in, 1.0)
+    if T == 1:
+        h_in = colmax_abs(h0k)
+    else:
+        h_in = np.ones(H) if h0 is None else np.maximum(colmax_abs(h0k), 1.0)
     check_preactivation_range("lstm_forward", dtype, b,
                               (w_ih, x_max), (w_hh, h_in))
     check_outputs_finite("lstm_forward", dtype, "Scale c0 down.", c=c_tm)
