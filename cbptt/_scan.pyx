@@ -21,7 +21,29 @@ Design contract
   pass over the weights.
 * One fused source serves float32 and float64; the callers fall back to
   NumPy for any other dtype or layout.
+
+The common case in one call
+---------------------------
+Typed memoryviews cost about a microsecond per argument to acquire, and the
+functional API's checks cost one Python call per argument, per property. The
+functions below read raw buffers instead and never raise on a bad input: they
+answer None (or False) for anything but the common case, float32/float64
+ndarrays of consistent shapes and finite values, and the caller then runs its
+full validation, which gives the precise error. So they change no result and
+no message, only the time taken.
+
+* :func:`forward_inputs` ``(x, batch_first, gates, w_ih, w_hh, bias, h0,
+  c0)``: every check of a forward pass's arrays, then their private read-only
+  copies (``x`` time-major, with its column maxima) in one pass each.
+* :func:`grad_input` ``(g, batch_first, T, B, H, itemsize)``: a loss
+  gradient, checked finite, time-major and C-contiguous for the kernels.
+* :func:`all_finite_arrays` ``(arrays)``: True iff every array is a
+  scannable ndarray of finite values (None entries are skipped).
+* :func:`preact_bound_or_none`: :func:`preact_bound`, or None when the
+  arrays are not all C-contiguous float arrays of one dtype.
 """
+from cpython.buffer cimport (PyBUF_RECORDS, PyBUF_RECORDS_RO,
+                             PyBuffer_Release, PyObject_GetBuffer)
 from cython cimport floating
 from libc.math cimport fabs
 from libc.string cimport memset
@@ -39,6 +61,8 @@ cdef extern from "cbptt_scan.h" nogil:
                                double *out)
     void cbptt_colmax_finish_d(long n, const double *cm, const double *bad,
                                double *out)
+    int cbptt_copy_finite_f(long n, const float *src, float *dst)
+    int cbptt_copy_finite_d(long n, const double *src, double *dst)
     void cbptt_time_major_f(long B, long T, long F, const float *src, long sb,
                             long st, long sf, float *dst, float *cm,
                             float *bad)
@@ -133,20 +157,317 @@ def preact_bound(const floating[::1] bias, const floating[:, ::1] w1,
                  const double[::1] v2):
     """max_j |bias_j| + sum_k |w1[j, k]| v1[k] + sum_k |w2[j, k]| v2[k],
     in float64; NaN when any term is NaN (``w2`` may have no columns)."""
-    cdef Py_ssize_t j, k, n = bias.shape[0]
-    cdef double s, worst = 0.0
+    cdef long n = bias.shape[0]
+    cdef double worst
     if (w1.shape[0] != n or w2.shape[0] != n or v1.shape[0] != w1.shape[1]
             or v2.shape[0] != w2.shape[1]):
         raise ValueError("preact_bound: inconsistent shapes")
     with nogil:
-        for j in range(n):
-            s = fabs(<double> bias[j])
-            for k in range(w1.shape[1]):
-                s += fabs(<double> w1[j, k]) * v1[k]
-            for k in range(w2.shape[1]):
-                s += fabs(<double> w2[j, k]) * v2[k]
-            if not s <= worst:      # a larger s, or NaN (which then sticks)
-                worst = s
-                if s != s:
-                    break
+        worst = bound_loop(n, &bias[0], w1.shape[1], &w1[0, 0], &v1[0],
+                           w2.shape[1], &w2[0, 0] if w2.shape[1] else NULL,
+                           &v2[0] if w2.shape[1] else NULL)
     return worst
+
+
+cdef double bound_loop(long n, const floating *bias, long k1,
+                       const floating *w1, const double *v1, long k2,
+                       const floating *w2, const double *v2) noexcept nogil:
+    """The loop of :func:`preact_bound` (rows of w1 (n x k1), w2 (n x k2))."""
+    cdef long j, k
+    cdef double s, worst = 0.0
+    for j in range(n):
+        s = fabs(<double> bias[j])
+        for k in range(k1):
+            s += fabs(<double> w1[j * k1 + k]) * v1[k]
+        for k in range(k2):
+            s += fabs(<double> w2[j * k2 + k]) * v2[k]
+        if not s <= worst:      # a larger s, or NaN (which then sticks)
+            worst = s
+            if s != s:
+                break
+    return worst
+
+
+# -- The common case in one call (raw buffers; None means "not this case") ---
+
+cdef object ndarray = np.ndarray
+cdef long INDEX_MAX = 2147483647      # the kernels' 32-bit BLAS index limit
+
+
+cdef int float_view(object a, Py_buffer *v, int flags=PyBUF_RECORDS_RO):
+    """Acquire ``a``'s buffer into ``v`` when ``a`` is an ndarray (not a
+    subclass) of native float32 or float64: returns its itemsize (4 or 8),
+    and the caller must release ``v``. Otherwise returns 0, holding nothing."""
+    if type(a) is not ndarray:
+        return 0
+    try:
+        PyObject_GetBuffer(a, v, flags)
+    except Exception:                 # a dtype without a buffer format, ...
+        return 0
+    if (v.format != NULL and v.format[1] == 0
+            and ((v.format[0] == b'f' and v.itemsize == 4)
+                 or (v.format[0] == b'd' and v.itemsize == 8))):
+        return <int> v.itemsize
+    PyBuffer_Release(v)
+    return 0
+
+
+cdef bint c_contiguous(const Py_buffer *v) noexcept:
+    """NumPy's C-contiguity (axes of length 1 may have any stride)."""
+    cdef Py_ssize_t want = v.itemsize
+    cdef int d
+    for d in range(v.ndim - 1, -1, -1):
+        if v.shape[d] != 1 and v.strides[d] != want:
+            return False
+        want *= v.shape[d]
+    return True
+
+
+cdef bint has_shape(const Py_buffer *v, int ndim, Py_ssize_t n0,
+                    Py_ssize_t n1) noexcept:
+    """``v`` has ``ndim`` (1 or 2) axes of lengths (n0[, n1]), C-contiguous."""
+    return (v.ndim == ndim and v.shape[0] == n0
+            and (ndim == 1 or v.shape[1] == n1) and c_contiguous(v))
+
+
+cdef object private_copy(const Py_buffer *v, object shape, object dtype):
+    """A fresh read-only C-contiguous copy of the C-contiguous ``v``, or None
+    when it holds a NaN or an infinity."""
+    out = np.empty(shape, dtype)
+    cdef Py_buffer o
+    cdef int ok
+    PyObject_GetBuffer(out, &o, PyBUF_RECORDS)
+    if v.itemsize == 4:
+        ok = cbptt_copy_finite_f(v.len // 4, <const float *> v.buf,
+                                 <float *> o.buf)
+    else:
+        ok = cbptt_copy_finite_d(v.len // 8, <const double *> v.buf,
+                                 <double *> o.buf)
+    PyBuffer_Release(&o)
+    if not ok:
+        return None
+    out.flags.writeable = False
+    return out
+
+
+cdef object copy_time_major(const Py_buffer *v, bint batch_first,
+                            bint colmax, object dtype):
+    """The fresh C-contiguous time-major copy of the 3-D ``v`` ((B, T, F)
+    when ``batch_first``, else (T, B, F); any strides), with the column
+    maxima of ``colmax_abs`` when ``colmax`` (else its finiteness only):
+    ``(copy, maxima or None)``, or None when a value is not finite."""
+    cdef long s = v.itemsize
+    cdef int a = 0 if batch_first else 1      # the batch axis of v
+    cdef long B = v.shape[a], T = v.shape[1 - a], F = v.shape[2]
+    cdef long sb = v.strides[a] // s, st = v.strides[1 - a] // s
+    cdef long sf = v.strides[2] // s
+    cdef long j
+    cdef char stack[2 * STACK_COLS * 8]
+    cdef char[::1] heap
+    cdef void *cm = stack
+    cdef Py_buffer o
+    if v.strides[0] % s or v.strides[1] % s or v.strides[2] % s:
+        return None
+    if F > STACK_COLS:
+        heap = np.empty(2 * F * s, np.int8)
+        cm = &heap[0]
+    memset(cm, 0, 2 * F * s)
+    out = np.empty((T, B, F), dtype)
+    PyObject_GetBuffer(out, &o, PyBUF_RECORDS)
+    with nogil:
+        if s == 4:
+            cbptt_time_major_f(B, T, F, <const float *> v.buf, sb, st, sf,
+                               <float *> o.buf, <float *> cm,
+                               <float *> cm + F)
+        else:
+            cbptt_time_major_d(B, T, F, <const double *> v.buf, sb, st, sf,
+                               <double *> o.buf, <double *> cm,
+                               <double *> cm + F)
+    PyBuffer_Release(&o)
+    for j in range(F):           # bad[j] == 0 iff column j is finite
+        if (((<float *> cm)[F + j] != 0) if s == 4
+                else ((<double *> cm)[F + j] != 0)):
+            return None
+    if not colmax:
+        return out, None
+    if s == 4:
+        return out, finish(F, <const float *> cm, <const float *> cm + F)
+    return out, finish(F, <const double *> cm, <const double *> cm + F)
+
+
+def forward_inputs(x, bint batch_first, int gates, w_ih, w_hh, bias, h0,
+                   c0):
+    """The checked private copies of a forward pass's arrays, or None.
+
+    The common case: every array a float32 or float64 ndarray of ``x``'s
+    dtype; ``x`` 3-D with no empty axis (any strides), of sizes (B, T, I)
+    (batch-first) or (T, B, I); the others C-contiguous of shapes
+    ``w_ih (G*H, I)``, ``w_hh (G*H, H)``, ``bias (G*H,)`` and ``h0``, ``c0``
+    ``(B, H)`` or None, with G = ``gates`` and H >= 1; B*T, I and G*H within
+    the kernels' 32-bit index limit; every value finite. Then returns
+    ``(x_tm, x_max, w_ih, w_hh, bias, h0, c0)``: fresh read-only copies
+    (``x_tm`` time-major (T, B, I), ``x_max`` its ``colmax_abs``; None for
+    a state given as None). Anything else: None, and nothing is raised.
+    """
+    cdef Py_buffer v[6]
+    cdef int held = 0, s, k
+    cdef long B, T, I, GH, H
+    cdef int a = 0 if batch_first else 1
+    states = (h0, c0)
+    try:
+        s = float_view(x, &v[0])
+        if s == 0:
+            return None
+        held = 1
+        if v[0].ndim != 3:
+            return None
+        B, T, I = v[0].shape[a], v[0].shape[1 - a], v[0].shape[2]
+        if B < 1 or T < 1 or I < 1 or B * T > INDEX_MAX or I > INDEX_MAX:
+            return None
+        for arr in (w_ih, w_hh, bias):
+            k = float_view(arr, &v[held])
+            held += k != 0
+            if k != s:
+                return None
+        GH = v[1].shape[0] if v[1].ndim == 2 else 0
+        if GH < gates or GH % gates or GH > INDEX_MAX:
+            return None
+        H = GH // gates
+        if not (has_shape(&v[1], 2, GH, I) and has_shape(&v[2], 2, GH, H)
+                and has_shape(&v[3], 1, GH, 0)):
+            return None
+        for arr in states:
+            if arr is not None:
+                k = float_view(arr, &v[held])
+                held += k != 0
+                if k != s or not has_shape(&v[held - 1], 2, B, H):
+                    return None
+        dtype = np.float32 if s == 4 else np.float64
+        copies = []
+        k = 1
+        for shape, arr in (((GH, I), w_ih), ((GH, H), w_hh), ((GH,), bias),
+                           ((B, H), h0), ((B, H), c0)):
+            if arr is None:
+                copies.append(None)
+                continue
+            c = private_copy(&v[k], shape, dtype)
+            if c is None:
+                return None
+            copies.append(c)
+            k += 1
+        xc = copy_time_major(&v[0], batch_first, True, dtype)
+        if xc is None:
+            return None
+        x_tm, x_max = xc
+        x_tm.flags.writeable = False
+        return (x_tm, x_max, *copies)
+    finally:
+        for k in range(held):
+            PyBuffer_Release(&v[k])
+
+
+def grad_input(g, bint batch_first, long T, long B, long H, int itemsize):
+    """A loss gradient for the kernels, or None.
+
+    The common case: ``g`` a float ndarray of ``itemsize`` (4 or 8) bytes per
+    value, 3-D of shape (B, T, H) when ``batch_first`` else (T, B, H), every
+    value finite. Then returns ``g`` itself when it is time-major and
+    C-contiguous, else a fresh C-contiguous time-major copy. Anything else:
+    None, and nothing is raised.
+    """
+    cdef Py_buffer v
+    cdef int ok
+    cdef int a = 0 if batch_first else 1
+    cdef int s = float_view(g, &v)
+    if s == 0:
+        return None
+    try:
+        if s != itemsize:
+            return None
+        if not (v.ndim == 3 and v.shape[a] == B and v.shape[1 - a] == T
+                and v.shape[2] == H and B > 0 and T > 0 and H > 0):
+            return None
+        if not batch_first and c_contiguous(&v):
+            with nogil:
+                if itemsize == 4:
+                    ok = cbptt_all_finite_f(v.len // 4, <const float *> v.buf)
+                else:
+                    ok = cbptt_all_finite_d(v.len // 8,
+                                            <const double *> v.buf)
+            return g if ok else None
+        gc = copy_time_major(&v, batch_first, False,
+                             np.float32 if itemsize == 4 else np.float64)
+        return None if gc is None else gc[0]
+    finally:
+        PyBuffer_Release(&v)
+
+
+def all_finite_arrays(arrays):
+    """True iff every array of ``arrays`` (None entries skipped) is a
+    C-contiguous float32/float64 ndarray of finite values, not empty."""
+    cdef Py_buffer v
+    cdef int s, ok
+    for a in arrays:
+        if a is None:
+            continue
+        s = float_view(a, &v)
+        if s == 0:
+            return False
+        ok = v.len > 0 and c_contiguous(&v)
+        if ok:
+            with nogil:
+                if s == 4:
+                    ok = cbptt_all_finite_f(v.len // 4, <const float *> v.buf)
+                else:
+                    ok = cbptt_all_finite_d(v.len // 8,
+                                            <const double *> v.buf)
+        PyBuffer_Release(&v)
+        if not ok:
+            return False
+    return True
+
+
+def preact_bound_or_none(bias, w1, v1, w2, v2):
+    """:func:`preact_bound` when ``bias``, ``w1``, ``w2`` are non-empty
+    C-contiguous ndarrays of one float dtype (``w1``, ``w2`` 2-D) and ``v1``,
+    ``v2`` C-contiguous float64 vectors (the arrays the ``colmax_abs`` and
+    ``owned`` of ``_validation`` give); else None, and nothing is raised."""
+    cdef Py_buffer v[5]
+    cdef int held = 0, s = 0, k
+    cdef long n
+    cdef double worst
+    try:
+        for k, arr in enumerate((bias, w1, w2, v1, v2)):
+            if float_view(arr, &v[k]) == 0:
+                return None
+            held += 1
+            if not (v[k].len > 0 and c_contiguous(&v[k])) and k < 3:
+                return None
+        s = <int> v[0].itemsize
+        if (v[1].itemsize != s or v[2].itemsize != s or v[3].itemsize != 8
+                or v[4].itemsize != 8 or v[0].ndim != 1 or v[1].ndim != 2
+                or v[2].ndim != 2 or v[3].ndim != 1 or v[4].ndim != 1
+                or not c_contiguous(&v[3]) or not c_contiguous(&v[4])):
+            return None
+        n = v[0].shape[0]
+        if (v[1].shape[0] != n or v[2].shape[0] != n
+                or v[3].shape[0] != v[1].shape[1]
+                or v[4].shape[0] != v[2].shape[1]):
+            raise ValueError("preact_bound: inconsistent shapes")
+        with nogil:
+            if s == 4:
+                worst = bound_loop(n, <const float *> v[0].buf, v[1].shape[1],
+                                   <const float *> v[1].buf,
+                                   <const double *> v[3].buf, v[2].shape[1],
+                                   <const float *> v[2].buf,
+                                   <const double *> v[4].buf)
+            else:
+                worst = bound_loop(n, <const double *> v[0].buf,
+                                   v[1].shape[1], <const double *> v[1].buf,
+                                   <const double *> v[3].buf, v[2].shape[1],
+                                   <const double *> v[2].buf,
+                                   <const double *> v[4].buf)
+        return worst
+    finally:
+        for k in range(held):
+            PyBuffer_Release(&v[k])

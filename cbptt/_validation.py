@@ -199,12 +199,6 @@ def colmax_abs(arr):
     return np.maximum(hi, -lo).astype(np.float64)
 
 
-def _bound_ready(bias, w, v):
-    """The compiled bound can read the term (w, v)."""
-    return (w.dtype == bias.dtype and w.ndim == 2 and _scannable(w)
-            and v.dtype == np.float64 and v.flags.c_contiguous)
-
-
 _QUARTER_MAX = {t: float(np.finfo(t).max) / 4 for t in (np.float32, np.float64)}
 
 
@@ -218,10 +212,9 @@ def check_preactivation_range(func, dtype, bias, *terms):
     overflowed, so a saturating activation (tanh(inf) = 1, relu(NaN) = 0)
     cannot have hidden an overflow. NaN or inf in a ``v`` fails the check too.
     """
-    if len(terms) == 2 and _bound_ready(bias, *terms[0]) \
-            and _bound_ready(bias, *terms[1]) and _scannable(bias):
-        worst = _scan.preact_bound(bias, *terms[0], *terms[1])
-    else:
+    worst = _scan.preact_bound_or_none(bias, *terms[0], *terms[1]) \
+        if len(terms) == 2 else None
+    if worst is None:
         with np.errstate(over="ignore", invalid="ignore"):
             bound = np.abs(bias).astype(np.float64)
             for w, vmax in terms:
@@ -240,8 +233,7 @@ def check_preactivation_range(func, dtype, bias, *terms):
 def check_outputs_finite(func, dtype, advice, **arrays):
     """Finite inputs must give finite outputs; a non-finite one means an overflow."""
     arrays = {name: a for name, a in arrays.items() if a is not None}
-    if all(_scannable(a) and _scan.all_finite(a.reshape(-1))
-           for a in arrays.values()):
+    if _scan.all_finite_arrays(arrays.values()):
         return
     if np.dtype(dtype) != np.float64:
         advice += " Or pass float64 arrays."

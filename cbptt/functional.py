@@ -152,12 +152,58 @@ def _input_tm(x, dtype, batch_first):
     return x_tm, x_max
 
 
+def _forward_inputs(x, weight_ih, weight_hh, bias, h0, c0, batch_first,
+                    forget_gate=None):
+    """The checked inputs of an Elman (``forget_gate`` None) or LSTM forward
+    pass as ``(batch_first, x_tm, x_max, w_ih, w_hh, b, h0, c0)``: the
+    layout flag as a bool, then read-only private copies in the working
+    dtype (``x_tm`` time-major with its column maxima; a state given as None
+    stays None). The result keeps these copies: the caller's arrays may
+    change (in-place updates) before the backward pass reads them.
+
+    The common case (float ndarrays of one dtype, consistent shapes, finite
+    values) takes one compiled call; anything else gets the full checks,
+    which raise the precise error.
+    """
+    gates = 1 if forget_gate is None else len(_LSTM_GATES[forget_gate])
+    if type(batch_first) is bool:
+        fast = _scan.forward_inputs(x, batch_first, gates, weight_ih,
+                                    weight_hh, bias, h0, c0)
+        if fast is not None:
+            return (batch_first, *fast)
+    batch_first = _check_layout(batch_first)
+    x = _check_input(x, batch_first)
+    if forget_gate is None:
+        weight_ih = _check_hidden_size(weight_ih)
+        H = weight_ih.shape[0]
+    else:
+        weight_ih, H = _check_gate_rows(weight_ih, forget_gate)
+    B, T, I = _sizes(x, batch_first)
+    GH = gates * H
+    weight_ih = _check_weight("weight_ih", weight_ih, (GH, I))
+    weight_hh = _check_weight("weight_hh", weight_hh, (GH, H))
+    bias = _check_weight("bias", bias, (GH,))
+    h0 = _check_state("h0", h0, B, H)
+    c0 = _check_state("c0", c0, B, H)
+    dtype = working_dtype(x, weight_ih, weight_hh, bias, h0, c0)
+    x_tm, x_max = _input_tm(x, dtype, batch_first)
+    return (batch_first, x_tm, x_max, owned(weight_ih, dtype),
+            owned(weight_hh, dtype), owned(bias, dtype),
+            None if h0 is None else owned(h0, dtype),
+            None if c0 is None else owned(c0, dtype))
+
+
 def _layout(a_tm, batch_first):
     """A time-major (T, B, .) array in the caller's layout (a view)."""
     return a_tm.swapaxes(0, 1) if batch_first and a_tm is not None else a_tm
 
 
 def _check_grad(name, g, T, B, H, dtype, batch_first):
+    # The common case (a finite float ndarray of the right dtype and shape)
+    # in one compiled call; anything else gets the full checks below.
+    g_tm = _scan.grad_input(g, batch_first, T, B, H, dtype.itemsize)
+    if g_tm is not None:
+        return g_tm
     g = as_array(name, g, 3)
     check_shape(name, g, (B, T, H) if batch_first else (T, B, H))
     check_finite(name, g)
@@ -229,24 +275,13 @@ def rnn_forward(x, weight_ih, weight_hh, bias, h0=None, activation="tanh",
     (2, 5, 4)
     """
     act = check_activation(activation)
-    batch_first = _check_layout(batch_first)
-    x = _check_input(x, batch_first)
-    weight_ih = _check_hidden_size(weight_ih)
-    B, T, I = _sizes(x, batch_first)
-    H = weight_ih.shape[0]
-    weight_ih = _check_weight("weight_ih", weight_ih, (H, I))
-    weight_hh = _check_weight("weight_hh", weight_hh, (H, H))
-    bias = _check_weight("bias", bias, (H,))
-    h0 = _check_state("h0", h0, B, H)
-    dtype = working_dtype(x, weight_ih, weight_hh, bias, h0)
-
-    # The result keeps read-only private copies: the caller's arrays may
-    # change (in-place updates) before rnn_backward reads them.
-    x_tm, x_max = _input_tm(x, dtype, batch_first)
-    w_ih = owned(weight_ih, dtype)
-    w_hh = owned(weight_hh, dtype)
-    b = owned(bias, dtype)
-    h0k = frozen_zeros((B, H), dtype) if h0 is None else owned(h0, dtype)
+    batch_first, x_tm, x_max, w_ih, w_hh, b, h0k, _ = _forward_inputs(
+        x, weight_ih, weight_hh, bias, h0, None, batch_first)
+    T, B, I = x_tm.shape
+    H = b.shape[0]
+    dtype = x_tm.dtype
+    if h0k is None:
+        h0k = frozen_zeros((B, H), dtype)
     h_tm = np.empty((T, B, H), dtype)
     _elman.elman_forward(x_tm, w_ih, w_hh, b, h0k, act, h_tm)
     h_tm.flags.writeable = False
@@ -784,24 +819,16 @@ def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
     (2, 5, 12)
     """
     forget_gate = _check_forget_gate(forget_gate)
-    batch_first = _check_layout(batch_first)
-    x = _check_input(x, batch_first)
-    weight_ih, H = _check_gate_rows(weight_ih, forget_gate)
-    B, T, I = _sizes(x, batch_first)
-    GH = len(_LSTM_GATES[forget_gate]) * H
-    weight_ih = _check_weight("weight_ih", weight_ih, (GH, I))
-    weight_hh = _check_weight("weight_hh", weight_hh, (GH, H))
-    bias = _check_weight("bias", bias, (GH,))
-    h0 = _check_state("h0", h0, B, H)
-    c0 = _check_state("c0", c0, B, H)
-    dtype = working_dtype(x, weight_ih, weight_hh, bias, h0, c0)
-
-    x_tm, x_max = _input_tm(x, dtype, batch_first)    # private, read-only
-    w_ih = owned(weight_ih, dtype)
-    w_hh = owned(weight_hh, dtype)
-    b = owned(bias, dtype)
-    h0k = frozen_zeros((B, H), dtype) if h0 is None else owned(h0, dtype)
-    c0k = frozen_zeros((B, H), dtype) if c0 is None else owned(c0, dtype)
+    batch_first, x_tm, x_max, w_ih, w_hh, b, h0k, c0k = _forward_inputs(
+        x, weight_ih, weight_hh, bias, h0, c0, batch_first, forget_gate)
+    T, B, I = x_tm.shape
+    H = w_hh.shape[1]
+    GH = b.shape[0]
+    dtype = x_tm.dtype
+    if h0k is None:
+        h0k = frozen_zeros((B, H), dtype)
+    if c0k is None:
+        c0k = frozen_zeros((B, H), dtype)
     gates_tm = np.empty((T, B, GH), dtype)
     c_tm = np.empty((T, B, H), dtype)
     h_tm = np.empty((T, B, H), dtype)
@@ -817,7 +844,10 @@ def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
         h_in = np.ones(H) if h0 is None else np.maximum(colmax_abs(h0k), 1.0)
     check_preactivation_range("lstm_forward", dtype, b,
                               (w_ih, x_max), (w_hh, h_in))
-    check_outputs_finite("lstm_forward", dtype, "Scale c0 down.", c=c_tm)
+    # |c(t)| <= |c0| + t + 1 (gates in [0, 1], g in [-1, 1]): from zero, c
+    # cannot overflow; from a given c0 it is scanned.
+    if c0 is not None:
+        check_outputs_finite("lstm_forward", dtype, "Scale c0 down.", c=c_tm)
     return LSTMForwardResult(
         h=_layout(h_tm, batch_first), c=_layout(c_tm, batch_first),
         gates=_layout(gates_tm, batch_first), x=_layout(x_tm, batch_first),
@@ -926,11 +956,17 @@ def lstm_backward(forward_result, grad_h, grad_c=None, truncate=None,
                         r._gates_tm, r._c_tm, r._h_tm, gh_tm, gc_tm,
                         r.forget_gate, trunc, delta, delta_c, d_w_ih, d_w_hh,
                         d_b, d_h0, d_c0, d_x)
+    # d_b sums every delta(t) in floating point, and each delta_c(t) is a
+    # factor of delta_i(t) (a non-finite factor makes a non-finite product),
+    # so a NaN or infinite delta or delta_c makes d_b non-finite: the two
+    # large arrays are scanned only then.
     check_outputs_finite(
         "lstm_backward", dtype, "Scale grad_h (and grad_c) or the weights "
-        "down, or truncate the backward pass (truncate=k).", delta=delta,
-        delta_c=delta_c, weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b,
-        h0=d_h0, c0=d_c0, x=d_x)
+        "down, or truncate the backward pass (truncate=k).",
+        **({} if _scan.all_finite(d_b) else {"delta": delta,
+                                              "delta_c": delta_c}),
+        weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b, h0=d_h0, c0=d_c0,
+        x=d_x)
     return LSTMGradients(weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b,
                          h0=d_h0, c0=d_c0, x=_layout(d_x, r.batch_first),
                          delta=_layout(delta, r.batch_first),

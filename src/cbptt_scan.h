@@ -10,6 +10,8 @@
  *   so after the last row, bad[j] == 0 iff column j is finite;
  *   cbptt_colmax_finish_{f,d}(n, cm, bad, out) then writes out[j] = cm[j] in
  *   double, or NaN where bad[j] != 0.
+ * - cbptt_copy_finite_{f,d}(n, src, dst): dst[0:n] = src[0:n], and 1 iff
+ *   those values hold no NaN and no infinity (one pass: copy and check).
  * - cbptt_time_major_{f,d}(B, T, F, src, sb, st, sf, dst, cm, bad):
  *       dst[(t*B + b)*F + j] = src[b*sb + t*st + j*sf]
  *   then, unless cm is NULL, the column scan above over dst.
@@ -40,6 +42,27 @@ CBPTT_SCAN_ATTR static int cbptt_all_finite_##S(long n, const T *a)             
         for (j = 0; j < CBPTT_SCAN_LANES; j++)                                \
             acc[j] += a[i + j] - a[i + j];                                    \
     for (; i < n; i++) acc[0] += a[i] - a[i];                                 \
+    for (j = 0; j < CBPTT_SCAN_LANES; j++)                                    \
+        if (!(acc[j] == 0)) return 0;                                         \
+    return 1;                                                                 \
+}                                                                             \
+                                                                              \
+CBPTT_SCAN_ATTR static int cbptt_copy_finite_##S(long n, const T *src, T *dst)  \
+{                                                                             \
+    T acc[CBPTT_SCAN_LANES] = {0};                                            \
+    long i = 0;                                                               \
+    int j;                                                                    \
+    for (; i + CBPTT_SCAN_LANES <= n; i += CBPTT_SCAN_LANES)                  \
+        for (j = 0; j < CBPTT_SCAN_LANES; j++) {                              \
+            T x = src[i + j];                                                 \
+            dst[i + j] = x;                                                   \
+            acc[j] += x - x;                                                  \
+        }                                                                     \
+    for (; i < n; i++) {                                                      \
+        T x = src[i];                                                         \
+        dst[i] = x;                                                           \
+        acc[0] += x - x;                                                      \
+    }                                                                         \
     for (j = 0; j < CBPTT_SCAN_LANES; j++)                                    \
         if (!(acc[j] == 0)) return 0;                                         \
     return 1;                                                                 \
