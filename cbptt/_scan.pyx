@@ -71,6 +71,11 @@ cdef extern from "cbptt_scan.h" nogil:
                             double *cm, double *bad)
 
 
+cdef object empty = np.empty
+cdef object ndarray = np.ndarray
+cdef object setflags = np.ndarray.setflags   # (a, False): read-only, fast
+cdef object F32 = np.dtype(np.float32), F64 = np.dtype(np.float64)
+
 # Columns up to this many keep their running maxima on the stack.
 cdef enum:
     STACK_COLS = 256
@@ -78,13 +83,15 @@ cdef enum:
 
 cdef object finish(long n, const floating *cm, const floating *bad):
     """The column maxima as a float64 array, NaN where a column is not finite."""
-    out = np.empty(n, np.float64)
-    cdef double[::1] o = out
+    out = empty(n, F64)
+    cdef Py_buffer o
     if n:
+        PyObject_GetBuffer(out, &o, PyBUF_RECORDS)
         if floating is float:
-            cbptt_colmax_finish_f(n, cm, bad, &o[0])
+            cbptt_colmax_finish_f(n, cm, bad, <double *> o.buf)
         else:
-            cbptt_colmax_finish_d(n, cm, bad, &o[0])
+            cbptt_colmax_finish_d(n, cm, bad, <double *> o.buf)
+        PyBuffer_Release(&o)
     return out
 
 
@@ -190,7 +197,6 @@ cdef double bound_loop(long n, const floating *bias, long k1,
 
 # -- The common case in one call (raw buffers; None means "not this case") ---
 
-cdef object ndarray = np.ndarray
 cdef long INDEX_MAX = 2147483647      # the kernels' 32-bit BLAS index limit
 
 
@@ -233,7 +239,7 @@ cdef bint has_shape(const Py_buffer *v, int ndim, Py_ssize_t n0,
 cdef object private_copy(const Py_buffer *v, object shape, object dtype):
     """A fresh read-only C-contiguous copy of the C-contiguous ``v``, or None
     when it holds a NaN or an infinity."""
-    out = np.empty(shape, dtype)
+    out = empty(shape, dtype)
     cdef Py_buffer o
     cdef int ok
     PyObject_GetBuffer(out, &o, PyBUF_RECORDS)
@@ -246,7 +252,7 @@ cdef object private_copy(const Py_buffer *v, object shape, object dtype):
     PyBuffer_Release(&o)
     if not ok:
         return None
-    out.flags.writeable = False
+    setflags(out, False)
     return out
 
 
@@ -272,7 +278,7 @@ cdef object copy_time_major(const Py_buffer *v, bint batch_first,
         heap = np.empty(2 * F * s, np.int8)
         cm = &heap[0]
     memset(cm, 0, 2 * F * s)
-    out = np.empty((T, B, F), dtype)
+    out = empty((T, B, F), dtype)
     PyObject_GetBuffer(out, &o, PyBUF_RECORDS)
     with nogil:
         if s == 4:
@@ -342,7 +348,7 @@ def forward_inputs(x, bint batch_first, int gates, w_ih, w_hh, bias, h0,
                 held += k != 0
                 if k != s or not has_shape(&v[held - 1], 2, B, H):
                     return None
-        dtype = np.float32 if s == 4 else np.float64
+        dtype = F32 if s == 4 else F64
         copies = []
         k = 1
         for shape, arr in (((GH, I), w_ih), ((GH, H), w_hh), ((GH,), bias),
@@ -359,7 +365,7 @@ def forward_inputs(x, bint batch_first, int gates, w_ih, w_hh, bias, h0,
         if xc is None:
             return None
         x_tm, x_max = xc
-        x_tm.flags.writeable = False
+        setflags(x_tm, False)
         return (x_tm, x_max, *copies)
     finally:
         for k in range(held):
@@ -396,7 +402,7 @@ def grad_input(g, bint batch_first, long T, long B, long H, int itemsize):
                                             <const double *> v.buf)
             return g if ok else None
         gc = copy_time_major(&v, batch_first, False,
-                             np.float32 if itemsize == 4 else np.float64)
+                             F32 if itemsize == 4 else F64)
         return None if gc is None else gc[0]
     finally:
         PyBuffer_Release(&v)

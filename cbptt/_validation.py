@@ -164,14 +164,14 @@ def owned(arr, dtype):
     arrays and cannot be changed behind its back (in-place weight updates,
     writes into a returned view)."""
     out = np.array(arr, dtype=dtype, order="C", copy=True)
-    out.flags.writeable = False
+    out.setflags(write=False)
     return out
 
 
 def frozen_zeros(shape, dtype):
     """A read-only array of zeros (the default initial state)."""
     out = np.zeros(shape, dtype)
-    out.flags.writeable = False
+    out.setflags(write=False)
     return out
 
 

@@ -14,7 +14,8 @@ Contract
   the batch-first arrays returned here are views of that storage.
 """
 from collections import namedtuple
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
 
 import numpy as np
 
@@ -193,6 +194,25 @@ def _forward_inputs(x, weight_ih, weight_hh, bias, h0, c0, batch_first,
             None if c0 is None else owned(c0, dtype))
 
 
+@lru_cache(maxsize=16)
+def _ones(n):
+    """A read-only float64 vector of n ones (a bound on |h| for a saturating
+    unit), shared between calls: it is never handed to the caller."""
+    out = np.ones(n)
+    out.flags.writeable = False
+    return out
+
+
+def _result(cls, **values):
+    """``cls(**values)`` for a frozen dataclass, without its generated
+    ``__init__`` (one ``object.__setattr__`` per field, about 2 us): the
+    same instance dictionary. Every field must be given."""
+    assert values.keys() == _FIELDS[cls]
+    res = object.__new__(cls)
+    res.__dict__.update(values)
+    return res
+
+
 def _layout(a_tm, batch_first):
     """A time-major (T, B, .) array in the caller's layout (a view)."""
     return a_tm.swapaxes(0, 1) if batch_first and a_tm is not None else a_tm
@@ -284,12 +304,12 @@ def rnn_forward(x, weight_ih, weight_hh, bias, h0=None, activation="tanh",
         h0k = frozen_zeros((B, H), dtype)
     h_tm = np.empty((T, B, H), dtype)
     _elman.elman_forward(x_tm, w_ih, w_hh, b, h0k, act, h_tm)
-    h_tm.flags.writeable = False
+    h_tm.setflags(write=False)
     # No overflow hidden by a saturating activation: bound |W x + W h + b|
     # with h ranging over the states that enter a step, h0 .. h(T-2)
     # (|h| <= 1 for tanh and logistic: no pass over h needed).
     if h0 is None and T > 1 and act in (1, 2):
-        h_in = np.ones(H)
+        h_in = _ones(H)
     else:
         h_in = colmax_abs(h0k)
         if T > 1:
@@ -297,8 +317,8 @@ def rnn_forward(x, weight_ih, weight_hh, bias, h0=None, activation="tanh",
                               else colmax_abs(h_tm[:-1]))
     check_preactivation_range("rnn_forward", dtype, b,
                               (w_ih, x_max), (w_hh, h_in))
-    return RNNForwardResult(
-        h=_layout(h_tm, batch_first), x=_layout(x_tm, batch_first),
+    return _result(
+        RNNForwardResult, h=_layout(h_tm, batch_first), x=_layout(x_tm, batch_first),
         weight_ih=w_ih,
         weight_hh=w_hh, bias=b, h0=h0k, activation=activation,
         _x_tm=x_tm, _h_tm=h_tm, batch_first=batch_first)
@@ -516,6 +536,10 @@ class LSTMForwardResult:
         """The final cell state c(T-1), shape (batch, H)."""
         return self._c_tm[-1]
 
+
+#: The field names of the forward results :func:`_result` builds.
+_FIELDS = {cls: {f.name for f in fields(cls)}
+           for cls in (RNNForwardResult, LSTMForwardResult)}
 
 LSTMGradients = namedtuple(
     "LSTMGradients",
@@ -835,23 +859,23 @@ def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
     _lstm.lstm_forward(x_tm, w_ih, w_hh, b, h0k, c0k, forget_gate, gates_tm,
                        c_tm, h_tm)
     for a in (gates_tm, c_tm, h_tm):
-        a.flags.writeable = False
+        a.setflags(write=False)
     # No overflow hidden by the saturating gates: bound |W x + W h + b|
     # (|h(t)| = |o tanh(c)| <= 1 after h0).
     if T == 1:
         h_in = colmax_abs(h0k)
     else:
-        h_in = np.ones(H) if h0 is None else np.maximum(colmax_abs(h0k), 1.0)
+        h_in = _ones(H) if h0 is None else np.maximum(colmax_abs(h0k), 1.0)
     check_preactivation_range("lstm_forward", dtype, b,
                               (w_ih, x_max), (w_hh, h_in))
     # |c(t)| <= |c0| + t + 1 (gates in [0, 1], g in [-1, 1]): from zero, c
     # cannot overflow; from a given c0 it is scanned.
     if c0 is not None:
         check_outputs_finite("lstm_forward", dtype, "Scale c0 down.", c=c_tm)
-    return LSTMForwardResult(
-        h=_layout(h_tm, batch_first), c=_layout(c_tm, batch_first),
-        gates=_layout(gates_tm, batch_first), x=_layout(x_tm, batch_first),
-        weight_ih=w_ih,
+    return _result(
+        LSTMForwardResult, h=_layout(h_tm, batch_first),
+        c=_layout(c_tm, batch_first), gates=_layout(gates_tm, batch_first),
+        x=_layout(x_tm, batch_first), weight_ih=w_ih,
         weight_hh=w_hh, bias=b, h0=h0k, c0=c0k, forget_gate=forget_gate,
         _x_tm=x_tm, _h_tm=h_tm, _c_tm=c_tm, _gates_tm=gates_tm,
         batch_first=batch_first)

@@ -14,7 +14,8 @@
  *   those values hold no NaN and no infinity (one pass: copy and check).
  * - cbptt_time_major_{f,d}(B, T, F, src, sb, st, sf, dst, cm, bad):
  *       dst[(t*B + b)*F + j] = src[b*sb + t*st + j*sf]
- *   then, unless cm is NULL, the column scan above over dst.
+ *   (dst must not overlap src) then, unless cm is NULL, the column scan
+ *   above over dst.
  *
  * Every loop is elementwise across its innermost index, so the compiler
  * vectorises it without reassociating a sum (no -ffast-math needed): the
@@ -22,6 +23,8 @@
  */
 #ifndef CBPTT_SCAN_H
 #define CBPTT_SCAN_H
+
+#include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 /* Runtime dispatch by the loader (ifunc): the widest vectors the CPU has. */
@@ -31,6 +34,7 @@
 #endif
 #define CBPTT_SCAN_LANES 16
 #define CBPTT_SCAN_WIDE 64
+#define CBPTT_SCAN_CHUNK 8
 
 #define CBPTT_DEFINE_SCAN(T, S)                                               \
 CBPTT_SCAN_ATTR static int cbptt_all_finite_##S(long n, const T *a)                          \
@@ -103,18 +107,28 @@ static void cbptt_colmax_finish_##S(long n, const T *cm, const T *bad,       \
         out[j] = bad[j] == 0 ? (double)cm[j] : __builtin_nan("");             \
 }                                                                             \
                                                                               \
-CBPTT_SCAN_ATTR static void cbptt_time_major_##S(long B, long T_, long F, const T *src,       \
-                                 long sb, long st, long sf, T *dst, T *cm,    \
-                                 T *bad)                                      \
+CBPTT_SCAN_ATTR static void cbptt_time_major_##S(long B, long T_, long F,       \
+                                 const T *src, long sb, long st, long sf,     \
+                                 T *dst, T *cm, T *bad)                       \
 {                                                                             \
+    /* dst is written in order, row by row; a unit-stride row is copied in   \
+     * chunks of CBPTT_SCAN_CHUNK (a fixed count the compiler turns into a   \
+     * few vector moves), then the tail. */                                   \
     long b, t, j;                                                             \
-    for (b = 0; b < B; b++)                                                   \
-        for (t = 0; t < T_; t++) {                                            \
-            const T *s = src + b * sb + t * st;                               \
-            T *d = dst + (t * B + b) * F;                                     \
-            if (sf == 1)                                                      \
-                for (j = 0; j < F; j++) d[j] = s[j];                          \
-            else                                                              \
+    int k;                                                                    \
+    if (sf == 1 && sb == F && st == B * F)      /* already time-major */      \
+        memcpy(dst, src, (size_t)(T_ * B * F) * sizeof(T));                   \
+    else                                                                      \
+    for (t = 0; t < T_; t++)                                                  \
+        for (b = 0; b < B; b++) {                                             \
+            const T *restrict s = src + b * sb + t * st;                      \
+            T *restrict d = dst + (t * B + b) * F;                            \
+            if (sf == 1) {                                                    \
+                for (j = 0; j + CBPTT_SCAN_CHUNK <= F; j += CBPTT_SCAN_CHUNK) \
+                    for (k = 0; k < CBPTT_SCAN_CHUNK; k++)                    \
+                        d[j + k] = s[j + k];                                  \
+                for (; j < F; j++) d[j] = s[j];                               \
+            } else                                                            \
                 for (j = 0; j < F; j++) d[j] = s[j * sf];                     \
         }                                                                     \
     if (cm != 0) cbptt_colmax_##S(T_ * B, F, dst, cm, bad);                   \
