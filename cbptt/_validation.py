@@ -74,7 +74,7 @@ def check_nonempty(name, arr, labels):
 def _scannable(arr):
     """True when the compiled one-pass scans of ``_scan`` can read ``arr``."""
     return (arr.dtype.type in (np.float32, np.float64) and arr.size > 0
-            and arr.flags.c_contiguous)
+            and arr.flags.c_contiguous and arr.dtype.isnative)
 
 
 def check_finite(name, arr):
