@@ -268,14 +268,14 @@ cdef object copy_time_major(const Py_buffer *v, bint batch_first,
     cdef long sb = v.strides[a] // s, st = v.strides[1 - a] // s
     cdef long sf = v.strides[2] // s
     cdef long j
-    cdef char stack[2 * STACK_COLS * 8]
-    cdef char[::1] heap
+    cdef double stack[2 * STACK_COLS]       # room for either dtype
+    cdef double[::1] heap
     cdef void *cm = stack
     cdef Py_buffer o
     if v.strides[0] % s or v.strides[1] % s or v.strides[2] % s:
         return None
     if F > STACK_COLS:
-        heap = np.empty(2 * F * s, np.int8)
+        heap = np.empty(2 * F, np.float64)
         cm = &heap[0]
     memset(cm, 0, 2 * F * s)
     out = empty((T, B, F), dtype)
@@ -283,19 +283,25 @@ cdef object copy_time_major(const Py_buffer *v, bint batch_first,
     with nogil:
         if s == 4:
             cbptt_time_major_f(B, T, F, <const float *> v.buf, sb, st, sf,
-                               <float *> o.buf, <float *> cm,
+                               <float *> o.buf,
+                               <float *> cm if colmax else NULL,
                                <float *> cm + F)
         else:
             cbptt_time_major_d(B, T, F, <const double *> v.buf, sb, st, sf,
-                               <double *> o.buf, <double *> cm,
+                               <double *> o.buf,
+                               <double *> cm if colmax else NULL,
                                <double *> cm + F)
+        if not colmax:        # finiteness only: the cheaper scan
+            j = (cbptt_all_finite_f(T * B * F, <const float *> o.buf)
+                 if s == 4 else
+                 cbptt_all_finite_d(T * B * F, <const double *> o.buf))
     PyBuffer_Release(&o)
+    if not colmax:
+        return (out, None) if j else None
     for j in range(F):           # bad[j] == 0 iff column j is finite
         if (((<float *> cm)[F + j] != 0) if s == 4
                 else ((<double *> cm)[F + j] != 0)):
             return None
-    if not colmax:
-        return out, None
     if s == 4:
         return out, finish(F, <const float *> cm, <const float *> cm + F)
     return out, finish(F, <const double *> cm, <const double *> cm + F)
