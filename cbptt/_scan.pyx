@@ -218,6 +218,13 @@ cdef int float_view(object a, Py_buffer *v, int flags=PyBUF_RECORDS_RO):
     return 0
 
 
+cdef int buffer_finite(const Py_buffer *v) noexcept nogil:
+    """1 iff the C-contiguous float32/float64 buffer ``v`` is all finite."""
+    if v.itemsize == 4:
+        return cbptt_all_finite_f(v.len // 4, <const float *> v.buf)
+    return cbptt_all_finite_d(v.len // 8, <const double *> v.buf)
+
+
 cdef bint c_contiguous(const Py_buffer *v) noexcept:
     """NumPy's C-contiguity (axes of length 1 may have any stride)."""
     cdef Py_ssize_t want = v.itemsize
@@ -292,9 +299,7 @@ cdef object copy_time_major(const Py_buffer *v, bint batch_first,
                                <double *> cm if colmax else NULL,
                                <double *> cm + F)
         if not colmax:        # finiteness only: the cheaper scan
-            j = (cbptt_all_finite_f(T * B * F, <const float *> o.buf)
-                 if s == 4 else
-                 cbptt_all_finite_d(T * B * F, <const double *> o.buf))
+            j = buffer_finite(&o)
     PyBuffer_Release(&o)
     if not colmax:
         return (out, None) if j else None
@@ -401,11 +406,7 @@ def grad_input(g, bint batch_first, long T, long B, long H, int itemsize):
             return None
         if not batch_first and c_contiguous(&v):
             with nogil:
-                if itemsize == 4:
-                    ok = cbptt_all_finite_f(v.len // 4, <const float *> v.buf)
-                else:
-                    ok = cbptt_all_finite_d(v.len // 8,
-                                            <const double *> v.buf)
+                ok = buffer_finite(&v)
             return g if ok else None
         gc = copy_time_major(&v, batch_first, False,
                              F32 if itemsize == 4 else F64)
@@ -428,11 +429,7 @@ def all_finite_arrays(arrays):
         ok = v.len > 0 and c_contiguous(&v)
         if ok:
             with nogil:
-                if s == 4:
-                    ok = cbptt_all_finite_f(v.len // 4, <const float *> v.buf)
-                else:
-                    ok = cbptt_all_finite_d(v.len // 8,
-                                            <const double *> v.buf)
+                ok = buffer_finite(&v)
         PyBuffer_Release(&v)
         if not ok:
             return False
