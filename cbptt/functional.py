@@ -12,6 +12,11 @@ Contract
   and returns every gradient plus the error signals ``delta``.
 * Internally the kernels store per-step arrays time-major ``(T, batch, .)``;
   the batch-first arrays returned here are views of that storage.
+* The common case (float32 or float64 ndarrays of one dtype, consistent
+  shapes, finite values) is checked and copied in one compiled call
+  (``_scan.forward_inputs``, ``_scan.grad_input``); anything else takes the
+  full checks, which raise every error. Results and errors are the same
+  either way (``tests/test_fastpath.py``).
 """
 from collections import namedtuple
 from dataclasses import dataclass, field, fields
@@ -318,8 +323,8 @@ def rnn_forward(x, weight_ih, weight_hh, bias, h0=None, activation="tanh",
     check_preactivation_range("rnn_forward", dtype, b,
                               (w_ih, x_max), (w_hh, h_in))
     return _result(
-        RNNForwardResult, h=_layout(h_tm, batch_first), x=_layout(x_tm, batch_first),
-        weight_ih=w_ih,
+        RNNForwardResult, h=_layout(h_tm, batch_first),
+        x=_layout(x_tm, batch_first), weight_ih=w_ih,
         weight_hh=w_hh, bias=b, h0=h0k, activation=activation,
         _x_tm=x_tm, _h_tm=h_tm, batch_first=batch_first)
 
