@@ -60,6 +60,12 @@ GPU_MS = {"float32": 29.0, "float64": 100.0}
 # An implementation whose timed warm-up is this many times the fastest one's
 # is timed once per configuration (see run_config).
 SLOW_FACTOR = 8.0
+# Seconds of idle before each timed run. A BLAS or OpenMP worker thread that
+# has just finished busy-waits before it sleeps (OpenBLAS: 2^28 cycles, about
+# 0.13 s here), on the other CPU: whatever runs next on a 2-CPU machine pays
+# for it. Measured: cbptt's epoch right after the NumPy one took 1.5x as long
+# with 0.02 s of idle as with 0.3 s. 0.15 s outlasts every such wait.
+SETTLE_S = 0.15
 
 
 # --------------------------------------------------------------------------
@@ -329,7 +335,7 @@ def all_impls(with_estimator=True):
 
 def _timed(impl, fn):
     impl.set_threads()
-    time.sleep(0.02)  # let the previous one's spinning worker threads settle
+    time.sleep(SETTLE_S)  # the previous one's worker threads go to sleep
     gc.collect()
     gc.disable()
     try:
@@ -640,9 +646,14 @@ def render(results, peaks, memory, info, args):
             + ", ".join(f"{k[0]} {k[1]}thr {v:.0f} GFLOP/s" for k, v in peaks.items())
             + ". Matrix-product flops of one epoch: forward 2BTGH(I+H), backward "
             "2BTGH(I+2H) (G=4 for the LSTM). Each implementation at its better "
-            "thread count, compared with the peak at that thread count.\n")
-        add("| cell | dtype | H | T | GFLOP/epoch | cbptt GFLOP/s | % peak | torch GFLOP/s | % peak |")
-        add("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+            "thread count, compared with the peak at that thread count. "
+            "**target needs**: the rate the ratio target implies (its flops in "
+            "PyTorch's time over the target ratio), as a share of the best peak "
+            "of that dtype (any thread count): near or over 100% the target is "
+            "out of this machine's reach whatever the code.\n")
+        add("| cell | dtype | H | T | GFLOP/epoch | cbptt GFLOP/s | % peak | torch GFLOP/s "
+            "| % peak | target needs GFLOP/s | % best peak |")
+        add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for (cell, dtype, H, T), row in results.items():
             if T != 100:
                 continue
@@ -653,8 +664,13 @@ def render(results, peaks, memory, info, args):
             cp = 100 * cg / peaks[(dtype, _threads_of(cname))] if cg else None
             tg = fl / t / 1e6 if t else None
             tp = 100 * tg / peaks[(dtype, _threads_of(tname))] if tg else None
+            tgt = TARGETS[(cell, dtype)].get(H)
+            need = tg * tgt if (tg and tgt) else None
+            best = max((v for k, v in peaks.items() if k[0] == dtype), default=None)
+            needp = 100 * need / best if (need and best) else None
             add(f"| {cell} | {dtype} | {H} | {T} | {fl / 1e9:.2f} | {_fmt(cg)} "
-                f"| {_fmt(cp, '{:.0f}')} | {_fmt(tg)} | {_fmt(tp, '{:.0f}')} |")
+                f"| {_fmt(cp, '{:.0f}')} | {_fmt(tg)} | {_fmt(tp, '{:.0f}')} "
+                f"| {_fmt(need)} | {_fmt(needp, '{:.0f}')} |")
             if H == 256 and cp is not None:
                 summary.append((f"{cell} {dtype} H=256: >= 50% of GEMM peak",
                                 f"{cp:.0f}%", cp >= 50))

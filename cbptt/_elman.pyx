@@ -114,11 +114,17 @@ cdef void elman_rows_forward(
     cdef long BH = <long> B * H
     cdef const floating *h_prev = h0 + <long> lo * H
     cdef floating *h_t
+    # net(t) = x(t) W_ih^T for every step first, off the recurrence's
+    # critical path: (T*m x H) = (T*m x I)(I x H), one product when the rows
+    # are the whole batch (contiguous over t), else one per step
+    if m == B:
+        small_mm(T * B, H, I, x, I, 1, w_ih_p, 0, h, H, False)
+    else:
+        for t in range(T):
+            small_mm(m, H, I, x + (<long> t * B + lo) * I, I, 1, w_ih_p, 0,
+                     h + t * BH + <long> lo * H, H, False)
     for t in range(T):
         h_t = h + t * BH + <long> lo * H
-        # net(t) = x(t) W_ih^T:  (m x H) = (m x I)(I x H)
-        small_mm(m, H, I, x + (<long> t * B + lo) * I, I, 1, w_ih_p, 0, h_t,
-                 H, False)
         # net(t) += h(t-1) W_hh^T:  (m x H) = (m x H)(H x H), in row blocks
         # of W_hh^T that stay in L1
         small_mm_blocked(m, H, H, h_prev, H, w_hh_p, h_t, H, True)

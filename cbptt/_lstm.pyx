@@ -71,6 +71,10 @@ refused (``ValueError``); inputs may share memory with each other (e.g.
     IN ``x (T,B,I)``, ``w_ih (G*H,I)``, ``w_hh (G*H,H)``, ``bias (G*H,)``,
     ``h0 (B,H)``, ``c0 (B,H)``, ``forget_gate`` (bool: ``G = 4`` or ``3``);
     OUT ``gates (T,B,G*H)`` (activated), ``c (T,B,H)``, ``h (T,B,H)``.
+    For a forward that will not be differentiated (T >= 2): ``gates
+    (1,B,G*H)`` and ``c (2,B,H)``; then c(t) goes to slot ``t % 2`` and
+    every step's gates to the one slot, so nothing of size T is written but
+    ``h`` (what ``torch.no_grad()`` saves).
 ``lstm_backward(x, w_ih, w_hh, h0, c0, gates, c, h, grad_h, grad_c,
 forget_gate, truncate, delta, delta_c, d_w_ih, d_w_hh, d_bias, d_h0, d_c0,
 d_x)``
@@ -220,11 +224,17 @@ cdef void lstm_rows_forward(
         const floating *bias,     # IN  (G*H,)
         const floating *h0,       # IN  (B, H)
         const floating *c0,       # IN  (B, H)
-        floating *gates,          # OUT (T, B, G*H) activated gates
-        floating *c,              # OUT (T, B, H)
+        floating *gates,          # OUT (T, B, G*H) activated gates, or
+                                  #     (1, B, G*H) when not keep
+        floating *c,              # OUT (T, B, H), or (2, B, H) when not keep
         floating *h,              # OUT (T, B, H)
+        bint keep,                # every step's gates and c, or the last ones
 ) noexcept nogil:
-    """The time loop for sequences [lo, hi): the cell step once per t."""
+    """The time loop for sequences [lo, hi): the cell step once per t.
+
+    Without ``keep`` (a forward that will not be differentiated) the gates of
+    every step go to one (B, G*H) buffer and c(t) to slot t % 2 of two: the
+    working set stays in cache and nothing of size T is written but h."""
     cdef int t, m = hi - lo
     cdef int GH = (4 if forget_gate else 3) * H
     cdef long BH = <long> B * H
@@ -235,8 +245,8 @@ cdef void lstm_rows_forward(
     cdef floating *c_t
     cdef floating *h_t
     for t in range(T):
-        z = gates + t * BGH + <long> lo * GH
-        c_t = c + t * BH + <long> lo * H
+        z = gates + (t * BGH if keep else 0) + <long> lo * GH
+        c_t = c + (t if keep else t % 2) * BH + <long> lo * H
         h_t = h + t * BH + <long> lo * H
         # z(t) = x(t) W_ih^T:  (m x G*H) = (m x I)(I x G*H)
         small_mm(m, GH, I, x + (<long> t * B + lo) * I, I, 1, w_ih_p, 0, z,
@@ -256,10 +266,12 @@ cdef void lstm_layer_forward(
         const floating *bias,     # IN  (G*H,)
         const floating *h0,       # IN  (B, H)
         const floating *c0,       # IN  (B, H)
-        floating *gates,          # OUT (T, B, G*H) activated gates
-        floating *c,              # OUT (T, B, H)
+        floating *gates,          # OUT (T, B, G*H) activated gates (keep),
+                                  #     else (1, B, G*H)
+        floating *c,              # OUT (T, B, H) (keep), else (2, B, H)
         floating *h,              # OUT (T, B, H)
         floating *work,           # WORK (G*H * (H + I)): packed weights
+        bint keep,                # see lstm_rows_forward
 ) noexcept nogil:
     """The LSTM layer forward over t = 0..T-1.
 
@@ -276,7 +288,7 @@ cdef void lstm_layer_forward(
     pack(GH, I, w_ih, 1, I, w_ih_p)         # W[i, j] = W_ih[j, i]
     if nthreads <= 1:
         lstm_rows_forward(0, B, T, B, I, H, forget_gate, x, w_ih_p, w_hh_p,
-                          bias, h0, c0, gates, c, h)
+                          bias, h0, c0, gates, c, h, keep)
         return
     rc = rows_per_chunk(B, nthreads)
     for ch in prange(n_chunks(B, rc), schedule="static",
@@ -284,7 +296,7 @@ cdef void lstm_layer_forward(
         fpenv = cbptt_ftz_enter()
         lstm_rows_forward(ch * rc, chunk_end(ch, B, rc), T, B,
                           I, H, forget_gate, x, w_ih_p, w_hh_p, bias, h0, c0,
-                          gates, c, h)
+                          gates, c, h, keep)
         cbptt_ftz_leave(fpenv)
 
 
@@ -603,7 +615,11 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                  const floating[:, ::1] h0, const floating[:, ::1] c0,
                  bint forget_gate, floating[:, :, ::1] gates,
                  floating[:, :, ::1] c, floating[:, :, ::1] h):
-    """Run the LSTM forward kernel on time-major arrays (fills gates, c, h)."""
+    """Run the LSTM forward kernel on time-major arrays (fills gates, c, h).
+
+    ``gates (1, B, G*H)`` with ``c (2, B, H)`` (T >= 2) asks for a forward
+    that will not be differentiated: only the last step's gates are kept,
+    and c(t) in slot t % 2 (so c(T-1) in slot (T-1) % 2)."""
     cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_hh.shape[1]
     cdef int GH = (4 if forget_gate else 3) * H
     cdef Py_ssize_t TB = <Py_ssize_t> T * B, n = sizeof(floating)
@@ -611,16 +627,18 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     cdef unsigned int fpenv
     w = "lstm_forward"
     _check_sizes(w, T, B, I, H, 0)
+    cdef bint keep = not (T >= 2 and gates.shape[0] == 1 and c.shape[0] == 2)
+    cdef int Tk = T if keep else 1
     _expect(w, "w_ih", w_ih.shape, 2, GH, I)
     _expect(w, "w_hh", w_hh.shape, 2, GH, H)
     _expect(w, "bias", bias.shape, 1, GH)
     _expect(w, "h0", h0.shape, 2, B, H)
     _expect(w, "c0", c0.shape, 2, B, H)
-    _expect(w, "gates", gates.shape, 3, T, B, GH)
-    _expect(w, "c", c.shape, 3, T, B, H)
+    _expect(w, "gates", gates.shape, 3, Tk, B, GH)
+    _expect(w, "c", c.shape, 3, T if keep else 2, B, H)
     _expect(w, "h", h.shape, 3, T, B, H)
-    s[0] = _span(&gates[0, 0, 0], TB * GH * n)
-    s[1] = _span(&c[0, 0, 0], TB * H * n)
+    s[0] = _span(&gates[0, 0, 0], <Py_ssize_t> Tk * B * GH * n)
+    s[1] = _span(&c[0, 0, 0], c.shape[0] * B * H * n)
     s[2] = _span(&h[0, 0, 0], TB * H * n)
     s[3] = _span(&x[0, 0, 0], TB * I * n)
     s[4] = _span(&w_ih[0, 0], GH * I * n)
@@ -638,7 +656,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
         lstm_layer_forward(T, B, I, H, forget_gate, nthreads, &x[0, 0, 0],
                            &w_ih[0, 0], &w_hh[0, 0], &bias[0], &h0[0, 0],
                            &c0[0, 0], &gates[0, 0, 0], &c[0, 0, 0],
-                           &h[0, 0, 0], &work[0])
+                           &h[0, 0, 0], &work[0], keep)
         cbptt_ftz_leave(fpenv)
 
 

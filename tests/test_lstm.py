@@ -573,3 +573,41 @@ def test_results_of_other_layers_are_refused(rng):
         with pytest.raises(TypeError, match="expected the LSTMForwardResult"):
             lstm_backward(other, p["w_out"])
     assert isinstance(run(p, True), LSTMForwardResult)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("forget_gate", [True, False])
+@pytest.mark.parametrize("T", [2, 3, 8])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_wrapper_forward_without_cache_is_bitwise_the_full_one(
+        rng, dtype, forget_gate, T, threads):
+    """gates (1, B, G*H) and c (2, B, H): the forward that will not be
+    differentiated gives the same h, the same last two c and last gates."""
+    B, I, H = 32, 5, 16
+    G = 4 if forget_gate else 3
+    x = rng.standard_normal((T, B, I)).astype(dtype)
+    w = [(rng.standard_normal(s) * 0.3).astype(dtype)
+         for s in ((G * H, I), (G * H, H), (G * H,))]
+    h0, c0 = (rng.standard_normal((B, H)).astype(dtype) for _ in range(2))
+    old = _lstm._set_parallel_min_work(*((0, 0) if threads == 2 else
+                                         (1 << 40, 1 << 40)))
+    try:
+        g, c, h = (np.empty(s, dtype) for s in ((T, B, G * H), (T, B, H),
+                                                (T, B, H)))
+        _lstm.lstm_forward(x, *w, h0, c0, forget_gate, g, c, h)
+        g1, c2, h2 = (np.full(s, np.nan, dtype)
+                      for s in ((1, B, G * H), (2, B, H), (T, B, H)))
+        _lstm.lstm_forward(x, *w, h0, c0, forget_gate, g1, c2, h2)
+    finally:
+        _lstm._set_parallel_min_work(*old)
+    np.testing.assert_array_equal(h2, h)
+    np.testing.assert_array_equal(c2[(T - 1) % 2], c[T - 1])
+    np.testing.assert_array_equal(c2[(T - 2) % 2], c[T - 2])
+    np.testing.assert_array_equal(g1[0], g[T - 1])
+    if T == 2:      # c (2, B, H) is both the full and the rolling shape
+        return
+    # a rolling c with full gates (or the reverse) is a shape error
+    with pytest.raises(ValueError, match="gates has shape"):
+        _lstm.lstm_forward(x, *w, h0, c0, forget_gate, g1, c, h2)
+    with pytest.raises(ValueError, match="c has shape"):
+        _lstm.lstm_forward(x, *w, h0, c0, forget_gate, g, c2, h2)
