@@ -47,7 +47,7 @@ from cbptt._network import (Network, NonFiniteError, SoftmaxCrossEntropy,
 from cbptt._optim import Optimizer
 from cbptt._sequences import (check_real_numbers, sequence_targets,
                               validate_sequences)
-from cbptt._train import gather_batch
+from cbptt._train import gather_batch_first
 
 __all__ = ["RNNRegressor", "RNNClassifier"]
 
@@ -57,6 +57,35 @@ _ARCHITECTURE = ("cell", "activation", "hidden_layer_sizes", "output")
 
 # record_error_flow measures on at most this many training sequences.
 _ERROR_FLOW_SAMPLES = 64
+
+# Parameter values whose validation by scikit-learn is remembered (see
+# _BaseRNN._validate_params): immutable scalars of exactly these types, and
+# tuples of them. Keys pair every value with its type, so 1, 1.0 and True
+# (equal in Python) never share an entry.
+_IMMUTABLE_PARAM_TYPES = frozenset({type(None), bool, int, float, str,
+                                    np.float64, np.float32, np.int64,
+                                    np.int32, np.bool_})
+_VALIDATED_PARAMS = {}          # (class, key of the values) -> True
+_VALIDATED_PARAMS_MAX = 256
+_PARAM_NAMES = {}              # class -> its sorted parameter names
+
+
+def _params_key(values):
+    """A hashable key that determines ``values`` (a tuple of parameter
+    values) exactly, or None when one of them is mutable or of another type
+    (then its validation is not remembered)."""
+    key = []
+    for v in values:
+        t = type(v)
+        if t is tuple:
+            if not all(type(e) in _IMMUTABLE_PARAM_TYPES for e in v):
+                return None
+            key.append((t, tuple((type(e), e) for e in v)))
+        elif t in _IMMUTABLE_PARAM_TYPES:
+            key.append((t, v))
+        else:
+            return None
+    return tuple(key)
 
 
 def _hidden_sizes(hidden_layer_sizes):
@@ -477,6 +506,38 @@ class _BaseRNN(BaseEstimator):
         self.on_nonfinite = on_nonfinite
 
     # ----------------------------------------------------------- fitting --
+    def _validate_params(self):
+        """scikit-learn's parameter validation, remembered per set of values.
+
+        scikit-learn's ``_fit_context`` calls this at every ``fit``;
+        ``get_params`` (a signature inspection) and the constraint checks
+        cost about as much as a small network's mini-batch. The outcome
+        depends only on the class's ``_parameter_constraints`` and the
+        values, so once a set of immutable values (see :func:`_params_key`)
+        passed, the same set passes again without the checks. Any other
+        value, or a set not seen before, goes through scikit-learn's
+        validation, which raises its own errors; only a passing set is
+        remembered.
+        """
+        cls = type(self)
+        if (cls.get_params is not BaseEstimator.get_params
+                or cls._get_param_names.__func__
+                is not BaseEstimator._get_param_names.__func__):
+            return super()._validate_params()
+        names = _PARAM_NAMES.get(cls)
+        if names is None:
+            names = tuple(cls._get_param_names())
+        key = _params_key(tuple(getattr(self, n) for n in names))
+        if key is not None and _VALIDATED_PARAMS.get((cls, names, key)):
+            return None
+        super()._validate_params()
+        _PARAM_NAMES[cls] = names
+        if key is not None:
+            if len(_VALIDATED_PARAMS) >= _VALIDATED_PARAMS_MAX:
+                _VALIDATED_PARAMS.clear()
+            _VALIDATED_PARAMS[(cls, names, key)] = True
+        return None
+
     def _fit(self, X, y, incremental, classes=None):
         if incremental:
             # scikit-learn's _fit_context skips the validation in partial_fit
@@ -519,8 +580,8 @@ class _BaseRNN(BaseEstimator):
         rng = check_random_state(self.random_state)
         if cold:
             net = Network(make_cell(self.cell, self.activation),
-                          seqs.x.shape[2], hidden, n_outputs)
-            params = net.init_params(rng, seqs.x.dtype, self.forget_bias)
+                          seqs.n_features, hidden, n_outputs)
+            params = net.init_params(rng, seqs.dtype, self.forget_bias)
             self._arch = {k: getattr(self, k) for k in _ARCHITECTURE}
             self._arch["hidden_layer_sizes"] = hidden
             self.n_iter_ = 0
@@ -602,10 +663,10 @@ class _BaseRNN(BaseEstimator):
         ratio is kept."""
         from cbptt import diagnostics
         n = seqs.n_samples
-        T = seqs.x.shape[0]
+        T = seqs.n_steps
         lengths = np.full(n, T) if seqs.lengths is None else seqs.lengths
         index = np.arange(0, n, -(-n // _ERROR_FLOW_SAMPLES))
-        sample = [seqs.x[:lengths[i], i] for i in index]
+        sample = [seqs.data[i, :lengths[i]] for i in index]
         layers, _ = net.views(params)
         try:
             return diagnostics._error_flow(
@@ -675,7 +736,7 @@ class _BaseRNN(BaseEstimator):
             best_params = params.copy()
         n_train = idx_train.size
         B = self._batch_size(n_train)
-        T, _, F = seqs.x.shape
+        _, T, F = seqs.data.shape
         k = self.bptt_truncate
         trunc = k if k is not None and k < T else None
         ws = Workspace(net, trunc or T, B, params.dtype)
@@ -684,9 +745,8 @@ class _BaseRNN(BaseEstimator):
         xbuf = np.empty(T * B * F, params.dtype)
         lengths = seqs.lengths
         last = self._arch["output"] == "last"
-        if not last:                    # time-major (T, N, K) like X
-            targets = np.ascontiguousarray(np.swapaxes(targets, 0, 1))
-            targets = targets.reshape(T, n, -1)
+        if not last:                    # batch-first (N, T, K) like X
+            targets = np.ascontiguousarray(targets).reshape(n, T, -1)
             K = targets.shape[2]
             ybuf = np.empty(T * B * K, targets.dtype)
         n_epochs = 1 if incremental else self.max_iter
@@ -705,12 +765,12 @@ class _BaseRNN(BaseEstimator):
                     lb = None if lengths is None else lengths[rows]
                     Tb = T if lb is None else int(lb.max())
                     xb = xbuf[:Tb * Bc * F].reshape(Tb, Bc, F)
-                    gather_batch(seqs.x, rows, xb)
+                    gather_batch_first(seqs.data, rows, lb, xb)
                     if last:
                         yb = targets[rows]
                     else:
                         yb = ybuf[:Tb * Bc * K].reshape(Tb, Bc, K)
-                        gather_batch(targets, rows, yb)
+                        gather_batch_first(targets, rows, None, yb)
                     s_b, n_b = trainer.batch(xb, lb, yb)
                     total += s_b
                     count += n_b
@@ -1205,7 +1265,7 @@ __NOTES__
 
     def _encode_targets(self, y, seqs, cold, incremental, classes):
         check_real_numbers(y, "y")
-        dtype = seqs.x.dtype
+        dtype = seqs.dtype
         if self._arch_output(cold) == "last":
             y = check_array(y, ensure_2d=False, dtype=dtype, input_name="y")
             if y.ndim not in (1, 2):

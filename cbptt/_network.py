@@ -27,6 +27,8 @@ Contract
   predict call) for the largest ``(T, B)``; smaller batches, shorter
   sequences and truncation windows use C-contiguous views of their prefixes.
 """
+import math
+
 import numpy as np
 
 from cbptt import _train
@@ -82,7 +84,7 @@ class Network:
         layers = [{} for _ in range(self.n_layers)]
         out = {}
         for group, name, start, shape in self.slots:
-            view = flat[start:start + int(np.prod(shape))].reshape(shape)
+            view = flat[start:start + math.prod(shape)].reshape(shape)
             (out if group == "out" else layers[group])[name] = view
         return layers, out
 
@@ -276,7 +278,7 @@ class Trainer:
             else:
                 s, n = self._sequence_head(v, lengths, target, t0, t1)
             if n:
-                if not np.isfinite(s):
+                if not math.isfinite(s):
                     raise NonFiniteError("loss")
                 backward_stack(self.net, self.p_layers, self.g_layers, xw, v,
                                states)
