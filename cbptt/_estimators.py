@@ -45,8 +45,8 @@ from cbptt._cells import make_cell
 from cbptt._network import (Network, NonFiniteError, SoftmaxCrossEntropy,
                             SquaredError, Trainer, Workspace, predict_raw)
 from cbptt._optim import Optimizer
-from cbptt._sequences import (check_real_numbers, sequence_targets,
-                              validate_sequences)
+from cbptt._sequences import (check_real_numbers, checked_array,
+                              sequence_targets, validate_sequences)
 from cbptt._train import gather_batch_first
 
 __all__ = ["RNNRegressor", "RNNClassifier"]
@@ -68,6 +68,17 @@ _IMMUTABLE_PARAM_TYPES = frozenset({type(None), bool, int, float, str,
 _VALIDATED_PARAMS = {}          # (class, key of the values) -> True
 _VALIDATED_PARAMS_MAX = 256
 _PARAM_NAMES = {}              # class -> its sorted parameter names
+
+
+def _is_valid_seed(random_state):
+    """Whether ``check_random_state(random_state)`` returns without raising
+    (None, a RandomState, or an int in ``[0, 2**32 - 1]``), without making
+    the RandomState."""
+    if random_state is None or random_state is np.random or isinstance(
+            random_state, np.random.RandomState):
+        return True
+    return bool(isinstance(random_state, numbers.Integral)
+                and 0 <= random_state <= 2**32 - 1)
 
 
 def _params_key(values):
@@ -577,7 +588,11 @@ class _BaseRNN(BaseEstimator):
                              "but the target y is None")
         targets, n_outputs = self._encode_targets(y, seqs, cold, incremental,
                                                   classes)
-        rng = check_random_state(self.random_state)
+        # Making a seeded RandomState costs about 0.1 ms: a warm fit that
+        # draws nothing (no shuffling, no validation split) makes none (see
+        # _fit_epochs). An invalid random_state still raises here.
+        rng = (check_random_state(self.random_state)
+               if cold or not _is_valid_seed(self.random_state) else None)
         if cold:
             net = Network(make_cell(self.cell, self.activation),
                           seqs.n_features, hidden, n_outputs)
@@ -724,6 +739,8 @@ class _BaseRNN(BaseEstimator):
     def _fit_epochs(self, net, params, opt, seqs, targets, rng, incremental,
                     interrupt):
         n = seqs.n_samples
+        if rng is None and (self.early_stopping or self.shuffle):
+            rng = check_random_state(self.random_state)
         idx_train = np.arange(n)
         val = None
         if self.early_stopping:
@@ -743,7 +760,8 @@ class _BaseRNN(BaseEstimator):
         trainer = Trainer(net, params, self._loss(), self._arch["output"],
                           trunc, opt, ws)
         xbuf = np.empty(T * B * F, params.dtype)
-        lengths = seqs.lengths
+        data, lengths = seqs.data, seqs.lengths
+        half_alpha = 0.5 * self.alpha
         last = self._arch["output"] == "last"
         if not last:                    # batch-first (N, T, K) like X
             targets = np.ascontiguousarray(targets).reshape(n, T, -1)
@@ -765,7 +783,7 @@ class _BaseRNN(BaseEstimator):
                     lb = None if lengths is None else lengths[rows]
                     Tb = T if lb is None else int(lb.max())
                     xb = xbuf[:Tb * Bc * F].reshape(Tb, Bc, F)
-                    gather_batch_first(seqs.data, rows, lb, xb)
+                    gather_batch_first(data, rows, lb, xb)
                     if last:
                         yb = targets[rows]
                     else:
@@ -774,7 +792,7 @@ class _BaseRNN(BaseEstimator):
                     s_b, n_b = trainer.batch(xb, lb, yb)
                     total += s_b
                     count += n_b
-                    l2 += 0.5 * self.alpha * opt.weight_sq
+                    l2 += half_alpha * opt.weight_sq
                     interrupt.checkpoint(epoch, s // B + 1)
                 if not np.isfinite(params).all():
                     raise NonFiniteError("weights")
@@ -1267,7 +1285,8 @@ __NOTES__
         check_real_numbers(y, "y")
         dtype = seqs.dtype
         if self._arch_output(cold) == "last":
-            y = check_array(y, ensure_2d=False, dtype=dtype, input_name="y")
+            y = checked_array(y, dtype, ndims=(1, 2), finite=True,
+                              ensure_2d=False, input_name="y")
             if y.ndim not in (1, 2):
                 raise ValueError(f"y has {y.ndim} dimensions with shape "
                                  f"{y.shape}; with output='last' expected "

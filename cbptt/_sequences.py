@@ -26,6 +26,7 @@ predictions of ``output="sequence"``.
 import numbers
 import numpy as np
 from scipy import sparse
+from sklearn import get_config
 from sklearn.utils.validation import check_array, validate_data
 
 from cbptt import _scan
@@ -260,9 +261,35 @@ def _lengths_from_nan(X):
     return lengths.astype(np.intp)
 
 
+def _unchanged_by_check_array(a, dtypes, ndims, finite):
+    """Whether scikit-learn's ``check_array(a, dtype=dtypes, ...)`` would
+    return ``a`` itself: a plain C-contiguous ndarray already of one of
+    ``dtypes`` (float32/float64), with ``ndim`` in ``ndims``, no empty axis
+    and, when ``finite``, only finite values (one compiled pass). Every
+    other input (and every input with array-API dispatch on) goes through
+    ``check_array``, which raises its own errors."""
+    return (type(a) is np.ndarray and a.dtype in dtypes
+            and a.dtype.type in FLOATS and a.ndim in ndims and a.size > 0
+            and a.flags.c_contiguous
+            and not get_config()["array_api_dispatch"]
+            and (not finite or _scan.all_finite(a.reshape(-1))))
+
+
+def checked_array(a, dtype, *, ndims, finite, **kwargs):
+    """``check_array(a, dtype=dtype, **kwargs)`` without its cost when it
+    would return ``a`` unchanged (see :func:`_unchanged_by_check_array`;
+    ``finite`` must match ``kwargs``' ``ensure_all_finite``, default True).
+    """
+    dtypes = dtype if isinstance(dtype, tuple) else (np.dtype(dtype),)
+    if _unchanged_by_check_array(a, dtypes, ndims, finite):
+        return a
+    return check_array(a, dtype=dtype, **kwargs)
+
+
 def _check_3d(X, dtype):
-    X = check_array(X, allow_nd=True, dtype=FLOATS if dtype is None else dtype,
-                    ensure_all_finite=False, input_name="X")
+    X = checked_array(X, FLOATS if dtype is None else dtype, ndims=(3,),
+                      finite=False, allow_nd=True, ensure_all_finite=False,
+                      input_name="X")
     if X.shape[1] < 1 or X.shape[2] < 1:
         raise ValueError(f"X has shape {X.shape}; expected (n_samples, "
                          "n_timesteps, n_features) with at least 1 time step "

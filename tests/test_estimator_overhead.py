@@ -237,3 +237,98 @@ def test_params_key():
     assert key(([3],)) is None                          # mutable: not kept
     assert key((np.random.RandomState(0),)) is None
     assert key((None, "adam", 0.5, (4, 4))) == key((None, "adam", 0.5, (4, 4)))
+
+
+@pytest.mark.parametrize("seed", [None, np.random, 0, True, np.int64(7),
+                                  2**32 - 1, 2**32, -1, np.int8(-1), 1.5,
+                                  "0", np.random.RandomState(1)])
+def test_is_valid_seed_agrees_with_check_random_state(seed):
+    from sklearn.utils import check_random_state
+    try:
+        check_random_state(seed)
+        ok = True
+    except ValueError:
+        ok = False
+    assert _estimators._is_valid_seed(seed) is ok
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_invalid_seed_still_raises_on_warm_fit(rng, shuffle):
+    """With parameter validation switched off, a warm fit that draws no
+    random numbers still refuses an invalid random_state, as before."""
+    from sklearn import config_context
+    from sklearn.utils import check_random_state
+    X = rng.standard_normal((10, 4, 2))
+    y = X.sum(axis=(1, 2))
+    est = RNNRegressor(hidden_layer_sizes=(3,), max_iter=1, shuffle=shuffle,
+                       warm_start=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+        before = est.coefs_[0]["weight_ih"].copy()
+        est.random_state = -3
+        with pytest.raises(ValueError) as want:
+            check_random_state(-3)
+        with config_context(skip_parameter_validation=True):
+            with pytest.raises(ValueError) as info:
+                est.fit(X, y)
+    assert str(info.value) == str(want.value)
+    np.testing.assert_array_equal(est.coefs_[0]["weight_ih"], before)
+
+
+def test_warm_shuffled_fits_draw_like_one_random_state(rng):
+    """The warm fits' shuffling draws from a RandomState(seed) made anew per
+    fit: two warm fits equal two fits given fresh RandomState(seed)s."""
+    X = rng.standard_normal((30, 5, 2))
+    y = X.sum(axis=(1, 2))
+    params = dict(hidden_layer_sizes=(4,), cell="elman", batch_size=7,
+                  max_iter=2, shuffle=True, warm_start=True)
+    a = RNNRegressor(random_state=11, **params)
+    b = RNNRegressor(random_state=np.random.RandomState(11), **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(2):
+            a.fit(X, y)
+            b.set_params(random_state=np.random.RandomState(11)).fit(X, y)
+    for da, db in zip(a.coefs_, b.coefs_):
+        for k in da:
+            np.testing.assert_array_equal(da[k], db[k])
+
+
+@pytest.mark.parametrize("a, dtype, ndims, finite", [
+    (np.zeros((4, 3, 2)), np.float64, (3,), False),
+    (np.zeros((4, 3, 2), np.float32), np.float32, (3,), False),
+    (np.full((4, 3, 2), np.nan), np.float64, (3,), False),
+    (np.zeros(5), np.float64, (1, 2), True),
+    (np.zeros((5, 2), np.float32), np.float32, (1, 2), True),
+])
+def test_checked_array_fast_path_is_check_array(a, dtype, ndims, finite):
+    """Where the fast path returns its input, check_array returns it too."""
+    from sklearn.utils.validation import check_array
+    from cbptt._sequences import _unchanged_by_check_array
+    assert _unchanged_by_check_array(a, (np.dtype(dtype),), ndims, finite)
+    assert check_array(a, dtype=dtype, allow_nd=True, ensure_2d=False,
+                       ensure_all_finite=finite) is a
+
+
+@pytest.mark.parametrize("a", [
+    np.array([1.0, np.nan]), np.array([np.inf, 1.0]), np.zeros(0),
+    np.zeros((3, 0)), np.zeros(4, np.float32), np.zeros((2, 2, 2)),
+    np.zeros(4, np.int64), np.asfortranarray(np.zeros((3, 2)))[:, :1],
+    [1.0, 2.0],
+])
+def test_checked_array_refers_the_rest_to_check_array(a):
+    """Every other y goes through check_array: same result, same error."""
+    from sklearn.utils.validation import check_array
+    from cbptt._sequences import checked_array
+    kwargs = dict(ensure_2d=False, input_name="y")
+    try:
+        want = check_array(a, dtype=np.float64, **kwargs)
+    except ValueError as exc:
+        with pytest.raises(ValueError) as info:
+            checked_array(a, np.float64, ndims=(1, 2), finite=True, **kwargs)
+        assert str(info.value) == str(exc)
+        return
+    got = checked_array(a, np.float64, ndims=(1, 2), finite=True, **kwargs)
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == want.dtype
