@@ -870,8 +870,8 @@ class _BaseRNN(BaseEstimator):
         check_is_fitted(self)
         seqs = validate_sequences(self, X, reset=False,
                                   dtype=self._params.dtype)
-        return seqs, predict_raw(self._net, self._params, seqs.x,
-                                 seqs.lengths, self._output)
+        return seqs, predict_raw(self._net, self._params, seqs.data,
+                                 seqs.lengths, self._output, batch_first=True)
 
     @staticmethod
     def _per_sample(seqs, values, fill):
@@ -896,7 +896,8 @@ class _BaseRNN(BaseEstimator):
 
     def _score_internal(self, net, params, seqs, targets):
         """The validation score (R^2 or accuracy) on encoded targets."""
-        z = predict_raw(net, params, seqs.x, seqs.lengths, self._arch["output"])
+        z = predict_raw(net, params, seqs.data, seqs.lengths,
+                        self._arch["output"], batch_first=True)
         if self._arch["output"] == "last":
             return self._score_values(z, targets)
         mask = seqs.valid_mask()

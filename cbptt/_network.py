@@ -339,19 +339,26 @@ class Trainer:
                           v.grad_top.reshape(Tw * B, H))
 
 
-def predict_raw(net, params, x, lengths, output, max_elements=1 << 22):
+def predict_raw(net, params, x, lengths, output, max_elements=1 << 22,
+                batch_first=False):
     """The output layer's values ``z`` (before the loss's transform).
 
     Parameters
     ----------
     net : Network
     params : ndarray of shape (net.size,)
-    x : ndarray of shape (T, N, F)
-        Time-major sequences, zero beyond ``lengths``.
+    x : ndarray of shape (T, N, F), or (N, T, F) with ``batch_first``
+        Time-major sequences, zero beyond ``lengths``; with ``batch_first``
+        the C-contiguous batch-first data of
+        :class:`cbptt._sequences.Sequences` (any values beyond ``lengths``,
+        e.g. NaN padding: each chunk is gathered time-major with zeros
+        there, so no time-major copy of the whole data set is made).
     lengths : ndarray of shape (N,) or None
     output : {"last", "sequence"}
     max_elements : int
         Bound on ``T * B * H`` per chunk of sequences (memory use).
+    batch_first : bool
+        The layout of ``x``.
 
     Returns
     -------
@@ -359,7 +366,7 @@ def predict_raw(net, params, x, lengths, output, max_elements=1 << 22):
         With ``output="sequence"``, rows beyond a sequence's length are
         meaningless (the caller masks them).
     """
-    T, N = x.shape[0], x.shape[1]
+    T, N = (x.shape[1], x.shape[0]) if batch_first else (x.shape[0], x.shape[1])
     p_layers, p_out = net.views(params)
     W, b = p_out["weight"], p_out["bias"]
     k = net.n_outputs
@@ -370,7 +377,12 @@ def predict_raw(net, params, x, lengths, output, max_elements=1 << 22):
         e = min(N, s + B)
         Tb = T if lengths is None else int(lengths[s:e].max())
         v = ws.views(Tb, e - s)
-        np.copyto(v.x, x[:Tb, s:e])
+        if batch_first:
+            _train.gather_batch_first(
+                x, np.arange(s, e), None if lengths is None else lengths[s:e],
+                v.x)
+        else:
+            np.copyto(v.x, x[:Tb, s:e])
         h = forward_stack(net, p_layers, v.x, v, v.zero_states)
         if output == "last":
             if lengths is None:

@@ -332,3 +332,34 @@ def test_checked_array_refers_the_rest_to_check_array(a):
     got = checked_array(a, np.float64, ndims=(1, 2), finite=True, **kwargs)
     np.testing.assert_array_equal(got, want)
     assert got.dtype == want.dtype
+
+
+@pytest.mark.parametrize("output", ["last", "sequence"])
+@pytest.mark.parametrize("padded", [False, True])
+def test_predict_raw_batch_first_equals_time_major(rng, output, padded):
+    """predict gathers its chunks from the batch-first data: bitwise the
+    predictions of the time-major path, also across chunks."""
+    from cbptt._network import predict_raw
+    n, T, F = 23, 7, 3
+    if padded:
+        X, _ = _nan_padded(rng, n, T, F, np.float64, min_len=1)
+    else:
+        X = rng.standard_normal((n, T, F))
+    y = np.nan_to_num(X[:, :, 0]).sum(axis=1)
+    if output == "sequence":
+        y = np.nan_to_num(X[:, :, 0])
+    est = RNNRegressor(hidden_layer_sizes=(4,), cell="lstm", output=output,
+                       max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    seqs = validate_sequences(est, X, reset=False, dtype=np.float64)
+    for max_elements in (1 << 22, 2 * T * 4):       # one chunk; chunks of 2
+        a = predict_raw(est._net, est._params, seqs.data, seqs.lengths,
+                        output, max_elements, batch_first=True)
+        b = predict_raw(est._net, est._params, seqs.x, seqs.lengths, output,
+                        max_elements)
+        if output == "sequence":                    # rows beyond lengths: any
+            mask = seqs.valid_mask()
+            a, b = a[mask], b[mask]
+        np.testing.assert_array_equal(a, b)
