@@ -363,3 +363,32 @@ def test_predict_raw_batch_first_equals_time_major(rng, output, padded):
             mask = seqs.valid_mask()
             a, b = a[mask], b[mask]
         np.testing.assert_array_equal(a, b)
+
+
+class _InOrder(np.random.RandomState):
+    """A RandomState whose permutations keep the order (fancy indexing of
+    the rows in order, the path shuffling takes)."""
+
+    def permutation(self, x):
+        return np.array(x, copy=True)
+
+
+@pytest.mark.parametrize("classifier", [False, True])
+def test_unshuffled_batches_equal_the_indexed_path(rng, classifier):
+    X = rng.standard_normal((29, 6, 2)).astype(np.float32)
+    base = X[:, :, 0].sum(axis=1)
+    y = (base > 0).astype(int) if classifier else np.stack([base, -base], 1)
+    cls = RNNClassifier if classifier else RNNRegressor
+    params = dict(hidden_layer_sizes=(4,), cell="lstm", batch_size=8,
+                  max_iter=2, warm_start=True)
+    a = cls(shuffle=False, random_state=0, **params)
+    b = cls(shuffle=True, random_state=_InOrder(0), **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(2):
+            a.fit(X, y)
+            b.fit(X, y)
+    for da, db in zip(a.coefs_, b.coefs_):
+        for k in da:
+            np.testing.assert_array_equal(da[k], db[k])
+    assert a.loss_curve_ == b.loss_curve_
