@@ -24,6 +24,7 @@ the layout it came in (``"2d"``, ``"3d"``, ``"list"``), which shapes the
 predictions of ``output="sequence"``.
 """
 import numbers
+
 import numpy as np
 from scipy import sparse
 from sklearn import get_config
