@@ -7,7 +7,11 @@ a ``fit`` of ``1 + epochs`` epochs and a ``fit`` of one epoch, divided by
 ``epochs`` (so the one-off validation, packing and allocation of a fit are
 not counted). The ratio is the per-epoch overhead (batch gathering, the
 compiled output layer and loss, the fused optimizer update, Python once per
-mini-batch). Every figure is the minimum over ``repeat`` interleaved runs.
+mini-batch). The "warm" epoch is one ``fit`` with ``max_iter=1,
+warm_start=True`` on a fitted estimator (issue 7's estimator epoch): it also
+pays every per-fit cost (parameter and input validation, the optimizer and
+work memory, the rollback snapshot). Every figure is the minimum over
+``repeat`` interleaved runs.
 
 Run: ``python benchmarks/bench_estimators.py`` (from outside the repo root,
 or with cbptt installed).
@@ -67,6 +71,13 @@ def estimator_fit(cell, X, y, H, B, epochs):
     return time.perf_counter() - tic
 
 
+def warm_fit(est, X, y):
+    """Seconds of one warm ``fit`` (one epoch) of a fitted ``est``."""
+    tic = time.perf_counter()
+    est.fit(X, y)
+    return time.perf_counter() - tic
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=5)
@@ -78,7 +89,8 @@ def main():
     warnings.simplefilter("ignore")
     rng = np.random.default_rng(0)
     print(f"{'cell':9} {'N':>5} {'T':>4} {'I':>3} {'H':>4} {'B':>4} "
-          f"{'bare ms':>9} {'estim ms':>9} {'ratio':>6}")
+          f"{'bare ms':>9} {'estim ms':>9} {'ratio':>6} {'warm ms':>9} "
+          f"{'ratio':>6}")
     sizes = [(1024, 50, 4, 32, 32), (1024, 100, 8, 64, 64),
              (512, 200, 16, 128, 32)]
     for cell in args.cells.split(","):
@@ -86,15 +98,21 @@ def main():
             X = rng.standard_normal((N, T, I))
             y = X[:, -5:, 0].sum(axis=1)
             X_tm = np.ascontiguousarray(X.transpose(1, 0, 2))
-            bare = one = many = np.inf      # interleaved: the load drifts
+            warm_est = RNNRegressor(cell=cell, hidden_layer_sizes=(H,),
+                                    batch_size=B, max_iter=1, shuffle=True,
+                                    warm_start=True, random_state=0)
+            warm_est.fit(X, y)
+            bare = one = many = warm = np.inf   # interleaved: the load drifts
             for _ in range(args.repeat):
                 bare = min(bare, bare_epoch(cell, X_tm, H, B))
                 one = min(one, estimator_fit(cell, X, y, H, B, 1))
                 many = min(many, estimator_fit(cell, X, y, H, B,
                                                1 + args.epochs))
+                warm = min(warm, warm_fit(warm_est, X, y))
             est = (many - one) / args.epochs
             print(f"{cell:9} {N:5} {T:4} {I:3} {H:4} {B:4} {bare * 1e3:9.2f} "
-                  f"{est * 1e3:9.2f} {est / bare:6.2f}", flush=True)
+                  f"{est * 1e3:9.2f} {est / bare:6.2f} {warm * 1e3:9.2f} "
+                  f"{warm / bare:6.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,16 @@ Contract
   :mod:`cbptt._persistence`); ``_rebuild_from_fitted`` rebuilds the network,
   the flat parameter vector and the optimizer after ``cbptt.load``.
 * Training runs the compiled kernels once per mini-batch (per window with
-  truncated BPTT): stack forward, NumPy output layer and loss, stack BPTT,
+  truncated BPTT): stack forward, compiled output layer and loss, stack BPTT,
   and one fused compiled optimizer update (L2, global-norm clipping,
   non-finite check) on the single flat parameter vector. No Python runs per
   time step.
+* Per-fit costs are kept small, so that a warm one-epoch ``fit`` costs about
+  what the bare kernels do: each mini-batch is gathered time-major straight
+  from the validated batch-first ``X`` (read, never written, and never
+  cached between calls: no time-major copy of the whole ``X``), a passing
+  set of immutable parameter values skips scikit-learn's re-validation, and
+  a fit that draws no random numbers makes no ``RandomState``.
 * A non-finite loss, gradient or weight stops training, restores the
   weights (and optimizer state) from the start of that epoch and warns with
   a ``ConvergenceWarning``.
@@ -45,9 +51,9 @@ from cbptt._cells import make_cell
 from cbptt._network import (Network, NonFiniteError, SoftmaxCrossEntropy,
                             SquaredError, Trainer, Workspace, predict_raw)
 from cbptt._optim import Optimizer
-from cbptt._sequences import (check_real_numbers, sequence_targets,
-                              validate_sequences)
-from cbptt._train import gather_batch
+from cbptt._sequences import (check_real_numbers, checked_array,
+                              sequence_targets, validate_sequences)
+from cbptt._train import gather_batch_first
 
 __all__ = ["RNNRegressor", "RNNClassifier"]
 
@@ -57,6 +63,46 @@ _ARCHITECTURE = ("cell", "activation", "hidden_layer_sizes", "output")
 
 # record_error_flow measures on at most this many training sequences.
 _ERROR_FLOW_SAMPLES = 64
+
+# Parameter values whose validation by scikit-learn is remembered (see
+# _BaseRNN._validate_params): immutable scalars of exactly these types, and
+# tuples of them. Keys pair every value with its type, so 1, 1.0 and True
+# (equal in Python) never share an entry.
+_IMMUTABLE_PARAM_TYPES = frozenset({type(None), bool, int, float, str,
+                                    np.float64, np.float32, np.int64,
+                                    np.int32, np.bool_})
+_VALIDATED_PARAMS = {}          # (class, key of the values) -> True
+_VALIDATED_PARAMS_MAX = 256
+_PARAM_NAMES = {}              # class -> its sorted parameter names
+
+
+def _is_valid_seed(random_state):
+    """Whether ``check_random_state(random_state)`` returns without raising
+    (None, a RandomState, or an int in ``[0, 2**32 - 1]``), without making
+    the RandomState."""
+    if random_state is None or random_state is np.random or isinstance(
+            random_state, np.random.RandomState):
+        return True
+    return bool(isinstance(random_state, numbers.Integral)
+                and 0 <= random_state <= 2**32 - 1)
+
+
+def _params_key(values):
+    """A hashable key that determines ``values`` (a tuple of parameter
+    values) exactly, or None when one of them is mutable or of another type
+    (then its validation is not remembered)."""
+    key = []
+    for v in values:
+        t = type(v)
+        if t is tuple:
+            if not all(type(e) in _IMMUTABLE_PARAM_TYPES for e in v):
+                return None
+            key.append((t, tuple((type(e), e) for e in v)))
+        elif t in _IMMUTABLE_PARAM_TYPES:
+            key.append((t, v))
+        else:
+            return None
+    return tuple(key)
 
 
 def _hidden_sizes(hidden_layer_sizes):
@@ -477,6 +523,38 @@ class _BaseRNN(BaseEstimator):
         self.on_nonfinite = on_nonfinite
 
     # ----------------------------------------------------------- fitting --
+    def _validate_params(self):
+        """scikit-learn's parameter validation, remembered per set of values.
+
+        scikit-learn's ``_fit_context`` calls this at every ``fit``;
+        ``get_params`` (a signature inspection) and the constraint checks
+        cost about as much as a small network's mini-batch. The outcome
+        depends only on the class's ``_parameter_constraints`` and the
+        values, so once a set of immutable values (see :func:`_params_key`)
+        passed, the same set passes again without the checks. Any other
+        value, or a set not seen before, goes through scikit-learn's
+        validation, which raises its own errors; only a passing set is
+        remembered.
+        """
+        cls = type(self)
+        if (cls.get_params is not BaseEstimator.get_params
+                or cls._get_param_names.__func__
+                is not BaseEstimator._get_param_names.__func__):
+            return super()._validate_params()
+        names = _PARAM_NAMES.get(cls)
+        if names is None:
+            names = tuple(cls._get_param_names())
+        key = _params_key(tuple(getattr(self, n) for n in names))
+        if key is not None and _VALIDATED_PARAMS.get((cls, names, key)):
+            return None
+        super()._validate_params()
+        _PARAM_NAMES[cls] = names
+        if key is not None:
+            if len(_VALIDATED_PARAMS) >= _VALIDATED_PARAMS_MAX:
+                _VALIDATED_PARAMS.clear()
+            _VALIDATED_PARAMS[(cls, names, key)] = True
+        return None
+
     def _fit(self, X, y, incremental, classes=None):
         if incremental:
             # scikit-learn's _fit_context skips the validation in partial_fit
@@ -516,11 +594,15 @@ class _BaseRNN(BaseEstimator):
                              "but the target y is None")
         targets, n_outputs = self._encode_targets(y, seqs, cold, incremental,
                                                   classes)
-        rng = check_random_state(self.random_state)
+        # Making a seeded RandomState costs about 0.1 ms: a warm fit that
+        # draws nothing (no shuffling, no validation split) makes none (see
+        # _fit_epochs). An invalid random_state still raises here.
+        rng = (check_random_state(self.random_state)
+               if cold or not _is_valid_seed(self.random_state) else None)
         if cold:
             net = Network(make_cell(self.cell, self.activation),
-                          seqs.x.shape[2], hidden, n_outputs)
-            params = net.init_params(rng, seqs.x.dtype, self.forget_bias)
+                          seqs.n_features, hidden, n_outputs)
+            params = net.init_params(rng, seqs.dtype, self.forget_bias)
             self._arch = {k: getattr(self, k) for k in _ARCHITECTURE}
             self._arch["hidden_layer_sizes"] = hidden
             self.n_iter_ = 0
@@ -602,10 +684,10 @@ class _BaseRNN(BaseEstimator):
         ratio is kept."""
         from cbptt import diagnostics
         n = seqs.n_samples
-        T = seqs.x.shape[0]
+        T = seqs.n_steps
         lengths = np.full(n, T) if seqs.lengths is None else seqs.lengths
         index = np.arange(0, n, -(-n // _ERROR_FLOW_SAMPLES))
-        sample = [seqs.x[:lengths[i], i] for i in index]
+        sample = [seqs.data[i, :lengths[i]] for i in index]
         layers, _ = net.views(params)
         try:
             return diagnostics._error_flow(
@@ -663,6 +745,8 @@ class _BaseRNN(BaseEstimator):
     def _fit_epochs(self, net, params, opt, seqs, targets, rng, incremental,
                     interrupt):
         n = seqs.n_samples
+        if rng is None and (self.early_stopping or self.shuffle):
+            rng = check_random_state(self.random_state)
         idx_train = np.arange(n)
         val = None
         if self.early_stopping:
@@ -675,18 +759,18 @@ class _BaseRNN(BaseEstimator):
             best_params = params.copy()
         n_train = idx_train.size
         B = self._batch_size(n_train)
-        T, _, F = seqs.x.shape
+        _, T, F = seqs.data.shape
         k = self.bptt_truncate
         trunc = k if k is not None and k < T else None
         ws = Workspace(net, trunc or T, B, params.dtype)
         trainer = Trainer(net, params, self._loss(), self._arch["output"],
                           trunc, opt, ws)
         xbuf = np.empty(T * B * F, params.dtype)
-        lengths = seqs.lengths
+        data, lengths = seqs.data, seqs.lengths
+        half_alpha = 0.5 * self.alpha
         last = self._arch["output"] == "last"
-        if not last:                    # time-major (T, N, K) like X
-            targets = np.ascontiguousarray(np.swapaxes(targets, 0, 1))
-            targets = targets.reshape(T, n, -1)
+        if not last:                    # batch-first (N, T, K) like X
+            targets = np.ascontiguousarray(targets).reshape(n, T, -1)
             K = targets.shape[2]
             ybuf = np.empty(T * B * K, targets.dtype)
         n_epochs = 1 if incremental else self.max_iter
@@ -695,6 +779,8 @@ class _BaseRNN(BaseEstimator):
         for _ in range(n_epochs):
             tic = time.perf_counter()
             order = rng.permutation(idx_train) if self.shuffle else idx_train
+            # Rows s..s+B-1 in order: targets as a view, not a fancy copy.
+            in_order = order is idx_train and not self.early_stopping
             snap = params.copy(), opt.snapshot()
             total = count = l2 = 0.0
             epoch = len(self.loss_curve_) + 1
@@ -705,16 +791,16 @@ class _BaseRNN(BaseEstimator):
                     lb = None if lengths is None else lengths[rows]
                     Tb = T if lb is None else int(lb.max())
                     xb = xbuf[:Tb * Bc * F].reshape(Tb, Bc, F)
-                    gather_batch(seqs.x, rows, xb)
+                    gather_batch_first(data, rows, lb, xb)
                     if last:
-                        yb = targets[rows]
+                        yb = targets[s:s + B] if in_order else targets[rows]
                     else:
                         yb = ybuf[:Tb * Bc * K].reshape(Tb, Bc, K)
-                        gather_batch(targets, rows, yb)
+                        gather_batch_first(targets, rows, None, yb)
                     s_b, n_b = trainer.batch(xb, lb, yb)
                     total += s_b
                     count += n_b
-                    l2 += 0.5 * self.alpha * opt.weight_sq
+                    l2 += half_alpha * opt.weight_sq
                     interrupt.checkpoint(epoch, s // B + 1)
                 if not np.isfinite(params).all():
                     raise NonFiniteError("weights")
@@ -792,8 +878,8 @@ class _BaseRNN(BaseEstimator):
         check_is_fitted(self)
         seqs = validate_sequences(self, X, reset=False,
                                   dtype=self._params.dtype)
-        return seqs, predict_raw(self._net, self._params, seqs.x,
-                                 seqs.lengths, self._output)
+        return seqs, predict_raw(self._net, self._params, seqs.data,
+                                 seqs.lengths, self._output, batch_first=True)
 
     @staticmethod
     def _per_sample(seqs, values, fill):
@@ -818,7 +904,8 @@ class _BaseRNN(BaseEstimator):
 
     def _score_internal(self, net, params, seqs, targets):
         """The validation score (R^2 or accuracy) on encoded targets."""
-        z = predict_raw(net, params, seqs.x, seqs.lengths, self._arch["output"])
+        z = predict_raw(net, params, seqs.data, seqs.lengths,
+                        self._arch["output"], batch_first=True)
         if self._arch["output"] == "last":
             return self._score_values(z, targets)
         mask = seqs.valid_mask()
@@ -1205,9 +1292,10 @@ __NOTES__
 
     def _encode_targets(self, y, seqs, cold, incremental, classes):
         check_real_numbers(y, "y")
-        dtype = seqs.x.dtype
+        dtype = seqs.dtype
         if self._arch_output(cold) == "last":
-            y = check_array(y, ensure_2d=False, dtype=dtype, input_name="y")
+            y = checked_array(y, dtype, ndims=(1, 2), finite=True,
+                              ensure_2d=False, input_name="y")
             if y.ndim not in (1, 2):
                 raise ValueError(f"y has {y.ndim} dimensions with shape "
                                  f"{y.shape}; with output='last' expected "

@@ -27,6 +27,8 @@ Contract
   predict call) for the largest ``(T, B)``; smaller batches, shorter
   sequences and truncation windows use C-contiguous views of their prefixes.
 """
+import math
+
 import numpy as np
 
 from cbptt import _train
@@ -82,7 +84,7 @@ class Network:
         layers = [{} for _ in range(self.n_layers)]
         out = {}
         for group, name, start, shape in self.slots:
-            view = flat[start:start + int(np.prod(shape))].reshape(shape)
+            view = flat[start:start + math.prod(shape)].reshape(shape)
             (out if group == "out" else layers[group])[name] = view
         return layers, out
 
@@ -276,7 +278,7 @@ class Trainer:
             else:
                 s, n = self._sequence_head(v, lengths, target, t0, t1)
             if n:
-                if not np.isfinite(s):
+                if not math.isfinite(s):
                     raise NonFiniteError("loss")
                 backward_stack(self.net, self.p_layers, self.g_layers, xw, v,
                                states)
@@ -337,19 +339,26 @@ class Trainer:
                           v.grad_top.reshape(Tw * B, H))
 
 
-def predict_raw(net, params, x, lengths, output, max_elements=1 << 22):
+def predict_raw(net, params, x, lengths, output, max_elements=1 << 22,
+                batch_first=False):
     """The output layer's values ``z`` (before the loss's transform).
 
     Parameters
     ----------
     net : Network
     params : ndarray of shape (net.size,)
-    x : ndarray of shape (T, N, F)
-        Time-major sequences, zero beyond ``lengths``.
+    x : ndarray of shape (T, N, F), or (N, T, F) with ``batch_first``
+        Time-major sequences, zero beyond ``lengths``; with ``batch_first``
+        the C-contiguous batch-first data of
+        :class:`cbptt._sequences.Sequences` (any values beyond ``lengths``,
+        e.g. NaN padding: each chunk is gathered time-major with zeros
+        there, so no time-major copy of the whole data set is made).
     lengths : ndarray of shape (N,) or None
     output : {"last", "sequence"}
     max_elements : int
         Bound on ``T * B * H`` per chunk of sequences (memory use).
+    batch_first : bool
+        The layout of ``x``.
 
     Returns
     -------
@@ -357,7 +366,7 @@ def predict_raw(net, params, x, lengths, output, max_elements=1 << 22):
         With ``output="sequence"``, rows beyond a sequence's length are
         meaningless (the caller masks them).
     """
-    T, N = x.shape[0], x.shape[1]
+    T, N = (x.shape[1], x.shape[0]) if batch_first else (x.shape[0], x.shape[1])
     p_layers, p_out = net.views(params)
     W, b = p_out["weight"], p_out["bias"]
     k = net.n_outputs
@@ -368,7 +377,12 @@ def predict_raw(net, params, x, lengths, output, max_elements=1 << 22):
         e = min(N, s + B)
         Tb = T if lengths is None else int(lengths[s:e].max())
         v = ws.views(Tb, e - s)
-        np.copyto(v.x, x[:Tb, s:e])
+        if batch_first:
+            _train.gather_batch_first(
+                x, np.arange(s, e), None if lengths is None else lengths[s:e],
+                v.x)
+        else:
+            np.copyto(v.x, x[:Tb, s:e])
         h = forward_stack(net, p_layers, v.x, v, v.zero_states)
         if output == "last":
             if lengths is None:

@@ -8,6 +8,8 @@ clipping, non-finite check, update; see that module) and raises
 the gradient is not finite. The state can be snapshotted and restored (for
 rolling back to the last finite weights).
 """
+import math
+
 import numpy as np
 
 from cbptt import _train
@@ -68,7 +70,7 @@ class Optimizer:
             params, grads, self.s1, self.s2, self.n_decay, self._decay,
             self.clip_norm, self._code, self.lr, self.beta_1, self.beta_2,
             self.epsilon, self.momentum, self.nesterov, self.t + 1)
-        if not np.isfinite(norm):
+        if not math.isfinite(norm):
             raise NonFiniteError("gradient")
         self.t += 1
         self.weight_sq = wsq

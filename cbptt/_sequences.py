@@ -16,16 +16,18 @@ a sequence's last step are NaN in every feature. NaN anywhere else, and
 infinity anywhere, is a ``ValueError``. float32 input stays float32; any
 other real input becomes float64.
 
-Output: :class:`Sequences`, the data time-major ``(T, N, F)`` C-contiguous
-with zeros at padded steps, plus ``lengths (N,)`` (None when no sequence is
-padded) and the layout it came in (``"2d"``, ``"3d"``, ``"list"``), which
-shapes the predictions of ``output="sequence"``.
+Output: :class:`Sequences`, the data batch-first ``(N, T, F)`` C-contiguous
+in the compute dtype (the caller's own array when it already is one: never
+written to), its time-major ``(T, N, F)`` copy with zeros at padded steps on
+demand (``x``), plus ``lengths (N,)`` (None when no sequence is padded) and
+the layout it came in (``"2d"``, ``"3d"``, ``"list"``), which shapes the
+predictions of ``output="sequence"``.
 """
 import numbers
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
+from sklearn import get_config
 from sklearn.utils.validation import check_array, validate_data
 
 from cbptt import _scan
@@ -34,32 +36,69 @@ from cbptt._validation import time_major
 FLOATS = (np.float64, np.float32)
 
 
-@dataclass
 class Sequences:
-    """Validated sequences, time-major."""
+    """Validated sequences: the batch-first data, and time-major on demand.
 
-    x: np.ndarray                 # (T, N, F), zero beyond lengths
-    lengths: np.ndarray | None    # (N,) intp, None when all have T steps
-    layout: str                   # "2d", "3d" or "list"
+    ``data (N, T, F)`` is C-contiguous in the compute dtype and may be the
+    caller's own array (never written to): it holds each sequence's NaN
+    padding beyond ``lengths``. :attr:`x` is the time-major ``(T, N, F)``
+    copy with zeros there, made on first use; training gathers its
+    mini-batches straight from ``data``
+    (:func:`cbptt._train.gather_batch_first`), so a fit pays no time-major
+    copy of the whole data set.
+    """
+
+    __slots__ = ("data", "lengths", "layout", "_x")
+
+    def __init__(self, data, lengths, layout):
+        self.data = data              # (N, T, F) C-contiguous, NaN pads
+        self.lengths = lengths        # (N,) intp, None when all have T steps
+        self.layout = layout          # "2d", "3d" or "list"
+        self._x = None
+
+    @property
+    def x(self):
+        """(T, N, F) C-contiguous, zero beyond ``lengths`` (a fresh copy,
+        made once)."""
+        if self._x is None:
+            x = time_major(self.data, self.data.dtype)
+            if self.lengths is not None:
+                np.nan_to_num(x, copy=False, nan=0.0)
+            self._x = x
+        return self._x
 
     @property
     def n_samples(self):
-        return self.x.shape[1]
+        return self.data.shape[0]
+
+    @property
+    def n_steps(self):
+        return self.data.shape[1]
+
+    @property
+    def n_features(self):
+        return self.data.shape[2]
+
+    @property
+    def dtype(self):
+        return self.data.dtype
 
     def valid_mask(self):
         """(T, N) bool: True at the steps that belong to a sequence."""
-        T, N = self.x.shape[:2]
+        T, N = self.n_steps, self.n_samples
         if self.lengths is None:
             return np.ones((T, N), bool)
         return np.arange(T)[:, None] < self.lengths[None, :]
 
     def take(self, idx):
-        """The sequences ``idx`` (a new :class:`Sequences`)."""
-        x = np.ascontiguousarray(self.x[:, idx])
+        """The sequences ``idx`` (a new :class:`Sequences`, trimmed to their
+        longest)."""
+        data = self.data[idx]
         lengths = None if self.lengths is None else self.lengths[idx]
-        if lengths is not None and lengths.size and lengths.max() < x.shape[0]:
-            x = np.ascontiguousarray(x[:lengths.max()])
-        return Sequences(x, lengths, self.layout)
+        if lengths is not None and lengths.size and \
+                lengths.max() < data.shape[1]:
+            data = np.ascontiguousarray(data[:, :lengths.max()])
+        return Sequences(data, lengths, self.layout)
 
 
 _NOT_REAL = {"U": "strings", "S": "bytes", "M": "datetimes",
@@ -223,9 +262,35 @@ def _lengths_from_nan(X):
     return lengths.astype(np.intp)
 
 
+def _unchanged_by_check_array(a, dtypes, ndims, finite):
+    """Whether scikit-learn's ``check_array(a, dtype=dtypes, ...)`` would
+    return ``a`` itself: a plain C-contiguous ndarray already of one of
+    ``dtypes`` (float32/float64), with ``ndim`` in ``ndims``, no empty axis
+    and, when ``finite``, only finite values (one compiled pass). Every
+    other input (and every input with array-API dispatch on) goes through
+    ``check_array``, which raises its own errors."""
+    return (type(a) is np.ndarray and a.dtype in dtypes
+            and a.dtype.type in FLOATS and a.ndim in ndims and a.size > 0
+            and a.flags.c_contiguous
+            and not get_config()["array_api_dispatch"]
+            and (not finite or _scan.all_finite(a.reshape(-1))))
+
+
+def checked_array(a, dtype, *, ndims, finite, **kwargs):
+    """``check_array(a, dtype=dtype, **kwargs)`` without its cost when it
+    would return ``a`` unchanged (see :func:`_unchanged_by_check_array`;
+    ``finite`` must match ``kwargs``' ``ensure_all_finite``, default True).
+    """
+    dtypes = dtype if isinstance(dtype, tuple) else (np.dtype(dtype),)
+    if _unchanged_by_check_array(a, dtypes, ndims, finite):
+        return a
+    return check_array(a, dtype=dtype, **kwargs)
+
+
 def _check_3d(X, dtype):
-    X = check_array(X, allow_nd=True, dtype=FLOATS if dtype is None else dtype,
-                    ensure_all_finite=False, input_name="X")
+    X = checked_array(X, FLOATS if dtype is None else dtype, ndims=(3,),
+                      finite=False, allow_nd=True, ensure_all_finite=False,
+                      input_name="X")
     if X.shape[1] < 1 or X.shape[2] < 1:
         raise ValueError(f"X has shape {X.shape}; expected (n_samples, "
                          "n_timesteps, n_features) with at least 1 time step "
@@ -286,11 +351,9 @@ def validate_sequences(estimator, X, *, reset, dtype=None):
         raise ValueError(
             f"X has {n_features} features per time step, but {name} is "
             f"expecting {estimator._n_step_features} features as input")
+    X = np.ascontiguousarray(X)         # a copy only when X is strided
     lengths = _lengths_from_nan(X)
-    x = time_major(X, X.dtype)          # a fresh (T, N, F) copy
-    if lengths is not None:
-        np.nan_to_num(x, copy=False, nan=0.0)
-    return Sequences(x, lengths, layout)
+    return Sequences(X, lengths, layout)
 
 
 def sequence_targets(y, seqs, name="y"):
@@ -302,7 +365,7 @@ def sequence_targets(y, seqs, name="y"):
     ``(N, T) + trailing`` (trailing axes as given) with arbitrary values at
     padded steps.
     """
-    T, N = seqs.x.shape[:2]
+    T, N = seqs.n_steps, seqs.n_samples
     lengths = seqs.lengths
     if _is_ragged(y) or (seqs.layout == "list" and isinstance(y, (list, tuple))
                          and len(y) == N and _ndim(y[0]) >= 1):

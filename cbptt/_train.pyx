@@ -37,7 +37,10 @@ Design contract
   which a mini-batch trimmed to its longest sequence ensures unless that
   sequence itself overflows).
 * :func:`gather_batch` copies a shuffled mini-batch out of the time-major
-  data set.
+  data set; :func:`gather_batch_first` copies it, time-major, straight out of
+  the batch-first ``(N, T, F)`` data set the estimators validated (no
+  time-major copy of the whole data set per fit), writing zeros beyond each
+  sequence's length (where that data set holds its NaN padding).
 * One fused source serves float32 and float64; scalar hyperparameters and all
   reductions are double.
 """
@@ -222,6 +225,54 @@ def gather_batch(const gathered[:, :, ::1] src, const Py_ssize_t[::1] rows,
                 r = rows[b]
                 for f in range(F):
                     out[t, b, f] = src[t, r, f]
+
+
+def gather_batch_first(const gathered[:, :, ::1] src,
+                       const Py_ssize_t[::1] rows,
+                       const Py_ssize_t[::1] lengths,
+                       gathered[:, :, ::1] out):
+    """out[t, b, :] = src[rows[b], t, :] for t < lengths[b], 0 beyond.
+
+    ``src (N, T, F)`` is the batch-first data set (its values beyond a
+    sequence's length, e.g. NaN padding, are never read), ``rows (B,)`` the
+    batch's sequences, ``lengths (B,)`` their lengths (None: every sequence
+    has ``T`` steps), ``out (T_b, B, F)`` with ``T_b <= T`` the time-major
+    batch. Steps ``t >= lengths[b]`` of ``out`` are set to zero. Used for
+    inputs (float) and targets (float values, int32 class codes).
+    """
+    cdef Py_ssize_t T = out.shape[0], B = out.shape[1], F = out.shape[2]
+    cdef Py_ssize_t N = src.shape[0], t, b, f
+    cdef const gathered *s
+    cdef gathered *o
+    cdef const Py_ssize_t *pl = NULL
+    if (T > src.shape[1] or rows.shape[0] != B or src.shape[2] != F
+            or (lengths is not None and lengths.shape[0] != B)):
+        raise ValueError("gather_batch_first: inconsistent shapes")
+    for b in range(B):
+        if not 0 <= rows[b] < N:
+            raise ValueError(f"gather_batch_first: row {rows[b]} out of "
+                             f"range [0, {N})")
+        if lengths is not None and lengths[b] < 0:
+            raise ValueError(f"gather_batch_first: negative length "
+                             f"{lengths[b]}")
+    if T == 0 or B == 0 or F == 0:
+        return
+    if lengths is not None:
+        pl = &lengths[0]
+    o = &out[0, 0, 0]
+    with nogil:
+        # Step-major: the writes are contiguous, each read is one step's F
+        # values of one sequence (measured faster than sequence-major).
+        for t in range(T):
+            for b in range(B):
+                if pl != NULL and t >= pl[b]:
+                    for f in range(F):
+                        o[f] = 0
+                else:
+                    s = &src[rows[b], t, 0]
+                    for f in range(F):
+                        o[f] = s[f]
+                o += F
 
 
 cdef enum:
