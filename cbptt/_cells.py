@@ -22,6 +22,10 @@ else:
   forward pass: outputs and caches) or ``"backward"`` (only for BPTT).
   Every adapter has a ``"step"`` buffer ``"h"`` of width ``H``: the layer's
   output, which the next layer reads as its input.
+* ``infer_steps``: for a forward that will not be differentiated
+  (prediction), the steps a ``"step"`` buffer other than ``"h"`` needs
+  (``{}``: all of them). The LSTM needs one step of gates and two of c
+  (its kernel then writes c(t) to slot t % 2): nothing of size T but h.
 * ``state_names``: the recurrent state (``("h",)`` for Elman); ``forward``
   and ``backward`` take the initial state as a tuple of ``(B, H)`` arrays in
   that order, and ``final_state(buf)`` returns the state after the last step.
@@ -65,6 +69,7 @@ class ElmanCell:
 
     name = "elman"
     state_names = ("h",)
+    infer_steps = {}
     first_layer_dx = False
 
     def __init__(self, activation="tanh"):
@@ -128,6 +133,7 @@ class LSTMCell:
     """
 
     state_names = ("h", "c")
+    infer_steps = {"gates": 1, "c": 2}
     first_layer_dx = False
     OPEN_BIAS = 100.0
 
@@ -226,6 +232,7 @@ class CECCell:
 
     name = "cec"
     state_names = ("h",)
+    infer_steps = {}
     first_layer_dx = False
 
     def param_specs(self, I, H):

@@ -108,7 +108,9 @@ class _Views:
 class Workspace:
     """Preallocated work memory for batches of at most ``(T_max, B_max)``.
 
-    ``train=False`` allocates only what the forward pass needs.
+    ``train=False`` allocates only what the forward pass needs, and of a
+    ``"step"`` buffer in the cell's ``infer_steps`` only those steps (a
+    forward that will not be differentiated: prediction).
     """
 
     def __init__(self, net, T_max, B_max, dtype, train=True):
@@ -124,8 +126,11 @@ class Workspace:
             bufs = {}
             for name, kind, width, phase in cell.buffer_specs(I, H):
                 if phase == "forward" or train:
-                    n = (steps if kind == "step" else batch) * width
-                    bufs[name] = (kind, width, np.empty(n, dtype))
+                    kept = None if train else cell.infer_steps.get(name)
+                    rows = steps if kind != "step" or kept is None else (
+                        min(T_max, kept) * B_max)
+                    n = (rows if kind == "step" else batch) * width
+                    bufs[name] = (kind, width, kept, np.empty(n, dtype))
             self._layer_bufs.append(bufs)
         self._zero = np.zeros(batch * max(sizes[1:]), dtype)
         n_states = len(cell.state_names)
@@ -153,9 +158,10 @@ class Workspace:
         v.layers = []
         for bufs in self._layer_bufs:
             d = {}
-            for name, (kind, width, flat) in bufs.items():
+            for name, (kind, width, kept, flat) in bufs.items():
                 if kind == "step":
-                    d[name] = flat[:T * B * width].reshape(T, B, width)
+                    Tk = T if kept is None else min(T, kept)
+                    d[name] = flat[:Tk * B * width].reshape(Tk, B, width)
                 else:
                     d[name] = flat[:B * width].reshape(B, width)
             v.layers.append(d)

@@ -611,3 +611,36 @@ def test_wrapper_forward_without_cache_is_bitwise_the_full_one(
         _lstm.lstm_forward(x, *w, h0, c0, forget_gate, g1, c, h2)
     with pytest.raises(ValueError, match="c has shape"):
         _lstm.lstm_forward(x, *w, h0, c0, forget_gate, g, c2, h2)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "lstm1997"])
+@pytest.mark.parametrize("T", [1, 2, 9])
+@pytest.mark.parametrize("output", ["last", "sequence"])
+def test_prediction_without_cache_is_bitwise_the_training_forward(
+        rng, cell, T, output):
+    """Prediction (a Workspace without training buffers) keeps one step of
+    gates and two of c; its outputs are bitwise those of the training
+    forward, with two layers and sequences of several lengths."""
+    from cbptt._cells import make_cell
+    from cbptt._network import Network, Workspace, forward_stack, predict_raw
+    N, F = 7, 3
+    net = Network(make_cell(cell, "tanh"), F, (6, 5), 2)
+    params = rng.standard_normal(net.size) * 0.4
+    x = rng.standard_normal((T, N, F))
+    lengths = np.array([T, max(1, T - 1), 1, T, max(1, T // 2), T, 1])
+    for t in range(T):                  # time-major, zero beyond the length
+        x[t, lengths <= t] = 0.0
+    z = predict_raw(net, params, x, lengths, output)
+    inf = Workspace(net, T, N, x.dtype, train=False).views(T, N)
+    assert inf.layers[0]["gates"].shape[0] == 1
+    assert inf.layers[0]["c"].shape[0] == min(T, 2)
+    p_layers, p_out = net.views(params)
+    v = Workspace(net, T, N, x.dtype).views(T, N)
+    np.copyto(v.x, x)
+    h = forward_stack(net, p_layers, v.x, v, v.zero_states)
+    W, b = p_out["weight"], p_out["bias"]
+    if output == "last":
+        want = h[lengths - 1, np.arange(N)] @ W.T + b
+        np.testing.assert_array_equal(z, want)
+    else:
+        np.testing.assert_array_equal(z, h @ W.T + b)
