@@ -178,10 +178,12 @@ class CbpttImpl(Impl):
         # dL/dh(t): zero but at the last step, where the head writes it.
         self.grad_h = np.zeros((T, B, H), params["bias"].dtype)
 
-    def _forward(self, x):
+    def _forward(self, x, train=True):
         p = self.p
+        # inference keeps no LSTM cache (cache=False), as torch.no_grad()
+        kw = {} if (train or self.cell != "lstm") else {"cache": False}
         return self.fwd(x, p["weight_ih"], p["weight_hh"], p["bias"],
-                        batch_first=False)
+                        batch_first=False, **kw)
 
     def epoch(self):
         p, grad_h = self.p, self.grad_h
@@ -200,7 +202,7 @@ class CbpttImpl(Impl):
 
     def infer(self):
         p = self.p
-        return [self._forward(x).h_last @ p["w_out"].T + p["b_out"]
+        return [self._forward(x, train=False).h_last @ p["w_out"].T + p["b_out"]
                 for x, _ in self.batches]
 
 
@@ -598,7 +600,8 @@ def render(results, peaks, memory, info, args):
         add(f"\nSkipped: {k}: {v}.")
     add("")
     add("## Inference: forward pass of the same 20 mini-batches (ms, median)\n")
-    add("PyTorch under `torch.no_grad()`; ratio = PyTorch / cbptt, each at its "
+    add("PyTorch under `torch.no_grad()`, cbptt's LSTM with `cache=False` (the "
+        "same: no activations kept for a backward pass); ratio = PyTorch / cbptt, each at its "
         "better thread count.\n")
     add("| cell | dtype | H | T | cbptt | cbptt 1thr | torch 1thr | torch 2thr | numpy "
         "| ratio | ahead |")

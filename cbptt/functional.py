@@ -494,11 +494,12 @@ class LSTMForwardResult:
     ----------
     h : ndarray of shape (batch, T, H)
         Outputs h(t) = o(t) * tanh(c(t)) for every step.
-    c : ndarray of shape (batch, T, H)
-        Cell states c(t) for every step.
-    gates : ndarray of shape (batch, T, G*H)
+    c : ndarray of shape (batch, T, H), or None
+        Cell states c(t) for every step (None after ``cache=False``).
+    gates : ndarray of shape (batch, T, G*H), or None
         The activated gates of every step, stacked in PyTorch's order:
-        i, f, g, o (``G = 4``) or, without a forget gate, i, g, o (``G = 3``).
+        i, f, g, o (``G = 4``) or, without a forget gate, i, g, o (``G = 3``)
+        (None after ``cache=False``).
     x : ndarray of shape (batch, T, I)
         The input, in the working dtype.
     weight_ih : ndarray of shape (G*H, I)
@@ -761,7 +762,7 @@ def cec_backward(forward_result, grad_h, truncate=None, input_grad=True):
 
 
 def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
-                 forget_gate=True, batch_first=True):
+                 forget_gate=True, batch_first=True, cache=True):
     """Forward pass of an LSTM layer over a whole sequence.
 
     With ``sigma`` the logistic function and gates stacked in PyTorch's
@@ -800,6 +801,15 @@ def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
         time-major (T, batch, .) when False, like PyTorch's ``nn.RNN``. The
         kernels run time-major, so time-major arrays skip a transposing copy
         at each call.
+    cache : bool, default=True
+        Keep every step's gates and cell state, which :func:`lstm_backward`
+        needs. False for a forward pass that will not be differentiated
+        (inference, what ``torch.no_grad()`` does): the kernel then writes
+        the gates and c of each step over the previous ones, so nothing of
+        size T is stored but ``h`` (T*batch*(G+1)*H elements less, and
+        faster at large H); ``result.c`` and ``result.gates`` are None,
+        ``result.c_last`` is kept, and :func:`lstm_backward` refuses the
+        result. ``h`` is bitwise the same either way.
 
     Returns
     -------
@@ -846,8 +856,14 @@ def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
     ...                      np.zeros(3 * H), forget_gate=False)
     >>> res97.gates.shape
     (2, 5, 12)
+    >>> inference = lstm_forward(x, rng.standard_normal((4 * H, I)) * 0.3,
+    ...                          rng.standard_normal((4 * H, H)) * 0.3,
+    ...                          np.zeros(4 * H), cache=False)
+    >>> inference.h.shape, inference.c_last.shape, inference.gates is None
+    ((2, 5, 4), (2, 4), True)
     """
     forget_gate = _check_forget_gate(forget_gate)
+    cache = _check_flag("cache", cache)
     batch_first, x_tm, x_max, w_ih, w_hh, b, h0k, c0k = _forward_inputs(
         x, weight_ih, weight_hh, bias, h0, c0, batch_first, forget_gate)
     T, B, I = x_tm.shape
@@ -858,11 +874,15 @@ def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
         h0k = frozen_zeros((B, H), dtype)
     if c0k is None:
         c0k = frozen_zeros((B, H), dtype)
-    gates_tm = np.empty((T, B, GH), dtype)
-    c_tm = np.empty((T, B, H), dtype)
+    # without cache (T >= 2): one step of gates, c(t) in slot t % 2
+    keep = cache or T == 1
+    gates_tm = np.empty((T if keep else 1, B, GH), dtype)
+    c_tm = np.empty((T if keep else 2, B, H), dtype)
     h_tm = np.empty((T, B, H), dtype)
     _lstm.lstm_forward(x_tm, w_ih, w_hh, b, h0k, c0k, forget_gate, gates_tm,
                        c_tm, h_tm)
+    if not keep:                # c_last = c_tm[-1] as with the whole cache
+        c_tm = c_tm[(T - 1) % 2:(T - 1) % 2 + 1]
     for a in (gates_tm, c_tm, h_tm):
         a.setflags(write=False)
     # No overflow hidden by the saturating gates: bound |W x + W h + b|
@@ -874,12 +894,15 @@ def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
     check_preactivation_range("lstm_forward", dtype, b,
                               (w_ih, x_max), (w_hh, h_in))
     # |c(t)| <= |c0| + t + 1 (gates in [0, 1], g in [-1, 1]): from zero, c
-    # cannot overflow; from a given c0 it is scanned.
+    # cannot overflow; from a given c0 it is scanned. (Without cache only
+    # c(T-1) is left, which suffices: a c(t) that overflowed stays infinite
+    # or NaN, as f c + i g with f >= 0 and |i g| <= 1 cannot make it finite.)
     if c0 is not None:
         check_outputs_finite("lstm_forward", dtype, "Scale c0 down.", c=c_tm)
     return _result(
         LSTMForwardResult, h=_layout(h_tm, batch_first),
-        c=_layout(c_tm, batch_first), gates=_layout(gates_tm, batch_first),
+        c=_layout(c_tm, batch_first) if cache else None,
+        gates=_layout(gates_tm, batch_first) if cache else None,
         x=_layout(x_tm, batch_first), weight_ih=w_ih,
         weight_hh=w_hh, bias=b, h0=h0k, c0=c0k, forget_gate=forget_gate,
         _x_tm=x_tm, _h_tm=h_tm, _c_tm=c_tm, _gates_tm=gates_tm,
@@ -963,6 +986,11 @@ def lstm_backward(forward_result, grad_h, grad_c=None, truncate=None,
     ((16, 4), (2, 6, 16), (2, 6, 4))
     """
     r = _check_result(forward_result, LSTMForwardResult, "lstm_forward")
+    if r.gates is None:
+        raise ValueError("forward_result was computed with cache=False, "
+                         "which keeps no gates or cell states to "
+                         "differentiate; run lstm_forward with cache=True "
+                         "(the default) for a pass you will differentiate")
     trunc = check_truncate(truncate)
     T, B, H = r._h_tm.shape
     I = r._x_tm.shape[2]

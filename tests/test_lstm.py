@@ -644,3 +644,42 @@ def test_prediction_without_cache_is_bitwise_the_training_forward(
         np.testing.assert_array_equal(z, want)
     else:
         np.testing.assert_array_equal(z, h @ W.T + b)
+
+
+@pytest.mark.parametrize("forget_gate", [True, False])
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("T", [1, 2, 5])
+@pytest.mark.parametrize("with_state", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forward_without_cache(rng, forget_gate, batch_first, T, with_state,
+                               dtype):
+    """cache=False: bitwise the same h and c_last, no c or gates, and a
+    result lstm_backward refuses."""
+    B, I, H = 3, 4, 5
+    G = 4 if forget_gate else 3
+    x = rng.standard_normal((B, T, I) if batch_first else (T, B, I)).astype(dtype)
+    w = [(rng.standard_normal(s) * 0.4).astype(dtype)
+         for s in ((G * H, I), (G * H, H), (G * H,))]
+    st = {}
+    if with_state:
+        st = {"h0": rng.standard_normal((B, H)).astype(dtype),
+              "c0": rng.standard_normal((B, H)).astype(dtype)}
+    full = lstm_forward(x, *w, **st, forget_gate=forget_gate,
+                        batch_first=batch_first)
+    inf = lstm_forward(x, *w, **st, forget_gate=forget_gate,
+                       batch_first=batch_first, cache=False)
+    np.testing.assert_array_equal(inf.h, full.h)
+    np.testing.assert_array_equal(inf.h_last, full.h_last)
+    np.testing.assert_array_equal(inf.c_last, full.c_last)
+    assert inf.h.dtype == dtype and inf.c_last.shape == (B, H)
+    assert inf.c is None and inf.gates is None
+    assert not inf.h.flags.writeable and not inf.c_last.flags.writeable
+    with pytest.raises(ValueError, match="cache=False"):
+        lstm_backward(inf, np.ones_like(full.h))
+
+
+def test_cache_must_be_a_bool(rng):
+    x = rng.standard_normal((2, 3, 1))
+    w = [np.zeros(s) for s in ((4, 1), (4, 1), (4,))]
+    with pytest.raises(TypeError, match="cache"):
+        lstm_forward(x, *w, cache="no")
