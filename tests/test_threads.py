@@ -123,8 +123,7 @@ def _largest_pause_of_another_thread(call):
 def _long_problem(layer):
     """A problem whose kernel runs for a few tenths of a second."""
     H = 384 if layer == "elman" else 192
-    return _problem(0, layer, B=32 if layer == "elman" else 8, T=400, I=8,
-                    H=H)
+    return _problem(0, layer, B=32, T=400, I=8, H=H)
 
 
 @pytest.mark.parametrize("layer", ["elman", "lstm"])
