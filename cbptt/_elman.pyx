@@ -12,6 +12,9 @@ Design contract
   the all-steps weight gradients run in L1-sized chunks of 32 rows, as fast
   as BLAS at H = 256. The weights are packed once per call, the recurrent
   ones in row blocks of 128 whose panels stay in L1 in the per-step products.
+  The input projection ``x(t) W_ih^T`` of every step is one product before
+  the time loop (as in PyTorch's RNN.cpp), so a step does only the recurrent
+  product and the activation.
 * Threads. Sequences are independent, so with ``nthreads > 1`` (OpenMP, when
   the per-step work pays for it, see ``threads_for``) each thread runs the
   whole time loop on its share of the batch: no per-step barrier. The
