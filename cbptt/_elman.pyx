@@ -45,6 +45,7 @@ import numpy as np
 from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
 from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_max_threads,
                           pack, small_mm, pack_blocked, small_mm_blocked,
+                          n_chunks, chunk_end,
                           cbptt_bias_act_rows_f, cbptt_bias_act_rows_d,
                           cbptt_delta_rows_f, cbptt_delta_rows_d)
 
@@ -93,14 +94,6 @@ cdef int threads_for(int B, int H, int itemsize) noexcept nogil:
     if <long> B * H * H < least or B < 2 * ROW_CHUNK:
         return 1
     return n if n > 1 else 1
-
-
-cdef inline int n_chunks(int rows) noexcept nogil:
-    return (rows + ROW_CHUNK - 1) // ROW_CHUNK
-
-
-cdef inline int chunk_end(int c, int rows) noexcept nogil:
-    return (c + 1) * ROW_CHUNK if (c + 1) * ROW_CHUNK < rows else rows
 
 
 cdef void elman_rows_forward(
@@ -162,11 +155,11 @@ cdef void elman_layer_forward(
         elman_rows_forward(0, B, T, B, I, H, act, x, w_ih_p, w_hh_p, bias, h0,
                            h)
         return
-    for c in prange(n_chunks(B), schedule="dynamic", chunksize=1,
-                    num_threads=nthreads):
+    for c in prange(n_chunks(B, ROW_CHUNK), schedule="dynamic",
+                    chunksize=1, num_threads=nthreads):
         fpenv = cbptt_ftz_enter()
-        elman_rows_forward(c * ROW_CHUNK, chunk_end(c, B), T, B, I, H, act, x,
-                           w_ih_p, w_hh_p, bias, h0, h)
+        elman_rows_forward(c * ROW_CHUNK, chunk_end(c, B, ROW_CHUNK), T, B, I,
+                           H, act, x, w_ih_p, w_hh_p, bias, h0, h)
         cbptt_ftz_leave(fpenv)
 
 
@@ -275,22 +268,23 @@ cdef void elman_layer_backward(
         elman_rows_backward(0, B, T, B, I, H, act, truncate, w_hh_p, w_ih_p,
                             h, grad_h, delta, d_x)
     else:
-        for c in prange(n_chunks(B), schedule="dynamic", chunksize=1,
-                        num_threads=nthreads):
+        for c in prange(n_chunks(B, ROW_CHUNK), schedule="dynamic",
+                        chunksize=1, num_threads=nthreads):
             fpenv = cbptt_ftz_enter()
-            elman_rows_backward(c * ROW_CHUNK, chunk_end(c, B), T, B, I, H,
-                                act, truncate, w_hh_p, w_ih_p, h, grad_h,
-                                delta, d_x)
+            elman_rows_backward(c * ROW_CHUNK, chunk_end(c, B, ROW_CHUNK), T,
+                                B, I, H, act, truncate, w_hh_p, w_ih_p, h,
+                                grad_h, delta, d_x)
             cbptt_ftz_leave(fpenv)
     if nthreads <= 1:
         elman_weight_grads(0, H, T, B, I, H, x, h0, h, delta, d_w_hh,
                            d_w_ih_t, d_bias)
     else:
-        for c in prange(n_chunks(H), schedule="dynamic", chunksize=1,
-                        num_threads=nthreads):
+        for c in prange(n_chunks(H, ROW_CHUNK), schedule="dynamic",
+                        chunksize=1, num_threads=nthreads):
             fpenv = cbptt_ftz_enter()
-            elman_weight_grads(c * ROW_CHUNK, chunk_end(c, H), T, B, I, H, x,
-                               h0, h, delta, d_w_hh, d_w_ih_t, d_bias)
+            elman_weight_grads(c * ROW_CHUNK, chunk_end(c, H, ROW_CHUNK), T,
+                               B, I, H, x, h0, h, delta, d_w_hh, d_w_ih_t,
+                               d_bias)
             cbptt_ftz_leave(fpenv)
     for i in range(I):
         for j in range(H):

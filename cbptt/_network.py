@@ -127,9 +127,9 @@ class Workspace:
             for name, kind, width, phase in cell.buffer_specs(I, H):
                 if phase == "forward" or train:
                     kept = None if train else cell.infer_steps.get(name)
-                    rows = steps if kind != "step" or kept is None else (
-                        min(T_max, kept) * B_max)
-                    n = (rows if kind == "step" else batch) * width
+                    n = batch * width
+                    if kind == "step":
+                        n *= T_max if kept is None else min(T_max, kept)
                     bufs[name] = (kind, width, kept, np.empty(n, dtype))
             self._layer_bufs.append(bufs)
         self._zero = np.zeros(batch * max(sizes[1:]), dtype)

@@ -36,11 +36,11 @@ Design contract
   and no contribution to ``dW`` and ``db`` (their states must be finite,
   which a mini-batch trimmed to its longest sequence ensures unless that
   sequence itself overflows).
-* :func:`gather_batch` copies a shuffled mini-batch out of the time-major
-  data set; :func:`gather_batch_first` copies it, time-major, straight out of
-  the batch-first ``(N, T, F)`` data set the estimators validated (no
-  time-major copy of the whole data set per fit), writing zeros beyond each
-  sequence's length (where that data set holds its NaN padding).
+* :func:`gather_batch_first` copies a shuffled mini-batch, time-major,
+  straight out of the batch-first ``(N, T, F)`` data set the estimators
+  validated (no time-major copy of the whole data set per fit), writing
+  zeros beyond each sequence's length (where that data set holds its NaN
+  padding).
 * One fused source serves float32 and float64; scalar hyperparameters and all
   reductions are double.
 """
@@ -200,31 +200,6 @@ ctypedef fused gathered:
     float
     double
     int
-
-
-def gather_batch(const gathered[:, :, ::1] src, const Py_ssize_t[::1] rows,
-                 gathered[:, :, ::1] out):
-    """out[t, b, :] = src[t, rows[b], :] for t < out.shape[0] (a mini-batch).
-
-    ``src (T, N, F)`` is the time-major data set, ``rows (B,)`` the batch's
-    sequences, ``out (T_b, B, F)`` with ``T_b <= T`` (a batch may stop at its
-    longest sequence). Used for inputs (float) and class codes (int32).
-    """
-    cdef Py_ssize_t T = out.shape[0], B = out.shape[1], F = out.shape[2]
-    cdef Py_ssize_t N = src.shape[1], t, b, f, r
-    if (T > src.shape[0] or rows.shape[0] != B or src.shape[2] != F):
-        raise ValueError("gather_batch: inconsistent shapes")
-    for b in range(B):
-        if not 0 <= rows[b] < N:
-            raise ValueError(f"gather_batch: row {rows[b]} out of range [0, {N})")
-    if T == 0 or B == 0 or F == 0:
-        return
-    with nogil:
-        for t in range(T):
-            for b in range(B):
-                r = rows[b]
-                for f in range(F):
-                    out[t, b, f] = src[t, r, f]
 
 
 def gather_batch_first(const gathered[:, :, ::1] src,

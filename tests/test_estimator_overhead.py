@@ -5,7 +5,7 @@ mini-batches are gathered straight from the validated batch-first data
 (:func:`cbptt._train.gather_batch_first`), and scikit-learn's parameter
 validation is remembered per set of immutable values. These tests pin both
 against reference paths kept here: the former pipeline (a time-major,
-zero-padded copy of the data set, then :func:`cbptt._train.gather_batch`)
+zero-padded copy of the data set, then a gather of its rows)
 and scikit-learn's own validation.
 """
 import warnings
@@ -28,7 +28,7 @@ def _reference_gather(src, rows, lengths, out):
     x = np.ascontiguousarray(np.swapaxes(src, 0, 1))
     if x.dtype.kind == "f":
         np.nan_to_num(x, copy=False, nan=0.0)
-    _train.gather_batch(x, np.ascontiguousarray(rows), out)
+    out[...] = x[:out.shape[0], rows]
 
 
 def _nan_padded(rng, n, T, F, dtype, min_len=1):

@@ -168,10 +168,11 @@ def test_dense_head_bad_arguments(rng):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
 def test_gather_batch(rng, dtype):
-    src = (rng.standard_normal((6, 10, 3)) * 10).astype(dtype)
+    src = (rng.standard_normal((10, 6, 3)) * 10).astype(dtype)   # (N, T, F)
     rows = np.array([7, 0, 3, 3], dtype=np.intp)
     out = np.empty((4, 4, 3), dtype)
-    _train.gather_batch(src, rows, out)
-    np.testing.assert_array_equal(out, src[:4, rows])
+    _train.gather_batch_first(src, rows, None, out)
+    np.testing.assert_array_equal(out, src[rows, :4].swapaxes(0, 1))
     with pytest.raises(ValueError, match="out of range"):
-        _train.gather_batch(src, np.array([0, 1, 2, 10], np.intp), out)
+        _train.gather_batch_first(src, np.array([0, 1, 2, 10], np.intp),
+                                  None, out)
