@@ -35,17 +35,30 @@
 #define CBPTT_LN2LO_D 1.90821492927058770002e-10
 #define CBPTT_SHIFT_D 6755399441055744.0         /* 1.5 * 2^52 */
 
-/* x = n ln2 + r with |r| <= ln2/2; returns r, sets *s = 2^n.
+/* n = round(x / ln2) (returned) and *s = 2^n.
  * Needs -1022 <= n <= 1023 (callers clamp x). */
-static inline double cbptt_exp_reduce_d(double x, double *s)
+static inline double cbptt_exp_split_d(double x, double *s)
 {
     double t = x * CBPTT_LOG2E_D + CBPTT_SHIFT_D; /* n in the low bits */
-    double n = t - CBPTT_SHIFT_D;                  /* exact */
     uint64_t u;
     memcpy(&u, &t, sizeof u);
     u = (u << 52) + ((uint64_t)1023 << 52);        /* exponent field n + 1023 */
     memcpy(s, &u, sizeof u);
+    return t - CBPTT_SHIFT_D;                      /* exact */
+}
+
+/* x = n ln2 + r with |r| <= ln2/2; returns r, sets *s = 2^n. */
+static inline double cbptt_exp_reduce_d(double x, double *s)
+{
+    double n = cbptt_exp_split_d(x, s);
     return (x - n * CBPTT_LN2HI_D) - n * CBPTT_LN2LO_D;
+}
+
+/* The same with ln 2 rounded once (one FMA; see the header): tanh only. */
+static inline double cbptt_exp_reduce1_d(double x, double *s)
+{
+    double n = cbptt_exp_split_d(x, s);
+    return x - n * 6.93147180559945309417e-01;
 }
 
 /* expm1(r) for |r| <= ln2/2: r + r^2 q(r), q near-minimax of degree 9 */
@@ -74,18 +87,6 @@ static inline double cbptt_exp_neg_d(double a)
     return s + s * p;
 }
 
-/* x = n ln2 + r, one FMA (see the header): for tanh only. */
-static inline double cbptt_exp_reduce1_d(double x, double *s)
-{
-    double t = x * CBPTT_LOG2E_D + CBPTT_SHIFT_D;
-    double n = t - CBPTT_SHIFT_D;
-    uint64_t u;
-    memcpy(&u, &t, sizeof u);
-    u = (u << 52) + ((uint64_t)1023 << 52);
-    memcpy(s, &u, sizeof u);
-    return x - n * 6.93147180559945309417e-01;
-}
-
 static inline double cbptt_tanh_v_d(double x)
 {
     double a = __builtin_fabs(x), s, p, em;
@@ -110,15 +111,26 @@ static inline double cbptt_logistic_v_d(double x)
 #define CBPTT_LN2LO_F -2.12194440e-4f
 #define CBPTT_SHIFT_F 12582912.0f          /* 1.5 * 2^23 */
 
-static inline float cbptt_exp_reduce_f(float x, float *s)
+static inline float cbptt_exp_split_f(float x, float *s)
 {
     float t = x * CBPTT_LOG2E_F + CBPTT_SHIFT_F;
-    float n = t - CBPTT_SHIFT_F;
     uint32_t u;
     memcpy(&u, &t, sizeof u);
     u = (u << 23) + ((uint32_t)127 << 23);
     memcpy(s, &u, sizeof u);
+    return t - CBPTT_SHIFT_F;
+}
+
+static inline float cbptt_exp_reduce_f(float x, float *s)
+{
+    float n = cbptt_exp_split_f(x, s);
     return (x - n * CBPTT_LN2HI_F) - n * CBPTT_LN2LO_F;
+}
+
+static inline float cbptt_exp_reduce1_f(float x, float *s)
+{
+    float n = cbptt_exp_split_f(x, s);
+    return x - n * 0.693147182f;
 }
 
 /* expm1(r) for |r| <= ln2/2: r + r^2 q(r), q near-minimax of degree 4 */
@@ -130,17 +142,6 @@ static inline float cbptt_expm1_poly_f(float r)
     q = q * r + 1.666657703e-1f;
     q = q * r + 0.5f;
     return r + (r * r) * q;
-}
-
-static inline float cbptt_exp_reduce1_f(float x, float *s)
-{
-    float t = x * CBPTT_LOG2E_F + CBPTT_SHIFT_F;
-    float n = t - CBPTT_SHIFT_F;
-    uint32_t u;
-    memcpy(&u, &t, sizeof u);
-    u = (u << 23) + ((uint32_t)127 << 23);
-    memcpy(s, &u, sizeof u);
-    return x - n * 0.693147182f;
 }
 
 static inline float cbptt_exp_neg_f(float a)
