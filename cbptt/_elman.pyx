@@ -45,7 +45,7 @@ import numpy as np
 from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
 from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_max_threads,
                           pack, small_mm, pack_blocked, small_mm_blocked,
-                          n_chunks, chunk_end,
+                          col_sums, n_chunks, chunk_end,
                           cbptt_bias_act_rows_f, cbptt_bias_act_rows_d,
                           cbptt_delta_rows_f, cbptt_delta_rows_d)
 
@@ -207,7 +207,6 @@ cdef void elman_weight_grads(
     an all-steps product whose every element sums over t and b in one order."""
     cdef long BH = <long> B * H
     cdef long k0, kc
-    cdef floating one = 1
     # dW_hh = delta(0)^T h0 + delta(1:)^T h(:-1):
     #   (m x H) = (m x B)(B x H) + (m x (T-1)B)((T-1)B x H), A = delta^T,
     # the long sum in chunks of GRAD_K_BLOCK rows so that the chunk of h
@@ -222,16 +221,15 @@ cdef void elman_weight_grads(
         k0 += kc
     if lo != 0:
         return
-    # dW_ih^T = x^T delta:  (I x H) = (I x T*B)(T*B x H), and
-    # db = 1^T delta:  (1 x H) = (1 x T*B)(T*B x H) (running sums in
-    # registers), both over the same chunks of delta while they are in L1
+    # dW_ih^T = x^T delta:  (I x H) = (I x T*B)(T*B x H), and db = the
+    # column sums of delta (8 partial sums per chunk), both over the same
+    # chunks of delta while they are in L1
     k0 = 0
     while k0 < <long> T * B:
         kc = min(<long> GRAD_K_BLOCK, <long> T * B - k0)
         small_mm(I, H, <int> kc, x + k0 * I, 1, I, delta + k0 * H, H,
                  d_w_ih_t, H, k0 > 0)
-        small_mm(1, H, <int> kc, &one, 0, 0, delta + k0 * H, H, d_bias, H,
-                 k0 > 0)
+        col_sums(kc, H, delta + k0 * H, H, d_bias, k0 > 0)
         k0 += kc
 
 

@@ -14,6 +14,10 @@ cdef extern from "cbptt_simd.h" nogil:
     void cbptt_mm_d(int m, int n, int k, const double *a, long lda, long ak,
                     const double *w, long ldw, double *c, long ldc,
                     int accumulate)
+    void cbptt_col_sums_f(long rows, int n, const float *a, long lda,
+                          float *out, int accumulate)
+    void cbptt_col_sums_d(long rows, int n, const double *a, long lda,
+                          double *out, int accumulate)
     void cbptt_bias_act_rows_f(int act, int m, int n, float *z, long ldz,
                                const float *b)
     void cbptt_bias_act_rows_d(int act, int m, int n, double *z, long ldz,
@@ -49,6 +53,15 @@ cdef inline void small_mm(int m, int n, int k, const floating *a, long lda,
         cbptt_mm_f(m, n, k, a, lda, ak, w, ldw, c, ldc, accumulate)
     else:
         cbptt_mm_d(m, n, k, a, lda, ak, w, ldw, c, ldc, accumulate)
+
+
+cdef inline void col_sums(long rows, int n, const floating *a, long lda,
+                          floating *out, bint accumulate) noexcept nogil:
+    """out[0:n] (+)= the sum of the rows a[r*lda : r*lda + n], r < rows."""
+    if floating is float:
+        cbptt_col_sums_f(rows, n, a, lda, out, accumulate)
+    else:
+        cbptt_col_sums_d(rows, n, a, lda, out, accumulate)
 
 
 # Rows of a packed weight matrix per block in the per-step products: a panel

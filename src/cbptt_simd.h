@@ -16,6 +16,11 @@
  *   its arithmetic. "axpy form": every output row is a sum over k of
  *   a[r, k] * (row k of W), so the loops run over a contiguous output row
  *   and vectorise without reassociation (no -ffast-math).
+ * - cbptt_col_sums_{f,d}(rows, n, a, lda, out, accumulate):
+ *       out[0:n] (+)= sum over r of a[r*lda + 0:n]   (a bias gradient)
+ *   in 8 interleaved partial sums (rows 8q + i, i < 8, then the last rows
+ *   into the first), added pairwise: a one-accumulator sum waits for each
+ *   addition's latency. Columns past the last full vector: one sum each.
  * - cbptt_bias_act_rows_{f,d}(act, m, n, z, ldz, b):  z[r, :] = f(z[r, :] + b)
  * - cbptt_delta_rows_{f,d}(act, len, d, y, g, carry):
  *       d = f'(y) * (g + (carry ? d : 0))   (d holds the carried error on entry)
@@ -159,6 +164,40 @@ ATTR static void cbptt_mm_##S##_##SUF(                                        \
     }                                                                         \
 }                                                                             \
                                                                               \
+ATTR static void cbptt_col_sums_##S##_##SUF(                                 \
+    long rows, int n, const T *a, long lda, T *out, int accumulate)           \
+{                                                                             \
+    typedef T V __attribute__((vector_size(VBYTES), aligned(sizeof(T)),       \
+                               may_alias));                                   \
+    enum { L = VBYTES / (int)sizeof(T) };                                     \
+    int j;                                                                    \
+    long r;                                                                   \
+    for (j = 0; j + L <= n; j += L) {                                         \
+        const T *aj = a + j;                                                  \
+        V p0 = {0}, p1 = {0}, p2 = {0}, p3 = {0};                             \
+        V p4 = {0}, p5 = {0}, p6 = {0}, p7 = {0};                             \
+        for (r = 0; r + 8 <= rows; r += 8, aj += 8 * lda) {                   \
+            p0 += CBPTT_LD(V, aj);                                            \
+            p1 += CBPTT_LD(V, aj + lda);                                      \
+            p2 += CBPTT_LD(V, aj + 2 * lda);                                  \
+            p3 += CBPTT_LD(V, aj + 3 * lda);                                  \
+            p4 += CBPTT_LD(V, aj + 4 * lda);                                  \
+            p5 += CBPTT_LD(V, aj + 5 * lda);                                  \
+            p6 += CBPTT_LD(V, aj + 6 * lda);                                  \
+            p7 += CBPTT_LD(V, aj + 7 * lda);                                  \
+        }                                                                     \
+        for (; r < rows; r++, aj += lda) p0 += CBPTT_LD(V, aj);               \
+        p0 = ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7));               \
+        if (accumulate) p0 = CBPTT_LD(V, out + j) + p0;                       \
+        CBPTT_ST(V, out + j, p0);                                             \
+    }                                                                         \
+    for (; j < n; j++) {           /* the last columns: one sum each */       \
+        T q = accumulate ? out[j] : (T)0, s = 0;                              \
+        for (r = 0; r < rows; r++) s += a[r * lda + j];                       \
+        out[j] = q + s;                                                       \
+    }                                                                         \
+}                                                                             \
+                                                                              \
 ATTR static void cbptt_bias_act_rows_##S##_##SUF(                             \
     int act, int m, int n, T *z, long ldz, const T *b)                        \
 {                                                                             \
@@ -267,6 +306,11 @@ static inline void cbptt_mm_##S(int m, int n, int k, const T *a, long lda,    \
     if (m <= 0 || n <= 0) return;                                             \
     CBPTT_DISPATCH(cbptt_mm_##S,                                              \
                    (m, n, k, a, lda, ak, w, ldw, c, ldc, accumulate))         \
+}                                                                             \
+static inline void cbptt_col_sums_##S(long rows, int n, const T *a, long lda, \
+                                      T *out, int accumulate)                 \
+{                                                                             \
+    CBPTT_DISPATCH(cbptt_col_sums_##S, (rows, n, a, lda, out, accumulate))    \
 }                                                                             \
 static inline void cbptt_bias_act_rows_##S(int act, int m, int n, T *z,       \
                                            long ldz, const T *b)              \
