@@ -45,23 +45,48 @@ import numpy as np
 from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
 from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_max_threads,
                           pack, small_mm, pack_blocked, small_mm_blocked,
-                          col_sums, n_chunks, chunk_end,
+                          col_sums,
                           cbptt_bias_act_rows_f, cbptt_bias_act_rows_d,
                           cbptt_delta_rows_f, cbptt_delta_rows_d)
 
 # Below this much per-step work (B * H * H multiply-adds) a second thread
 # costs more than it saves: every parallel region ends in a join that waits
-# for the slowest thread's wake-up, and the two CPUs of a small machine may
-# share one core's vector units. Measured on the 2-CPU machine of
-# BENCHMARKS.md (B = 32, T = 100, forward + backward): float32 gains nothing
-# up to H = 128 (the vector units are already busy) and 1.46x at H = 256;
-# float64 gains 1.4x from H = 32 (1.38x at H = 64, 2x at H = 128).
-cdef long PARALLEL_MIN_WORK_F = 32 * 192 * 192
+# for the slowest thread's wake-up. Measured on the 2-CPU machine of
+# BENCHMARKS.md (B = 32, T = 100, forward + backward, the split of
+# batch_split and grad_split): float32 1.0x at H = 32, 1.2x at H = 48, 1.4x
+# at H = 64, 1.56x at H = 96; float64 1.07x at H = 24, 1.2x at H = 32.
+cdef long PARALLEL_MIN_WORK_F = 32 * 48 * 48
 cdef long PARALLEL_MIN_WORK_D = 32 * 32 * 32
-# With threads, rows go out in chunks of ROW_CHUNK, taken dynamically: a
-# thread that the OS descheduled (a busy machine) delays the end by one chunk
-# at most, instead of by half the batch.
+# With threads, each takes an equal part of the batch (at least ROW_CHUNK
+# sequences each) and then an equal part of the weight-gradient rows.
 cdef int ROW_CHUNK = 8
+
+
+cdef inline int batch_split(int c, int B, int n) noexcept nogil:
+    """First sequence of the batch's part c of n (c = n gives B): as equal
+    as can be. One part per thread: each runs its time loop with as many
+    rows per product as it can (measured at B = 32, H = 64: parts of 16 rows
+    gave 1.5x over one thread, parts of 8 taken dynamically 1.35x)."""
+    return <int> ((<long> B * c) // n)
+
+
+cdef inline int grad_split(int c, int H, int I, int n) noexcept nogil:
+    """First row of dW_hh in the weight-gradient part c of n (c = n gives
+    H). Part 0 also computes dW_ih and db, about I + 1 rows' worth, so it
+    gets that many fewer rows (a multiple of 4, the tile height); the rest
+    share the others. One part per thread: each part streams every h(t-1)
+    through L2 once (parts of 8 rows took 1.27x longer at H = 64)."""
+    cdef int r0, rest
+    if c <= 0:
+        return 0
+    r0 = ((H + I) // n - I) // 4 * 4
+    r0 = 0 if r0 < 0 else (H if r0 > H else r0)
+    if c >= n or n < 2:
+        return H if c >= n else r0
+    rest = ((H - r0 + n - 2) // (n - 1) + 3) // 4 * 4
+    return min(H, r0 + (c - 1) * rest)
+
+
 # Rows of the all-steps sums per pass of the weight-gradient products: the
 # chunks of delta and h (32 rows of H <= 256) stay in L1 (measured: 32 is as
 # fast as BLAS at H = 256 and faster below).
@@ -141,9 +166,9 @@ cdef void elman_layer_forward(
 ) noexcept nogil:
     """h(t) = f(W_ih x(t) + W_hh h(t-1) + b) for t = 0..T-1.
 
-    The sequences are independent, so with nthreads > 1 the threads take
-    chunks of ROW_CHUNK rows and run the whole time loop on each: no
-    per-step barrier.
+    The sequences are independent, so with nthreads > 1 each thread takes
+    its part of the batch and runs the whole time loop on it: no per-step
+    barrier.
     """
     cdef int c
     cdef unsigned int fpenv
@@ -155,10 +180,11 @@ cdef void elman_layer_forward(
         elman_rows_forward(0, B, T, B, I, H, act, x, w_ih_p, w_hh_p, bias, h0,
                            h)
         return
-    for c in prange(n_chunks(B, ROW_CHUNK), schedule="dynamic",
-                    chunksize=1, num_threads=nthreads):
+    for c in prange(nthreads, schedule="static", chunksize=1,
+                    num_threads=nthreads):
         fpenv = cbptt_ftz_enter()
-        elman_rows_forward(c * ROW_CHUNK, chunk_end(c, B, ROW_CHUNK), T, B, I,
+        elman_rows_forward(batch_split(c, B, nthreads),
+                           batch_split(c + 1, B, nthreads), T, B, I,
                            H, act, x, w_ih_p, w_hh_p, bias, h0, h)
         cbptt_ftz_leave(fpenv)
 
@@ -200,10 +226,11 @@ cdef void elman_weight_grads(
         const floating *h,       # IN  (T, B, H)
         const floating *delta,   # IN  (T, B, H)
         floating *d_w_hh,        # OUT (H, H), rows [lo, hi)
-        floating *d_w_ih_t,      # OUT (I, H) dW_ih^T (when lo == 0)
-        floating *d_bias,        # OUT (H,) (when lo == 0)
+        floating *d_w_ih_t,      # OUT (I, H) dW_ih^T (when first)
+        floating *d_bias,        # OUT (H,) (when first)
+        bint first,
 ) noexcept nogil:
-    """Rows [lo, hi) of dW_hh (and all of dW_ih^T and db when lo == 0), each
+    """Rows [lo, hi) of dW_hh (and all of dW_ih^T and db when first), each
     an all-steps product whose every element sums over t and b in one order."""
     cdef long BH = <long> B * H
     cdef long k0, kc
@@ -219,7 +246,7 @@ cdef void elman_weight_grads(
         small_mm(hi - lo, H, <int> kc, delta + BH + k0 * H + lo, 1, H,
                  h + k0 * H, H, d_w_hh + <long> lo * H, H, True)
         k0 += kc
-    if lo != 0:
+    if not first:
         return
     # dW_ih^T = x^T delta:  (I x H) = (I x T*B)(T*B x H), and db = the
     # column sums of delta (8 partial sums per chunk), both over the same
@@ -266,23 +293,25 @@ cdef void elman_layer_backward(
         elman_rows_backward(0, B, T, B, I, H, act, truncate, w_hh_p, w_ih_p,
                             h, grad_h, delta, d_x)
     else:
-        for c in prange(n_chunks(B, ROW_CHUNK), schedule="dynamic",
-                        chunksize=1, num_threads=nthreads):
+        for c in prange(nthreads, schedule="static", chunksize=1,
+                        num_threads=nthreads):
             fpenv = cbptt_ftz_enter()
-            elman_rows_backward(c * ROW_CHUNK, chunk_end(c, B, ROW_CHUNK), T,
+            elman_rows_backward(batch_split(c, B, nthreads),
+                                batch_split(c + 1, B, nthreads), T,
                                 B, I, H, act, truncate, w_hh_p, w_ih_p, h,
                                 grad_h, delta, d_x)
             cbptt_ftz_leave(fpenv)
     if nthreads <= 1:
         elman_weight_grads(0, H, T, B, I, H, x, h0, h, delta, d_w_hh,
-                           d_w_ih_t, d_bias)
+                           d_w_ih_t, d_bias, True)
     else:
-        for c in prange(n_chunks(H, ROW_CHUNK), schedule="dynamic",
-                        chunksize=1, num_threads=nthreads):
+        for c in prange(nthreads, schedule="static", chunksize=1,
+                        num_threads=nthreads):
             fpenv = cbptt_ftz_enter()
-            elman_weight_grads(c * ROW_CHUNK, chunk_end(c, H, ROW_CHUNK), T,
+            elman_weight_grads(grad_split(c, H, I, nthreads),
+                               grad_split(c + 1, H, I, nthreads), T,
                                B, I, H, x, h0, h, delta, d_w_hh, d_w_ih_t,
-                               d_bias)
+                               d_bias, c == 0)
             cbptt_ftz_leave(fpenv)
     for i in range(I):
         for j in range(H):

@@ -81,6 +81,29 @@ def test_bitwise_same_for_any_thread_count(rng, dtype, B, H):
     _assert_same(one, two)
 
 
+@pytest.fixture
+def threads_always():
+    """Threads for every layer with at least two row chunks, however small."""
+    old = _elman._set_parallel_min_work(0, 0)
+    yield
+    _elman._set_parallel_min_work(*old)
+
+
+@pytest.mark.parametrize("B,H,I", [(16, 5, 30), (17, 33, 3), (40, 12, 8),
+                                   (16, 1, 1)])
+def test_bitwise_same_for_any_split(rng, threads_always, B, H, I):
+    """Each thread's part of the batch and of the weight-gradient rows
+    (part 0 also takes dW_ih and db: with I > H it has no dW_hh rows)."""
+    x, w_ih, w_hh, b, h0, g = _problem(rng, B, H, T=5, I=I)
+    runs = _runs((x, w_ih, w_hh, b, h0), g, (1, 2, 3))
+    _assert_same(runs[0], runs[1])
+    _assert_same(runs[0], runs[2])
+    hs = rnn_forward_ref(x, w_ih, w_hh, b, h0)
+    ref = rnn_backward_ref(x, w_ih, w_hh, b, h0, hs, g)
+    for name in ref:
+        assert rel_err(getattr(runs[1][1], name), ref[name]) < 1e-12, name
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_bitwise_same_for_the_same_thread_count(rng, dtype):
     """At H >= 128 dW_hh is a BLAS product: reproducible per thread count."""
@@ -91,8 +114,7 @@ def test_bitwise_same_for_the_same_thread_count(rng, dtype):
 
 
 def test_threads_policy():
-    assert _elman.threads_used(32, 64) == 1          # too little work per step
-    assert _elman.threads_used(32, 128) == 1         # float32 gains nothing
+    assert _elman.threads_used(32, 32) == 1          # too little work per step
     assert _elman.threads_used(32, 16, 8) == 1       # float64, too little
     with threadpoolctl.threadpool_limits(limits=1):
         assert _elman.threads_used(32, 256) == 1     # the OpenMP limit holds
@@ -100,7 +122,8 @@ def test_threads_policy():
     assert _elman.threads_used(4, 256) == 1          # too few rows to split
     with threadpoolctl.threadpool_limits(limits=2):
         if _elman.threads_used(32, 256) == 2:        # built with OpenMP, 2 CPUs
-            assert _elman.threads_used(32, 64, 8) == 2   # float64 gains here
+            assert _elman.threads_used(32, 64) == 2      # float32 gains here
+            assert _elman.threads_used(32, 32, 8) == 2   # float64 gains here
 
 
 def _points(dtype):
