@@ -141,6 +141,23 @@ cdef int GRAD_K_BLOCK = 64
 # Columns of the weight gradients per part when threads share them (a
 # multiple of every panel width): each part packs only its columns of delta.
 cdef int GRAD_N_PART = 128
+# Parts of at most this many bytes per row (one AVX-512 panel) use delta in
+# place (rows G*H apart) instead of packing it: at G*H = 64 the copy cost
+# more than the panel layout saved (3% float32, 10% float64 at H = 16);
+# wider, packing is 10-25% faster (float32 and float64, G*H = 256).
+cdef int PACK_MIN_BYTES = 256
+
+
+cdef int grad_part(int GH, int nthreads) noexcept nogil:
+    """Columns per part of the weight gradients: GRAD_N_PART when there are
+    enough for every thread, else an equal share per thread (a multiple of
+    16 columns): at H = 16 and 32 (G*H = 64, 128) one part of 128 left the
+    second thread idle, 1.2x instead of 1.6x over one thread for the
+    backward pass. Narrower parts change no result (every element gets the
+    same operations in any panel or tile)."""
+    if GH >= nthreads * GRAD_N_PART:
+        return GRAD_N_PART
+    return max(16, ((GH + nthreads - 1) // nthreads + 15) // 16 * 16)
 
 
 cdef int rows_per_chunk(int B, int nthreads) noexcept nogil:
@@ -360,30 +377,39 @@ cdef void weight_grads_t(
 
     The sum over the T*B rows runs in blocks of GRAD_K_BLOCK rows (the first
     B rows take h0 for h(t-1)); the block's columns [j0, j1) of delta are
-    packed once and every row of the result passes over them.
+    packed once (above PACK_MIN_BYTES a row) and every row of the result
+    passes over them.
     """
     cdef long TB = <long> T * B
     cdef long k0 = 0, kend
     cdef int kc, n = j1 - j0
     cdef floating one = 1
     cdef const floating *hp
+    cdef const floating *dp
+    cdef long ldd
     cdef floating *out = grads_t + j0
     cdef bint more
     while k0 < TB:
         kend = min(k0 + GRAD_K_BLOCK, B if k0 < B else TB)
         kc = <int> (kend - k0)
         more = k0 > 0
-        # the block of delta: (kc x n), packed
-        pack(n, kc, delta + k0 * N + j0, N, 1, delta_p)
+        # the block of delta: (kc x n), packed when that pays
+        if n * sizeof(floating) > PACK_MIN_BYTES:
+            pack(n, kc, delta + k0 * N + j0, N, 1, delta_p)
+            dp = delta_p
+            ldd = 0
+        else:
+            dp = delta + k0 * N + j0
+            ldd = N
         if Hr > 0:
             # dW_hh^T (+)= h(t-1)^T delta:  (Hr x n) = (Hr x kc)(kc x n)
             hp = h0 + k0 * Hr if k0 < B else h + (k0 - B) * Hr
-            small_mm(Hr, n, kc, hp, 1, Hr, delta_p, 0, out, N, more)
+            small_mm(Hr, n, kc, hp, 1, Hr, dp, ldd, out, N, more)
         # dW_ih^T (+)= x^T delta:  (I x n) = (I x kc)(kc x n)
-        small_mm(I, n, kc, x + k0 * I, 1, I, delta_p, 0,
+        small_mm(I, n, kc, x + k0 * I, 1, I, dp, ldd,
                  out + <long> Hr * N, N, more)
         # db (+)= 1^T delta:  (1 x n) = (1 x kc)(kc x n)
-        small_mm(1, n, kc, &one, 0, 0, delta_p, 0,
+        small_mm(1, n, kc, &one, 0, 0, dp, ldd,
                  out + <long> (Hr + I) * N, N, more)
         k0 = kend
 
@@ -410,7 +436,7 @@ cdef void lstm_layer_backward(
         floating *d_c0,           # OUT (B, H) (the c carry during the loop)
         floating *d_x,            # OUT (T, B, I), or NULL to skip
         floating *work,           # WORK (G*H (2 H + 2 I + 1) + GRAD_K_BLOCK
-                                  #   max(G*H, nthreads GRAD_N_PART))
+                                  #   max(G*H, nthreads grad_part))
 ) noexcept nogil:
     """Exact (optionally windowed) BPTT through the LSTM layer.
 
@@ -421,6 +447,7 @@ cdef void lstm_layer_backward(
     cdef int ch, rc
     cdef int GH = (4 if forget_gate else 3) * H
     cdef int M = H + I + 1
+    cdef int part = grad_part(GH, nthreads)
     cdef unsigned int fpenv
     cdef floating *w_hh_p = work
     cdef floating *w_ih_p = w_hh_p + <long> GH * H
@@ -444,14 +471,13 @@ cdef void lstm_layer_backward(
                                c0, gates, c, h, grad_h, grad_c, delta,
                                delta_c, d_h0, d_c0, d_x)
             cbptt_ftz_leave(fpenv)
-        # columns of the result in parts of GRAD_N_PART, taken dynamically
-        for ch in prange(n_chunks(GH, GRAD_N_PART), schedule="dynamic",
+        # columns of the result in parts (grad_part), taken dynamically
+        for ch in prange(n_chunks(GH, part), schedule="dynamic",
                          chunksize=1, num_threads=nthreads):
             fpenv = cbptt_ftz_enter()
-            weight_grads_t(ch * GRAD_N_PART, chunk_end(ch, GH, GRAD_N_PART),
+            weight_grads_t(ch * part, chunk_end(ch, GH, part),
                            T, B, I, H, GH, x, h0, h, delta, grads_t,
-                           delta_p + <long> threadid() * GRAD_K_BLOCK
-                           * GRAD_N_PART)
+                           delta_p + <long> threadid() * GRAD_K_BLOCK * part)
             cbptt_ftz_leave(fpenv)
     transpose_into(GH, H, grads_t, d_w_hh)
     transpose_into(GH, I, grads_t + <long> H * GH, d_w_ih)
@@ -729,7 +755,8 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     cdef int nthreads = threads_for(T, B, GH, H, sizeof(floating))
     cdef floating[::1] work = np.empty(
         <long> GH * (2 * H + 2 * I + 1) + <long> GRAD_K_BLOCK
-        * max(GH, nthreads * GRAD_N_PART), np.asarray(delta).dtype)
+        * max(GH, nthreads * grad_part(GH, nthreads)),
+        np.asarray(delta).dtype)
     with nogil:
         fpenv = cbptt_ftz_enter()
         lstm_layer_backward(T, B, I, H, forget_gate, truncate, nthreads,

@@ -103,9 +103,16 @@ ATTR static void cbptt_pack_##S##_##SUF(                                      \
     for (j0 = 0; j0 < n; j0 += P) {                                           \
         int width = n - j0 < P ? n - j0 : P;                                  \
         T *panel = packed + (long)j0 * k;                                     \
-        for (kk = 0; kk < k; kk++)                                            \
-            for (j = 0; j < width; j++)                                       \
-                panel[(long)kk * width + j] = w[kk * rs + (j0 + j) * cs];     \
+        if (cs == 1)          /* rows of W contiguous: vectorised copies */   \
+            for (kk = 0; kk < k; kk++) {                                      \
+                const T *src = w + kk * rs + j0;                              \
+                T *dst = panel + (long)kk * width;                            \
+                for (j = 0; j < width; j++) dst[j] = src[j];                  \
+            }                                                                 \
+        else                                                                  \
+            for (kk = 0; kk < k; kk++)                                        \
+                for (j = 0; j < width; j++)                                   \
+                    panel[(long)kk * width + j] = w[kk * rs + (j0 + j) * cs]; \
     }                                                                         \
 }                                                                             \
                                                                               \

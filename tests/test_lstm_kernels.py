@@ -156,6 +156,31 @@ def test_bitwise_same_for_any_thread_count(rng, dtype, B, H, forget_gate):
     _assert_same(one, two)
 
 
+@pytest.fixture
+def threads_always():
+    """Threads for every layer with at least two row chunks, however small."""
+    old = _lstm._set_parallel_min_work(0, 0)
+    yield
+    _lstm._set_parallel_min_work(*old)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("B,H,forget_gate", [(16, 5, True), (17, 16, False),
+                                             (20, 40, True)])
+def test_bitwise_same_for_any_split(rng, threads_always, dtype, B, H,
+                                    forget_gate):
+    """Each thread's part of the batch and of the weight-gradient columns:
+    parts narrower than a panel (delta used in place) and packed ones."""
+    p = _problem(rng, B, H, forget_gate, T=6)
+    runs = _runs(p, forget_gate, dtype, (1, 2, 3), truncate=4)
+    _assert_same(runs[0], runs[1])
+    _assert_same(runs[0], runs[2])
+    *_, ref = _reference(p, forget_gate, p["gc"], 4)
+    tol = 1e-12 if dtype == np.float64 else 1e-4
+    for name in GRADS:
+        assert rel_err(getattr(runs[1][1], name), ref[name]) < tol, name
+
+
 def test_threads_policy():
     assert _lstm.threads_used(100, 32, 16) == 1       # too little work per call
     with threadpoolctl.threadpool_limits(limits=1):
