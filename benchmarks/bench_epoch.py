@@ -10,6 +10,8 @@ Method: every implementation gets the same data and the same initial
 weights. Within one configuration the implementations alternate (the order
 rotates every round) and each one's median over the rounds is reported, so a
 shared, noisy machine slows all of them alike and the ratios stay meaningful.
+A round's sample is the mean per epoch of epochs run back to back for at
+least MIN_SAMPLE_S (one epoch when it takes longer), after an idle pause.
 PyTorch runs with 1 and with 2 threads; its better median counts. The
 forward-only (inference) pass is timed the same way. Peak resident memory is
 measured per implementation in a fresh subprocess. The GEMM peak is a large
@@ -66,6 +68,13 @@ SLOW_FACTOR = 8.0
 # for it. Measured: cbptt's epoch right after the NumPy one took 1.5x as long
 # with 0.02 s of idle as with 0.3 s. 0.15 s outlasts every such wait.
 SETTLE_S = 0.15
+# Seconds per timed sample at least: an implementation runs its epoch (or
+# inference pass) back to back until this much time has passed and the
+# sample is the mean per epoch, as timeit and asv do. A 4 ms epoch timed
+# alone right after the idle pause also timed the machine waking up (caches
+# and clock after idle: 2-17% of a 4-18 ms epoch here, measured), which a
+# training job pays once, not per epoch; a 100 ms epoch hides it.
+MIN_SAMPLE_S = 0.2
 
 
 # --------------------------------------------------------------------------
@@ -336,14 +345,21 @@ def all_impls(with_estimator=True):
 # --------------------------------------------------------------------------
 
 def _timed(impl, fn):
+    """ms per call of ``fn``: the mean of back-to-back calls over at least
+    MIN_SAMPLE_S (one call when it takes that long), after SETTLE_S idle."""
     impl.set_threads()
     time.sleep(SETTLE_S)  # the previous one's worker threads go to sleep
     gc.collect()
     gc.disable()
     try:
+        calls = 0
         t0 = time.perf_counter()
-        fn()
-        return (time.perf_counter() - t0) * 1e3
+        while True:
+            fn()
+            calls += 1
+            elapsed = time.perf_counter() - t0
+            if elapsed >= MIN_SAMPLE_S:
+                return elapsed / calls * 1e3
     finally:
         gc.enable()
 
@@ -574,7 +590,10 @@ def render(results, peaks, memory, info, args):
         "default layout; the input needs no gradient). The machine is a 2-CPU "
         "virtual machine whose speed varies by tens of percent from minute to "
         "minute, so absolute times are noisy; the implementations alternate "
-        "within a run so the ratios are comparable.\n")
+        "within a run so the ratios are comparable. Each round's sample of an "
+        f"implementation is the mean of back-to-back epochs over at least "
+        f"{MIN_SAMPLE_S} s (one epoch when it takes longer), after "
+        f"{SETTLE_S} s of idle.\n")
     add("## Machine\n")
     for k, v in info.items():
         add(f"- {k}: {v}")
