@@ -1,0 +1,47 @@
+"""The benchmark's implementations do the same job: after one epoch from the
+same start, every implementation holds the same weights, and their forward
+passes give the same predictions (benchmarks/bench_epoch.py times them)."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "benchmarks"))
+
+import bench_epoch as be  # noqa: E402
+
+NAMES = ("weight_ih", "weight_hh", "bias", "w_out", "b_out")
+
+
+def _epoch(impl, cell, batches, params):
+    impl.prepare(cell, batches, params)
+    impl.epoch()
+    return impl
+
+
+def _torch_params(impl):
+    rnn, head = impl.rnn, impl.head
+    return dict(weight_ih=rnn.weight_ih_l0, weight_hh=rnn.weight_hh_l0,
+                bias=rnn.bias_ih_l0 + rnn.bias_hh_l0, w_out=head.weight,
+                b_out=head.bias)
+
+
+@pytest.mark.parametrize("cell", ["elman", "lstm"])
+def test_cbptt_numpy_and_torch_epochs_agree(cell):
+    batches, params = be.make_job(cell, "float64", H=6, T=5)
+    ref = _epoch(be.NumpyImpl(), cell, batches, params)
+    ours = _epoch(be.CbpttImpl(), cell, batches, params)
+    for name in NAMES:
+        assert not np.allclose(ref.p[name], params[name]), name  # it trained
+        np.testing.assert_allclose(ours.p[name], ref.p[name], rtol=1e-10,
+                                   atol=1e-12, err_msg=name)
+    for a, b in zip(ours.infer(), ref.infer()):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    if be.TorchImpl(1).available(cell):
+        pytest.skip("torch not installed")
+    torch = _epoch(be.TorchImpl(1), cell, batches, params)
+    for name, value in _torch_params(torch).items():
+        np.testing.assert_allclose(value.detach().numpy(), ours.p[name],
+                                   rtol=1e-9, atol=1e-12, err_msg=name)
