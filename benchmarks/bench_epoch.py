@@ -411,7 +411,8 @@ def run_config(impls, cell, dtype, H, T, rounds, log):
             infer[impl.name].append(_timed(impl, impl.infer))
     res = {"train": {k: statistics.median(v) for k, v in train.items()},
            "infer": {k: statistics.median(v) for k, v in infer.items()},
-           "train_all": train, "skipped": skipped, "once": sorted(slow)}
+           "train_all": train, "infer_all": infer, "skipped": skipped,
+           "once": sorted(slow)}
     line = "  ".join(f"{k} {v:8.2f}" for k, v in res["train"].items())
     log(f"{cell:5s} {dtype} H={H:3d} T={T:3d}  train ms: {line}")
     return res
@@ -561,6 +562,29 @@ def cbptt_best(row, kind="train"):
     return _best(row, "cbptt", kind)[0]
 
 
+def paired_ratio(row, kind="train", ours=("cbptt", "cbptt 1thr")):
+    """PyTorch ms / cbptt ms, paired: in every round the faster of PyTorch's
+    two thread counts over the faster of ``ours`` (samples seconds apart),
+    then the median over the rounds, so the machine's drift from minute to
+    minute cancels instead of landing on one side (an implementation timed
+    once, see run_config, counts with that time in every round)."""
+    samples = row.get(f"{kind}_all", {})
+
+    def per_round(names):
+        lists = [samples[k] for k in names if samples.get(k)]
+        if not lists:
+            return None
+        n = max(len(v) for v in lists)
+        return [min(v[r] if len(v) == n else v[0] for v in lists)
+                for r in range(n)]
+
+    t = per_round([k for k in samples if k.startswith("torch")])
+    c = per_round(ours)
+    if not t or not c or len(t) != len(c):
+        return None
+    return statistics.median(a / b for a, b in zip(t, c))
+
+
 def estimator_ratio(row):
     """Estimator epoch / functional epoch, paired: the median over rounds of
     the two epochs timed in the same round (seconds apart), so the machine's
@@ -607,19 +631,20 @@ def render(results, peaks, memory, info, args):
         add(f"- {k}: {v}")
     add("")
     add("## Training epoch (ms, median)\n")
-    add("**est/cbptt** = the estimator's epoch over the functional one, the "
-        "median of the ratios of the two taken in the same round (see "
-        "`estimator_ratio`).\n")
+    add("**ratio** and **default** are paired: in each round PyTorch's time "
+        "(its faster thread count in that round) over cbptt's taken seconds "
+        "apart, then the median over the rounds (`paired_ratio`); the ms columns "
+        "are each implementation's median, so their quotient can differ by the "
+        "machine's drift. **est/cbptt** = the estimator's epoch over the "
+        "functional one, paired the same way (`estimator_ratio`).\n")
     add("| cell | dtype | H | T | cbptt | cbptt 1thr | torch 1thr | torch 2thr | numpy "
         "| estimator | est/cbptt | ratio | default | target | met |")
     add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     summary = []
     for (cell, dtype, H, T), row in results.items():
         tr = row["train"]
-        c = cbptt_best(row)
-        tb = torch_best(row)
-        ratio = tb / c if (c and tb) else None
-        rdef = tb / tr["cbptt"] if (tb and tr.get("cbptt")) else None
+        ratio = paired_ratio(row)
+        rdef = paired_ratio(row, ours=("cbptt",))
         tgt = TARGETS[(cell, dtype)].get(H) if T == 100 else None
         met = "" if (tgt is None or ratio is None) else ("yes" if ratio >= tgt else "**no**")
         if tgt is not None and ratio is not None:
@@ -645,16 +670,14 @@ def render(results, peaks, memory, info, args):
     add("## Inference: forward pass of the same 20 mini-batches (ms, median)\n")
     add("PyTorch under `torch.no_grad()`, cbptt's LSTM with `cache=False` (the "
         "same: no activations kept for a backward pass); ratio = PyTorch / cbptt, each at its "
-        "better thread count.\n")
+        "better thread count, paired per round as for training.\n")
     add("| cell | dtype | H | T | cbptt | cbptt 1thr | torch 1thr | torch 2thr | numpy "
         "| ratio | ahead |")
     add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     infer_ok = True
     for (cell, dtype, H, T), row in results.items():
         inf = row["infer"]
-        c = cbptt_best(row, "infer")
-        tb = torch_best(row, "infer")
-        ratio = tb / c if (c and tb) else None
+        ratio = paired_ratio(row, "infer")
         if ratio is not None:
             infer_ok &= ratio > 1.0
         add(f"| {cell} | {dtype} | {H} | {T} | {_fmt(inf.get('cbptt'), '{:.2f}')} "

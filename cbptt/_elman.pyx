@@ -112,13 +112,13 @@ cdef inline void delta_rows(int act, long length, floating *d,
 
 cdef int threads_for(int B, int H, int itemsize) noexcept nogil:
     """Threads for a layer of B sequences: 1, or the OpenMP limit when the
-    per-step work pays for it (in floats of ``itemsize`` bytes) and there
-    are at least two row chunks."""
-    cdef int n = cbptt_max_threads()
+    per-step work pays for it (in floats of ``itemsize`` bytes), at most one
+    per ROW_CHUNK sequences."""
+    cdef int n = min(cbptt_max_threads(), B // ROW_CHUNK)
     cdef long least = PARALLEL_MIN_WORK_F if itemsize == 4 else PARALLEL_MIN_WORK_D
-    if <long> B * H * H < least or B < 2 * ROW_CHUNK:
+    if <long> B * H * H < least or n < 2:
         return 1
-    return n if n > 1 else 1
+    return n
 
 
 cdef void elman_rows_forward(

@@ -90,7 +90,7 @@ def threads_always():
 
 
 @pytest.mark.parametrize("B,H,I", [(16, 5, 30), (17, 33, 3), (40, 12, 8),
-                                   (16, 1, 1)])
+                                   (16, 1, 1), (27, 2, 9)])
 def test_bitwise_same_for_any_split(rng, threads_always, B, H, I):
     """Each thread's part of the batch and of the weight-gradient rows
     (part 0 also takes dW_ih and db: with I > H it has no dW_hh rows)."""
@@ -120,6 +120,8 @@ def test_threads_policy():
         assert _elman.threads_used(32, 256) == 1     # the OpenMP limit holds
         assert _elman.threads_used(32, 64, 8) == 1
     assert _elman.threads_used(4, 256) == 1          # too few rows to split
+    with threadpoolctl.threadpool_limits(limits=4):
+        assert _elman.threads_used(24, 256) <= 3     # 8 sequences a thread
     with threadpoolctl.threadpool_limits(limits=2):
         if _elman.threads_used(32, 256) == 2:        # built with OpenMP, 2 CPUs
             assert _elman.threads_used(32, 64) == 2      # float32 gains here
