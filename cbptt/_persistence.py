@@ -25,7 +25,9 @@ Contract
   is not exactly such a file: not a ZIP, truncated or failing its CRC, a
   missing or unexpected member, invalid JSON, another format or a newer
   format version, a class not on the allow-list, parameters the class does
-  not have or rejects, an array whose header disagrees with the metadata
+  not have or rejects (or lacks one, but for a parameter added after the
+  file's cbptt: it takes the value that keeps that cbptt's behaviour, see
+  ``_ADDED_LATER``), an array whose header disagrees with the metadata
   (shape, dtype, size), object or structured dtypes (pickle), non-finite
   weights. Headers are checked before any array data is read.
 * An estimator joins by calling :func:`allow` on its class and defining
@@ -59,6 +61,11 @@ MAX_ARRAYS = 100_000
 
 #: class name -> class; the only classes load() will build.
 _ALLOWED = {}
+# Parameters added after format version 1, with the value that reproduces
+# what an estimator did before it had them. A file written before one of
+# them existed lacks it and loads with that value; a file lacking any other
+# parameter is refused (it is not what save() writes).
+_ADDED_LATER = {"record_error_flow": None, "on_nonfinite": "warn"}
 
 
 def allow(cls):
@@ -376,7 +383,9 @@ def load(path):
     estimator : RNNRegressor or RNNClassifier
         The estimator as it was saved (cbptt's estimators save their
         optimizer state too: a further ``partial_fit`` continues exactly as
-        on the saved estimator).
+        on the saved estimator). A file from an earlier cbptt, written
+        before a parameter existed, loads with that parameter at the value
+        that keeps the earlier behaviour.
 
     Raises
     ------
@@ -436,6 +445,8 @@ def _load(path):
     fitted = {k: _decode(v, arrays, f"attribute {k}")
               for k, v in meta["fitted"].items()}
     known = set(cls().get_params(deep=False))
+    for k in (known - set(params)) & set(_ADDED_LATER):
+        params[k] = _ADDED_LATER[k]      # saved before the parameter existed
     if set(params) != known:
         _fail(f"the parameters {sorted(set(params) ^ known)} do not match "
               f"{name}'s; expected exactly {sorted(known)}")

@@ -598,3 +598,26 @@ def test_readme_errors_and_safety_examples_run(tmp_path, monkeypatch):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             exec(compile(block, f"README Errors and safety block {i}", "exec"), {})
+
+
+@needs_estimators
+def test_file_from_before_later_parameters_loads_with_their_old_behaviour(tmp_path):
+    """A file written before record_error_flow and on_nonfinite existed
+    (no such keys in its params) loads with the values that keep the old
+    behaviour and predicts the same; any other missing parameter is still
+    refused (see the alpha case above)."""
+    import warnings
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((16, 4, 2))
+    est = cbptt.RNNRegressor(hidden_layer_sizes=(3,), max_iter=2,
+                             random_state=0, on_nonfinite="raise")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, X.sum(axis=(1, 2)))
+    path = _edit_metadata(est.save(tmp_path / "old.npz"),
+                          lambda m: [m["params"].pop(k) for k in
+                                     ("record_error_flow", "on_nonfinite")])
+    loaded = cbptt.load(path)
+    assert loaded.get_params()["record_error_flow"] is None
+    assert loaded.get_params()["on_nonfinite"] == "warn"
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
