@@ -22,7 +22,7 @@
  *   into the first), added pairwise: a one-accumulator sum waits for each
  *   addition's latency. Columns past the last full vector: one sum each.
  * - cbptt_bias_act_rows_{f,d}(act, m, n, z, ldz, b):  z[r, :] = f(z[r, :] + b)
- *   (f + b rounded first, then f: the same values whatever the loop shape)
+ *   (z + b rounded first, then f: the same values whatever the loop shape)
  * - cbptt_delta_rows_{f,d}(act, len, d, y, g, carry):
  *       d = f'(y) * (g + (carry ? d : 0))   (d holds the carried error on entry)
  *
