@@ -562,39 +562,42 @@ def cbptt_best(row, kind="train"):
     return _best(row, "cbptt", kind)[0]
 
 
+def _per_round(samples, names):
+    """Per round, the fastest of the implementations ``names`` (one timed
+    once, see run_config, counts with that time in every round)."""
+    lists = [samples[k] for k in names if samples.get(k)]
+    if not lists:
+        return None
+    n = max(len(v) for v in lists)
+    return [min(v[r] if len(v) == n else v[0] for v in lists) for r in range(n)]
+
+
+def _paired(num, den):
+    """Median over the rounds of num / den taken in the same round."""
+    if not num or not den or len(num) != len(den):
+        return None
+    return statistics.median(a / b for a, b in zip(num, den))
+
+
 def paired_ratio(row, kind="train", ours=("cbptt", "cbptt 1thr")):
     """PyTorch ms / cbptt ms, paired: in every round the faster of PyTorch's
     two thread counts over the faster of ``ours`` (samples seconds apart),
     then the median over the rounds, so the machine's drift from minute to
-    minute cancels instead of landing on one side (an implementation timed
-    once, see run_config, counts with that time in every round)."""
+    minute cancels instead of landing on one side."""
     samples = row.get(f"{kind}_all", {})
-
-    def per_round(names):
-        lists = [samples[k] for k in names if samples.get(k)]
-        if not lists:
-            return None
-        n = max(len(v) for v in lists)
-        return [min(v[r] if len(v) == n else v[0] for v in lists)
-                for r in range(n)]
-
-    t = per_round([k for k in samples if k.startswith("torch")])
-    c = per_round(ours)
-    if not t or not c or len(t) != len(c):
-        return None
-    return statistics.median(a / b for a, b in zip(t, c))
+    return _paired(_per_round(samples, [k for k in samples
+                                        if k.startswith("torch")]),
+                   _per_round(samples, ours))
 
 
 def estimator_ratio(row):
-    """Estimator epoch / functional epoch, paired: the median over rounds of
-    the two epochs timed in the same round (seconds apart), so the machine's
-    drift from minute to minute cancels; the two medians of the table differ
-    by that drift (the cbptt and cbptt 1thr columns, one code path below
-    the thread threshold, differ by up to 15% in one run)."""
-    est, fun = (row.get("train_all", {}).get(k) for k in ("estimator", "cbptt"))
-    if not est or not fun or len(est) != len(fun):
-        return None
-    return statistics.median(e / f for e, f in zip(est, fun))
+    """Estimator epoch / functional epoch, paired as in ``paired_ratio``: the
+    two medians of the table differ by the machine's drift (the cbptt and
+    cbptt 1thr columns, one code path below the thread threshold, differ by
+    up to 15% in one run)."""
+    samples = row.get("train_all", {})
+    return _paired(_per_round(samples, ["estimator"]),
+                   _per_round(samples, ["cbptt"]))
 
 
 def _threads_of(name):

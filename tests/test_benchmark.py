@@ -45,3 +45,16 @@ def test_cbptt_numpy_and_torch_epochs_agree(cell):
     for name, value in _torch_params(torch).items():
         np.testing.assert_allclose(value.detach().numpy(), ours.p[name],
                                    rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_ratios_pair_the_samples_of_each_round():
+    """A slow round slows both sides and cancels; an implementation timed
+    once counts with that time in every round."""
+    row = {"train_all": {"cbptt": [1.0, 2.0, 1.0], "cbptt 1thr": [1.5, 1.8, 0.5],
+                         "torch 1thr": [10.0, 20.0, 10.0], "torch 2thr": [30.0],
+                         "estimator": [1.1, 2.2, 1.1]}}
+    # rounds: torch 10/20/10 over cbptt's faster 1.0/1.8/0.5
+    assert be.paired_ratio(row) == pytest.approx(20.0 / 1.8)
+    assert be.paired_ratio(row, ours=("cbptt",)) == pytest.approx(10.0)
+    assert be.estimator_ratio(row) == pytest.approx(1.1)
+    assert be.paired_ratio({"train_all": {"cbptt": [1.0]}}) is None
