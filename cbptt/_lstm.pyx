@@ -83,7 +83,10 @@ d_x)``
     OUT ``delta (T,B,G*H)``, ``delta_c (T,B,H)``, ``d_w_ih``, ``d_w_hh``,
     ``d_bias``, ``d_h0 (B,H)``, ``d_c0 (B,H)``, ``d_x (T,B,I)`` or None (to
     skip that GEMM, e.g. for a first layer). ``d_h0`` and ``d_c0`` double as
-    the carried errors during the loop, so no work buffer is needed.
+    the carried errors during a one-thread loop; with threads each chunk of
+    rows carries them in its own pages of the work buffer (two threads
+    updating one page every step slow each other down) and copies them out
+    at the end.
 ``cec_forward(x, w_ih, bias, h0, h)``
     IN ``x (T,B,I)``, ``w_ih (H,I)``, ``bias (H,)``, ``h0 (B,H)``;
     OUT ``h (T,B,H)``.
@@ -170,6 +173,17 @@ cdef int rows_per_chunk(int B, int nthreads) noexcept nogil:
     (they are still in its cache)."""
     cdef int r = (B + nthreads - 1) // nthreads
     return max(ROW_CHUNK, (r + 3) // 4 * 4)
+
+
+cdef enum:
+    PAGE_BYTES = 4096
+
+
+cdef inline long carry_stride(int rc, int H, int itemsize) noexcept nogil:
+    """Elements per private carry buffer of a chunk of rc rows: rc * H
+    rounded up to whole pages, so that no two threads write one page."""
+    cdef long per_page = PAGE_BYTES // itemsize
+    return (<long> rc * H + per_page - 1) // per_page * per_page
 
 
 cdef inline bint carries_into(int t, int truncate) noexcept nogil:
@@ -330,11 +344,13 @@ cdef void lstm_rows_backward(
         const floating *grad_c,   # IN  (T, B, H) e_c(t), or NULL
         floating *delta,          # OUT (T, B, G*H) dL/dz(t)
         floating *delta_c,        # OUT (T, B, H) dL/dc(t)
-        floating *d_h0,           # OUT (B, H) (the h carry during the loop)
-        floating *d_c0,           # OUT (B, H) (the c carry during the loop)
+        floating *carry_h,        # OUT (m, H) the h carry during the loop,
+                                  #     dh0 of the rows at the end
+        floating *carry_c,        # OUT (m, H) the same for c: dc0
         floating *d_x,            # OUT (T, B, I), or NULL to skip
 ) noexcept nogil:
-    """The reverse time loop for sequences [lo, hi)."""
+    """The reverse time loop for sequences [lo, hi). The carries are the
+    rows' own (m x H) buffers: row r of the part is row r of carry_h."""
     cdef int t, m = hi - lo
     cdef int GH = (4 if forget_gate else 3) * H
     cdef long BH = <long> B * H
@@ -350,7 +366,7 @@ cdef void lstm_rows_backward(
                            (c + (t - 1) * BH if t > 0 else c0) + rh,
                            h + t * BH + rh, grad_h + t * BH + rh,
                            grad_c + t * BH + rh if grad_c != NULL else NULL,
-                           d_h0 + rh, d_c0 + rh, d_t, delta_c + t * BH + rh)
+                           carry_h, carry_c, d_t, delta_c + t * BH + rh)
         if d_x != NULL:
             # dx(t) = delta(t) W_ih:  (m x I) = (m x G*H)(G*H x I)
             small_mm(m, I, GH, d_t, GH, 1, w_ih_p, 0,
@@ -358,7 +374,7 @@ cdef void lstm_rows_backward(
         carry = carries_into(t, truncate)
         if carry or t == 0:
             # carry_h = delta(t) W_hh (dh0 at t = 0):  (m x H) = (m x G*H)(G*H x H)
-            small_mm_blocked(m, H, GH, d_t, GH, w_hh_p, d_h0 + rh, H, False)
+            small_mm_blocked(m, H, GH, d_t, GH, w_hh_p, carry_h, H, False)
 
 
 cdef void weight_grads_t(
@@ -437,6 +453,8 @@ cdef void lstm_layer_backward(
         floating *d_x,            # OUT (T, B, I), or NULL to skip
         floating *work,           # WORK (G*H (2 H + 2 I + 1) + GRAD_K_BLOCK
                                   #   max(G*H, nthreads grad_part))
+        floating *carries,        # WORK (nthreads > 1) 2 carry_stride per
+                                  #   chunk, page-aligned (carry_stride)
 ) noexcept nogil:
     """Exact (optionally windowed) BPTT through the LSTM layer.
 
@@ -455,6 +473,9 @@ cdef void lstm_layer_backward(
     cdef floating *delta_p = grads_t + <long> M * GH
     pack_blocked(H, GH, w_hh, H, 1, w_hh_p)     # W[k, j] = W_hh[k, j]
     pack(I, GH, w_ih, I, 1, w_ih_p)         # W[k, i] = W_ih[k, i]
+    cdef long cs
+    cdef floating *ch_h
+    cdef floating *ch_c
     if nthreads <= 1:
         lstm_rows_backward(0, B, T, B, I, H, forget_gate, truncate, w_hh_p,
                            w_ih_p, c0, gates, c, h, grad_h, grad_c, delta,
@@ -463,13 +484,23 @@ cdef void lstm_layer_backward(
                        delta_p)
     else:
         rc = rows_per_chunk(B, nthreads)
+        cs = carry_stride(rc, H, sizeof(floating))
+        # each chunk carries its errors in its own pages, copied to dh0 and
+        # dc0 at the end: carries that two threads update every step in one
+        # page (rows of one (B, H) array) cost 1.4x the loop at H = 16
         for ch in prange(n_chunks(B, rc), schedule="static",
                          chunksize=1, num_threads=nthreads):
             fpenv = cbptt_ftz_enter()
+            ch_h = carries + 2 * ch * cs
+            ch_c = ch_h + cs
             lstm_rows_backward(ch * rc, chunk_end(ch, B, rc), T,
                                B, I, H, forget_gate, truncate, w_hh_p, w_ih_p,
                                c0, gates, c, h, grad_h, grad_c, delta,
-                               delta_c, d_h0, d_c0, d_x)
+                               delta_c, ch_h, ch_c, d_x)
+            memcpy(d_h0 + <long> ch * rc * H, ch_h,
+                   (chunk_end(ch, B, rc) - ch * rc) * H * sizeof(floating))
+            memcpy(d_c0 + <long> ch * rc * H, ch_c,
+                   (chunk_end(ch, B, rc) - ch * rc) * H * sizeof(floating))
             cbptt_ftz_leave(fpenv)
         # columns of the result in parts (grad_part), taken dynamically
         for ch in prange(n_chunks(GH, part), schedule="dynamic",
@@ -753,10 +784,22 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                         "d_h0", "d_c0", "d_x", "x", "w_ih", "w_hh", "h0", "c0",
                         "gates", "c", "h", "grad_h", "grad_c"), s, 8, 18)
     cdef int nthreads = threads_for(T, B, GH, H, sizeof(floating))
+    cdef long n_work = <long> GH * (2 * H + 2 * I + 1) + <long> GRAD_K_BLOCK \
+        * max(GH, nthreads * grad_part(GH, nthreads))
+    cdef long n_carry = 0
+    cdef int rc
+    cdef floating *carries = NULL
+    if nthreads > 1:
+        rc = rows_per_chunk(B, nthreads)
+        n_carry = 2 * n_chunks(B, rc) * carry_stride(rc, H, sizeof(floating))
+    # the carries start on a page boundary (PAGE_BYTES more to find it)
     cdef floating[::1] work = np.empty(
-        <long> GH * (2 * H + 2 * I + 1) + <long> GRAD_K_BLOCK
-        * max(GH, nthreads * grad_part(GH, nthreads)),
+        n_work + n_carry + (PAGE_BYTES // sizeof(floating) if n_carry else 0),
         np.asarray(delta).dtype)
+    if n_carry:
+        carries = &work[n_work]
+        carries = carries + ((PAGE_BYTES - <size_t> carries % PAGE_BYTES)
+                             % PAGE_BYTES) // sizeof(floating)
     with nogil:
         fpenv = cbptt_ftz_enter()
         lstm_layer_backward(T, B, I, H, forget_gate, truncate, nthreads,
@@ -765,7 +808,7 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                             &h[0, 0, 0], &grad_h[0, 0, 0], p_grad_c,
                             &delta[0, 0, 0], &delta_c[0, 0, 0], &d_w_ih[0, 0],
                             &d_w_hh[0, 0], &d_bias[0], &d_h0[0, 0],
-                            &d_c0[0, 0], p_d_x, &work[0])
+                            &d_c0[0, 0], p_d_x, &work[0], carries)
         cbptt_ftz_leave(fpenv)
 
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from cbptt import _train
 from cbptt._cells import glorot_uniform
+from cbptt._validation import aligned_empty
 
 
 class NonFiniteError(ArithmeticError):
@@ -130,14 +131,14 @@ class Workspace:
                     n = batch * width
                     if kind == "step":
                         n *= T_max if kept is None else min(T_max, kept)
-                    bufs[name] = (kind, width, kept, np.empty(n, dtype))
+                    bufs[name] = (kind, width, kept, aligned_empty(n, dtype))
             self._layer_bufs.append(bufs)
         self._zero = np.zeros(batch * max(sizes[1:]), dtype)
         n_states = len(cell.state_names)
         self._states = [[np.zeros(batch * H, dtype) for _ in range(n_states)]
                         for H in sizes[1:]]
         if train:
-            self._dx = [np.empty(steps * I, dtype)
+            self._dx = [aligned_empty(steps * I, dtype)
                         if layer > 0 or cell.first_layer_dx else None
                         for layer, I in enumerate(sizes[:-1])]
             # Kept all-zero between uses (output="last" writes a few rows and

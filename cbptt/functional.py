@@ -30,6 +30,7 @@ from cbptt._validation import (as_array, check_activation, check_finite,
                                check_nonempty, check_shape, check_truncate,
                                time_major, time_major_colmax, to_kernel,
                                working_dtype)
+from cbptt._validation import aligned_empty
 from cbptt._validation import (check_index_limit, check_outputs_finite,
                                check_preactivation_range, colmax_abs,
                                frozen_zeros, owned)
@@ -307,7 +308,7 @@ def rnn_forward(x, weight_ih, weight_hh, bias, h0=None, activation="tanh",
     dtype = x_tm.dtype
     if h0k is None:
         h0k = frozen_zeros((B, H), dtype)
-    h_tm = np.empty((T, B, H), dtype)
+    h_tm = aligned_empty((T, B, H), dtype)
     _elman.elman_forward(x_tm, w_ih, w_hh, b, h0k, act, h_tm)
     h_tm.setflags(write=False)
     # No overflow hidden by a saturating activation: bound |W x + W h + b|
@@ -400,12 +401,12 @@ def rnn_backward(forward_result, grad_h, truncate=None, input_grad=True):
     dtype = r._h_tm.dtype
     g_tm = _check_grad("grad_h", grad_h, T, B, H, dtype, r.batch_first)
 
-    delta = np.empty((T, B, H), dtype)
+    delta = aligned_empty((T, B, H), dtype)
     d_w_ih = np.empty((H, I), dtype)
     d_w_hh = np.empty((H, H), dtype)
     d_b = np.empty(H, dtype)
     d_h0 = np.empty((B, H), dtype)
-    d_x = np.empty((T, B, I), dtype) if _check_flag("input_grad",
+    d_x = aligned_empty((T, B, I), dtype) if _check_flag("input_grad",
                                                     input_grad) else None
     carry = np.zeros((B, H), dtype)
     _elman.elman_backward(r._x_tm, r.weight_ih, r.weight_hh, r.h0, r._h_tm,
@@ -669,7 +670,7 @@ def cec_forward(x, weight_ih, bias, h0=None, batch_first=True):
     w_ih = owned(weight_ih, dtype)
     b = owned(bias, dtype)
     h0k = frozen_zeros((B, H), dtype) if h0 is None else owned(h0, dtype)
-    h_tm = np.empty((T, B, H), dtype)
+    h_tm = aligned_empty((T, B, H), dtype)
     _lstm.cec_forward(x_tm, w_ih, b, h0k, h_tm)
     h_tm.flags.writeable = False
     check_outputs_finite("cec_forward", dtype, "The carousel sums its input "
@@ -744,11 +745,11 @@ def cec_backward(forward_result, grad_h, truncate=None, input_grad=True):
     dtype = r._h_tm.dtype
     g_tm = _check_grad("grad_h", grad_h, T, B, H, dtype, r.batch_first)
 
-    delta = np.empty((T, B, H), dtype)
+    delta = aligned_empty((T, B, H), dtype)
     d_w_ih = np.empty((H, I), dtype)
     d_b = np.empty(H, dtype)
     d_h0 = np.empty((B, H), dtype)
-    d_x = np.empty((T, B, I), dtype) if _check_flag("input_grad",
+    d_x = aligned_empty((T, B, I), dtype) if _check_flag("input_grad",
                                                     input_grad) else None
     _lstm.cec_backward(r._x_tm, r.weight_ih, g_tm, trunc, delta, d_w_ih, d_b,
                        d_h0, d_x)
@@ -876,9 +877,9 @@ def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
         c0k = frozen_zeros((B, H), dtype)
     # without cache (T >= 2): one step of gates, c(t) in slot t % 2
     keep = cache or T == 1
-    gates_tm = np.empty((T if keep else 1, B, GH), dtype)
-    c_tm = np.empty((T if keep else 2, B, H), dtype)
-    h_tm = np.empty((T, B, H), dtype)
+    gates_tm = aligned_empty((T if keep else 1, B, GH), dtype)
+    c_tm = aligned_empty((T if keep else 2, B, H), dtype)
+    h_tm = aligned_empty((T, B, H), dtype)
     _lstm.lstm_forward(x_tm, w_ih, w_hh, b, h0k, c0k, forget_gate, gates_tm,
                        c_tm, h_tm)
     if not keep:                # c_last = c_tm[-1] as with the whole cache
@@ -1000,14 +1001,14 @@ def lstm_backward(forward_result, grad_h, grad_c=None, truncate=None,
     gc_tm = None if grad_c is None else _check_grad(
         "grad_c", grad_c, T, B, H, dtype, r.batch_first)
 
-    delta = np.empty((T, B, GH), dtype)
-    delta_c = np.empty((T, B, H), dtype)
+    delta = aligned_empty((T, B, GH), dtype)
+    delta_c = aligned_empty((T, B, H), dtype)
     d_w_ih = np.empty((GH, I), dtype)
     d_w_hh = np.empty((GH, H), dtype)
     d_b = np.empty(GH, dtype)
     d_h0 = np.empty((B, H), dtype)
     d_c0 = np.empty((B, H), dtype)
-    d_x = np.empty((T, B, I), dtype) if _check_flag("input_grad",
+    d_x = aligned_empty((T, B, I), dtype) if _check_flag("input_grad",
                                                     input_grad) else None
     _lstm.lstm_backward(r._x_tm, r.weight_ih, r.weight_hh, r.h0, r.c0,
                         r._gates_tm, r._c_tm, r._h_tm, gh_tm, gc_tm,
