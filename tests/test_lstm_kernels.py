@@ -166,11 +166,14 @@ def threads_always():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("B,H,forget_gate", [(16, 5, True), (17, 16, False),
-                                             (20, 40, True)])
+                                             (20, 40, True), (40, 16, True),
+                                             (33, 24, False)])
 def test_bitwise_same_for_any_split(rng, threads_always, dtype, B, H,
                                     forget_gate):
     """Each thread's part of the batch and of the weight-gradient columns:
-    parts narrower than a panel (delta used in place) and packed ones."""
+    parts narrower than a panel (delta used in place) and packed ones; small
+    layers sum their weight gradients in the time loop, per group of 8 rows
+    (chunks of whole groups, a last group shorter)."""
     p = _problem(rng, B, H, forget_gate, T=6)
     runs = _runs(p, forget_gate, dtype, (1, 2, 3), truncate=4)
     _assert_same(runs[0], runs[1])
@@ -182,11 +185,12 @@ def test_bitwise_same_for_any_split(rng, threads_always, dtype, B, H,
 
 
 def test_threads_policy():
-    assert _lstm.threads_used(100, 32, 16) == 1       # too little work per call
+    assert _lstm.threads_used(25, 32, 16) == 1        # too little work per call
     with threadpoolctl.threadpool_limits(limits=1):
         assert _lstm.threads_used(100, 32, 256) == 1  # the OpenMP limit holds
     assert _lstm.threads_used(100, 8, 256) == 1       # too few rows to split
     with threadpoolctl.threadpool_limits(limits=2):
         assert _lstm.threads_used(100, 32, 256) == 2
         assert _lstm.threads_used(100, 32, 16, True, 8) == 2   # float64 gains
-        assert _lstm.threads_used(100, 32, 16, True, 4) == 1
+        assert _lstm.threads_used(100, 32, 16, True, 4) == 2   # float32 too
+        assert _lstm.threads_used(25, 32, 16, True, 8) == 1
