@@ -9,13 +9,15 @@ Design contract
   ``src/cbptt_simd.h`` (AVX-512, AVX2+FMA or baseline, chosen at run time)
   on weights packed once per call: per step the input and recurrent
   products of the forward pass, the carried error ``delta(t) W_hh`` and
-  ``dx(t)`` of the backward pass; after the backward loop
-  ``[dW_hh | dW_ih | db]^T`` as one all-steps product in blocks of
-  ``GRAD_K_BLOCK`` rows.
+  ``dx(t)`` of the backward pass; ``[dW_hh | dW_ih | db]^T`` either
+  inside the backward loop, per step, into one partial per group of
+  ``WG_GROUP`` sequences (layers whose gradients fit ``WG_FUSED_MAX_BYTES``)
+  or after it as one all-steps product in blocks of ``GRAD_K_BLOCK`` rows.
 * Threads: sequences are independent, so with ``nthreads > 1`` (OpenMP,
   when the work of a call pays for it, see ``threads_for``) each thread
   takes a share of the sequences and runs the whole time loop on it: no
-  per-step barrier. The weight gradients are then split by columns. Every
+  per-step barrier. The weight gradients are summed per group of rows in
+  the same loop, or split by columns after it. Every
   element is computed by the same operations in the same order whatever
   the split, so results are bitwise identical for any thread count.
 * Gates are packed in PyTorch's order: ``i, f, g, o`` for the forget-gate
@@ -156,17 +158,18 @@ cdef int PACK_MIN_BYTES = 256
 cdef enum:
     PAGE_BYTES = 4096
 
-# A layer whose [dW_hh | dW_ih | db]^T is at most this many bytes (it stays
-# in L1: H = 16 and 32 in float32, 16 in float64) sums its weight gradients
-# inside the backward time loop instead, while delta(t) is in L1, as one
-# partial per group of WG_GROUP rows of the batch; the partials are then
-# added in group order. The groups do not depend on the thread count, so
-# neither do the results, and each thread sums the rows it computed (no
-# pass over delta afterwards, nothing read from the other core's cache).
-# Measured (C harness, H = 16 float32, backward with 2 threads): 1.54x
-# over one thread against 1.31x with the all-steps product split by
-# columns; also 4-8% faster on one thread.
-cdef int WG_FUSED_MAX_BYTES = 32 * 1024
+# A layer whose [dW_hh | dW_ih | db]^T is at most this many bytes sums its
+# weight gradients inside the backward time loop, while delta(t) and h(t-1)
+# are in L1, as one partial per group of WG_GROUP rows of the batch; the
+# partials are then added in group order. The groups do not depend on the
+# thread count, so neither do the results, and each thread sums the rows it
+# computed (no pass over delta afterwards, nothing read from the other
+# core's cache). Measured against the all-steps product split by columns
+# (backward pass, B = 32, T = 100): float32 H = 16 1.5-1.75x with two
+# threads (0.93x on one), H = 64 1.30x (1.05x), H = 128 (280 KiB) 1.12x
+# (1.03x); float64 H = 16 1.13x on one thread, H = 96 (322 KiB) 1.12x with
+# two; float32 H = 256 (1.1 MiB, partials beyond L2) 0.68x: not there.
+cdef int WG_FUSED_MAX_BYTES = 384 * 1024
 cdef int WG_GROUP = 16
 
 
