@@ -52,11 +52,12 @@ from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_max_threads,
 # Below this much per-step work (B * H * H multiply-adds) a second thread
 # costs more than it saves: every parallel region ends in a join that waits
 # for the slowest thread's wake-up. Measured on the 2-CPU machine of
-# BENCHMARKS.md (B = 32, T = 100, forward + backward, the split of
-# batch_split and grad_split): float32 1.0x at H = 32, 1.2x at H = 48, 1.4x
-# at H = 64, 1.56x at H = 96; float64 1.07x at H = 24, 1.2x at H = 32.
-cdef long PARALLEL_MIN_WORK_F = 32 * 48 * 48
-cdef long PARALLEL_MIN_WORK_D = 32 * 32 * 32
+# BENCHMARKS.md (B = 32, T = 100, page-aligned arrays, the weight gradients
+# summed in the time loop), two threads over one: float32 forward 1.16x and
+# backward 1.36x at H = 16, 1.29x and 1.54x at H = 32; float64 1.17x and
+# 1.31x at H = 16, 1.36x and 1.97x at H = 32.
+cdef long PARALLEL_MIN_WORK_F = 32 * 16 * 16
+cdef long PARALLEL_MIN_WORK_D = 32 * 16 * 16
 # With threads, each takes an equal part of the batch (at least ROW_CHUNK
 # sequences each) and then an equal part of the weight-gradient rows.
 cdef int ROW_CHUNK = 8
@@ -85,6 +86,38 @@ cdef inline int grad_split(int c, int H, int I, int n) noexcept nogil:
         return H if c >= n else r0
     rest = ((H - r0 + n - 2) // (n - 1) + 3) // 4 * 4
     return min(H, r0 + (c - 1) * rest)
+
+
+cdef enum:
+    PAGE_BYTES = 4096
+
+# A layer whose [dW_hh | dW_ih | db]^T is at most this many bytes sums its
+# weight gradients inside the backward time loop, while delta(t) and h(t-1)
+# are in L1, as one partial per group of WG_GROUP rows of the batch, added
+# in group order at the end (as the LSTM does, see _lstm.pyx): the groups do
+# not depend on the thread count, so neither do the results, and each thread
+# sums the rows it computed.
+cdef int WG_FUSED_MAX_BYTES = 384 * 1024
+cdef int WG_GROUP = 16
+
+
+cdef inline bint fused_weight_grads(int H, int I, int itemsize) noexcept nogil:
+    """Whether the weight gradients are summed inside the time loop: a
+    property of the layer, never of the threads."""
+    return <long> (H + I + 1) * H * itemsize <= WG_FUSED_MAX_BYTES
+
+
+cdef inline long partial_stride(int H, int I, int itemsize) noexcept nogil:
+    """Elements per group partial: (H + I + 1) * H rounded up to pages."""
+    cdef long per_page = PAGE_BYTES // itemsize
+    return (<long> (H + I + 1) * H + per_page - 1) // per_page * per_page
+
+
+cdef inline int group_split(int c, int B, int n) noexcept nogil:
+    """First sequence of part c of n when parts are whole groups of
+    WG_GROUP rows (c = n gives B)."""
+    cdef int groups = (B + WG_GROUP - 1) // WG_GROUP
+    return min(B, <int> ((<long> groups * c) // n) * WG_GROUP)
 
 
 # Rows of the all-steps sums per pass of the weight-gradient products: the
@@ -197,11 +230,22 @@ cdef void elman_rows_backward(
         const floating *grad_h,  # IN  (T, B, H)
         floating *delta,         # OUT (T, B, H)
         floating *d_x,           # OUT (T, B, I), or NULL to skip
+        const floating *x,       # IN  (T, B, I) (fused weight gradients)
+        const floating *h0,      # IN  (B, H)    (fused weight gradients)
+        floating *partials,      # OUT the partials of the rows' groups (lo
+                                 #     a multiple of WG_GROUP), each
+                                 #     ((H + I + 1) x H) and pstride apart,
+                                 #     or NULL (weight gradients later)
+        long pstride,
 ) noexcept nogil:
-    """The reverse time loop for sequences [lo, hi)."""
-    cdef int t
+    """The reverse time loop for sequences [lo, hi); with ``partials``, the
+    weight gradients too, summed over t = T-1 down to 0."""
+    cdef int t, g0, gm
     cdef long off, BH = <long> B * H
     cdef bint has_carry = False
+    cdef floating one = 1
+    cdef floating *part
+    cdef const floating *hp
     for t in range(T - 1, -1, -1):
         off = t * BH + <long> lo * H
         if has_carry:
@@ -215,6 +259,21 @@ cdef void elman_rows_backward(
         if d_x != NULL:
             small_mm(hi - lo, I, H, delta + off, H, 1, w_ih_p, 0,
                      d_x + (<long> t * B + lo) * I, I, False)
+        # [dW_hh | dW_ih | db]^T (+)= [h(t-1) | x(t) | 1]^T delta(t) per group
+        if partials != NULL:
+            g0 = lo
+            while g0 < hi:
+                gm = min(WG_GROUP, hi - g0)
+                part = partials + (g0 - lo) // WG_GROUP * pstride
+                hp = (h + (t - 1) * BH if t > 0 else h0) + <long> g0 * H
+                small_mm(H, H, gm, hp, 1, H, delta + t * BH + <long> g0 * H,
+                         H, part, H, t < T - 1)
+                small_mm(I, H, gm, x + (<long> t * B + g0) * I, 1, I,
+                         delta + t * BH + <long> g0 * H, H,
+                         part + <long> H * H, H, t < T - 1)
+                col_sums(gm, H, delta + t * BH + <long> g0 * H, H,
+                         part + <long> (H + I) * H, t < T - 1)
+                g0 += gm
         # the next step down gets a carry unless t starts a window
         has_carry = t > 0 and (truncate <= 0 or t % truncate != 0)
 
@@ -260,6 +319,18 @@ cdef void elman_weight_grads(
         k0 += kc
 
 
+cdef void add_partials(long n, int count, long pstride,
+                       const floating *partials, floating *out) noexcept nogil:
+    """out[0:n] = the sum of ``count`` partials, in their order."""
+    cdef long i
+    cdef int g
+    for i in range(n):
+        out[i] = partials[i]
+    for g in range(1, count):
+        for i in range(n):
+            out[i] += partials[g * pstride + i]
+
+
 cdef void elman_layer_backward(
         int T, int B, int I, int H, int act, int truncate, int nthreads,
         const floating *x,       # IN  (T, B, I)
@@ -274,7 +345,11 @@ cdef void elman_layer_backward(
         floating *d_bias,        # OUT (H,)
         floating *d_h0,          # OUT (B, H)
         floating *d_x,           # OUT (T, B, I), or NULL to skip
-        floating *work,          # WORK (H * (H + 2 I))
+        floating *work,          # WORK (H * (H + 2 I)), or with partials
+                                 #   at least H * (2 H + I + 1)
+        floating *partials,      # WORK (fused_weight_grads) one
+                                 #   partial_stride per WG_GROUP rows of the
+                                 #   batch, page-aligned; else NULL
 ) noexcept nogil:
     """Exact (optionally windowed) BPTT through the Elman layer.
 
@@ -287,11 +362,23 @@ cdef void elman_layer_backward(
     cdef floating *w_hh_p = work
     cdef floating *d_w_ih_t = work + <long> H * H
     cdef floating *w_ih_p = work + <long> H * (H + I)
+    cdef long ps = partial_stride(H, I, sizeof(floating))
+    cdef int lo
     pack_blocked(H, H, w_hh, H, 1, w_hh_p)  # W[k, j] = W_hh[k, j]
     pack(I, H, w_ih, I, 1, w_ih_p)          # W[j, i] = W_ih[j, i]
     if nthreads <= 1:
         elman_rows_backward(0, B, T, B, I, H, act, truncate, w_hh_p, w_ih_p,
-                            h, grad_h, delta, d_x)
+                            h, grad_h, delta, d_x, x, h0, partials, ps)
+    elif partials != NULL:          # parts of whole groups
+        for c in prange(nthreads, schedule="static", chunksize=1,
+                        num_threads=nthreads):
+            fpenv = cbptt_ftz_enter()
+            lo = group_split(c, B, nthreads)
+            elman_rows_backward(lo, group_split(c + 1, B, nthreads), T,
+                                B, I, H, act, truncate, w_hh_p, w_ih_p, h,
+                                grad_h, delta, d_x, x, h0,
+                                partials + lo // WG_GROUP * ps, ps)
+            cbptt_ftz_leave(fpenv)
     else:
         for c in prange(nthreads, schedule="static", chunksize=1,
                         num_threads=nthreads):
@@ -299,8 +386,22 @@ cdef void elman_layer_backward(
             elman_rows_backward(batch_split(c, B, nthreads),
                                 batch_split(c + 1, B, nthreads), T,
                                 B, I, H, act, truncate, w_hh_p, w_ih_p, h,
-                                grad_h, delta, d_x)
+                                grad_h, delta, d_x, x, h0, NULL, ps)
             cbptt_ftz_leave(fpenv)
+    if partials != NULL:
+        add_partials(<long> (H + I + 1) * H, (B + WG_GROUP - 1) // WG_GROUP,
+                     ps, partials, d_w_ih_t)
+        # d_w_ih_t holds [dW_hh^T | dW_ih^T | db] (H + I + 1 rows of H)
+        for i in range(H):
+            for j in range(H):
+                d_w_hh[j * H + i] = d_w_ih_t[i * H + j]
+        for i in range(I):
+            for j in range(H):
+                d_w_ih[j * I + i] = d_w_ih_t[(H + i) * H + j]
+        for j in range(H):
+            d_bias[j] = d_w_ih_t[(H + I) * H + j]
+        small_mm_blocked(B, H, H, delta, H, w_hh_p, d_h0, H, False)
+        return
     if nthreads <= 1:
         elman_weight_grads(0, H, T, B, I, H, x, h0, h, delta, d_w_hh,
                            d_w_ih_t, d_bias, True)
@@ -398,8 +499,22 @@ def elman_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
             or carry is None or carry.shape[0] != B or carry.shape[1] != H
             or not 0 <= act <= 3 or truncate < 0):
         raise ValueError("elman_backward: inconsistent shapes")
-    cdef floating[::1] work = np.empty(<long> H * (H + 2 * I), np.asarray(delta).dtype)
     cdef int nthreads = threads_for(B, H, sizeof(floating))
+    cdef bint fused = fused_weight_grads(H, I, sizeof(floating))
+    cdef long n_work = <long> H * (H + 2 * I)
+    if fused:       # [dW_hh | dW_ih | db]^T from where dW_ih^T starts
+        n_work = max(n_work, <long> H * H + <long> (H + I + 1) * H)
+    cdef long n_part = ((B + WG_GROUP - 1) // WG_GROUP
+                        * partial_stride(H, I, sizeof(floating)) if fused else 0)
+    # the partials start on a page boundary (PAGE_BYTES more to find it)
+    cdef floating[::1] work = np.empty(
+        n_work + n_part + (PAGE_BYTES // sizeof(floating) if fused else 0),
+        np.asarray(delta).dtype)
+    cdef floating *partials = NULL
+    if fused:
+        partials = &work[n_work]
+        partials = partials + ((PAGE_BYTES - <size_t> partials % PAGE_BYTES)
+                               % PAGE_BYTES) // sizeof(floating)
     cdef floating *p_d_x = NULL
     if d_x is not None:
         p_d_x = &d_x[0, 0, 0]
@@ -409,7 +524,7 @@ def elman_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                              &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0], &h[0, 0, 0],
                              &grad_h[0, 0, 0], &delta[0, 0, 0], &d_w_ih[0, 0],
                              &d_w_hh[0, 0], &d_bias[0], &d_h0[0, 0],
-                             p_d_x, &work[0])
+                             p_d_x, &work[0], partials)
         cbptt_ftz_leave(fpenv)
 
 
