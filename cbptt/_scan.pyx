@@ -41,6 +41,10 @@ no message, only the time taken.
   scannable ndarray of finite values (None entries are skipped).
 * :func:`preact_bound_or_none`: :func:`preact_bound`, or None when the
   arrays are not all C-contiguous float arrays of one dtype.
+* :func:`aligned_empty` ``(shape, dtype)``: an uninitialised C-contiguous
+  array starting on a page (a 64-byte line when smaller than a page), for
+  the kernels' outputs; about 1 us, against 7 us in Python (np.prod,
+  ``.ctypes``).
 """
 from cpython.buffer cimport (PyBUF_RECORDS, PyBUF_RECORDS_RO,
                              PyBuffer_Release, PyObject_GetBuffer)
@@ -79,6 +83,34 @@ cdef object F32 = np.dtype(np.float32), F64 = np.dtype(np.float64)
 # Columns up to this many keep their running maxima on the stack.
 cdef enum:
     STACK_COLS = 256
+
+
+cdef enum:
+    PAGE_BYTES = 4096
+
+
+def aligned_empty(shape, dtype):
+    """An uninitialised C-contiguous array of ``shape`` (a tuple of ints, or
+    an int) and ``dtype`` whose data start on a page boundary (on a 64-byte
+    line when it is smaller than a page): the kernels' threads each write
+    their own rows, and NumPy's allocations start 16 bytes past a page, so
+    a part that fills whole pages on paper would straddle one shared with
+    the other thread. Its ``base`` is the padded byte buffer."""
+    cdef Py_ssize_t nbytes, d
+    cdef size_t align, addr
+    cdef Py_buffer v
+    dtype = np.dtype(dtype)
+    if type(shape) is not tuple:
+        shape = (shape,)
+    nbytes = dtype.itemsize
+    for d in shape:
+        nbytes *= d
+    align = PAGE_BYTES if nbytes >= PAGE_BYTES else 64
+    buf = empty(nbytes + align, np.uint8)
+    PyObject_GetBuffer(buf, &v, PyBUF_RECORDS)
+    addr = <size_t> v.buf
+    PyBuffer_Release(&v)
+    return ndarray(shape, dtype, buf, (align - addr % align) % align)
 
 
 cdef object finish(long n, const floating *cm, const floating *bad):
