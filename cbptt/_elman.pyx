@@ -50,14 +50,16 @@ from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_max_threads,
                           cbptt_delta_rows_f, cbptt_delta_rows_d)
 
 # Below this much per-step work (B * H * H multiply-adds) a second thread
-# costs more than it saves: every parallel region ends in a join that waits
-# for the slowest thread's wake-up. Measured on the 2-CPU machine of
-# BENCHMARKS.md (B = 32, T = 100, page-aligned arrays, the weight gradients
-# summed in the time loop), two threads over one: float32 forward 1.16x and
-# backward 1.36x at H = 16, 1.29x and 1.54x at H = 32; float64 1.17x and
-# 1.31x at H = 16, 1.36x and 1.97x at H = 32.
-cdef long PARALLEL_MIN_WORK_F = 32 * 16 * 16
-cdef long PARALLEL_MIN_WORK_D = 32 * 16 * 16
+# costs more than it saves. Measured on the 2-CPU machine of BENCHMARKS.md
+# (B = 32, T = 100, page-aligned arrays, the weight gradients summed in the
+# time loop), two threads over one, kernels called back to back: float32
+# forward 1.16x and backward 1.36x at H = 16, 1.29x and 1.54x at H = 32;
+# float64 1.17x and 1.31x at H = 16, 1.36x and 1.97x at H = 32. But in a
+# training epoch, where Python runs between the calls (the benchmark's
+# head and update), H = 16 came out 0.83-1.13x: the second thread's
+# wake-up and the interference are worth as much as the 50 us it saves.
+cdef long PARALLEL_MIN_WORK_F = 32 * 32 * 32
+cdef long PARALLEL_MIN_WORK_D = 32 * 32 * 32
 # With threads, each takes an equal part of the batch (at least ROW_CHUNK
 # sequences each) and then an equal part of the weight-gradient rows.
 cdef int ROW_CHUNK = 8
@@ -103,8 +105,12 @@ cdef int WG_GROUP = 16
 
 cdef inline bint fused_weight_grads(int H, int I, int itemsize) noexcept nogil:
     """Whether the weight gradients are summed inside the time loop: a
-    property of the layer, never of the threads."""
-    return <long> (H + I + 1) * H * itemsize <= WG_FUSED_MAX_BYTES
+    property of the layer, never of the threads. Not below H = 32, where
+    the layer runs on one thread (PARALLEL_MIN_WORK at B = 32): there the
+    per-step calls of the groups cost more than the all-steps product
+    (measured at H = 16, one thread: 0.89x float32, 0.97x float64); from
+    H = 32 they pay on two threads (float32 H = 64: 1.24x backward)."""
+    return H >= 32 and <long> (H + I + 1) * H * itemsize <= WG_FUSED_MAX_BYTES
 
 
 cdef inline long partial_stride(int H, int I, int itemsize) noexcept nogil:

@@ -90,14 +90,14 @@ def threads_always():
 
 
 @pytest.mark.parametrize("B,H,I", [(16, 5, 30), (17, 33, 3), (40, 12, 8),
-                                   (16, 1, 1), (27, 2, 9), (50, 20, 4),
+                                   (16, 1, 1), (27, 2, 9), (50, 40, 4),
                                    (20, 240, 8)])
 def test_bitwise_same_for_any_split(rng, threads_always, B, H, I):
-    """Each thread's part of the batch: small layers sum their weight
-    gradients per group of 16 rows in the time loop (parts of whole groups,
-    a last group shorter); a large one (H = 240, float64: 478 KB of weight
-    gradients) splits them by rows after it (part 0 also takes dW_ih and db:
-    with I > H it has no dW_hh rows)."""
+    """Each thread's part of the batch: layers from H = 32 to 384 KB of
+    weight gradients sum them per group of 16 rows in the time loop (parts
+    of whole groups, a last group shorter); the others split them by rows
+    after it (part 0 also takes dW_ih and db: with I > H it has no dW_hh
+    rows)."""
     x, w_ih, w_hh, b, h0, g = _problem(rng, B, H, T=5, I=I)
     runs = _runs((x, w_ih, w_hh, b, h0), g, (1, 2, 3))
     _assert_same(runs[0], runs[1])
@@ -118,8 +118,8 @@ def test_bitwise_same_for_the_same_thread_count(rng, dtype):
 
 
 def test_threads_policy():
-    assert _elman.threads_used(32, 8) == 1           # too little work per step
-    assert _elman.threads_used(16, 16, 8) == 1       # float64, too little
+    assert _elman.threads_used(32, 16) == 1          # too little work per step
+    assert _elman.threads_used(32, 16, 8) == 1       # float64, too little
     with threadpoolctl.threadpool_limits(limits=1):
         assert _elman.threads_used(32, 256) == 1     # the OpenMP limit holds
         assert _elman.threads_used(32, 64, 8) == 1
@@ -128,8 +128,8 @@ def test_threads_policy():
         assert _elman.threads_used(24, 256) <= 3     # 8 sequences a thread
     with threadpoolctl.threadpool_limits(limits=2):
         if _elman.threads_used(32, 256) == 2:        # built with OpenMP, 2 CPUs
-            assert _elman.threads_used(32, 16) == 2      # float32 gains here
-            assert _elman.threads_used(32, 16, 8) == 2   # float64 gains here
+            assert _elman.threads_used(32, 32) == 2      # float32 gains here
+            assert _elman.threads_used(32, 32, 8) == 2   # float64 gains here
 
 
 def _points(dtype):
