@@ -132,6 +132,16 @@ cdef inline int group_split(int c, int B, int n) noexcept nogil:
 cdef int GRAD_K_BLOCK = 32
 
 
+cdef inline long grad_k_block(int H, int itemsize) noexcept nogil:
+    """Rows per pass: at least GRAD_K_BLOCK, more for small layers (16 KiB
+    of each of delta and h, so both stay in L1: 256 rows at H = 16 in
+    float32), which then make fewer, longer product calls (measured at
+    H = 16, float32 backward: 1.12x). Each output element still gets its
+    multiply-adds in increasing k (the same bits for any block size but for
+    db's partial sums, which follow the chunks: a property of the layer)."""
+    return max(GRAD_K_BLOCK, 16384 // (H * itemsize))
+
+
 cdef inline void bias_activate_rows(int act, int m, int n, floating *z,
                                     const floating *b) noexcept nogil:
     if floating is float:
@@ -307,7 +317,7 @@ cdef void elman_weight_grads(
              d_w_hh + <long> lo * H, H, False)
     k0 = 0
     while k0 < <long> (T - 1) * B:
-        kc = min(<long> GRAD_K_BLOCK, <long> (T - 1) * B - k0)
+        kc = min(grad_k_block(H, sizeof(floating)), <long> (T - 1) * B - k0)
         small_mm(hi - lo, H, <int> kc, delta + BH + k0 * H + lo, 1, H,
                  h + k0 * H, H, d_w_hh + <long> lo * H, H, True)
         k0 += kc
@@ -318,7 +328,7 @@ cdef void elman_weight_grads(
     # chunks of delta while they are in L1
     k0 = 0
     while k0 < <long> T * B:
-        kc = min(<long> GRAD_K_BLOCK, <long> T * B - k0)
+        kc = min(grad_k_block(H, sizeof(floating)), <long> T * B - k0)
         small_mm(I, H, <int> kc, x + k0 * I, 1, I, delta + k0 * H, H,
                  d_w_ih_t, H, k0 > 0)
         col_sums(kc, H, delta + k0 * H, H, d_bias, k0 > 0)
