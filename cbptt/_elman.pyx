@@ -8,16 +8,20 @@ Design contract
   (``cbptt.functional``) is batch-first and converts at the boundary.
 * Products. Every product is a register-tiled loop of ``src/cbptt_simd.h``
   (AVX-512, AVX2+FMA or baseline, chosen at run time), not BLAS: per step
-  ``(B x H)(H x H)`` costs less than a BLAS call's overhead at H <= 64, and
-  the all-steps weight gradients run in L1-sized chunks of 32 rows, as fast
-  as BLAS at H = 256. The weights are packed once per call, the recurrent
+  ``(B x H)(H x H)`` costs less than a BLAS call's overhead at H <= 64.
+  The weight gradients are summed inside the backward time loop, per group
+  of WG_GROUP sequences, from H = 32 up to WG_FUSED_MAX_BYTES; otherwise
+  they are all-steps products after it in L1-sized chunks (32 rows or more,
+  see grad_k_block), as fast as BLAS at H = 256. The weights are packed once
+  per call, the recurrent
   ones in row blocks of 128 whose panels stay in L1 in the per-step products.
   The input projection ``x(t) W_ih^T`` of every step is one product before
   the time loop (as in PyTorch's RNN.cpp), so a step does only the recurrent
   product and the activation.
 * Threads. Sequences are independent, so with ``nthreads > 1`` (OpenMP, when
   the per-step work pays for it, see ``threads_for``) each thread runs the
-  whole time loop on its share of the batch: no per-step barrier. The
+  whole time loop on its share of the batch (whole groups when the weight
+  gradients are summed in the loop): no per-step barrier. Otherwise the
   weight gradients are then split by output rows. Every element is computed
   by the same operations in the same order whatever the split, so results
   are bitwise identical for any thread count.
