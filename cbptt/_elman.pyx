@@ -43,13 +43,15 @@ Design contract
 """
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.string cimport memcpy
 
 import numpy as np
 
 from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
 from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_max_threads,
                           pack, small_mm, pack_blocked, small_mm_blocked,
-                          col_sums,
+                          col_sums, PAGE_BYTES, whole_pages, page_start,
+                          add_partials,
                           cbptt_bias_act_rows_f, cbptt_bias_act_rows_d,
                           cbptt_delta_rows_f, cbptt_delta_rows_d)
 
@@ -94,9 +96,6 @@ cdef inline int grad_split(int c, int H, int I, int n) noexcept nogil:
     return min(H, r0 + (c - 1) * rest)
 
 
-cdef enum:
-    PAGE_BYTES = 4096
-
 # A layer whose [dW_hh | dW_ih | db]^T is at most this many bytes sums its
 # weight gradients inside the backward time loop, while delta(t) and h(t-1)
 # are in L1, as one partial per group of WG_GROUP rows of the batch, added
@@ -119,8 +118,7 @@ cdef inline bint fused_weight_grads(int H, int I, int itemsize) noexcept nogil:
 
 cdef inline long partial_stride(int H, int I, int itemsize) noexcept nogil:
     """Elements per group partial: (H + I + 1) * H rounded up to pages."""
-    cdef long per_page = PAGE_BYTES // itemsize
-    return (<long> (H + I + 1) * H + per_page - 1) // per_page * per_page
+    return whole_pages(<long> (H + I + 1) * H, itemsize)
 
 
 cdef inline int group_split(int c, int B, int n) noexcept nogil:
@@ -263,7 +261,6 @@ cdef void elman_rows_backward(
     cdef int t, g0, gm
     cdef long off, BH = <long> B * H
     cdef bint has_carry = False
-    cdef floating one = 1
     cdef floating *part
     cdef const floating *hp
     for t in range(T - 1, -1, -1):
@@ -339,18 +336,6 @@ cdef void elman_weight_grads(
         k0 += kc
 
 
-cdef void add_partials(long n, int count, long pstride,
-                       const floating *partials, floating *out) noexcept nogil:
-    """out[0:n] = the sum of ``count`` partials, in their order."""
-    cdef long i
-    cdef int g
-    for i in range(n):
-        out[i] = partials[i]
-    for g in range(1, count):
-        for i in range(n):
-            out[i] += partials[g * pstride + i]
-
-
 cdef void elman_layer_backward(
         int T, int B, int I, int H, int act, int truncate, int nthreads,
         const floating *x,       # IN  (T, B, I)
@@ -386,43 +371,36 @@ cdef void elman_layer_backward(
     cdef int lo
     pack_blocked(H, H, w_hh, H, 1, w_hh_p)  # W[k, j] = W_hh[k, j]
     pack(I, H, w_ih, I, 1, w_ih_p)          # W[j, i] = W_ih[j, i]
+    cdef const floating *g_ih_t = d_w_ih_t  # dW_ih^T (I rows of H)
     if nthreads <= 1:
         elman_rows_backward(0, B, T, B, I, H, act, truncate, w_hh_p, w_ih_p,
                             h, grad_h, delta, d_x, x, h0, partials, ps)
-    elif partials != NULL:          # parts of whole groups
+    else:
+        # parts of whole groups when the weight gradients are summed in
+        # the loop (each part fills its groups' partials)
         for c in prange(nthreads, schedule="static", chunksize=1,
                         num_threads=nthreads):
             fpenv = cbptt_ftz_enter()
-            lo = group_split(c, B, nthreads)
-            elman_rows_backward(lo, group_split(c + 1, B, nthreads), T,
+            lo = (group_split(c, B, nthreads) if partials != NULL
+                  else batch_split(c, B, nthreads))
+            elman_rows_backward(lo, group_split(c + 1, B, nthreads)
+                                if partials != NULL
+                                else batch_split(c + 1, B, nthreads), T,
                                 B, I, H, act, truncate, w_hh_p, w_ih_p, h,
                                 grad_h, delta, d_x, x, h0,
-                                partials + lo // WG_GROUP * ps, ps)
-            cbptt_ftz_leave(fpenv)
-    else:
-        for c in prange(nthreads, schedule="static", chunksize=1,
-                        num_threads=nthreads):
-            fpenv = cbptt_ftz_enter()
-            elman_rows_backward(batch_split(c, B, nthreads),
-                                batch_split(c + 1, B, nthreads), T,
-                                B, I, H, act, truncate, w_hh_p, w_ih_p, h,
-                                grad_h, delta, d_x, x, h0, NULL, ps)
+                                partials + lo // WG_GROUP * ps
+                                if partials != NULL else NULL, ps)
             cbptt_ftz_leave(fpenv)
     if partials != NULL:
+        # d_w_ih_t gets [dW_hh^T | dW_ih^T | db] (H + I + 1 rows of H)
         add_partials(<long> (H + I + 1) * H, (B + WG_GROUP - 1) // WG_GROUP,
                      ps, partials, d_w_ih_t)
-        # d_w_ih_t holds [dW_hh^T | dW_ih^T | db] (H + I + 1 rows of H)
         for i in range(H):
             for j in range(H):
                 d_w_hh[j * H + i] = d_w_ih_t[i * H + j]
-        for i in range(I):
-            for j in range(H):
-                d_w_ih[j * I + i] = d_w_ih_t[(H + i) * H + j]
-        for j in range(H):
-            d_bias[j] = d_w_ih_t[(H + I) * H + j]
-        small_mm_blocked(B, H, H, delta, H, w_hh_p, d_h0, H, False)
-        return
-    if nthreads <= 1:
+        g_ih_t = d_w_ih_t + <long> H * H
+        memcpy(d_bias, d_w_ih_t + <long> (H + I) * H, H * sizeof(floating))
+    elif nthreads <= 1:
         elman_weight_grads(0, H, T, B, I, H, x, h0, h, delta, d_w_hh,
                            d_w_ih_t, d_bias, True)
     else:
@@ -436,7 +414,7 @@ cdef void elman_layer_backward(
             cbptt_ftz_leave(fpenv)
     for i in range(I):
         for j in range(H):
-            d_w_ih[j * I + i] = d_w_ih_t[i * H + j]
+            d_w_ih[j * I + i] = g_ih_t[i * H + j]
     # dh0 = delta(0) W_hh:  (B x H) = (B x H)(H x H)
     small_mm_blocked(B, H, H, delta, H, w_hh_p, d_h0, H, False)
 
@@ -532,9 +510,7 @@ def elman_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
         np.asarray(delta).dtype)
     cdef floating *partials = NULL
     if fused:
-        partials = &work[n_work]
-        partials = partials + ((PAGE_BYTES - <size_t> partials % PAGE_BYTES)
-                               % PAGE_BYTES) // sizeof(floating)
+        partials = page_start(&work[n_work])
     cdef floating *p_d_x = NULL
     if d_x is not None:
         p_d_x = &d_x[0, 0, 0]

@@ -106,7 +106,8 @@ import numpy as np
 from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
 from cbptt._simd cimport (cbptt_isa_limit, cbptt_max_threads, pack, small_mm,
                           pack_blocked, small_mm_blocked, n_chunks, chunk_end,
-                          col_sums)
+                          col_sums, PAGE_BYTES, whole_pages, page_start,
+                          add_partials)
 
 cdef extern from "cbptt_lstm.h" nogil:
     void cbptt_lstm_fwd_rows_f(int m, int H, int fg, float *z, const float *b,
@@ -155,9 +156,6 @@ cdef int GRAD_N_PART = 128
 # more than the panel layout saved (3% float32, 10% float64 at H = 16);
 # wider, packing is 10-25% faster (float32 and float64, G*H = 256).
 cdef int PACK_MIN_BYTES = 256
-cdef enum:
-    PAGE_BYTES = 4096
-
 # A layer whose [dW_hh | dW_ih | db]^T is at most this many bytes sums its
 # weight gradients inside the backward time loop, while delta(t) and h(t-1)
 # are in L1, as one partial per group of WG_GROUP rows of the batch; the
@@ -196,8 +194,7 @@ cdef inline long partial_stride(int GH, int H, int I,
                                 int itemsize) noexcept nogil:
     """Elements per group partial: (H + I + 1) * GH rounded up to whole
     pages (no two threads write one page)."""
-    cdef long per_page = PAGE_BYTES // itemsize
-    return (<long> (H + I + 1) * GH + per_page - 1) // per_page * per_page
+    return whole_pages(<long> (H + I + 1) * GH, itemsize)
 
 
 cdef int rows_per_chunk(int B, int nthreads) noexcept nogil:
@@ -215,8 +212,7 @@ cdef int rows_per_chunk(int B, int nthreads) noexcept nogil:
 cdef inline long carry_stride(int rc, int H, int itemsize) noexcept nogil:
     """Elements per private carry buffer of a chunk of rc rows: rc * H
     rounded up to whole pages, so that no two threads write one page."""
-    cdef long per_page = PAGE_BYTES // itemsize
-    return (<long> rc * H + per_page - 1) // per_page * per_page
+    return whole_pages(<long> rc * H, itemsize)
 
 
 cdef inline bint carries_into(int t, int truncate) noexcept nogil:
@@ -442,17 +438,6 @@ cdef inline void group_weight_grads(
     small_mm(H, GH, m, hp, 1, H, d_t, GH, part, GH, more)
     small_mm(I, GH, m, xt, 1, I, d_t, GH, part + <long> H * GH, GH, more)
     col_sums(m, GH, d_t, GH, part + <long> (H + I) * GH, more)
-
-
-cdef void add_partials(long n, int count, long pstride,
-                       const floating *partials, floating *out) noexcept nogil:
-    """out[0:n] = the sum of ``count`` partials, in their order."""
-    cdef long i
-    cdef int g
-    memcpy(out, partials, n * sizeof(floating))
-    for g in range(1, count):
-        for i in range(n):
-            out[i] += partials[g * pstride + i]
 
 
 cdef void weight_grads_t(
@@ -895,9 +880,7 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     cdef floating[::1] work = np.empty(
         n_work + n_carry + n_part + PAGE_BYTES // sizeof(floating),
         np.asarray(delta).dtype)
-    cdef floating *paged = &work[n_work]
-    paged = paged + ((PAGE_BYTES - <size_t> paged % PAGE_BYTES)
-                     % PAGE_BYTES) // sizeof(floating)
+    cdef floating *paged = page_start(&work[n_work])
     if n_carry:
         carries = paged
     if fused:

@@ -107,3 +107,37 @@ cdef inline int n_chunks(int rows, int chunk) noexcept nogil:
 cdef inline int chunk_end(int c, int rows, int chunk) noexcept nogil:
     """One past the last row of chunk ``c``."""
     return (c + 1) * chunk if (c + 1) * chunk < rows else rows
+
+
+# Bytes per memory page: two threads that write one page every step slow
+# each other down, so per-thread work areas start on pages of their own.
+cdef enum:
+    PAGE_BYTES = 4096
+
+
+cdef inline long whole_pages(long n, int itemsize) noexcept nogil:
+    """``n`` elements of ``itemsize`` bytes rounded up to whole pages (in
+    elements)."""
+    cdef long per_page = PAGE_BYTES // itemsize
+    return (n + per_page - 1) // per_page * per_page
+
+
+cdef inline floating *page_start(floating *p) noexcept nogil:
+    """The first page boundary at or after ``p`` (a buffer needs
+    PAGE_BYTES more to hold it)."""
+    return p + ((PAGE_BYTES - <size_t> p % PAGE_BYTES) % PAGE_BYTES) \
+        // sizeof(floating)
+
+
+cdef inline void add_partials(long n, int count, long pstride,
+                              const floating *partials,
+                              floating *out) noexcept nogil:
+    """out[0:n] = the sum of ``count`` partials ``pstride`` apart, in their
+    order (the in-loop weight gradients' groups)."""
+    cdef long i
+    cdef int g
+    for i in range(n):
+        out[i] = partials[i]
+    for g in range(1, count):
+        for i in range(n):
+            out[i] += partials[g * pstride + i]
