@@ -51,7 +51,7 @@ from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
 from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_max_threads,
                           pack, small_mm, pack_blocked, small_mm_blocked,
                           col_sums, PAGE_BYTES, whole_pages, page_start,
-                          add_partials,
+                          LINE_BYTES, whole_lines, line_start, add_partials,
                           cbptt_bias_act_rows_f, cbptt_bias_act_rows_d,
                           cbptt_delta_rows_f, cbptt_delta_rows_d)
 
@@ -144,6 +144,22 @@ cdef inline long grad_k_block(int H, int itemsize) noexcept nogil:
     return max(GRAD_K_BLOCK, 16384 // (H * itemsize))
 
 
+cdef inline long forward_work(int H, int I, int itemsize) noexcept nogil:
+    """Elements of the forward kernel's workspace: W_hh and W_ih packed,
+    each from a cache line."""
+    return whole_lines(<long> H * H, itemsize) + whole_lines(<long> H * I,
+                                                              itemsize)
+
+
+cdef inline long backward_work(int H, int I, int itemsize,
+                               bint fused) noexcept nogil:
+    """Elements of the backward kernel's workspace (without the partials):
+    W_hh and W_ih packed, then dW_ih^T, or with the weight gradients summed
+    in the loop [dW_hh | dW_ih | db]^T, each from a cache line."""
+    return forward_work(H, I, itemsize) + <long> (H + I + 1 if fused
+                                                   else I) * H
+
+
 cdef inline void bias_activate_rows(int act, int m, int n, floating *z,
                                     const floating *b) noexcept nogil:
     if floating is float:
@@ -213,7 +229,8 @@ cdef void elman_layer_forward(
         const floating *bias,    # IN  (H,)
         const floating *h0,      # IN  (B, H)
         floating *h,             # OUT (T, B, H)
-        floating *work,          # WORK (H * (H + I)): packed weights
+        floating *work,          # WORK (forward_work): packed weights, on a
+                                 #   cache line
 ) noexcept nogil:
     """h(t) = f(W_ih x(t) + W_hh h(t-1) + b) for t = 0..T-1.
 
@@ -224,7 +241,7 @@ cdef void elman_layer_forward(
     cdef int c
     cdef unsigned int fpenv
     cdef floating *w_hh_p = work
-    cdef floating *w_ih_p = work + <long> H * H
+    cdef floating *w_ih_p = work + whole_lines(<long> H * H, sizeof(floating))
     pack_blocked(H, H, w_hh, 1, H, w_hh_p)  # W[k, j] = W_hh[j, k]
     pack(H, I, w_ih, 1, I, w_ih_p)          # W[i, j] = W_ih[j, i]
     if nthreads <= 1:
@@ -350,8 +367,7 @@ cdef void elman_layer_backward(
         floating *d_bias,        # OUT (H,)
         floating *d_h0,          # OUT (B, H)
         floating *d_x,           # OUT (T, B, I), or NULL to skip
-        floating *work,          # WORK (H * (H + 2 I)), or with partials
-                                 #   at least H * (2 H + I + 1)
+        floating *work,          # WORK (backward_work), on a cache line
         floating *partials,      # WORK (fused_weight_grads) one
                                  #   partial_stride per WG_GROUP rows of the
                                  #   batch, page-aligned; else NULL
@@ -364,9 +380,12 @@ cdef void elman_layer_backward(
     """
     cdef int i, j, c
     cdef unsigned int fpenv
+    # each part on a cache line: W_hh and W_ih packed, then dW_ih^T (I rows
+    # of H), or [dW_hh | dW_ih | db]^T with partials (H + I + 1 rows)
     cdef floating *w_hh_p = work
-    cdef floating *d_w_ih_t = work + <long> H * H
-    cdef floating *w_ih_p = work + <long> H * (H + I)
+    cdef floating *w_ih_p = w_hh_p + whole_lines(<long> H * H, sizeof(floating))
+    cdef floating *d_w_ih_t = w_ih_p + whole_lines(<long> H * I,
+                                                   sizeof(floating))
     cdef long ps = partial_stride(H, I, sizeof(floating))
     cdef int lo
     pack_blocked(H, H, w_hh, H, 1, w_hh_p)  # W[k, j] = W_hh[k, j]
@@ -457,13 +476,16 @@ def elman_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
             or h0.shape[0] != B or h0.shape[1] != H or h.shape[0] != T
             or h.shape[1] != B or h.shape[2] != H or not 0 <= act <= 3):
         raise ValueError("elman_forward: inconsistent shapes")
-    cdef floating[::1] work = np.empty(<long> H * (H + I), np.asarray(h).dtype)
+    # the workspace from a cache line (LINE_BYTES more to find it)
+    cdef floating[::1] work = np.empty(
+        forward_work(H, I, sizeof(floating)) + LINE_BYTES // sizeof(floating),
+        np.asarray(h).dtype)
     cdef int nthreads = threads_for(B, H, sizeof(floating))
     with nogil:
         fpenv = cbptt_ftz_enter()
         elman_layer_forward(T, B, I, H, act, nthreads, &x[0, 0, 0],
                             &w_ih[0, 0], &w_hh[0, 0], &bias[0], &h0[0, 0],
-                            &h[0, 0, 0], &work[0])
+                            &h[0, 0, 0], line_start(&work[0]))
         cbptt_ftz_leave(fpenv)
 
 
@@ -499,9 +521,8 @@ def elman_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
         raise ValueError("elman_backward: inconsistent shapes")
     cdef int nthreads = threads_for(B, H, sizeof(floating))
     cdef bint fused = fused_weight_grads(H, I, sizeof(floating))
-    cdef long n_work = <long> H * (H + 2 * I)
-    if fused:       # [dW_hh | dW_ih | db]^T from where dW_ih^T starts
-        n_work = max(n_work, <long> H * H + <long> (H + I + 1) * H)
+    cdef long n_work = (backward_work(H, I, sizeof(floating), fused)
+                        + LINE_BYTES // sizeof(floating))
     cdef long n_part = ((B + WG_GROUP - 1) // WG_GROUP
                         * partial_stride(H, I, sizeof(floating)) if fused else 0)
     # the partials start on a page boundary (PAGE_BYTES more to find it)
@@ -520,7 +541,7 @@ def elman_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                              &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0], &h[0, 0, 0],
                              &grad_h[0, 0, 0], &delta[0, 0, 0], &d_w_ih[0, 0],
                              &d_w_hh[0, 0], &d_bias[0], &d_h0[0, 0],
-                             p_d_x, &work[0], partials)
+                             p_d_x, line_start(&work[0]), partials)
         cbptt_ftz_leave(fpenv)
 
 

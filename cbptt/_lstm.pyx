@@ -107,7 +107,7 @@ from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
 from cbptt._simd cimport (cbptt_isa_limit, cbptt_max_threads, pack, small_mm,
                           pack_blocked, small_mm_blocked, n_chunks, chunk_end,
                           col_sums, PAGE_BYTES, whole_pages, page_start,
-                          add_partials)
+                          LINE_BYTES, whole_lines, line_start, add_partials)
 
 cdef extern from "cbptt_lstm.h" nogil:
     void cbptt_lstm_fwd_rows_f(int m, int H, int fg, float *z, const float *b,
@@ -181,6 +181,17 @@ cdef int grad_part(int GH, int nthreads) noexcept nogil:
     if GH >= nthreads * GRAD_N_PART:
         return GRAD_N_PART
     return max(16, ((GH + nthreads - 1) // nthreads + 15) // 16 * 16)
+
+
+cdef inline long backward_work(int GH, int H, int I, int nthreads,
+                               int itemsize) noexcept nogil:
+    """Elements of the backward kernel's workspace (without carries and
+    partials), each part from a cache line: W_hh and W_ih packed,
+    [dW_hh | dW_ih | db]^T, and the parts' chunks of delta."""
+    return (whole_lines(<long> GH * H, itemsize)
+            + whole_lines(<long> GH * I, itemsize)
+            + whole_lines(<long> (H + I + 1) * GH, itemsize)
+            + <long> GRAD_K_BLOCK * max(GH, nthreads * grad_part(GH, nthreads)))
 
 
 cdef inline bint fused_weight_grads(int GH, int H, int I,
@@ -330,7 +341,8 @@ cdef void lstm_layer_forward(
                                   #     else (1, B, G*H)
         floating *c,              # OUT (T, B, H) (keep), else (2, B, H)
         floating *h,              # OUT (T, B, H)
-        floating *work,           # WORK (G*H * (H + I)): packed weights
+        floating *work,           # WORK (forward_work): packed weights, on
+                                  #   a cache line
         bint keep,                # see lstm_rows_forward
 ) noexcept nogil:
     """The LSTM layer forward over t = 0..T-1.
@@ -343,7 +355,7 @@ cdef void lstm_layer_forward(
     cdef int GH = (4 if forget_gate else 3) * H
     cdef unsigned int fpenv
     cdef floating *w_hh_p = work
-    cdef floating *w_ih_p = work + <long> GH * H
+    cdef floating *w_ih_p = work + whole_lines(<long> GH * H, sizeof(floating))
     pack_blocked(GH, H, w_hh, 1, H, w_hh_p)     # W[k, j] = W_hh[j, k]
     pack(GH, I, w_ih, 1, I, w_ih_p)         # W[i, j] = W_ih[j, i]
     if nthreads <= 1:
@@ -514,8 +526,7 @@ cdef void lstm_layer_backward(
         floating *d_h0,           # OUT (B, H) (the h carry during the loop)
         floating *d_c0,           # OUT (B, H) (the c carry during the loop)
         floating *d_x,            # OUT (T, B, I), or NULL to skip
-        floating *work,           # WORK (G*H (2 H + 2 I + 1) + GRAD_K_BLOCK
-                                  #   max(G*H, nthreads grad_part))
+        floating *work,           # WORK (backward_work), on a cache line
         floating *carries,        # WORK (nthreads > 1) 2 carry_stride per
                                   #   chunk, page-aligned (carry_stride)
         floating *partials,       # WORK (fused_weight_grads) one
@@ -533,10 +544,14 @@ cdef void lstm_layer_backward(
     cdef int M = H + I + 1
     cdef int part = grad_part(GH, nthreads)
     cdef unsigned int fpenv
+    # each part from a cache line (backward_work)
     cdef floating *w_hh_p = work
-    cdef floating *w_ih_p = w_hh_p + <long> GH * H
-    cdef floating *grads_t = w_ih_p + <long> GH * I
-    cdef floating *delta_p = grads_t + <long> M * GH
+    cdef floating *w_ih_p = w_hh_p + whole_lines(<long> GH * H,
+                                                 sizeof(floating))
+    cdef floating *grads_t = w_ih_p + whole_lines(<long> GH * I,
+                                                  sizeof(floating))
+    cdef floating *delta_p = grads_t + whole_lines(<long> M * GH,
+                                                   sizeof(floating))
     pack_blocked(H, GH, w_hh, H, 1, w_hh_p)     # W[k, j] = W_hh[k, j]
     pack(I, GH, w_ih, I, 1, w_ih_p)         # W[k, i] = W_ih[k, i]
     cdef long cs
@@ -781,15 +796,17 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     s[8] = _span(&c0[0, 0], B * H * n)
     _check_disjoint(w, ("gates", "c", "h", "x", "w_ih", "w_hh", "bias", "h0",
                         "c0"), s, 3, 9)
-    cdef floating[::1] work = np.empty(<long> GH * (H + I),
-                                       np.asarray(h).dtype)
+    # the workspace from a cache line (LINE_BYTES more to find it)
+    cdef floating[::1] work = np.empty(
+        whole_lines(<long> GH * H, sizeof(floating)) + <long> GH * I
+        + LINE_BYTES // sizeof(floating), np.asarray(h).dtype)
     cdef int nthreads = threads_for(T, B, GH, H, sizeof(floating))
     with nogil:
         fpenv = cbptt_ftz_enter()
         lstm_layer_forward(T, B, I, H, forget_gate, nthreads, &x[0, 0, 0],
                            &w_ih[0, 0], &w_hh[0, 0], &bias[0], &h0[0, 0],
                            &c0[0, 0], &gates[0, 0, 0], &c[0, 0, 0],
-                           &h[0, 0, 0], &work[0], keep)
+                           &h[0, 0, 0], line_start(&work[0]), keep)
         cbptt_ftz_leave(fpenv)
 
 
@@ -860,8 +877,9 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                         "d_h0", "d_c0", "d_x", "x", "w_ih", "w_hh", "h0", "c0",
                         "gates", "c", "h", "grad_h", "grad_c"), s, 8, 18)
     cdef int nthreads = threads_for(T, B, GH, H, sizeof(floating))
-    cdef long n_work = <long> GH * (2 * H + 2 * I + 1) + <long> GRAD_K_BLOCK \
-        * max(GH, nthreads * grad_part(GH, nthreads))
+    # the workspace from a cache line (LINE_BYTES more to find it)
+    cdef long n_work = (backward_work(GH, H, I, nthreads, sizeof(floating))
+                        + LINE_BYTES // sizeof(floating))
     cdef long n_carry = 0, n_part = 0
     cdef int rc
     cdef bint fused = fused_weight_grads(GH, H, I, sizeof(floating))
@@ -893,7 +911,7 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                             &h[0, 0, 0], &grad_h[0, 0, 0], p_grad_c,
                             &delta[0, 0, 0], &delta_c[0, 0, 0], &d_w_ih[0, 0],
                             &d_w_hh[0, 0], &d_bias[0], &d_h0[0, 0],
-                            &d_c0[0, 0], p_d_x, &work[0], carries,
+                            &d_c0[0, 0], p_d_x, line_start(&work[0]), carries,
                             partials)
         cbptt_ftz_leave(fpenv)
 
@@ -918,11 +936,12 @@ def cec_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     s[3] = _span(&bias[0], H * n)
     s[4] = _span(&h0[0, 0], B * H * n)
     _check_disjoint(w, ("h", "x", "w_ih", "bias", "h0"), s, 1, 5)
-    cdef floating[::1] work = np.empty(<long> H * I, np.asarray(h).dtype)
+    cdef floating[::1] work = np.empty(<long> H * I + LINE_BYTES
+                                       // sizeof(floating), np.asarray(h).dtype)
     with nogil:
         fpenv = cbptt_ftz_enter()
         cec_layer_forward(T, B, I, H, &x[0, 0, 0], &w_ih[0, 0], &bias[0],
-                          &h0[0, 0], &h[0, 0, 0], &work[0])
+                          &h0[0, 0], &h[0, 0, 0], line_start(&work[0]))
         cbptt_ftz_leave(fpenv)
 
 
@@ -962,12 +981,14 @@ def cec_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     _check_disjoint(w, ("delta", "d_w_ih", "d_bias", "d_h0", "d_x", "x",
                         "w_ih", "grad_h"), s, 5, 8)
     cdef floating[::1] work = np.empty(
-        <long> H * (2 * I + 1 + GRAD_K_BLOCK), np.asarray(delta).dtype)
+        <long> H * (2 * I + 1 + GRAD_K_BLOCK) + LINE_BYTES // sizeof(floating),
+        np.asarray(delta).dtype)
     with nogil:
         fpenv = cbptt_ftz_enter()
         cec_layer_backward(T, B, I, H, truncate, &x[0, 0, 0], &w_ih[0, 0],
                            &grad_h[0, 0, 0], &delta[0, 0, 0], &d_w_ih[0, 0],
-                           &d_bias[0], &d_h0[0, 0], p_d_x, &work[0])
+                           &d_bias[0], &d_h0[0, 0], p_d_x,
+                           line_start(&work[0]))
         cbptt_ftz_leave(fpenv)
 
 
