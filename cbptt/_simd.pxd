@@ -112,43 +112,45 @@ cdef inline int chunk_end(int c, int rows, int chunk) noexcept nogil:
 # Bytes per cache line: the packed weights start on one, or every vector
 # load of a panel row straddles two lines (measured at H = 256, float64:
 # packed weights 16 bytes past a line, as NumPy's large allocations are,
-# cost 1.15x per product, 32 bytes past 1.7x).
+# cost 1.15x per product, 32 bytes past 1.7x). Bytes per memory page: two
+# threads that write one page every step slow each other down, so
+# per-thread work areas start on pages of their own.
 cdef enum:
     LINE_BYTES = 64
-
-
-cdef inline long whole_lines(long n, int itemsize) noexcept nogil:
-    """``n`` elements of ``itemsize`` bytes rounded up to whole cache lines
-    (in elements)."""
-    cdef long per_line = LINE_BYTES // itemsize
-    return (n + per_line - 1) // per_line * per_line
-
-
-cdef inline floating *line_start(floating *p) noexcept nogil:
-    """The first cache-line boundary at or after ``p`` (a buffer needs
-    LINE_BYTES more to hold it)."""
-    return p + ((LINE_BYTES - <size_t> p % LINE_BYTES) % LINE_BYTES) \
-        // sizeof(floating)
-
-
-# Bytes per memory page: two threads that write one page every step slow
-# each other down, so per-thread work areas start on pages of their own.
-cdef enum:
     PAGE_BYTES = 4096
 
 
+cdef inline long whole_units(long n, int itemsize, int unit) noexcept nogil:
+    """``n`` elements of ``itemsize`` bytes rounded up to whole ``unit``s of
+    bytes (in elements)."""
+    cdef long per_unit = unit // itemsize
+    return (n + per_unit - 1) // per_unit * per_unit
+
+
+cdef inline floating *unit_start(floating *p, int unit) noexcept nogil:
+    """The first ``unit``-byte boundary at or after ``p`` (a buffer needs
+    ``unit`` bytes more to hold it)."""
+    return p + ((unit - <size_t> p % unit) % unit) // sizeof(floating)
+
+
+cdef inline long whole_lines(long n, int itemsize) noexcept nogil:
+    """``n`` elements rounded up to whole cache lines."""
+    return whole_units(n, itemsize, LINE_BYTES)
+
+
+cdef inline floating *line_start(floating *p) noexcept nogil:
+    """The first cache-line boundary at or after ``p``."""
+    return unit_start(p, LINE_BYTES)
+
+
 cdef inline long whole_pages(long n, int itemsize) noexcept nogil:
-    """``n`` elements of ``itemsize`` bytes rounded up to whole pages (in
-    elements)."""
-    cdef long per_page = PAGE_BYTES // itemsize
-    return (n + per_page - 1) // per_page * per_page
+    """``n`` elements rounded up to whole pages."""
+    return whole_units(n, itemsize, PAGE_BYTES)
 
 
 cdef inline floating *page_start(floating *p) noexcept nogil:
-    """The first page boundary at or after ``p`` (a buffer needs
-    PAGE_BYTES more to hold it)."""
-    return p + ((PAGE_BYTES - <size_t> p % PAGE_BYTES) % PAGE_BYTES) \
-        // sizeof(floating)
+    """The first page boundary at or after ``p``."""
+    return unit_start(p, PAGE_BYTES)
 
 
 cdef inline void add_partials(long n, int count, long pstride,
