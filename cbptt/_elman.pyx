@@ -41,13 +41,19 @@ Design contract
   The ``def`` wrappers check shapes and allocate the packed-weight workspace
   before the GIL is released.
 """
+from cpython.buffer cimport PyBUF_SIMPLE, PyObject_GetBuffer, PyBuffer_Release
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.float cimport DBL_MAX, FLT_MAX
 from libc.string cimport memcpy
 
 import numpy as np
 
+from cbptt._scan import (aligned_empty, all_finite_arrays, forward_inputs,
+                         grad_input, preact_bound_or_none)
+
 from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
+from cbptt._scan cimport c_contiguous, float_view
 from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_max_threads,
                           pack, small_mm, pack_blocked, small_mm_blocked,
                           col_sums, PAGE_BYTES, whole_pages, page_start,
@@ -438,6 +444,187 @@ cdef void elman_layer_backward(
     small_mm_blocked(B, H, H, delta, H, w_hh_p, d_h0, H, False)
 
 
+cdef void *data_of(object a) except NULL:
+    """The data pointer of a C-contiguous ndarray (kept alive by the caller)."""
+    cdef Py_buffer v
+    PyObject_GetBuffer(a, &v, PyBUF_SIMPLE)
+    cdef void *p = v.buf
+    PyBuffer_Release(&v)
+    return p
+
+
+cdef void *data_if(object a, int itemsize, Py_ssize_t n0, Py_ssize_t n1,
+                   Py_ssize_t n2=0):
+    """The data pointer of ``a`` when it is a C-contiguous float ndarray of
+    ``itemsize`` bytes per value and shape (n0, n1[, n2]) (kept alive by
+    the caller), else NULL."""
+    cdef Py_buffer v
+    cdef void *p = NULL
+    if float_view(a, &v) != itemsize:
+        return NULL
+    if (v.ndim == (3 if n2 else 2) and v.shape[0] == n0 and v.shape[1] == n1
+            and (n2 == 0 or v.shape[2] == n2) and c_contiguous(&v)):
+        p = v.buf
+    PyBuffer_Release(&v)
+    return p
+
+
+cdef int forward_run(int T, int B, int I, int H, int act,
+                     const floating *x, const floating *w_ih,
+                     const floating *w_hh, const floating *bias,
+                     const floating *h0, floating *h) except -1:
+    """Allocate the workspace (from a cache line: LINE_BYTES more to find
+    it) and run the forward kernel on checked arrays, without the GIL."""
+    cdef unsigned int fpenv
+    work = np.empty(forward_work(H, I, sizeof(floating))
+                    + LINE_BYTES // sizeof(floating),
+                    np.float32 if floating is float else np.float64)
+    cdef floating *w = line_start(<floating *> data_of(work))
+    cdef int nthreads = threads_for(B, H, sizeof(floating))
+    with nogil:
+        fpenv = cbptt_ftz_enter()
+        elman_layer_forward(T, B, I, H, act, nthreads, x, w_ih, w_hh, bias,
+                            h0, h, w)
+        cbptt_ftz_leave(fpenv)
+    return 0
+
+
+cdef int backward_run(int T, int B, int I, int H, int act, int truncate,
+                      const floating *x, const floating *w_ih,
+                      const floating *w_hh, const floating *h0,
+                      const floating *h, const floating *grad_h,
+                      floating *delta, floating *d_w_ih, floating *d_w_hh,
+                      floating *d_bias, floating *d_h0,
+                      floating *d_x) except -1:
+    """Allocate the workspace (from a cache line; the partials, when the
+    weight gradients are summed in the loop, from a page) and run the
+    backward kernel on checked arrays, without the GIL."""
+    cdef unsigned int fpenv
+    cdef int nthreads = threads_for(B, H, sizeof(floating))
+    cdef bint fused = fused_weight_grads(H, I, sizeof(floating))
+    cdef long n_work = (backward_work(H, I, sizeof(floating), fused)
+                        + LINE_BYTES // sizeof(floating))
+    cdef long n_part = ((B + WG_GROUP - 1) // WG_GROUP
+                        * partial_stride(H, I, sizeof(floating)) if fused else 0)
+    work = np.empty(
+        n_work + n_part + (PAGE_BYTES // sizeof(floating) if fused else 0),
+        np.float32 if floating is float else np.float64)
+    cdef floating *w = <floating *> data_of(work)
+    cdef floating *partials = page_start(w + n_work) if fused else NULL
+    with nogil:
+        fpenv = cbptt_ftz_enter()
+        elman_layer_backward(T, B, I, H, act, truncate, nthreads, x, w_ih,
+                             w_hh, h0, h, grad_h, delta, d_w_ih, d_w_hh,
+                             d_bias, d_h0, d_x, line_start(w), partials)
+        cbptt_ftz_leave(fpenv)
+    return 0
+
+
+cdef object setflags = np.ndarray.setflags   # (a, False): read-only
+
+
+def forward_fast(x, w_ih, w_hh, bias, bint batch_first, int act):
+    """``rnn_forward``'s common case in one compiled call, or None.
+
+    The common case: the arrays are ``forward_inputs``' common case
+    (``cbptt._scan``), h0 is None (the caller's), the activation saturates
+    (tanh or logistic, ``act`` 1 or 2) and the pre-activation bound is
+    within range. Then returns ``(x_tm, w_ih, w_hh, bias, h0, h)``: the
+    private read-only copies, read-only zeros for h0 and the read-only
+    time-major outputs. Anything else: None, nothing is raised, and the
+    caller's checked path gives the precise error. The same results as that
+    path, which runs the same kernel on the same copies.
+    """
+    if act != 1 and act != 2:
+        return None
+    fast = forward_inputs(x, batch_first, 1, w_ih, w_hh, bias, None, None)
+    if fast is None:
+        return None
+    x_tm, x_max, w, u, b = fast[0], fast[1], fast[2], fast[3], fast[4]
+    cdef int T = x_tm.shape[0], B = x_tm.shape[1], I = x_tm.shape[2]
+    cdef int H = b.shape[0]
+    dtype = x_tm.dtype
+    # |h| <= 1 for every state entering a step (h0 = 0, then f's range)
+    worst = preact_bound_or_none(b, w, x_max, u, np.ones(H))
+    if worst is None or not worst <= (FLT_MAX / 4 if dtype.itemsize == 4
+                                      else DBL_MAX / 4):
+        return None
+    h0 = np.zeros((B, H), dtype)
+    setflags(h0, False)
+    h = aligned_empty((T, B, H), dtype)
+    if dtype.itemsize == 4:
+        forward_run[float](T, B, I, H, act, <float *> data_of(x_tm),
+                           <float *> data_of(w), <float *> data_of(u),
+                           <float *> data_of(b), <float *> data_of(h0),
+                           <float *> data_of(h))
+    else:
+        forward_run[double](T, B, I, H, act, <double *> data_of(x_tm),
+                            <double *> data_of(w), <double *> data_of(u),
+                            <double *> data_of(b), <double *> data_of(h0),
+                            <double *> data_of(h))
+    setflags(h, False)
+    return x_tm, w, u, b, h0, h
+
+
+def backward_fast(x_tm, w_ih, w_hh, h0, h_tm, g, bint batch_first, int act,
+                  int truncate, bint input_grad):
+    """``rnn_backward``'s common case in one compiled call, or None.
+
+    ``x_tm`` .. ``h_tm`` are a forward result's private arrays; the common
+    case: ``g`` as ``grad_input``'s (``cbptt._scan``), whose values are not
+    scanned first: a non-finite one makes ``delta`` and then ``db`` (the sum
+    of every ``delta``) non-finite, which the check of the results catches.
+    Returns ``(delta, d_w_ih, d_w_hh, d_b, d_h0, d_x)`` (time-major, ``d_x``
+    None unless ``input_grad``) when every gradient is finite. Anything
+    else: None, nothing is raised, and the caller's checked path (which
+    runs the kernel again) gives the precise error.
+    """
+    if type(h_tm) is not np.ndarray or h_tm.ndim != 3 or type(
+            x_tm) is not np.ndarray or x_tm.ndim != 3:
+        return None
+    cdef int T = h_tm.shape[0], B = h_tm.shape[1], H = h_tm.shape[2]
+    cdef int I = x_tm.shape[2]
+    dtype = h_tm.dtype
+    cdef int s = dtype.itemsize
+    # a result whose arrays disagree (e.g. built by hand) takes the checked
+    # path, which refuses it
+    if (data_if(h_tm, s, T, B, H) == NULL or data_if(x_tm, s, T, B, I) == NULL
+            or data_if(w_ih, s, H, I) == NULL or data_if(w_hh, s, H, H) == NULL
+            or data_if(h0, s, B, H) == NULL or T < 1 or B < 1 or H < 1
+            or I < 1):
+        return None
+    g_tm = grad_input(g, batch_first, T, B, H, s, False)
+    if g_tm is None:
+        return None
+    delta = aligned_empty((T, B, H), dtype)
+    d_w_ih = np.empty((H, I), dtype)
+    d_w_hh = np.empty((H, H), dtype)
+    d_b = np.empty(H, dtype)
+    d_h0 = np.empty((B, H), dtype)
+    d_x = aligned_empty((T, B, I), dtype) if input_grad else None
+    if dtype.itemsize == 4:
+        backward_run[float](
+            T, B, I, H, act, truncate, <float *> data_of(x_tm),
+            <float *> data_of(w_ih), <float *> data_of(w_hh),
+            <float *> data_of(h0), <float *> data_of(h_tm),
+            <float *> data_of(g_tm), <float *> data_of(delta),
+            <float *> data_of(d_w_ih), <float *> data_of(d_w_hh),
+            <float *> data_of(d_b), <float *> data_of(d_h0),
+            <float *> data_of(d_x) if input_grad else NULL)
+    else:
+        backward_run[double](
+            T, B, I, H, act, truncate, <double *> data_of(x_tm),
+            <double *> data_of(w_ih), <double *> data_of(w_hh),
+            <double *> data_of(h0), <double *> data_of(h_tm),
+            <double *> data_of(g_tm), <double *> data_of(delta),
+            <double *> data_of(d_w_ih), <double *> data_of(d_w_hh),
+            <double *> data_of(d_b), <double *> data_of(d_h0),
+            <double *> data_of(d_x) if input_grad else NULL)
+    if not all_finite_arrays((d_b, d_w_ih, d_w_hh, d_h0, d_x)):
+        return None
+    return delta, d_w_ih, d_w_hh, d_b, d_h0, d_x
+
+
 def simd_level():
     """The instruction set the kernels use: 2 AVX-512, 1 AVX2+FMA, 0 baseline."""
     return cbptt_isa()
@@ -470,23 +657,13 @@ def elman_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                   floating[:, :, ::1] h):
     """Run the forward kernel on validated, time-major arrays (in place on h)."""
     cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_ih.shape[0]
-    cdef unsigned int fpenv
     if (T < 1 or B < 1 or I < 1 or H < 1 or w_ih.shape[1] != I
             or w_hh.shape[0] != H or w_hh.shape[1] != H or bias.shape[0] != H
             or h0.shape[0] != B or h0.shape[1] != H or h.shape[0] != T
             or h.shape[1] != B or h.shape[2] != H or not 0 <= act <= 3):
         raise ValueError("elman_forward: inconsistent shapes")
-    # the workspace from a cache line (LINE_BYTES more to find it)
-    cdef floating[::1] work = np.empty(
-        forward_work(H, I, sizeof(floating)) + LINE_BYTES // sizeof(floating),
-        np.asarray(h).dtype)
-    cdef int nthreads = threads_for(B, H, sizeof(floating))
-    with nogil:
-        fpenv = cbptt_ftz_enter()
-        elman_layer_forward(T, B, I, H, act, nthreads, &x[0, 0, 0],
-                            &w_ih[0, 0], &w_hh[0, 0], &bias[0], &h0[0, 0],
-                            &h[0, 0, 0], line_start(&work[0]))
-        cbptt_ftz_leave(fpenv)
+    forward_run(T, B, I, H, act, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0],
+                &bias[0], &h0[0, 0], &h[0, 0, 0])
 
 
 def elman_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
@@ -504,7 +681,6 @@ def elman_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     error now lives in ``delta``); it stays in the signature for the callers.
     """
     cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_ih.shape[0]
-    cdef unsigned int fpenv
     if (T < 1 or B < 1 or I < 1 or H < 1 or w_ih.shape[1] != I
             or w_hh.shape[0] != H or w_hh.shape[1] != H
             or h0.shape[0] != B or h0.shape[1] != H
@@ -519,30 +695,13 @@ def elman_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
             or carry is None or carry.shape[0] != B or carry.shape[1] != H
             or not 0 <= act <= 3 or truncate < 0):
         raise ValueError("elman_backward: inconsistent shapes")
-    cdef int nthreads = threads_for(B, H, sizeof(floating))
-    cdef bint fused = fused_weight_grads(H, I, sizeof(floating))
-    cdef long n_work = (backward_work(H, I, sizeof(floating), fused)
-                        + LINE_BYTES // sizeof(floating))
-    cdef long n_part = ((B + WG_GROUP - 1) // WG_GROUP
-                        * partial_stride(H, I, sizeof(floating)) if fused else 0)
-    # the partials start on a page boundary (PAGE_BYTES more to find it)
-    cdef floating[::1] work = np.empty(
-        n_work + n_part + (PAGE_BYTES // sizeof(floating) if fused else 0),
-        np.asarray(delta).dtype)
-    cdef floating *partials = NULL
-    if fused:
-        partials = page_start(&work[n_work])
     cdef floating *p_d_x = NULL
     if d_x is not None:
         p_d_x = &d_x[0, 0, 0]
-    with nogil:
-        fpenv = cbptt_ftz_enter()
-        elman_layer_backward(T, B, I, H, act, truncate, nthreads, &x[0, 0, 0],
-                             &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0], &h[0, 0, 0],
-                             &grad_h[0, 0, 0], &delta[0, 0, 0], &d_w_ih[0, 0],
-                             &d_w_hh[0, 0], &d_bias[0], &d_h0[0, 0],
-                             p_d_x, line_start(&work[0]), partials)
-        cbptt_ftz_leave(fpenv)
+    backward_run(T, B, I, H, act, truncate, &x[0, 0, 0], &w_ih[0, 0],
+                 &w_hh[0, 0], &h0[0, 0], &h[0, 0, 0], &grad_h[0, 0, 0],
+                 &delta[0, 0, 0], &d_w_ih[0, 0], &d_w_hh[0, 0], &d_bias[0],
+                 &d_h0[0, 0], p_d_x)
 
 
 def _set_parallel_min_work(long work_f, long work_d):

@@ -35,8 +35,9 @@ no message, only the time taken.
 * :func:`forward_inputs` ``(x, batch_first, gates, w_ih, w_hh, bias, h0,
   c0)``: every check of a forward pass's arrays, then their private read-only
   copies (``x`` time-major, with its column maxima) in one pass each.
-* :func:`grad_input` ``(g, batch_first, T, B, H, itemsize)``: a loss
-  gradient, checked finite, time-major and C-contiguous for the kernels.
+* :func:`grad_input` ``(g, batch_first, T, B, H, itemsize, scan=True)``: a
+  loss gradient, checked finite (unless ``scan`` is False), time-major and
+  C-contiguous for the kernels.
 * :func:`all_finite_arrays` ``(arrays)``: True iff every array is a
   scannable ndarray of finite values (None entries are skipped).
 * :func:`preact_bound_or_none`: :func:`preact_bound`, or None when the
@@ -415,14 +416,16 @@ def forward_inputs(x, bint batch_first, int gates, w_ih, w_hh, bias, h0,
             PyBuffer_Release(&v[k])
 
 
-def grad_input(g, bint batch_first, long T, long B, long H, int itemsize):
+def grad_input(g, bint batch_first, long T, long B, long H, int itemsize,
+               bint scan=True):
     """A loss gradient for the kernels, or None.
 
     The common case: ``g`` a float ndarray of ``itemsize`` (4 or 8) bytes per
     value, 3-D of shape (B, T, H) when ``batch_first`` else (T, B, H), every
-    value finite. Then returns ``g`` itself when it is time-major and
-    C-contiguous, else a fresh C-contiguous time-major copy. Anything else:
-    None, and nothing is raised.
+    value finite (not looked at when ``scan`` is False: the caller then
+    checks what the kernel made of it). Then returns ``g`` itself when it is
+    time-major and C-contiguous, else a fresh C-contiguous time-major copy.
+    Anything else: None, and nothing is raised.
     """
     cdef Py_buffer v
     cdef int ok
@@ -437,6 +440,8 @@ def grad_input(g, bint batch_first, long T, long B, long H, int itemsize):
                 and v.shape[2] == H and B > 0 and T > 0 and H > 0):
             return None
         if not batch_first and c_contiguous(&v):
+            if not scan:
+                return g
             with nogil:
                 ok = buffer_finite(&v)
             return g if ok else None

@@ -14,7 +14,10 @@ Contract
   the batch-first arrays returned here are views of that storage.
 * The common case (float32 or float64 ndarrays of one dtype, consistent
   shapes, finite values) is checked and copied in one compiled call
-  (``_scan.forward_inputs``, ``_scan.grad_input``); anything else takes the
+  (``_scan.forward_inputs``, ``_scan.grad_input``); for the Elman layer the
+  whole call is one (``_elman.forward_fast``, ``_elman.backward_fast``: the
+  checks, the allocations, the kernel, and a check that the gradients are
+  finite in place of a scan of ``grad_h`` first). Anything else takes the
   full checks, which raise every error. Results and errors are the same
   either way (``tests/test_fastpath.py``).
 """
@@ -301,6 +304,17 @@ def rnn_forward(x, weight_ih, weight_hh, bias, h0=None, activation="tanh",
     (2, 5, 4)
     """
     act = check_activation(activation)
+    if h0 is None and type(batch_first) is bool:
+        # the common case in one compiled call (None: the checked path)
+        fast = _elman.forward_fast(x, weight_ih, weight_hh, bias, batch_first,
+                                   act)
+        if fast is not None:
+            x_tm, w_ih, w_hh, b, h0k, h_tm = fast
+            return _result(
+                RNNForwardResult, h=_layout(h_tm, batch_first),
+                x=_layout(x_tm, batch_first), weight_ih=w_ih,
+                weight_hh=w_hh, bias=b, h0=h0k, activation=activation,
+                _x_tm=x_tm, _h_tm=h_tm, batch_first=batch_first)
     batch_first, x_tm, x_max, w_ih, w_hh, b, h0k, _ = _forward_inputs(
         x, weight_ih, weight_hh, bias, h0, None, batch_first)
     T, B, I = x_tm.shape
@@ -396,6 +410,17 @@ def rnn_backward(forward_result, grad_h, truncate=None, input_grad=True):
                         "RNNForwardResult returned by rnn_forward")
     r = forward_result
     trunc = check_truncate(truncate)
+    act = check_activation(r.activation)
+    if type(input_grad) is bool:
+        # the common case in one compiled call (None: the checked path)
+        fast = _elman.backward_fast(r._x_tm, r.weight_ih, r.weight_hh, r.h0,
+                                    r._h_tm, grad_h, r.batch_first, act,
+                                    trunc, input_grad)
+        if fast is not None:
+            delta, d_w_ih, d_w_hh, d_b, d_h0, d_x = fast
+            return RNNGradients(weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b,
+                                h0=d_h0, x=_layout(d_x, r.batch_first),
+                                delta=_layout(delta, r.batch_first))
     T, B, H = r._h_tm.shape
     I = r._x_tm.shape[2]
     dtype = r._h_tm.dtype
@@ -410,7 +435,7 @@ def rnn_backward(forward_result, grad_h, truncate=None, input_grad=True):
                                                     input_grad) else None
     carry = np.zeros((B, H), dtype)
     _elman.elman_backward(r._x_tm, r.weight_ih, r.weight_hh, r.h0, r._h_tm,
-                          g_tm, check_activation(r.activation), trunc, delta,
+                          g_tm, act, trunc, delta,
                           d_w_ih, d_w_hh, d_b, d_h0, d_x, carry)
     # d_b sums every delta(t) in floating point, so a NaN or infinite delta
     # makes d_b non-finite: delta itself is scanned only then.

@@ -3,15 +3,17 @@
 ``rnn_forward`` / ``lstm_forward`` first try one compiled call
 (``_scan.forward_inputs``) that checks and copies every array of the common
 case, and the backward passes ``_scan.grad_input`` for ``grad_h`` / ``grad_c``;
-anything else goes through the full validation. Here every result and every
-error of the default call is compared with the same call with both shortcuts
-switched off (``full_path``), for the common case and for inputs that must
-leave it; and the compiled pieces are compared with NumPy.
+the Elman layer's whole calls are one each (``_elman.forward_fast``,
+``_elman.backward_fast``); anything else goes through the full validation.
+Here every result and every error of the default call is compared with the
+same call with every shortcut switched off (``full_path``), for the common
+case and for inputs that must leave it; and the compiled pieces are compared
+with NumPy.
 """
 import numpy as np
 import pytest
 
-from cbptt import _scan, functional
+from cbptt import _elman, _scan, functional
 from cbptt import (lstm_backward, lstm_forward, rnn_backward, rnn_forward)
 from cbptt._validation import check_preactivation_range
 
@@ -34,6 +36,21 @@ class _Full:
         return None
 
 
+class _FullElman:
+    """``cbptt._elman`` whose one-call fast paths answer 'not this case'."""
+
+    def __getattr__(self, name):
+        return getattr(_elman, name)
+
+    @staticmethod
+    def forward_fast(*args):
+        return None
+
+    @staticmethod
+    def backward_fast(*args):
+        return None
+
+
 @pytest.fixture
 def full_path(monkeypatch):
     """A context manager: inside it, the functional API takes no shortcut."""
@@ -41,8 +58,80 @@ def full_path(monkeypatch):
         ctx = monkeypatch.context()
         m = ctx.__enter__()
         m.setattr(functional, "_scan", _Full())
+        m.setattr(functional, "_elman", _FullElman())
         return ctx
     return enter
+
+
+class _Counting:
+    """``cbptt._elman`` counting the fast calls that returned a result."""
+
+    def __init__(self):
+        self.taken = []
+
+    def __getattr__(self, name):
+        return getattr(_elman, name)
+
+    def forward_fast(self, *args):
+        out = _elman.forward_fast(*args)
+        self.taken.append(("forward", out is not None))
+        return out
+
+    def backward_fast(self, *args):
+        out = _elman.backward_fast(*args)
+        self.taken.append(("backward", out is not None))
+        return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_elman_one_call_paths_are_taken(monkeypatch, dtype, batch_first,
+                                        input_grad):
+    """The common case (h0 None, tanh or logistic) runs each pass in one
+    compiled call; an initial state or a non-saturating activation does not
+    (the bound on the pre-activations then needs the states' maxima)."""
+    counting = _Counting()
+    monkeypatch.setattr(functional, "_elman", counting)
+    a = _arrays("elman", dtype, seed=3)
+    x = a["x"] if batch_first else np.ascontiguousarray(a["x"].swapaxes(0, 1))
+    g = (a["grad_h"] if batch_first
+         else np.ascontiguousarray(a["grad_h"].swapaxes(0, 1)))
+    for activation in ("tanh", "logistic"):
+        res = rnn_forward(x, a["weight_ih"], a["weight_hh"], a["bias"],
+                          activation=activation, batch_first=batch_first)
+        rnn_backward(res, g, input_grad=input_grad)
+    assert counting.taken == [("forward", True), ("backward", True)] * 2
+    counting.taken.clear()
+    rnn_forward(x, a["weight_ih"], a["weight_hh"], a["bias"], a["h0"],
+                batch_first=batch_first)
+    res = rnn_forward(x, a["weight_ih"], a["weight_hh"], a["bias"],
+                      activation="relu", batch_first=batch_first)
+    assert counting.taken == [("forward", False)]
+    rnn_backward(res, g, input_grad=input_grad)   # any result: one call
+    assert counting.taken == [("forward", False), ("backward", True)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_elman_backward_fast_refuses_a_non_finite_grad(dtype, bad):
+    """grad_h is not scanned before the kernel: its non-finite value shows
+    in the gradients, and the one-call path answers None (the checked path
+    then names grad_h), for every step it may sit in."""
+    a = _arrays("elman", dtype, seed=4)
+    res = rnn_forward(a["x"], a["weight_ih"], a["weight_hh"], a["bias"],
+                      batch_first=True)
+    args = (res._x_tm, res.weight_ih, res.weight_hh, res.h0, res._h_tm)
+    assert _elman.backward_fast(*args, a["grad_h"], True, 2, 0,
+                                False) is not None
+    for t in range(T):
+        for truncate in (0, 2):
+            g = a["grad_h"].copy()
+            g[1, t, 2] = bad
+            assert _elman.backward_fast(*args, g, True, 2, truncate,
+                                        False) is None, (t, truncate)
+            with pytest.raises(ValueError, match="grad_h"):
+                rnn_backward(res, g, truncate=truncate or None)
 
 
 def _arrays(model, dtype, seed=0, i=I, forget_gate=True):

@@ -1,0 +1,6 @@
+# cbptt._scan: the buffer helpers of _scan.pyx that other kernels' fast
+# paths share (contracts in _scan.pyx).
+from cpython.buffer cimport Py_buffer, PyBUF_RECORDS_RO
+
+cdef int float_view(object a, Py_buffer *v, int flags=*)
+cdef bint c_contiguous(const Py_buffer *v) noexcept
