@@ -552,16 +552,17 @@ def forward_fast(x, w_ih, w_hh, bias, bint batch_first, int act):
     h0 = np.zeros((B, H), dtype)
     setflags(h0, False)
     h = aligned_empty((T, B, H), dtype)
+    cdef void *p[6]
+    for k, a in enumerate((x_tm, w, u, b, h0, h)):
+        p[k] = data_of(a)
     if dtype.itemsize == 4:
-        forward_run[float](T, B, I, H, act, <float *> data_of(x_tm),
-                           <float *> data_of(w), <float *> data_of(u),
-                           <float *> data_of(b), <float *> data_of(h0),
-                           <float *> data_of(h))
+        forward_run[float](T, B, I, H, act, <float *> p[0], <float *> p[1],
+                           <float *> p[2], <float *> p[3], <float *> p[4],
+                           <float *> p[5])
     else:
-        forward_run[double](T, B, I, H, act, <double *> data_of(x_tm),
-                            <double *> data_of(w), <double *> data_of(u),
-                            <double *> data_of(b), <double *> data_of(h0),
-                            <double *> data_of(h))
+        forward_run[double](T, B, I, H, act, <double *> p[0], <double *> p[1],
+                            <double *> p[2], <double *> p[3],
+                            <double *> p[4], <double *> p[5])
     setflags(h, False)
     return x_tm, w, u, b, h0, h
 
@@ -586,12 +587,16 @@ def backward_fast(x_tm, w_ih, w_hh, h0, h_tm, g, bint batch_first, int act,
     cdef int I = x_tm.shape[2]
     dtype = h_tm.dtype
     cdef int s = dtype.itemsize
-    # a result whose arrays disagree (e.g. built by hand) takes the checked
-    # path, which refuses it
-    if (data_if(h_tm, s, T, B, H) == NULL or data_if(x_tm, s, T, B, I) == NULL
-            or data_if(w_ih, s, H, I) == NULL or data_if(w_hh, s, H, H) == NULL
-            or data_if(h0, s, B, H) == NULL or T < 1 or B < 1 or H < 1
-            or I < 1):
+    # the inputs' pointers, checked: a result whose arrays disagree (e.g.
+    # built by hand) takes the checked path, which refuses it
+    cdef void *p[12]
+    p[0] = data_if(x_tm, s, T, B, I)
+    p[1] = data_if(w_ih, s, H, I)
+    p[2] = data_if(w_hh, s, H, H)
+    p[3] = data_if(h0, s, B, H)
+    p[4] = data_if(h_tm, s, T, B, H)
+    if (p[0] == NULL or p[1] == NULL or p[2] == NULL or p[3] == NULL
+            or p[4] == NULL or T < 1 or B < 1 or H < 1 or I < 1):
         return None
     g_tm = grad_input(g, batch_first, T, B, H, s, False)
     if g_tm is None:
@@ -602,24 +607,22 @@ def backward_fast(x_tm, w_ih, w_hh, h0, h_tm, g, bint batch_first, int act,
     d_b = np.empty(H, dtype)
     d_h0 = np.empty((B, H), dtype)
     d_x = aligned_empty((T, B, I), dtype) if input_grad else None
+    for k, a in enumerate((g_tm, delta, d_w_ih, d_w_hh, d_b, d_h0)):
+        p[5 + k] = data_of(a)
+    p[11] = data_of(d_x) if input_grad else NULL
     if dtype.itemsize == 4:
         backward_run[float](
-            T, B, I, H, act, truncate, <float *> data_of(x_tm),
-            <float *> data_of(w_ih), <float *> data_of(w_hh),
-            <float *> data_of(h0), <float *> data_of(h_tm),
-            <float *> data_of(g_tm), <float *> data_of(delta),
-            <float *> data_of(d_w_ih), <float *> data_of(d_w_hh),
-            <float *> data_of(d_b), <float *> data_of(d_h0),
-            <float *> data_of(d_x) if input_grad else NULL)
+            T, B, I, H, act, truncate, <float *> p[0], <float *> p[1],
+            <float *> p[2], <float *> p[3], <float *> p[4], <float *> p[5],
+            <float *> p[6], <float *> p[7], <float *> p[8], <float *> p[9],
+            <float *> p[10], <float *> p[11])
     else:
         backward_run[double](
-            T, B, I, H, act, truncate, <double *> data_of(x_tm),
-            <double *> data_of(w_ih), <double *> data_of(w_hh),
-            <double *> data_of(h0), <double *> data_of(h_tm),
-            <double *> data_of(g_tm), <double *> data_of(delta),
-            <double *> data_of(d_w_ih), <double *> data_of(d_w_hh),
-            <double *> data_of(d_b), <double *> data_of(d_h0),
-            <double *> data_of(d_x) if input_grad else NULL)
+            T, B, I, H, act, truncate, <double *> p[0], <double *> p[1],
+            <double *> p[2], <double *> p[3], <double *> p[4],
+            <double *> p[5], <double *> p[6], <double *> p[7],
+            <double *> p[8], <double *> p[9], <double *> p[10],
+            <double *> p[11])
     if not all_finite_arrays((d_b, d_w_ih, d_w_hh, d_h0, d_x)):
         return None
     return delta, d_w_ih, d_w_hh, d_b, d_h0, d_x
