@@ -41,7 +41,6 @@ Design contract
   The ``def`` wrappers check shapes and allocate the packed-weight workspace
   before the GIL is released.
 """
-from cpython.buffer cimport PyBUF_SIMPLE, PyObject_GetBuffer, PyBuffer_Release
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.float cimport DBL_MAX, FLT_MAX
@@ -53,7 +52,7 @@ from cbptt._scan import (aligned_empty, all_finite_arrays, forward_inputs,
                          grad_input, preact_bound_or_none)
 
 from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
-from cbptt._scan cimport c_contiguous, float_view
+from cbptt._scan cimport data_if, data_of
 from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_max_threads,
                           pack, small_mm, pack_blocked, small_mm_blocked,
                           col_sums, PAGE_BYTES, whole_pages, page_start,
@@ -442,31 +441,6 @@ cdef void elman_layer_backward(
             d_w_ih[j * I + i] = g_ih_t[i * H + j]
     # dh0 = delta(0) W_hh:  (B x H) = (B x H)(H x H)
     small_mm_blocked(B, H, H, delta, H, w_hh_p, d_h0, H, False)
-
-
-cdef void *data_of(object a) except NULL:
-    """The data pointer of a C-contiguous ndarray (kept alive by the caller)."""
-    cdef Py_buffer v
-    PyObject_GetBuffer(a, &v, PyBUF_SIMPLE)
-    cdef void *p = v.buf
-    PyBuffer_Release(&v)
-    return p
-
-
-cdef void *data_if(object a, int itemsize, Py_ssize_t n0, Py_ssize_t n1,
-                   Py_ssize_t n2=0):
-    """The data pointer of ``a`` when it is a C-contiguous float ndarray of
-    ``itemsize`` bytes per value and shape (n0, n1[, n2]) (kept alive by
-    the caller), else NULL."""
-    cdef Py_buffer v
-    cdef void *p = NULL
-    if float_view(a, &v) != itemsize:
-        return NULL
-    if (v.ndim == (3 if n2 else 2) and v.shape[0] == n0 and v.shape[1] == n1
-            and (n2 == 0 or v.shape[2] == n2) and c_contiguous(&v)):
-        p = v.buf
-    PyBuffer_Release(&v)
-    return p
 
 
 cdef int forward_run(int T, int B, int I, int H, int act,

@@ -99,11 +99,16 @@ d_x)``
 """
 from cython cimport floating
 from cython.parallel cimport prange, threadid
+from libc.float cimport DBL_MAX, FLT_MAX
 from libc.string cimport memcpy
 
 import numpy as np
 
+from cbptt._scan import (aligned_empty, all_finite_arrays, forward_inputs,
+                         grad_input, preact_bound_or_none)
+
 from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
+from cbptt._scan cimport data_if, data_of
 from cbptt._simd cimport (cbptt_isa_limit, cbptt_max_threads, pack, small_mm,
                           pack_blocked, small_mm_blocked, n_chunks, chunk_end,
                           col_sums, PAGE_BYTES, whole_pages, page_start,
@@ -758,6 +763,79 @@ def threads_used(int T, int B, int H, bint forget_gate=True, int itemsize=4):
     return threads_for(T, B, (4 if forget_gate else 3) * H, H, itemsize)
 
 
+cdef int lstm_forward_run(int T, int B, int I, int H, bint forget_gate,
+                          bint keep, const floating *x,
+                          const floating *w_ih, const floating *w_hh,
+                          const floating *bias, const floating *h0,
+                          const floating *c0, floating *gates, floating *c,
+                          floating *h) except -1:
+    """Allocate the workspace (from a cache line: LINE_BYTES more to find
+    it) and run the forward kernel on checked arrays, without the GIL."""
+    cdef int GH = (4 if forget_gate else 3) * H
+    cdef unsigned int fpenv
+    work = np.empty(whole_lines(<long> GH * H, sizeof(floating))
+                    + <long> GH * I + LINE_BYTES // sizeof(floating),
+                    np.float32 if floating is float else np.float64)
+    cdef floating *wp = line_start(<floating *> data_of(work))
+    cdef int nthreads = threads_for(T, B, GH, H, sizeof(floating))
+    with nogil:
+        fpenv = cbptt_ftz_enter()
+        lstm_layer_forward(T, B, I, H, forget_gate, nthreads, x, w_ih, w_hh,
+                           bias, h0, c0, gates, c, h, wp, keep)
+        cbptt_ftz_leave(fpenv)
+    return 0
+
+
+cdef int lstm_backward_run(
+        int T, int B, int I, int H, bint forget_gate, int truncate,
+        const floating *x, const floating *w_ih, const floating *w_hh,
+        const floating *h0, const floating *c0, const floating *gates,
+        const floating *c, const floating *h, const floating *grad_h,
+        const floating *grad_c, floating *delta, floating *delta_c,
+        floating *d_w_ih, floating *d_w_hh, floating *d_bias,
+        floating *d_h0, floating *d_c0, floating *d_x) except -1:
+    """Allocate the workspace (from a cache line; the carries and partials
+    from a page) and run the backward kernel on checked arrays, without the
+    GIL. ``grad_c`` and ``d_x`` may be NULL."""
+    cdef int GH = (4 if forget_gate else 3) * H
+    cdef unsigned int fpenv
+    cdef int nthreads = threads_for(T, B, GH, H, sizeof(floating))
+    # the workspace from a cache line (LINE_BYTES more to find it)
+    cdef long n_work = (backward_work(GH, H, I, nthreads, sizeof(floating))
+                        + LINE_BYTES // sizeof(floating))
+    cdef long n_carry = 0, n_part = 0
+    cdef int rc
+    cdef bint fused = fused_weight_grads(GH, H, I, sizeof(floating))
+    cdef floating *carries = NULL
+    cdef floating *partials = NULL
+    if nthreads > 1:
+        rc = rows_per_chunk(B, nthreads)
+        if fused:
+            rc = (rc + WG_GROUP - 1) // WG_GROUP * WG_GROUP
+        n_carry = 2 * n_chunks(B, rc) * carry_stride(rc, H, sizeof(floating))
+    if fused:
+        n_part = n_chunks(B, WG_GROUP) * partial_stride(GH, H, I,
+                                                         sizeof(floating))
+    # the carries and partials start on a page boundary (PAGE_BYTES more to
+    # find it)
+    work = np.empty(n_work + n_carry + n_part + PAGE_BYTES // sizeof(floating),
+                    np.float32 if floating is float else np.float64)
+    cdef floating *w = <floating *> data_of(work)
+    cdef floating *paged = page_start(w + n_work)
+    if n_carry:
+        carries = paged
+    if fused:
+        partials = paged + n_carry
+    with nogil:
+        fpenv = cbptt_ftz_enter()
+        lstm_layer_backward(T, B, I, H, forget_gate, truncate, nthreads, x,
+                            w_ih, w_hh, h0, c0, gates, c, h, grad_h, grad_c,
+                            delta, delta_c, d_w_ih, d_w_hh, d_bias, d_h0,
+                            d_c0, d_x, line_start(w), carries, partials)
+        cbptt_ftz_leave(fpenv)
+    return 0
+
+
 def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                  const floating[:, ::1] w_hh, const floating[::1] bias,
                  const floating[:, ::1] h0, const floating[:, ::1] c0,
@@ -772,7 +850,6 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     cdef int GH = (4 if forget_gate else 3) * H
     cdef Py_ssize_t TB = <Py_ssize_t> T * B, n = sizeof(floating)
     cdef Span s[9]          # outputs first, then inputs
-    cdef unsigned int fpenv
     w = "lstm_forward"
     _check_sizes(w, T, B, I, H, 0)
     cdef bint keep = not (T >= 2 and gates.shape[0] == 1 and c.shape[0] == 2)
@@ -796,18 +873,9 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     s[8] = _span(&c0[0, 0], B * H * n)
     _check_disjoint(w, ("gates", "c", "h", "x", "w_ih", "w_hh", "bias", "h0",
                         "c0"), s, 3, 9)
-    # the workspace from a cache line (LINE_BYTES more to find it)
-    cdef floating[::1] work = np.empty(
-        whole_lines(<long> GH * H, sizeof(floating)) + <long> GH * I
-        + LINE_BYTES // sizeof(floating), np.asarray(h).dtype)
-    cdef int nthreads = threads_for(T, B, GH, H, sizeof(floating))
-    with nogil:
-        fpenv = cbptt_ftz_enter()
-        lstm_layer_forward(T, B, I, H, forget_gate, nthreads, &x[0, 0, 0],
-                           &w_ih[0, 0], &w_hh[0, 0], &bias[0], &h0[0, 0],
-                           &c0[0, 0], &gates[0, 0, 0], &c[0, 0, 0],
-                           &h[0, 0, 0], line_start(&work[0]), keep)
-        cbptt_ftz_leave(fpenv)
+    lstm_forward_run(T, B, I, H, forget_gate, keep, &x[0, 0, 0], &w_ih[0, 0],
+                     &w_hh[0, 0], &bias[0], &h0[0, 0], &c0[0, 0],
+                     &gates[0, 0, 0], &c[0, 0, 0], &h[0, 0, 0])
 
 
 def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
@@ -829,7 +897,6 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     cdef int GH = (4 if forget_gate else 3) * H
     cdef Py_ssize_t TB = <Py_ssize_t> T * B, n = sizeof(floating)
     cdef Span s[18]          # outputs first, then inputs
-    cdef unsigned int fpenv
     cdef const floating *p_grad_c = NULL
     cdef floating *p_d_x = NULL
     w = "lstm_backward"
@@ -876,44 +943,151 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     _check_disjoint(w, ("delta", "delta_c", "d_w_ih", "d_w_hh", "d_bias",
                         "d_h0", "d_c0", "d_x", "x", "w_ih", "w_hh", "h0", "c0",
                         "gates", "c", "h", "grad_h", "grad_c"), s, 8, 18)
-    cdef int nthreads = threads_for(T, B, GH, H, sizeof(floating))
-    # the workspace from a cache line (LINE_BYTES more to find it)
-    cdef long n_work = (backward_work(GH, H, I, nthreads, sizeof(floating))
-                        + LINE_BYTES // sizeof(floating))
-    cdef long n_carry = 0, n_part = 0
-    cdef int rc
-    cdef bint fused = fused_weight_grads(GH, H, I, sizeof(floating))
-    cdef floating *carries = NULL
-    cdef floating *partials = NULL
-    if nthreads > 1:
-        rc = rows_per_chunk(B, nthreads)
-        if fused:
-            rc = (rc + WG_GROUP - 1) // WG_GROUP * WG_GROUP
-        n_carry = 2 * n_chunks(B, rc) * carry_stride(rc, H, sizeof(floating))
-    if fused:
-        n_part = n_chunks(B, WG_GROUP) * partial_stride(GH, H, I,
-                                                         sizeof(floating))
-    # the carries and partials start on a page boundary (PAGE_BYTES more to
-    # find it)
-    cdef floating[::1] work = np.empty(
-        n_work + n_carry + n_part + PAGE_BYTES // sizeof(floating),
-        np.asarray(delta).dtype)
-    cdef floating *paged = page_start(&work[n_work])
-    if n_carry:
-        carries = paged
-    if fused:
-        partials = paged + n_carry
-    with nogil:
-        fpenv = cbptt_ftz_enter()
-        lstm_layer_backward(T, B, I, H, forget_gate, truncate, nthreads,
-                            &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0],
-                            &c0[0, 0], &gates[0, 0, 0], &c[0, 0, 0],
-                            &h[0, 0, 0], &grad_h[0, 0, 0], p_grad_c,
-                            &delta[0, 0, 0], &delta_c[0, 0, 0], &d_w_ih[0, 0],
-                            &d_w_hh[0, 0], &d_bias[0], &d_h0[0, 0],
-                            &d_c0[0, 0], p_d_x, line_start(&work[0]), carries,
-                            partials)
-        cbptt_ftz_leave(fpenv)
+    lstm_backward_run(T, B, I, H, forget_gate, truncate, &x[0, 0, 0],
+                      &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0], &c0[0, 0],
+                      &gates[0, 0, 0], &c[0, 0, 0], &h[0, 0, 0],
+                      &grad_h[0, 0, 0], p_grad_c, &delta[0, 0, 0],
+                      &delta_c[0, 0, 0], &d_w_ih[0, 0], &d_w_hh[0, 0],
+                      &d_bias[0], &d_h0[0, 0], &d_c0[0, 0], p_d_x)
+
+
+cdef object setflags = np.ndarray.setflags   # (a, False): read-only
+
+
+def forward_fast(x, w_ih, w_hh, bias, bint batch_first, bint forget_gate,
+                 bint cache):
+    """``lstm_forward``'s common case in one compiled call, or None.
+
+    The common case: the arrays are ``forward_inputs``' common case
+    (``cbptt._scan``), h0 and c0 are None (the caller's) and the
+    pre-activation bound is within range. Then returns ``(x_tm, w_ih, w_hh,
+    bias, h0, c0, gates, c, h)``: the private read-only copies, read-only
+    zeros for h0 and c0 and the read-only time-major outputs (without
+    ``cache``, T >= 2: the last step's gates and c(T-1) only, as
+    ``lstm_forward`` keeps them). Anything else: None, nothing is raised,
+    and the caller's checked path gives the precise error. The same results
+    as that path, which runs the same kernel on the same copies.
+    """
+    cdef int G = 4 if forget_gate else 3
+    fast = forward_inputs(x, batch_first, G, w_ih, w_hh, bias, None, None)
+    if fast is None:
+        return None
+    x_tm, x_max, w, u, b = fast[0], fast[1], fast[2], fast[3], fast[4]
+    cdef int T = x_tm.shape[0], B = x_tm.shape[1], I = x_tm.shape[2]
+    cdef int GH = b.shape[0]
+    cdef int H = GH // G
+    dtype = x_tm.dtype
+    # |h| <= 1 for every state entering a step (h0 = 0, then o tanh(c))
+    worst = preact_bound_or_none(b, w, x_max, u, np.ones(H))
+    if worst is None or not worst <= (FLT_MAX / 4 if dtype.itemsize == 4
+                                      else DBL_MAX / 4):
+        return None
+    h0 = np.zeros((B, H), dtype)
+    c0 = np.zeros((B, H), dtype)
+    cdef bint keep = cache or T == 1
+    gates = aligned_empty((T if keep else 1, B, GH), dtype)
+    c = aligned_empty((T if keep else 2, B, H), dtype)
+    h = aligned_empty((T, B, H), dtype)
+    cdef void *p[9]
+    for k, a in enumerate((x_tm, w, u, b, h0, c0, gates, c, h)):
+        p[k] = data_of(a)
+    if dtype.itemsize == 4:
+        lstm_forward_run[float](
+            T, B, I, H, forget_gate, keep, <float *> p[0], <float *> p[1],
+            <float *> p[2], <float *> p[3], <float *> p[4], <float *> p[5],
+            <float *> p[6], <float *> p[7], <float *> p[8])
+    else:
+        lstm_forward_run[double](
+            T, B, I, H, forget_gate, keep, <double *> p[0], <double *> p[1],
+            <double *> p[2], <double *> p[3], <double *> p[4],
+            <double *> p[5], <double *> p[6], <double *> p[7],
+            <double *> p[8])
+    if not keep:                # c(T-1), as with the whole cache
+        c = c[(T - 1) % 2:(T - 1) % 2 + 1]
+    for a in (h0, c0, gates, c, h):
+        setflags(a, False)
+    return x_tm, w, u, b, h0, c0, gates, c, h
+
+
+def grad_arrays(int T, int B, int I, int H, int GH, dtype, bint input_grad):
+    """The backward pass's fresh outputs ``(delta (T, B, G*H), delta_c (T, B,
+    H), d_w_ih, d_w_hh, d_b, d_h0, d_c0, d_x (T, B, I) or None)``, the
+    per-step ones on a cache line."""
+    return (aligned_empty((T, B, GH), dtype), aligned_empty((T, B, H), dtype),
+            np.empty((GH, I), dtype), np.empty((GH, H), dtype),
+            np.empty(GH, dtype), np.empty((B, H), dtype),
+            np.empty((B, H), dtype),
+            aligned_empty((T, B, I), dtype) if input_grad else None)
+
+
+def backward_fast(x_tm, w_ih, w_hh, h0, c0, gates_tm, c_tm, h_tm, g,
+                  bint batch_first, bint forget_gate, int truncate,
+                  bint input_grad):
+    """``lstm_backward``'s common case (no ``grad_c``) in one compiled call,
+    or None.
+
+    ``x_tm`` .. ``h_tm`` are a forward result's private arrays (with the
+    whole cache); the common case: ``g`` as ``grad_input``'s
+    (``cbptt._scan``), whose values are not scanned first: a non-finite one
+    makes its step's ``delta_o`` and so ``db`` (the sum of every ``delta``)
+    non-finite, which the check of the results catches. Returns ``(delta,
+    delta_c, d_w_ih, d_w_hh, d_b, d_h0, d_c0, d_x)`` (time-major, ``d_x``
+    None unless ``input_grad``) when every gradient is finite. Anything
+    else: None, nothing is raised, and the caller's checked path (which
+    runs the kernel again) gives the precise error.
+    """
+    if type(h_tm) is not np.ndarray or h_tm.ndim != 3 or type(
+            x_tm) is not np.ndarray or x_tm.ndim != 3:
+        return None
+    cdef int T = h_tm.shape[0], B = h_tm.shape[1], H = h_tm.shape[2]
+    cdef int I = x_tm.shape[2]
+    cdef int GH = (4 if forget_gate else 3) * H
+    dtype = h_tm.dtype
+    cdef int s = dtype.itemsize
+    # the inputs' pointers, checked: a result whose arrays disagree (e.g.
+    # built by hand) takes the checked path, which refuses it
+    cdef void *p[17]
+    p[0] = data_if(x_tm, s, T, B, I)
+    p[1] = data_if(w_ih, s, GH, I)
+    p[2] = data_if(w_hh, s, GH, H)
+    p[3] = data_if(h0, s, B, H)
+    p[4] = data_if(c0, s, B, H)
+    p[5] = data_if(gates_tm, s, T, B, GH)
+    p[6] = data_if(c_tm, s, T, B, H)
+    p[7] = data_if(h_tm, s, T, B, H)
+    if (p[0] == NULL or p[1] == NULL or p[2] == NULL or p[3] == NULL
+            or p[4] == NULL or p[5] == NULL or p[6] == NULL or p[7] == NULL
+            or T < 1 or B < 1 or H < 1 or I < 1):
+        return None
+    g_tm = grad_input(g, batch_first, T, B, H, s, False)
+    if g_tm is None:
+        return None
+    delta, delta_c, d_w_ih, d_w_hh, d_b, d_h0, d_c0, d_x = grad_arrays(
+        T, B, I, H, GH, dtype, input_grad)
+    for k, a in enumerate((g_tm, delta, delta_c, d_w_ih, d_w_hh, d_b, d_h0,
+                           d_c0)):
+        p[8 + k] = data_of(a)
+    p[16] = data_of(d_x) if input_grad else NULL
+    if s == 4:
+        lstm_backward_run[float](
+            T, B, I, H, forget_gate, truncate, <float *> p[0],
+            <float *> p[1], <float *> p[2], <float *> p[3], <float *> p[4],
+            <float *> p[5], <float *> p[6], <float *> p[7], <float *> p[8],
+            NULL, <float *> p[9], <float *> p[10], <float *> p[11],
+            <float *> p[12], <float *> p[13], <float *> p[14],
+            <float *> p[15], <float *> p[16])
+    else:
+        lstm_backward_run[double](
+            T, B, I, H, forget_gate, truncate, <double *> p[0],
+            <double *> p[1], <double *> p[2], <double *> p[3],
+            <double *> p[4], <double *> p[5], <double *> p[6],
+            <double *> p[7], <double *> p[8], NULL, <double *> p[9],
+            <double *> p[10], <double *> p[11], <double *> p[12],
+            <double *> p[13], <double *> p[14], <double *> p[15],
+            <double *> p[16])
+    if not all_finite_arrays((d_b, d_w_ih, d_w_hh, d_h0, d_c0, d_x)):
+        return None
+    return delta, delta_c, d_w_ih, d_w_hh, d_b, d_h0, d_c0, d_x
 
 
 def cec_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,

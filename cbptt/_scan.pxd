@@ -4,3 +4,6 @@ from cpython.buffer cimport Py_buffer, PyBUF_RECORDS_RO
 
 cdef int float_view(object a, Py_buffer *v, int flags=*)
 cdef bint c_contiguous(const Py_buffer *v) noexcept
+cdef void *data_of(object a) except NULL
+cdef void *data_if(object a, int itemsize, Py_ssize_t n0, Py_ssize_t n1,
+                   Py_ssize_t n2=*)

@@ -47,7 +47,7 @@ no message, only the time taken.
   the kernels' outputs; about 1 us, against 7 us in Python (np.prod,
   ``.ctypes``).
 """
-from cpython.buffer cimport (PyBUF_RECORDS, PyBUF_RECORDS_RO,
+from cpython.buffer cimport (PyBUF_RECORDS, PyBUF_RECORDS_RO, PyBUF_SIMPLE,
                              PyBuffer_Release, PyObject_GetBuffer)
 from cython cimport floating
 from libc.math cimport fabs
@@ -267,6 +267,31 @@ cdef bint c_contiguous(const Py_buffer *v) noexcept:
             return False
         want *= v.shape[d]
     return True
+
+
+cdef void *data_of(object a) except NULL:
+    """The data pointer of a C-contiguous ndarray (kept alive by the caller)."""
+    cdef Py_buffer v
+    PyObject_GetBuffer(a, &v, PyBUF_SIMPLE)
+    cdef void *p = v.buf
+    PyBuffer_Release(&v)
+    return p
+
+
+cdef void *data_if(object a, int itemsize, Py_ssize_t n0, Py_ssize_t n1,
+                   Py_ssize_t n2=0):
+    """The data pointer of ``a`` when it is a C-contiguous float ndarray of
+    ``itemsize`` bytes per value and shape (n0, n1[, n2]) (kept alive by
+    the caller), else NULL."""
+    cdef Py_buffer v
+    cdef void *p = NULL
+    if float_view(a, &v) != itemsize:
+        return NULL
+    if (v.ndim == (3 if n2 else 2) and v.shape[0] == n0 and v.shape[1] == n1
+            and (n2 == 0 or v.shape[2] == n2) and c_contiguous(&v)):
+        p = v.buf
+    PyBuffer_Release(&v)
+    return p
 
 
 cdef bint has_shape(const Py_buffer *v, int ndim, Py_ssize_t n0,

@@ -14,10 +14,12 @@ Contract
   the batch-first arrays returned here are views of that storage.
 * The common case (float32 or float64 ndarrays of one dtype, consistent
   shapes, finite values) is checked and copied in one compiled call
-  (``_scan.forward_inputs``, ``_scan.grad_input``); for the Elman layer the
-  whole call is one (``_elman.forward_fast``, ``_elman.backward_fast``: the
-  checks, the allocations, the kernel, and a check that the gradients are
-  finite in place of a scan of ``grad_h`` first). Anything else takes the
+  (``_scan.forward_inputs``, ``_scan.grad_input``); for the Elman and LSTM
+  layers the whole call is one (``_elman.forward_fast``,
+  ``_elman.backward_fast``, ``_lstm.forward_fast``, ``_lstm.backward_fast``:
+  the checks, the allocations, the kernel, and a check that the gradients
+  are finite in place of a scan of ``grad_h`` first) when the forward pass
+  has no initial state given and the LSTM's backward pass no ``grad_c``. Anything else takes the
   full checks, which raise every error. Results and errors are the same
   either way (``tests/test_fastpath.py``).
 """
@@ -890,6 +892,20 @@ def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
     """
     forget_gate = _check_forget_gate(forget_gate)
     cache = _check_flag("cache", cache)
+    if h0 is None and c0 is None and type(batch_first) is bool:
+        # the common case in one compiled call (None: the checked path)
+        fast = _lstm.forward_fast(x, weight_ih, weight_hh, bias, batch_first,
+                                  forget_gate, cache)
+        if fast is not None:
+            x_tm, w_ih, w_hh, b, h0k, c0k, gates_tm, c_tm, h_tm = fast
+            return _result(
+                LSTMForwardResult, h=_layout(h_tm, batch_first),
+                c=_layout(c_tm, batch_first) if cache else None,
+                gates=_layout(gates_tm, batch_first) if cache else None,
+                x=_layout(x_tm, batch_first), weight_ih=w_ih,
+                weight_hh=w_hh, bias=b, h0=h0k, c0=c0k,
+                forget_gate=forget_gate, _x_tm=x_tm, _h_tm=h_tm, _c_tm=c_tm,
+                _gates_tm=gates_tm, batch_first=batch_first)
     batch_first, x_tm, x_max, w_ih, w_hh, b, h0k, c0k = _forward_inputs(
         x, weight_ih, weight_hh, bias, h0, c0, batch_first, forget_gate)
     T, B, I = x_tm.shape
@@ -1018,6 +1034,19 @@ def lstm_backward(forward_result, grad_h, grad_c=None, truncate=None,
                          "differentiate; run lstm_forward with cache=True "
                          "(the default) for a pass you will differentiate")
     trunc = check_truncate(truncate)
+    if grad_c is None and type(input_grad) is bool:
+        # the common case in one compiled call (None: the checked path)
+        fast = _lstm.backward_fast(
+            r._x_tm, r.weight_ih, r.weight_hh, r.h0, r.c0, r._gates_tm,
+            r._c_tm, r._h_tm, grad_h, r.batch_first, r.forget_gate, trunc,
+            input_grad)
+        if fast is not None:
+            delta, delta_c, d_w_ih, d_w_hh, d_b, d_h0, d_c0, d_x = fast
+            return LSTMGradients(weight_ih=d_w_ih, weight_hh=d_w_hh,
+                                 bias=d_b, h0=d_h0, c0=d_c0,
+                                 x=_layout(d_x, r.batch_first),
+                                 delta=_layout(delta, r.batch_first),
+                                 delta_c=_layout(delta_c, r.batch_first))
     T, B, H = r._h_tm.shape
     I = r._x_tm.shape[2]
     GH = r._gates_tm.shape[2]
@@ -1026,15 +1055,8 @@ def lstm_backward(forward_result, grad_h, grad_c=None, truncate=None,
     gc_tm = None if grad_c is None else _check_grad(
         "grad_c", grad_c, T, B, H, dtype, r.batch_first)
 
-    delta = aligned_empty((T, B, GH), dtype)
-    delta_c = aligned_empty((T, B, H), dtype)
-    d_w_ih = np.empty((GH, I), dtype)
-    d_w_hh = np.empty((GH, H), dtype)
-    d_b = np.empty(GH, dtype)
-    d_h0 = np.empty((B, H), dtype)
-    d_c0 = np.empty((B, H), dtype)
-    d_x = aligned_empty((T, B, I), dtype) if _check_flag("input_grad",
-                                                    input_grad) else None
+    delta, delta_c, d_w_ih, d_w_hh, d_b, d_h0, d_c0, d_x = _lstm.grad_arrays(
+        T, B, I, H, GH, dtype, _check_flag("input_grad", input_grad))
     _lstm.lstm_backward(r._x_tm, r.weight_ih, r.weight_hh, r.h0, r.c0,
                         r._gates_tm, r._c_tm, r._h_tm, gh_tm, gc_tm,
                         r.forget_gate, trunc, delta, delta_c, d_w_ih, d_w_hh,

@@ -3,8 +3,9 @@
 ``rnn_forward`` / ``lstm_forward`` first try one compiled call
 (``_scan.forward_inputs``) that checks and copies every array of the common
 case, and the backward passes ``_scan.grad_input`` for ``grad_h`` / ``grad_c``;
-the Elman layer's whole calls are one each (``_elman.forward_fast``,
-``_elman.backward_fast``); anything else goes through the full validation.
+the Elman and LSTM layers' whole calls are one each (``forward_fast`` and
+``backward_fast`` of ``_elman`` and ``_lstm``); anything else goes through
+the full validation.
 Here every result and every error of the default call is compared with the
 same call with every shortcut switched off (``full_path``), for the common
 case and for inputs that must leave it; and the compiled pieces are compared
@@ -13,7 +14,7 @@ with NumPy.
 import numpy as np
 import pytest
 
-from cbptt import _elman, _scan, functional
+from cbptt import _elman, _lstm, _scan, functional
 from cbptt import (lstm_backward, lstm_forward, rnn_backward, rnn_forward)
 from cbptt._validation import check_preactivation_range
 
@@ -36,11 +37,15 @@ class _Full:
         return None
 
 
-class _FullElman:
-    """``cbptt._elman`` whose one-call fast paths answer 'not this case'."""
+class _NoOneCall:
+    """A kernel module (``cbptt._elman`` or ``cbptt._lstm``) whose one-call
+    fast paths answer 'not this case'."""
+
+    def __init__(self, module):
+        self.module = module
 
     def __getattr__(self, name):
-        return getattr(_elman, name)
+        return getattr(self.module, name)
 
     @staticmethod
     def forward_fast(*args):
@@ -58,27 +63,29 @@ def full_path(monkeypatch):
         ctx = monkeypatch.context()
         m = ctx.__enter__()
         m.setattr(functional, "_scan", _Full())
-        m.setattr(functional, "_elman", _FullElman())
+        m.setattr(functional, "_elman", _NoOneCall(_elman))
+        m.setattr(functional, "_lstm", _NoOneCall(_lstm))
         return ctx
     return enter
 
 
 class _Counting:
-    """``cbptt._elman`` counting the fast calls that returned a result."""
+    """A kernel module counting the fast calls that returned a result."""
 
-    def __init__(self):
+    def __init__(self, module):
+        self.module = module
         self.taken = []
 
     def __getattr__(self, name):
-        return getattr(_elman, name)
+        return getattr(self.module, name)
 
     def forward_fast(self, *args):
-        out = _elman.forward_fast(*args)
+        out = self.module.forward_fast(*args)
         self.taken.append(("forward", out is not None))
         return out
 
     def backward_fast(self, *args):
-        out = _elman.backward_fast(*args)
+        out = self.module.backward_fast(*args)
         self.taken.append(("backward", out is not None))
         return out
 
@@ -91,7 +98,7 @@ def test_elman_one_call_paths_are_taken(monkeypatch, dtype, batch_first,
     """The common case (h0 None, tanh or logistic) runs each pass in one
     compiled call; an initial state or a non-saturating activation does not
     (the bound on the pre-activations then needs the states' maxima)."""
-    counting = _Counting()
+    counting = _Counting(_elman)
     monkeypatch.setattr(functional, "_elman", counting)
     a = _arrays("elman", dtype, seed=3)
     x = a["x"] if batch_first else np.ascontiguousarray(a["x"].swapaxes(0, 1))
@@ -132,6 +139,70 @@ def test_elman_backward_fast_refuses_a_non_finite_grad(dtype, bad):
                                         False) is None, (t, truncate)
             with pytest.raises(ValueError, match="grad_h"):
                 rnn_backward(res, g, truncate=truncate or None)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("forget_gate", [True, False])
+def test_lstm_one_call_paths_are_taken(monkeypatch, dtype, batch_first,
+                                       forget_gate):
+    """The common case (no h0, c0; backward without grad_c) runs each pass
+    in one compiled call, with and without the cache; initial states and
+    grad_c take the checked path."""
+    counting = _Counting(_lstm)
+    monkeypatch.setattr(functional, "_lstm", counting)
+    a = _arrays("lstm", dtype, seed=3, forget_gate=forget_gate)
+    tm = (lambda v: v) if batch_first else (
+        lambda v: np.ascontiguousarray(v.swapaxes(0, 1)))
+    x, g, gc = tm(a["x"]), tm(a["grad_h"]), tm(a["grad_c"])
+    w = (a["weight_ih"], a["weight_hh"], a["bias"])
+    kw = dict(batch_first=batch_first, forget_gate=forget_gate)
+    for input_grad in (True, False):
+        res = lstm_forward(x, *w, **kw)
+        lstm_backward(res, g, input_grad=input_grad, truncate=2)
+    lstm_forward(x, *w, cache=False, **kw)
+    assert counting.taken == [("forward", True), ("backward", True)] * 2 + [
+        ("forward", True)]
+    counting.taken.clear()
+    lstm_forward(x, *w, a["h0"], **kw)
+    lstm_forward(x, *w, None, a["c0"], **kw)
+    assert counting.taken == []
+    lstm_backward(res, g, gc)
+    assert counting.taken == []
+    res = lstm_forward(x, *w, a["h0"], a["c0"], **kw)
+    counting.taken.clear()
+    lstm_backward(res, g)           # any result: one call
+    assert counting.taken == [("backward", True)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("forget_gate", [True, False])
+def test_lstm_backward_fast_refuses_a_non_finite_grad(dtype, bad,
+                                                      forget_gate):
+    """As for the Elman layer: a non-finite grad_h, wherever it sits and
+    with saturated gates too (inf * 0 is NaN), shows in the gradients, so
+    the one-call path answers None and the checked path names grad_h."""
+    a = _arrays("lstm", dtype, seed=4, forget_gate=forget_gate)
+    G = 4 if forget_gate else 3
+    for scale in (1.0, 1e4):        # 1e4: every gate saturated
+        w = [a["weight_ih"] * scale, a["weight_hh"] * scale,
+             a["bias"] * scale]
+        res = lstm_forward(a["x"], *w, forget_gate=forget_gate)
+        args = (res._x_tm, res.weight_ih, res.weight_hh, res.h0, res.c0,
+                res._gates_tm, res._c_tm, res._h_tm)
+        assert _lstm.backward_fast(*args, a["grad_h"], True, forget_gate, 0,
+                                   False) is not None
+        assert res.gates.shape[2] == G * H
+        for t in range(T):
+            for truncate in (0, 2):
+                g = a["grad_h"].copy()
+                g[1, t, 2] = bad
+                assert _lstm.backward_fast(*args, g, True, forget_gate,
+                                           truncate, False) is None, (
+                                               t, truncate)
+                with pytest.raises(ValueError, match="grad_h"):
+                    lstm_backward(res, g, truncate=truncate or None)
 
 
 def _arrays(model, dtype, seed=0, i=I, forget_gate=True):
