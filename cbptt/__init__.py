@@ -3,13 +3,13 @@
 Public API: the functional layer API (``rnn_forward``/``rnn_backward`` and
 friends) and the scikit-learn estimators.
 """
-from cbptt.functional import (RNNForwardResult, RNNGradients, rnn_backward,
-                              rnn_forward)
+from cbptt.functional import (RNNForwardResult, RNNGradients, release_buffers,
+                              rnn_backward, rnn_forward)
 
 __version__ = "0.1.0"
 
-__all__ = ["RNNForwardResult", "RNNGradients", "rnn_backward", "rnn_forward",
-           "__version__"]
+__all__ = ["RNNForwardResult", "RNNGradients", "release_buffers",
+           "rnn_backward", "rnn_forward", "__version__"]
 
 from cbptt.functional import (CECForwardResult, CECGradients,  # noqa: E402
                               LSTMForwardResult, LSTMGradients, cec_backward,

@@ -49,6 +49,7 @@ no message, only the time taken.
 """
 from cpython.buffer cimport (PyBUF_RECORDS, PyBUF_RECORDS_RO, PyBUF_SIMPLE,
                              PyBuffer_Release, PyObject_GetBuffer)
+from cpython.ref cimport Py_REFCNT
 from cython cimport floating
 from libc.math cimport fabs
 from libc.string cimport memset
@@ -90,14 +91,69 @@ cdef enum:
     PAGE_BYTES = 4096
 
 
+# aligned_empty's pool of padded byte buffers (newest last) and their bytes.
+# A training loop asks for the same large arrays every mini-batch (a
+# forward pass's copies and outputs, a backward pass's gradients) just
+# after the previous ones were dropped; fresh memory of that size comes
+# from the operating system each time (glibc maps it, or trims the heap
+# top it came from), zeroed page by page on first touch, which took as
+# long as the kernel itself on some calls (an LSTM float32 H = 64 epoch
+# here: 1.09-1.12x).
+cdef list _pool = []
+cdef Py_ssize_t _pool_bytes = 0
+# Buffers smaller than this are not pooled (the heap recycles them).
+cdef Py_ssize_t POOL_MIN_BYTES = 64 * 1024
+# At most this many bytes of buffers in the pool, in use or free.
+cdef Py_ssize_t POOL_MAX_BYTES = 256 * 1024 * 1024
+
+
+cdef object _pool_take(Py_ssize_t size):
+    """A pooled buffer of ``size`` bytes that nothing but the pool holds, or
+    None; on None, every other free buffer leaves the pool (so what the
+    pool holds never adds to a peak that new sizes make)."""
+    global _pool, _pool_bytes
+    cdef Py_ssize_t i
+    cdef list kept
+    for i in range(len(_pool) - 1, -1, -1):
+        b = _pool[i]
+        # free: referenced by the list and by b only (no array, no view)
+        if Py_REFCNT(b) == 2 and (<object> b).nbytes == size:
+            return b
+    b = None                    # (a reference of its own to the last one)
+    kept = [b for b in _pool if Py_REFCNT(b) > 2]
+    _pool_bytes = sum([(<object> b).nbytes for b in kept])
+    _pool = kept
+    return None
+
+
+def _pool_state():
+    """(buffers, bytes) in aligned_empty's pool (tests)."""
+    return len(_pool), _pool_bytes
+
+
+def _pool_clear(max_bytes=None):
+    """Empty aligned_empty's pool and, given ``max_bytes``, set its limit
+    (0: no pooling) (tests, benchmarks); returns the previous limit."""
+    global _pool, _pool_bytes, POOL_MAX_BYTES
+    old = POOL_MAX_BYTES
+    _pool = []
+    _pool_bytes = 0
+    if max_bytes is not None:
+        POOL_MAX_BYTES = max_bytes
+    return old
+
+
 def aligned_empty(shape, dtype):
     """An uninitialised C-contiguous array of ``shape`` (a tuple of ints, or
     an int) and ``dtype`` whose data start on a page boundary (on a 64-byte
     line when it is smaller than a page): the kernels' threads each write
     their own rows, and NumPy's allocations start 16 bytes past a page, so
     a part that fills whole pages on paper would straddle one shared with
-    the other thread. Its ``base`` is the padded byte buffer."""
-    cdef Py_ssize_t nbytes, d
+    the other thread. Its ``base`` is the padded byte buffer: from 64 KiB, a
+    buffer of the pool when one of that size is free (its arrays and views
+    all gone), else a new one, pooled while the pool holds at most 64 MiB."""
+    global _pool_bytes
+    cdef Py_ssize_t nbytes, d, size
     cdef size_t align, addr
     cdef Py_buffer v
     dtype = np.dtype(dtype)
@@ -107,7 +163,13 @@ def aligned_empty(shape, dtype):
     for d in shape:
         nbytes *= d
     align = PAGE_BYTES if nbytes >= PAGE_BYTES else 64
-    buf = empty(nbytes + align, np.uint8)
+    size = nbytes + align
+    buf = _pool_take(size) if size >= POOL_MIN_BYTES else None
+    if buf is None:
+        buf = empty(size, np.uint8)
+        if size >= POOL_MIN_BYTES and _pool_bytes + size <= POOL_MAX_BYTES:
+            _pool.append(buf)
+            _pool_bytes += size
     PyObject_GetBuffer(buf, &v, PyBUF_RECORDS)
     addr = <size_t> v.buf
     PyBuffer_Release(&v)

@@ -1,4 +1,5 @@
-"""The documentation runs: the estimators' docstring examples and every code
+"""The documentation runs: the estimators' and the functional API's docstring
+examples and every code
 block of README.md's "## Estimators", "## Seeing BPTT" and "## Functional
 API" sections."""
 import doctest
@@ -19,6 +20,12 @@ def test_docstring_examples():
         warnings.simplefilter("ignore", ConvergenceWarning)
         result = doctest.testmod(cbptt._estimators, verbose=False)
     assert result.attempted >= 10 and result.failed == 0
+
+
+def test_functional_docstring_examples():
+    import cbptt.functional
+    result = doctest.testmod(cbptt.functional, verbose=False)
+    assert result.attempted >= 40 and result.failed == 0
 
 
 def readme_blocks():
