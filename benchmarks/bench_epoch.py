@@ -857,7 +857,7 @@ def main(argv=None):
                     help="smoke run: two configurations, 3 rounds, no memory probes, "
                          "prints instead of writing BENCHMARKS.md")
     ap.add_argument("--rounds", type=int, default=None,
-                    help="alternating rounds per configuration (default 7; 3 with --quick)")
+                    help="alternating rounds per configuration (default 9; 3 with --quick)")
     ap.add_argument("--cells", nargs="+", choices=CELLS, default=CELLS)
     ap.add_argument("--dtypes", nargs="+", choices=DTYPES, default=DTYPES)
     ap.add_argument("--configs", nargs="+", default=None, metavar="HxT",
@@ -875,7 +875,7 @@ def main(argv=None):
         name, cell, dtype, H, T = args.memory_probe
         print(json.dumps(memory_probe(name, cell, dtype, int(H), int(T))))
         return 0
-    args.rounds = args.rounds or (3 if args.quick else 7)
+    args.rounds = args.rounds or (3 if args.quick else 9)
     if args.configs:
         configs = [tuple(int(v) for v in c.lower().split("x")) for c in args.configs]
     else:
