@@ -108,7 +108,7 @@ from cbptt._scan import (aligned_empty, all_finite_arrays, forward_inputs,
                          grad_input, preact_bound_or_none)
 
 from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
-from cbptt._scan cimport data_if, data_of
+from cbptt._scan cimport data_if, data_of, result_dims
 from cbptt._simd cimport (cbptt_isa_limit, cbptt_max_threads, pack, small_mm,
                           pack_blocked, small_mm_blocked, n_chunks, chunk_end,
                           col_sums, PAGE_BYTES, whole_pages, page_start,
@@ -1036,14 +1036,13 @@ def backward_fast(x_tm, w_ih, w_hh, h0, c0, gates_tm, c_tm, h_tm, g,
     else: None, nothing is raised, and the caller's checked path (which
     runs the kernel again) gives the precise error.
     """
-    if type(h_tm) is not np.ndarray or h_tm.ndim != 3 or type(
-            x_tm) is not np.ndarray or x_tm.ndim != 3:
+    cdef int d[4]
+    cdef int s = result_dims(x_tm, h_tm, d)
+    if s == 0:
         return None
-    cdef int T = h_tm.shape[0], B = h_tm.shape[1], H = h_tm.shape[2]
-    cdef int I = x_tm.shape[2]
+    cdef int T = d[0], B = d[1], H = d[2], I = d[3]
     cdef int GH = (4 if forget_gate else 3) * H
     dtype = h_tm.dtype
-    cdef int s = dtype.itemsize
     # the inputs' pointers, checked: a result whose arrays disagree (e.g.
     # built by hand) takes the checked path, which refuses it
     cdef void *p[17]
@@ -1057,7 +1056,7 @@ def backward_fast(x_tm, w_ih, w_hh, h0, c0, gates_tm, c_tm, h_tm, g,
     p[7] = data_if(h_tm, s, T, B, H)
     if (p[0] == NULL or p[1] == NULL or p[2] == NULL or p[3] == NULL
             or p[4] == NULL or p[5] == NULL or p[6] == NULL or p[7] == NULL
-            or T < 1 or B < 1 or H < 1 or I < 1):
+           ):
         return None
     g_tm = grad_input(g, batch_first, T, B, H, s, False)
     if g_tm is None:

@@ -7,3 +7,4 @@ cdef bint c_contiguous(const Py_buffer *v) noexcept
 cdef void *data_of(object a) except NULL
 cdef void *data_if(object a, int itemsize, Py_ssize_t n0, Py_ssize_t n1,
                    Py_ssize_t n2=*)
+cdef int result_dims(object x_tm, object h_tm, int *dims) except -1

@@ -98,7 +98,7 @@ cdef enum:
 # from the operating system each time (glibc maps it, or trims the heap
 # top it came from), zeroed page by page on first touch, which took as
 # long as the kernel itself on some calls (an LSTM float32 H = 64 epoch
-# here: 1.09-1.12x).
+# here: 1.15x with the pool).
 cdef list _pool = []
 cdef Py_ssize_t _pool_bytes = 0
 # Buffers smaller than this are not pooled (the heap recycles them).
@@ -151,7 +151,7 @@ def aligned_empty(shape, dtype):
     a part that fills whole pages on paper would straddle one shared with
     the other thread. Its ``base`` is the padded byte buffer: from 64 KiB, a
     buffer of the pool when one of that size is free (its arrays and views
-    all gone), else a new one, pooled while the pool holds at most 64 MiB."""
+    all gone), else a new one, pooled while the pool holds at most 256 MiB."""
     global _pool_bytes
     cdef Py_ssize_t nbytes, d, size
     cdef size_t align, addr
@@ -338,6 +338,21 @@ cdef void *data_of(object a) except NULL:
     cdef void *p = v.buf
     PyBuffer_Release(&v)
     return p
+
+
+cdef int result_dims(object x_tm, object h_tm, int *dims) except -1:
+    """The sizes of a forward result's time-major ``x_tm (T, B, I)`` and
+    ``h_tm (T, B, H)``: ``dims = (T, B, H, I)``, returning ``h_tm``'s
+    itemsize; 0 when either is not a 3-D ndarray or an axis is empty (the
+    one-call backward paths then answer None)."""
+    if (type(h_tm) is not ndarray or h_tm.ndim != 3
+            or type(x_tm) is not ndarray or x_tm.ndim != 3):
+        return 0
+    dims[0], dims[1], dims[2] = h_tm.shape[0], h_tm.shape[1], h_tm.shape[2]
+    dims[3] = x_tm.shape[2]
+    if dims[0] < 1 or dims[1] < 1 or dims[2] < 1 or dims[3] < 1:
+        return 0
+    return h_tm.dtype.itemsize
 
 
 cdef void *data_if(object a, int itemsize, Py_ssize_t n0, Py_ssize_t n1,

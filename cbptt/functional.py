@@ -19,8 +19,8 @@ Contract
   ``_elman.backward_fast``, ``_lstm.forward_fast``, ``_lstm.backward_fast``:
   the checks, the allocations, the kernel, and a check that the gradients
   are finite in place of a scan of ``grad_h`` first) when the forward pass
-  has no initial state given and the LSTM's backward pass no ``grad_c``. Anything else takes the
-  full checks, which raise every error. Results and errors are the same
+  has no initial state given and the LSTM's backward pass no ``grad_c``.
+  Anything else takes the full checks, which raise every error. Results and errors are the same
   either way (``tests/test_fastpath.py``).
 """
 from collections import namedtuple
