@@ -58,3 +58,44 @@ def test_ratios_pair_the_samples_of_each_round():
     assert be.paired_ratio(row, ours=("cbptt",)) == pytest.approx(10.0)
     assert be.estimator_ratio(row) == pytest.approx(1.1)
     assert be.paired_ratio({"train_all": {"cbptt": [1.0]}}) is None
+
+
+import dtype_cost as dc  # noqa: E402
+
+
+def test_dtype_cost_summary_pairs_rounds():
+    """Per round: f64/f32 costs and ratios; the f64/f32 cbptt may cost for
+    the float64 ratio to reach its target is ratio f32 x torch f64/f32 /
+    target; the medians are over the rounds."""
+    rows = {"cbptt f32": [1.0, 2.0, 1.0], "cbptt f64": [2.0, 3.0, 1.5],
+            "torch f32": [30.0, 40.0, 30.0], "torch f64": [33.0, 60.0, 36.0],
+            "act f32": [0.1, 0.2, 0.3], "act f64": []}
+    out = dc.summarise("elman", 16, rows, 30.0)
+    assert out["cbptt f64/f32"] == pytest.approx(1.5)       # 2, 1.5, 1.5
+    assert out["torch f64/f32"] == pytest.approx(1.2)       # 1.1, 1.5, 1.2
+    assert out["ratio f32"] == pytest.approx(30.0)          # 30, 20, 30
+    assert out["ratio f64"] == pytest.approx(20.0)          # 16.5, 20, 24
+    # 30 * 1.1 / 30, 20 * 1.5 / 30, 30 * 1.2 / 30
+    assert out["f64/f32 allowed"] == pytest.approx(1.1)
+    assert out["act f32"] == pytest.approx(0.2) and out["act f64"] is None
+    text = dc.render([out], T=100, rounds=3)
+    assert "| elman | 16 | 1.00 | 2.00 | 1.50 |" in text
+    assert text.rstrip().endswith("| 1.10 | 20% | - |")
+
+
+@pytest.mark.parametrize("cell", ["elman", "lstm"])
+def test_dtype_cost_measures_every_column(cell, monkeypatch):
+    monkeypatch.setattr(be, "SETTLE_S", 0.0)
+    monkeypatch.setattr(be, "MIN_SAMPLE_S", 0.0)   # one call per sample
+    rows = dc.measure(cell, H=4, T=5, rounds=2)
+    has_torch = be.TorchImpl(1).available(cell) is None
+    for key, values in rows.items():
+        expected = (2 if (not key.startswith("torch") or has_torch)
+                    and (not key.startswith("act") or cell == "elman") else 0)
+        assert len(values) == expected, key
+        assert all(np.isfinite(v) for v in values), key
+    assert all(v > 0 for v in rows["cbptt f32"] + rows["cbptt f64"])
+    assert all(v < 1 for v in rows["act f32"] + rows["act f64"])
+    out = dc.summarise(cell, 4, rows, None)
+    assert (out["ratio f64"] is not None) == has_torch
+    assert out["f64/f32 allowed"] is None                  # no target at H=4
