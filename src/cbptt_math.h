@@ -30,11 +30,17 @@ static inline void cbptt_delta_##S(int act, T *d, const T *y, const T *g,     \
     if (c == 0) {                                                             \
         switch (act) {                                                        \
         case CBPTT_LOGISTIC:                                                  \
-            for (i = 0; i < n; i++) d[i] = y[i] * ((T)1 - y[i]) * g[i]; break; \
+            for (i = 0; i < n; i++)                                           \
+                d[i] = y[i] * ((T)1 - y[i]) * g[i];                           \
+            break;                                                            \
         case CBPTT_TANH:                                                      \
-            for (i = 0; i < n; i++) d[i] = ((T)1 - y[i] * y[i]) * g[i]; break; \
+            for (i = 0; i < n; i++)                                           \
+                d[i] = ((T)1 - y[i] * y[i]) * g[i];                           \
+            break;                                                            \
         case CBPTT_RELU:                                                      \
-            for (i = 0; i < n; i++) d[i] = y[i] > (T)0 ? g[i] : (T)0; break;  \
+            for (i = 0; i < n; i++)                                           \
+                d[i] = y[i] > (T)0 ? g[i] : (T)0;                             \
+            break;                                                            \
         default:                                                              \
             for (i = 0; i < n; i++) d[i] = g[i];                              \
         }                                                                     \
@@ -42,11 +48,17 @@ static inline void cbptt_delta_##S(int act, T *d, const T *y, const T *g,     \
     }                                                                         \
     switch (act) {                                                            \
     case CBPTT_LOGISTIC:                                                      \
-        for (i = 0; i < n; i++) d[i] = y[i] * ((T)1 - y[i]) * (g[i] + c[i]); break; \
+        for (i = 0; i < n; i++)                                               \
+            d[i] = y[i] * ((T)1 - y[i]) * (g[i] + c[i]);                      \
+        break;                                                                \
     case CBPTT_TANH:                                                          \
-        for (i = 0; i < n; i++) d[i] = ((T)1 - y[i] * y[i]) * (g[i] + c[i]); break; \
+        for (i = 0; i < n; i++)                                               \
+            d[i] = ((T)1 - y[i] * y[i]) * (g[i] + c[i]);                      \
+        break;                                                                \
     case CBPTT_RELU:                                                          \
-        for (i = 0; i < n; i++) d[i] = y[i] > (T)0 ? g[i] + c[i] : (T)0; break; \
+        for (i = 0; i < n; i++)                                               \
+            d[i] = y[i] > (T)0 ? g[i] + c[i] : (T)0;                          \
+        break;                                                                \
     default:                                                                  \
         for (i = 0; i < n; i++) d[i] = g[i] + c[i];                           \
     }                                                                         \

@@ -318,7 +318,7 @@ static int cbptt_isa(void)
 
 /* Tests: use at most `level` from now on (never more than the CPU runs);
  * returns the level in use. Not for use while a kernel runs. */
-static int cbptt_isa_limit(int level)
+static inline int cbptt_isa_limit(int level)
 {
     int best = cbptt_isa_detect();
     cbptt_isa_level = level < best ? (level < 0 ? 0 : level) : best;
