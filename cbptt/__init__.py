@@ -3,6 +3,10 @@
 Public API: the functional layer API (``rnn_forward``/``rnn_backward`` and
 friends) and the scikit-learn estimators.
 """
+from cbptt._source_tree import check_compiled
+
+check_compiled()
+del check_compiled
 from cbptt.functional import (RNNForwardResult, RNNGradients, release_buffers,
                               rnn_backward, rnn_forward)
 

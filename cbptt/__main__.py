@@ -1,7 +1,7 @@
-"""``python -m cbptt``: see what backpropagation through time does.
+"""The demo, ``cbptt`` (or ``python -m cbptt``): see what backpropagation through time does.
 
 The demo runs on built-in data only and prints one progress line per epoch.
-Its parts (all by default, or name some: ``python -m cbptt flow adding``):
+Its parts (all by default, or name some: ``cbptt flow adding``):
 
 flow
     The error flow at initialisation, T = 100: an error injected at the last
@@ -90,7 +90,7 @@ class Report:
         self.out_dir = out_dir
         self.sections = [
             "# cbptt demo report\n",
-            f"`python -m cbptt {' '.join(argv)}`: cbptt {__version__}, "
+            f"`cbptt {' '.join(argv)}`: cbptt {__version__}, "
             f"Python {platform.python_version()}, numpy {np.__version__}, "
             f"{platform.machine()} with {os.cpu_count()} CPU(s).\n"]
         self.quiet = quiet
@@ -494,7 +494,10 @@ def main(argv=None):
     """Run the demo from the command line; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(
-        prog="cbptt", description=__doc__.splitlines()[0].strip("`: "),
+        prog="cbptt",
+        description="See what backpropagation through time does: the error "
+                    "flow, the adding problem, the embedded Reber grammar and "
+                    "a character model, on built-in data.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="parts: " + ", ".join(PARTS) + " (default: all; with --quick: "
                + ", ".join(QUICK.parts) + ")")

@@ -135,3 +135,50 @@ def test_without_matplotlib_the_demo_says_how_to_get_the_pictures(
     assert not (tmp_path / "error_flow.png").exists()
     report = (tmp_path / "report.md").read_text()
     assert "## 1." in report and "![error flow]" not in report
+
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_readme_first_command_runs_from_the_repository_root(tmp_path):
+    # README's first command, `pip install . && cbptt`, typed at the root of
+    # a clone whose source folder cbptt/ would shadow the installed package
+    exe = os.path.join(os.path.dirname(sys.executable), "cbptt")
+    if not os.path.exists(exe):
+        pytest.skip(f"no console script next to {sys.executable}")
+    if not os.path.isdir(os.path.join(REPO_ROOT, "cbptt")):
+        pytest.skip("the tests do not run from a source tree")
+    proc = subprocess.run([exe, "flow", "--quick", "--out", str(tmp_path)],
+                          cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, MPLBACKEND="Agg"))
+    assert proc.returncode == 0, proc.stderr
+    assert "| CEC | 1 | 1 | 1 | 1 | 99+ | - |" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.parametrize("command", [["-c", "import cbptt"],
+                                     ["-m", "cbptt", "--help"]])
+def test_source_tree_without_compiled_modules_says_what_to_do(tmp_path, command):
+    # a copy of the source folder (Python files, no compiled modules) in the
+    # current directory, as at the root of a fresh clone
+    src = os.path.dirname(cbptt.__file__)
+    (tmp_path / "cbptt").mkdir()
+    for name in os.listdir(src):
+        if name.endswith(".py"):
+            (tmp_path / "cbptt" / name).write_bytes(
+                open(os.path.join(src, name), "rb").read())
+    proc = subprocess.run([sys.executable, *command], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("an import hook (an editable install) maps cbptt elsewhere")
+    assert "circular import" not in proc.stderr
+    assert "holds no compiled modules" in proc.stderr
+    assert "pip install ." in proc.stderr and "`cbptt`" in proc.stderr
+
+
+def test_help_has_no_markup(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "cbptt", "--help"],
+                          cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "`" not in proc.stdout
+    assert "See what backpropagation through time does" in proc.stdout
