@@ -40,7 +40,7 @@ def bare_epoch(cell, X_tm, H, B):
     g = np.zeros((T, B, H), dt)
     g[-1] = 1.0
     dw_ih, dw_hh, db = np.empty_like(w_ih), np.empty_like(w_hh), np.empty_like(b)
-    dh0, dc0, carry = np.empty((B, H), dt), np.empty((B, H), dt), np.empty((B, H), dt)
+    dh0, dc0 = np.empty((B, H), dt), np.empty((B, H), dt)
     dx = np.empty((T, B, I), dt)
     xb = np.empty((T, B, I), dt)
     tic = time.perf_counter()
@@ -49,7 +49,7 @@ def bare_epoch(cell, X_tm, H, B):
         if cell == "elman":
             _elman.elman_forward(xb, w_ih, w_hh, b, z, 2, h)
             _elman.elman_backward(xb, w_ih, w_hh, z, h, g, 2, 0, delta, dw_ih,
-                                  dw_hh, db, dh0, dx, carry)
+                                  dw_hh, db, dh0, dx)
         elif cell == "cec":
             _lstm.cec_forward(xb, w_ih, b, z, h)
             _lstm.cec_backward(xb, w_ih, g, 0, delta, dw_ih, db, dh0, None)

@@ -45,8 +45,8 @@ def _forward_kernel(impl, activation):
     import numpy as np
     from cbptt import _elman
     from cbptt._scan import aligned_empty
-    from cbptt._validation import ACTIVATIONS
-    p, act = impl.p, ACTIVATIONS[activation]
+    from cbptt._validation import check_activation
+    p, act = impl.p, check_activation(activation)
     T, B, _ = impl.batches[0][0].shape
     H = p["bias"].shape[0]
     h0 = np.zeros((B, H), p["bias"].dtype)

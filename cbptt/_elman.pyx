@@ -51,7 +51,9 @@ import numpy as np
 from cbptt._scan import (aligned_empty, all_finite_arrays, forward_inputs,
                          grad_input, preact_bound_or_none)
 
-from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
+from cbptt._kernels cimport (cbptt_ftz_enter, cbptt_ftz_leave, CBPTT_LOGISTIC,
+                             CBPTT_TANH, CBPTT_N_ACTIVATIONS,
+                             cbptt_activation_names)
 from cbptt._scan cimport data_if, data_of, result_dims
 from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_max_threads,
                           pack, small_mm, pack_blocked, small_mm_blocked,
@@ -502,14 +504,14 @@ def forward_fast(x, w_ih, w_hh, bias, bint batch_first, int act):
 
     The common case: the arrays are ``forward_inputs``' common case
     (``cbptt._scan``), h0 is None (the caller's), the activation saturates
-    (tanh or logistic, ``act`` 1 or 2) and the pre-activation bound is
+    (tanh or logistic) and the pre-activation bound is
     within range. Then returns ``(x_tm, w_ih, w_hh, bias, h0, h)``: the
     private read-only copies, read-only zeros for h0 and the read-only
     time-major outputs. Anything else: None, nothing is raised, and the
     caller's checked path gives the precise error. The same results as that
     path, which runs the same kernel on the same copies.
     """
-    if act != 1 and act != 2:
+    if act != CBPTT_LOGISTIC and act != CBPTT_TANH:
         return None
     fast = forward_inputs(x, batch_first, 1, w_ih, w_hh, bias, None, None)
     if fast is None:
@@ -601,6 +603,17 @@ def backward_fast(x_tm, w_ih, w_hh, h0, h_tm, g, bint batch_first, int act,
     return delta, d_w_ih, d_w_hh, d_b, d_h0, d_x
 
 
+def activation_codes():
+    """The activations the kernels compute, ``{name: code}``, from the C
+    table of ``src/cbptt_math.h`` (the one list of activations)."""
+    return {cbptt_activation_names[k].decode("ascii"): k
+            for k in range(CBPTT_N_ACTIVATIONS)}
+
+
+cdef inline bint known_activation(int act) noexcept nogil:
+    return 0 <= act < CBPTT_N_ACTIVATIONS
+
+
 def simd_level():
     """The instruction set the kernels use: 2 AVX-512, 1 AVX2+FMA, 0 baseline."""
     return cbptt_isa()
@@ -610,7 +623,7 @@ def _activate(floating[::1] z, int act):
     """Test twin of the vectorised activations: z = f(z) in place, through
     the same dispatched row loop as the forward kernel (zero bias)."""
     cdef floating[::1] zero = np.zeros(z.shape[0], np.asarray(z).dtype)
-    if z.shape[0] == 0 or not 0 <= act <= 3:
+    if z.shape[0] == 0 or not known_activation(act):
         raise ValueError("_activate: empty array or unknown activation code")
     with nogil:
         bias_activate_rows(act, 1, <int> z.shape[0], &z[0], &zero[0])
@@ -636,7 +649,7 @@ def elman_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     if (T < 1 or B < 1 or I < 1 or H < 1 or w_ih.shape[1] != I
             or w_hh.shape[0] != H or w_hh.shape[1] != H or bias.shape[0] != H
             or h0.shape[0] != B or h0.shape[1] != H or h.shape[0] != T
-            or h.shape[1] != B or h.shape[2] != H or not 0 <= act <= 3):
+            or h.shape[1] != B or h.shape[2] != H or not known_activation(act)):
         raise ValueError("elman_forward: inconsistent shapes")
     forward_run(T, B, I, H, act, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0],
                 &bias[0], &h0[0, 0], &h[0, 0, 0])
@@ -648,13 +661,11 @@ def elman_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                    const floating[:, :, ::1] grad_h, int act, int truncate,
                    floating[:, :, ::1] delta, floating[:, ::1] d_w_ih,
                    floating[:, ::1] d_w_hh, floating[::1] d_bias,
-                   floating[:, ::1] d_h0, floating[:, :, ::1] d_x,
-                   floating[:, ::1] carry):
+                   floating[:, ::1] d_h0, floating[:, :, ::1] d_x):
     """Run the backward kernel on validated, time-major arrays (fills the OUTs).
 
     ``d_x`` may be None: dL/dx is then not computed (a first layer's input
-    is data). ``carry`` (B, H) is checked but no longer used (the carried
-    error now lives in ``delta``); it stays in the signature for the callers.
+    is data).
     """
     cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_ih.shape[0]
     if (T < 1 or B < 1 or I < 1 or H < 1 or w_ih.shape[1] != I
@@ -668,8 +679,7 @@ def elman_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
             or d_bias.shape[0] != H or d_h0.shape[0] != B or d_h0.shape[1] != H
             or (d_x is not None and (d_x.shape[0] != T or d_x.shape[1] != B
                                      or d_x.shape[2] != I))
-            or carry is None or carry.shape[0] != B or carry.shape[1] != H
-            or not 0 <= act <= 3 or truncate < 0):
+            or not known_activation(act) or truncate < 0):
         raise ValueError("elman_backward: inconsistent shapes")
     cdef floating *p_d_x = NULL
     if d_x is not None:

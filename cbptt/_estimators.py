@@ -47,7 +47,8 @@ from sklearn.utils.multiclass import (_check_partial_fit_first_call,
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from cbptt import _persistence
-from cbptt._cells import make_cell
+from cbptt._activations import ACTIVATIONS
+from cbptt._cells import CELLS, make_cell
 from cbptt._network import (Network, NonFiniteError, SoftmaxCrossEntropy,
                             SquaredError, Trainer, Workspace, predict_raw)
 from cbptt._optim import Optimizer
@@ -451,8 +452,8 @@ class _BaseRNN(BaseEstimator):
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None,
                                                       closed="left")],
-        "cell": [StrOptions({"lstm", "lstm1997", "elman", "cec"})],
-        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "cell": [StrOptions(set(CELLS))],
+        "activation": [StrOptions(set(ACTIVATIONS))],
         "forget_bias": [Interval(numbers.Real, None, None, closed="neither")],
         "output": [StrOptions({"last", "sequence"})],
         "solver": [StrOptions({"sgd", "adam", "rmsprop"})],
@@ -1244,11 +1245,12 @@ class _BaseRNN(BaseEstimator):
         return tags
 
     def _poor_score(self):
-        """The ``poor_score`` tag: a CEC layer's last state is
-        ``W sum_t x(t) + T b``; it sees only the sum of the steps (the LSTM's
-        memory without its gates), so it cannot fit scikit-learn's tabular
-        check problems read as series."""
-        return self.cell == "cec"
+        """The ``poor_score`` tag: the cell's own (e.g. a CEC layer sees only
+        the sum of the steps, so it cannot fit scikit-learn's tabular check
+        problems read as series); False for a cell not in the registry,
+        which fit refuses."""
+        cls = CELLS.get(self.cell) if isinstance(self.cell, str) else None
+        return cls is not None and cls.poor_score
 
 
 @_persistence.allow

@@ -11,9 +11,9 @@ import numbers
 import numpy as np
 
 from cbptt import _scan
+from cbptt._activations import get_activation
 
 _FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
-ACTIVATIONS = {"identity": 0, "logistic": 1, "tanh": 2, "relu": 3}
 
 
 def check_dtype_kind(name, a):
@@ -123,10 +123,7 @@ def _time_major(arr, dtype, colmax):
 
 def check_activation(activation):
     """The activation's code for the kernels; scikit-learn's names."""
-    if not isinstance(activation, str) or activation not in ACTIVATIONS:
-        raise ValueError(f"activation={activation!r} is not supported; expected "
-                         f"one of {sorted(ACTIVATIONS)}")
-    return ACTIVATIONS[activation]
+    return get_activation(activation).code
 
 
 def check_truncate(truncate):

@@ -25,31 +25,28 @@ import numbers
 import numpy as np
 from sklearn.utils import check_random_state
 
-from cbptt import functional
-from cbptt._validation import check_activation
+from cbptt._activations import get_activation
+from cbptt._cells import CELLS as _REGISTRY
+from cbptt._cells import get_cell, make_cell
 from cbptt.datasets import _lengths
 
 __all__ = ["CELLS", "ErrorFlow", "LayerSignals", "error_flow",
            "error_signals", "format_error_flow_table",
            "estimator_error_signals", "estimator_error_flow", "generate_text"]
 
-CELLS = ("elman", "cec", "lstm", "lstm1997")
-
-# sup |f'| of each Elman activation: the factor of the theory's bound.
-_FPRIME_SUP = {"logistic": 0.25, "tanh": 1.0, "relu": 1.0, "identity": 1.0}
-
-_GATES = {"lstm": ("i", "f", "g", "o"), "lstm1997": ("i", "g", "o")}
+CELLS = tuple(_REGISTRY)
 
 
 # ---------------------------------------------------------------------------
 # Input handling
 # ---------------------------------------------------------------------------
 
-def _check_cell(cell):
-    if not isinstance(cell, str) or cell not in CELLS:
-        raise ValueError(f"cell={cell!r} is not supported; expected one of "
-                         f"{list(CELLS)}")
-    return cell
+def _layer_cell(cell, activation):
+    """The registry's adapter for a layer: the activation is checked only
+    where the cell takes one."""
+    if get_cell(cell).activations:
+        get_activation(activation)
+    return make_cell(cell, activation)
 
 
 def _length_groups(X):
@@ -109,56 +106,27 @@ def _length_groups(X):
 
 
 def _layer_weights(weights, cell, layer=None):
-    """The arrays a ``cell`` layer needs, from a dict of PyTorch names."""
+    """The arrays a layer of the adapter ``cell`` needs, from a dict of
+    PyTorch names."""
     where = "" if layer is None else f"layer {layer}: "
     if not hasattr(weights, "keys"):
         raise TypeError(f"{where}weights has type {type(weights).__name__}; "
                         "expected a dict with weight_ih, weight_hh and bias")
-    names = ("weight_ih", "bias") if cell == "cec" else (
-        "weight_ih", "weight_hh", "bias")
+    names = cell.weight_names()
     missing = [k for k in names if k not in weights]
     if missing:
-        raise ValueError(f"{where}weights lacks {missing} for cell={cell!r}; "
-                         f"expected the keys {list(names)}")
+        raise ValueError(f"{where}weights lacks {missing} for "
+                         f"cell={cell.name!r}; expected the keys {list(names)}")
     return {k: weights[k] for k in names}
 
 
-def _forward_layer(cell, x, w, activation, state=None):
-    """One layer's forward pass; ``state`` is h0, or (h0, c0) for an LSTM."""
-    if cell == "elman":
-        return functional.rnn_forward(x, w["weight_ih"], w["weight_hh"],
-                                      w["bias"], h0=state,
-                                      activation=activation)
-    if cell == "cec":
-        return functional.cec_forward(x, w["weight_ih"], w["bias"], h0=state)
-    h0, c0 = (None, None) if state is None else state
-    return functional.lstm_forward(x, w["weight_ih"], w["weight_hh"],
-                                   w["bias"], h0=h0, c0=c0,
-                                   forget_gate=(cell == "lstm"))
-
-
-def _final_state(cell, fwd):
-    """The state after the last step, to continue the sequence."""
-    if cell in _GATES:
-        return fwd.h[:, -1], fwd.c[:, -1]
-    return fwd.h[:, -1]
-
-
-def _backward_layer(cell, fwd, grad_h, truncate):
-    if cell == "elman":
-        return functional.rnn_backward(fwd, grad_h, truncate=truncate)
-    if cell == "cec":
-        return functional.cec_backward(fwd, grad_h, truncate=truncate)
-    return functional.lstm_backward(fwd, grad_h, truncate=truncate)
-
-
 def _hidden_size(cell, w):
-    rows = np.shape(w["weight_ih"])[0] if np.ndim(w["weight_ih"]) == 2 else 0
-    g = len(_GATES.get(cell, ("h",)))
-    if rows < g or rows % g:
+    H = cell.hidden_size(np.shape(w["weight_ih"]))
+    if H is None:
         raise ValueError(f"weight_ih has shape {np.shape(w['weight_ih'])}; "
-                         f"expected ({g}*H, n_features) for cell={cell!r}")
-    return rows // g
+                         f"expected ({cell.n_blocks()}*H, n_features) for "
+                         f"cell={cell.name!r}")
+    return H
 
 
 def _directions(direction, n_samples, H, rng):
@@ -182,17 +150,6 @@ def _directions(direction, n_samples, H, rng):
         raise ValueError("direction must be finite and nonzero for every "
                          "sample")
     return e
-
-
-def _fprime(activation, h):
-    """f'(net) of an Elman layer from its outputs h = f(net)."""
-    if activation == "logistic":
-        return h * (1.0 - h)
-    if activation == "tanh":
-        return 1.0 - h * h
-    if activation == "relu":
-        return (h > 0).astype(h.dtype)
-    return np.ones_like(h)
 
 
 # ---------------------------------------------------------------------------
@@ -287,7 +244,8 @@ class ErrorFlow:
     @property
     def name(self):
         """A short label: the cell, with the activation for Elman layers."""
-        return f"{self.activation} elman" if self.cell == "elman" else self.cell
+        return (f"{self.activation} {self.cell}" if self.activation
+                else self.cell)
 
     def at(self, lags):
         """``ratio`` at the given lags (NaN for a lag beyond ``n_lags - 1``)."""
@@ -315,7 +273,7 @@ def _elman_factors(h, w_hh, activation):
     magnitude (column 0 is NaN).
     """
     n, L, _ = h.shape
-    fp = _fprime(activation, h)
+    fp = get_activation(activation).fprime(h)
     norms = np.full((n, L), np.nan)
     max_abs = np.full((n, L), np.nan)
     w_t = w_hh.T
@@ -438,9 +396,7 @@ def _error_flow(X, weights, cell, activation, direction, threshold,
     """:func:`error_flow`; ``with_factors=False`` skips the Elman step factors
     and bounds (one SVD per sample and step: the costly part), leaving the
     same ``ratio``, ``sample_ratio`` and ``horizon``."""
-    cell = _check_cell(cell)
-    if cell == "elman":
-        check_activation(activation)
+    cell = _layer_cell(cell, activation)
     threshold = _check_threshold(threshold)
     groups, lengths, _ = _length_groups(X)
     w = {k: np.asarray(v, dtype=np.float64)
@@ -450,8 +406,10 @@ def _error_flow(X, weights, cell, activation, direction, threshold,
     e = _directions(direction, n, H, check_random_state(random_state))
 
     norms = np.full((n, n_lags), np.nan)
-    gate_norms = np.full((n, n_lags), np.nan) if cell in _GATES else None
-    with_factors = with_factors and cell == "elman"
+    # a gated cell: the gates' error signals beside the carried one
+    gate_norms = np.full((n, n_lags), np.nan) if cell.gates else None
+    # the step factors diag(f'(net)) W_hh^T of a cell h = f(W x + W h + b)
+    with_factors = with_factors and bool(cell.activations)
     if with_factors:
         factors = np.full((n, n_lags), np.nan)
         factors_max = np.full((n, n_lags), np.nan)
@@ -459,9 +417,9 @@ def _error_flow(X, weights, cell, activation, direction, threshold,
         L = x.shape[1]
         grad_h = np.zeros((len(index), L, H))
         grad_h[:, -1] = e[index]
-        fwd = _forward_layer(cell, x.astype(np.float64), w, activation)
-        grads = _backward_layer(cell, fwd, grad_h, None)
-        signal = grads.delta_c if cell in _GATES else grads.delta
+        fwd = cell.api_forward(x.astype(np.float64), w)
+        grads = cell.api_backward(fwd, grad_h, None)
+        signal = getattr(grads, cell.signal)
         # lag q = step L-1-q: reverse the time axis
         norms[index, :L] = np.linalg.norm(signal[:, ::-1], axis=2)
         if gate_norms is not None:
@@ -481,15 +439,16 @@ def _error_flow(X, weights, cell, activation, direction, threshold,
     sample_ratio = ratios(norms)
     ratio = _nanmean_columns(sample_ratio)
     above = np.flatnonzero(ratio > threshold)
-    kw = dict(cell=cell, activation=activation if cell == "elman" else None,
-              signal="delta_c" if cell in _GATES else "delta", ratio=ratio,
+    kw = dict(cell=cell.name,
+              activation=cell.activation if cell.activations else None,
+              signal=cell.signal, ratio=ratio,
               sample_ratio=sample_ratio, threshold=threshold,
               horizon=int(above.max()) if above.size else 0)
     if gate_norms is not None:
         kw["ratio_gates"] = _nanmean_columns(ratios(gate_norms))
     if with_factors:
         w_norm = float(np.linalg.norm(w["weight_hh"], ord=2))
-        per_step = _FPRIME_SUP[activation] * w_norm
+        per_step = get_activation(activation).fprime_sup * w_norm
         path = factors.copy()
         path[:, 0] = 1.0
         path = np.cumprod(path, axis=1)    # NaN beyond a sample's length
@@ -665,16 +624,16 @@ def error_signals(X, layers, grad_h, *, cell="elman", activation="tanh",
         raise ValueError("layers must be a non-empty sequence of weight dicts")
     specs = []
     for k, layer in enumerate(layers):
-        c = _check_cell(layer.get("cell", cell) if hasattr(layer, "get") else cell)
-        a = layer.get("activation", activation) if hasattr(layer, "get") else activation
-        if c == "elman":
-            check_activation(a)
+        has = hasattr(layer, "get")
+        c = _layer_cell(layer.get("cell", cell) if has else cell,
+                        layer.get("activation", activation) if has
+                        else activation)
         w = _layer_weights(layer, c, layer=k)
-        specs.append((c, a, w, _hidden_size(c, w)))
+        specs.append((c, w, _hidden_size(c, w)))
     n, t_max = len(lengths), int(lengths.max())
     if not callable(grad_h):
         grad_h = np.asarray(grad_h)
-        expected = (n, t_max, specs[-1][3])
+        expected = (n, t_max, specs[-1][2])
         if grad_h.shape != expected:
             raise ValueError(f"grad_h has shape {grad_h.shape}; expected "
                              f"{expected} (n_samples, n_timesteps, H of the "
@@ -684,8 +643,8 @@ def error_signals(X, layers, grad_h, *, cell="elman", activation="tanh",
     for index, x in groups:
         L = x.shape[1]
         fwds, inp = [], x
-        for c, a, w, _ in specs:
-            fwds.append(_forward_layer(c, inp, w, a))
+        for c, w, _ in specs:
+            fwds.append(c.api_forward(inp, w))
             inp = fwds[-1].h
         if callable(grad_h):
             g = np.asarray(grad_h(fwds[-1].h, index))
@@ -697,7 +656,7 @@ def error_signals(X, layers, grad_h, *, cell="elman", activation="tanh",
             g = grad_h[index, :L]
         grads = [None] * len(specs)
         for k in range(len(specs) - 1, -1, -1):
-            grads[k] = _backward_layer(specs[k][0], fwds[k], g, truncate)
+            grads[k] = specs[k][0].api_backward(fwds[k], g, truncate)
             g = grads[k].x
         if out is None:
             out = [_empty_signals(spec, n, t_max, grads[k].delta.dtype)
@@ -707,18 +666,20 @@ def error_signals(X, layers, grad_h, *, cell="elman", activation="tanh",
             s["h"][index, :L] = fwds[k].h
             s["delta"][index, :L] = grads[k].delta
             if s["delta_c"] is not None:
-                s["delta_c"][index, :L] = grads[k].delta_c
-    return [LayerSignals(cell=spec[0], gates=_GATES.get(spec[0]), **s)
+                s["delta_c"][index, :L] = getattr(grads[k], spec[0].signal)
+    return [LayerSignals(cell=spec[0].name, gates=spec[0].gates or None, **s)
             for spec, s in zip(specs, out)]
 
 
 def _empty_signals(spec, n, t_max, dtype):
-    c, _, _, H = spec
-    G = len(_GATES.get(c, ("h",)))
+    """NaN arrays for every layer's signals: ``delta`` of all the cell's
+    blocks and, where the carried error is another signal (an LSTM's
+    dL/dc), that one as ``delta_c``."""
+    c, _, H = spec
     return dict(h=np.full((n, t_max, H), np.nan, dtype),
-                delta=np.full((n, t_max, G * H), np.nan, dtype),
+                delta=np.full((n, t_max, c.n_blocks() * H), np.nan, dtype),
                 delta_c=(np.full((n, t_max, H), np.nan, dtype)
-                         if c in _GATES else None))
+                         if c.signal != "delta" else None))
 
 
 # ---------------------------------------------------------------------------
@@ -726,15 +687,19 @@ def _empty_signals(spec, n, t_max, dtype):
 # ---------------------------------------------------------------------------
 
 def _fitted_network(estimator):
-    """A fitted estimator's recurrent layers, output layer, cell, activation."""
+    """A fitted estimator's recurrent layers, output layer and architecture.
+
+    The architecture (cell, activation, output) is the one the weights were
+    trained with (``_arch``), never the constructor parameters, which
+    ``set_params`` may have changed since.
+    """
     coefs = getattr(estimator, "coefs_", None)
-    if coefs is None:
+    arch = getattr(estimator, "_arch", None)
+    if coefs is None or arch is None:
         raise AttributeError(
             f"this {type(estimator).__name__} is not fitted yet (it has no "
             "coefs_); call fit before looking at its error signals")
-    cell = _check_cell(getattr(estimator, "cell", "elman"))
-    return list(coefs[:-1]), coefs[-1], cell, getattr(estimator, "activation",
-                                                      "tanh")
+    return list(coefs[:-1]), coefs[-1], arch
 
 
 def _as_sequences(X):
@@ -841,10 +806,10 @@ def estimator_error_signals(estimator, X, y):
         On input that does not match the fitted estimator, or labels it
         does not know.
     """
-    layers, out, cell, activation = _fitted_network(estimator)
+    layers, out, arch = _fitted_network(estimator)
     X = _as_sequences(X)
     _, lengths, _ = _length_groups(X)
-    per_step = getattr(estimator, "output", "last") == "sequence"
+    per_step = arch["output"] == "sequence"
     targets = _targets_by_sample(y, lengths, per_step)
     n_targets = int(lengths.sum()) if per_step else len(lengths)
     w_out = np.asarray(out["weight"])
@@ -860,7 +825,8 @@ def estimator_error_signals(estimator, X, y):
             g[:, -1] = loss_grad(h[:, -1] @ w_out.T + b_out, y_group) @ w_out
         return g
 
-    return error_signals(X, layers, grad_h, cell=cell, activation=activation)
+    return error_signals(X, layers, grad_h, cell=arch["cell"],
+                         activation=arch["activation"])
 
 
 def estimator_error_flow(estimator, X, *, max_samples=None, direction="random",
@@ -886,11 +852,12 @@ def estimator_error_flow(estimator, X, *, max_samples=None, direction="random",
     -------
     flow : ErrorFlow
     """
-    layers, _, cell, activation = _fitted_network(estimator)
+    layers, _, arch = _fitted_network(estimator)
     X = _as_sequences(X)
     if max_samples is not None:
         X = X[:int(max_samples)]
-    return error_flow(X, layers[0], cell=cell, activation=activation,
+    return error_flow(X, layers[0], cell=arch["cell"],
+                      activation=arch["activation"],
                       direction=direction, threshold=threshold,
                       random_state=random_state)
 
@@ -937,8 +904,8 @@ def generate_text(estimator, seed_text, n_chars=200, temperature=1.0, *,
         vocabulary.
     """
     from cbptt.datasets import CharCodec
-    layers, out, cell, activation = _fitted_network(estimator)
-    if getattr(estimator, "output", None) != "sequence" or not hasattr(
+    layers, out, arch = _fitted_network(estimator)
+    if arch["output"] != "sequence" or not hasattr(
             estimator, "classes_"):
         raise ValueError("generate needs a classifier trained with "
                          "output='sequence' (next character at every step)")
@@ -965,16 +932,16 @@ def generate_text(estimator, seed_text, n_chars=200, temperature=1.0, *,
         raise ValueError(f"temperature={temperature!r}; expected a float > 0")
     rng = check_random_state(random_state)
     dtype = np.asarray(layers[0]["weight_ih"]).dtype
-    specs = [(layer.get("cell", cell), layer.get("activation", activation),
-              layer) for layer in layers]
+    cell = make_cell(arch["cell"], arch["activation"])
+    specs = [(cell, layer) for layer in layers]
     w_out = np.asarray(out["weight"], dtype=np.float64)
     b_out = np.asarray(out["bias"], dtype=np.float64)
 
     def run(x, states):
         new = []
-        for (c, a, w), s in zip(specs, states):
-            fwd = _forward_layer(c, x, w, a, s)
-            new.append(_final_state(c, fwd))
+        for (c, w), s in zip(specs, states):
+            fwd = c.api_forward(x, w, s)
+            new.append(c.api_final_state(fwd))
             x = fwd.h
         return x[0, -1].astype(np.float64), new
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from cbptt import _elman, _scan
 from cbptt import _lstm
+from cbptt._activations import get_activation
 from cbptt._validation import (as_array, check_activation, check_finite,
                                check_nonempty, check_shape, check_truncate,
                                time_major, time_major_colmax, to_kernel,
@@ -361,13 +362,14 @@ def rnn_forward(x, weight_ih, weight_hh, bias, h0=None, activation="tanh",
     h_tm.setflags(write=False)
     # No overflow hidden by a saturating activation: bound |W x + W h + b|
     # with h ranging over the states that enter a step, h0 .. h(T-2)
-    # (|h| <= 1 for tanh and logistic: no pass over h needed).
-    if h0 is None and T > 1 and act in (1, 2):
+    # (|h| <= 1 for a bounded activation: no pass over h needed).
+    bounded = get_activation(activation).bounded
+    if h0 is None and T > 1 and bounded:
         h_in = _ones(H)
     else:
         h_in = colmax_abs(h0k)
         if T > 1:
-            h_in = np.maximum(h_in, 1.0 if act in (1, 2)
+            h_in = np.maximum(h_in, 1.0 if bounded
                               else colmax_abs(h_tm[:-1]))
     check_preactivation_range("rnn_forward", dtype, b,
                               (w_ih, x_max), (w_hh, h_in))
@@ -467,10 +469,9 @@ def rnn_backward(forward_result, grad_h, truncate=None, input_grad=True):
     d_h0 = np.empty((B, H), dtype)
     d_x = aligned_empty((T, B, I), dtype) if _check_flag("input_grad",
                                                     input_grad) else None
-    carry = np.zeros((B, H), dtype)
     _elman.elman_backward(r._x_tm, r.weight_ih, r.weight_hh, r.h0, r._h_tm,
                           g_tm, act, trunc, delta,
-                          d_w_ih, d_w_hh, d_b, d_h0, d_x, carry)
+                          d_w_ih, d_w_hh, d_b, d_h0, d_x)
     # d_b sums every delta(t) in floating point, so a NaN or infinite delta
     # makes d_b non-finite: delta itself is scanned only then.
     check_outputs_finite(

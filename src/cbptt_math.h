@@ -19,6 +19,12 @@
 #define CBPTT_LOGISTIC 1
 #define CBPTT_TANH 2
 #define CBPTT_RELU 3
+#define CBPTT_N_ACTIVATIONS 4
+
+/* The activations' names, indexed by code: the one table every layer above
+ * reads (cbptt._cells.activations builds the Python table from it). */
+static const char *const cbptt_activation_names[CBPTT_N_ACTIVATIONS] = {
+    "identity", "logistic", "tanh", "relu"};
 
 #define CBPTT_DEFINE_MATH(T, S)                                               \
 /* d[0:n] = f'(net) * (g[0:n] + c[0:n]) with f' taken from y = f(net).        \

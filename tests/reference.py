@@ -160,3 +160,36 @@ def lstm_backward_ref(x, w_ih, w_hh, h0, c0, hs, cs, gates, grad_h,
             carry_h, carry_c = np.zeros((B, H)), np.zeros((B, H))
     out["h0"], out["c0"] = carry_h, carry_c
     return out
+
+
+# ---------------------------------------------------------------------------
+# One interface over every cell of the registry (the conformance tests):
+# the final states and every step's h from a dict of PyTorch-named weights.
+# ---------------------------------------------------------------------------
+
+def _elman_ref(x, w, activation, state):
+    h0 = None if state is None else state[0]
+    hs = rnn_forward_ref(x, w["weight_ih"], w["weight_hh"], w["bias"], h0,
+                         activation)
+    return hs, (hs[:, -1],)
+
+
+def _cec_ref(x, w, activation, state):
+    hs = cec_forward_ref(x, w["weight_ih"], w["bias"],
+                         None if state is None else state[0])
+    return hs, (hs[:, -1],)
+
+
+def _lstm_ref(forget_gate):
+    def ref(x, w, activation, state):
+        h0, c0 = (None, None) if state is None else state
+        hs, cs, _ = lstm_forward_ref(x, w["weight_ih"], w["weight_hh"],
+                                     w["bias"], h0, c0, forget_gate)
+        return hs, (hs[:, -1], cs[:, -1])
+    return ref
+
+
+# cell name -> f(x, weights, activation, state) -> (h of every step, the
+# state tuple after the last step); batch-first, float64.
+CELL_FORWARD_REF = {"elman": _elman_ref, "cec": _cec_ref,
+                    "lstm": _lstm_ref(True), "lstm1997": _lstm_ref(False)}

@@ -10,17 +10,13 @@ expected to fail.
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from cbptt import RNNClassifier, RNNRegressor
+from cbptt._cells import CELLS
 
 FAST = dict(hidden_layer_sizes=(8,), learning_rate_init=0.02, max_iter=60)
 ESTIMATORS = [
-    RNNRegressor(cell="lstm", **FAST),
-    RNNClassifier(cell="lstm", **FAST),
-    RNNRegressor(cell="lstm1997", **FAST),
-    RNNClassifier(cell="lstm1997", **FAST),
-    RNNRegressor(cell="elman", **FAST),
-    RNNClassifier(cell="elman", **FAST),
-    RNNRegressor(cell="cec", **FAST),
-    RNNClassifier(cell="cec", **FAST),
+    # Both estimators with every cell of the registry.
+    *(est(cell=cell, **FAST) for cell in CELLS
+      for est in (RNNRegressor, RNNClassifier)),
     # Stacked layers, another activation, the other solvers.
     RNNRegressor(cell="elman", activation="relu", hidden_layer_sizes=(6, 5),
                  learning_rate_init=0.01, max_iter=60),

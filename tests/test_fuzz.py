@@ -655,7 +655,7 @@ def _consistent_backward(s):
             and all(s[k] == (T, B, H) for k in ("h", "grad_h", "delta"))
             and s["d_w_ih"] == (H, I) and s["d_w_hh"] == (H, H)
             and s["d_bias"] == (H,) and s["d_h0"] == (B, H)
-            and s["d_x"] == (T, B, I) and s["carry"] == (B, H))
+            and s["d_x"] == (T, B, I))
 
 
 @st.composite
@@ -666,8 +666,7 @@ def kernel_shapes(draw, backward):
     s = dict(x=(T, B, I), w_ih=(H, I), w_hh=(H, H), h0=(B, H), h=(T, B, H))
     if backward:
         s.update(grad_h=(T, B, H), delta=(T, B, H), d_w_ih=(H, I),
-                 d_w_hh=(H, H), d_bias=(H,), d_h0=(B, H), d_x=(T, B, I),
-                 carry=(B, H))
+                 d_w_hh=(H, H), d_bias=(H,), d_h0=(B, H), d_x=(T, B, I))
     else:
         s["bias"] = (H,)
     if draw(st.booleans()):
@@ -704,8 +703,7 @@ def test_kernel_backward_checks_every_shape(s, dtype, act, truncate):
     call = lambda: _elman.elman_backward(  # noqa: E731
         arrs["x"], arrs["w_ih"], arrs["w_hh"], arrs["h0"], arrs["h"],
         arrs["grad_h"], act, truncate, arrs["delta"], arrs["d_w_ih"],
-        arrs["d_w_hh"], arrs["d_bias"], arrs["d_h0"], arrs["d_x"],
-        arrs["carry"])
+        arrs["d_w_hh"], arrs["d_bias"], arrs["d_h0"], arrs["d_x"])
     if not (_consistent_backward(s) and 0 <= act <= 3 and truncate >= 0):
         with pytest.raises(ValueError, match="inconsistent"):
             call()
@@ -733,7 +731,7 @@ WRAPPERS = {
         ("x", "TBI"), ("w_ih", "RI"), ("w_hh", "RH"), ("h0", "BH"),
         ("h", "TBH"), ("grad_h", "TBH"), ("act", "act"), ("truncate", "trunc"),
         ("delta", "TBH"), ("d_w_ih", "RI"), ("d_w_hh", "RH"), ("d_bias", "R"),
-        ("d_h0", "BH"), ("d_x", "TBI"), ("carry", "BH")]),
+        ("d_h0", "BH"), ("d_x", "TBI")]),
     "lstm_forward": (_lstm.lstm_forward, "H:w_hh.1", [
         ("x", "TBI"), ("w_ih", "RI"), ("w_hh", "RH"), ("bias", "R"),
         ("h0", "BH"), ("c0", "BH"), ("forget_gate", "bool"), ("gates", "TBR"),
