@@ -2,24 +2,12 @@
 
 Design contract
 ---------------
-* Layout, as in ``_elman``: every per-step array is time-major and
-  C-contiguous, ``(T, B, .)``. ``cbptt.functional`` is batch-first and
-  converts at the boundary.
-* Products: no BLAS. Every product is a register-tiled loop of
-  ``src/cbptt_simd.h`` (AVX-512, AVX2+FMA or baseline, chosen at run time)
-  on weights packed once per call: per step the input and recurrent
-  products of the forward pass, the carried error ``delta(t) W_hh`` and
-  ``dx(t)`` of the backward pass; ``[dW_hh | dW_ih | db]^T`` either
-  inside the backward loop, per step, into one partial per group of
-  ``WG_GROUP`` sequences (layers whose gradients fit ``WG_FUSED_MAX_BYTES``)
-  or after it as one all-steps product in blocks of ``GRAD_K_BLOCK`` rows.
-* Threads: sequences are independent, so with ``nthreads > 1`` (OpenMP,
-  when the work of a call pays for it, see ``threads_for``) each thread
-  takes a share of the sequences and runs the whole time loop on it: no
-  per-step barrier. The weight gradients are summed per group of rows in
-  the same loop, or split by columns after it. Every
-  element is computed by the same operations in the same order whatever
-  the split, so results are bitwise identical for any thread count.
+* The layers run in the one layer driver (``_layer.pxd``: the time loop,
+  the products, the threads, the weight gradients); this module holds the
+  cells' parameters, the checks of the kernel-level wrappers and the
+  one-call paths of ``cbptt.functional``. Every per-step array is
+  time-major and C-contiguous, ``(T, B, .)``; ``cbptt.functional`` is
+  batch-first and converts at the boundary.
 * Gates are packed in PyTorch's order: ``i, f, g, o`` for the forget-gate
   form (``G = 4``), ``i, g, o`` for the 1997 form (``G = 3``); ``W_ih
   (G*H, I)``, ``W_hh (G*H, H)``, one ``bias (G*H,)``. ``sigma`` is the
@@ -56,8 +44,6 @@ Design contract
   ``t0 > 0`` both carried errors (through ``h`` and through ``c``) are
   dropped, what ``h.detach(); c.detach()`` every k steps does. ``dh0`` and
   ``dc0`` come from step 0.
-* Kernels are ``noexcept nogil``, allocate nothing, and run with
-  flush-to-zero/denormals-are-zero set in every thread (restored on exit).
 
 Kernel-level ``def`` wrappers (stable; called directly by the estimators)
 --------------------------------------------------------------------------
@@ -98,142 +84,25 @@ d_x)``
     (T,B,I)`` or None.
 """
 from cython cimport floating
-from cython.parallel cimport prange, threadid
 from libc.float cimport DBL_MAX, FLT_MAX
-from libc.string cimport memcpy
 
 import numpy as np
 
 from cbptt._scan import (aligned_empty, all_finite_arrays, forward_inputs,
                          grad_input, preact_bound_or_none)
 
-from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
+from cbptt._layer cimport (CELL_CEC, CELL_LSTM, Layer, ROW_CHUNK,
+                           layer_backward_run, layer_forward_run)
 from cbptt._scan cimport data_if, data_of, result_dims
-from cbptt._simd cimport (cbptt_isa_limit, cbptt_max_threads, pack, small_mm,
-                          pack_blocked, small_mm_blocked, n_chunks, chunk_end,
-                          col_sums, PAGE_BYTES, whole_pages, page_start,
-                          LINE_BYTES, whole_lines, line_start, add_partials)
-
-cdef extern from "cbptt_lstm.h" nogil:
-    void cbptt_lstm_fwd_rows_f(int m, int H, int fg, float *z, const float *b,
-                               const float *c_prev, float *c, float *h)
-    void cbptt_lstm_fwd_rows_d(int m, int H, int fg, double *z,
-                               const double *b, const double *c_prev,
-                               double *c, double *h)
-    void cbptt_lstm_bwd_rows_f(int m, int H, int fg, int carry,
-                               const float *gates, const float *c,
-                               const float *c_prev, const float *h,
-                               const float *grad_h, const float *grad_c,
-                               const float *carry_h, float *carry_c,
-                               float *delta, float *delta_c)
-    void cbptt_lstm_bwd_rows_d(int m, int H, int fg, int carry,
-                               const double *gates, const double *c,
-                               const double *c_prev, const double *h,
-                               const double *grad_h, const double *grad_c,
-                               const double *carry_h, double *carry_c,
-                               double *delta, double *delta_c)
+from cbptt._simd cimport cbptt_isa_limit, cbptt_max_threads
 
 # Below this much work per call (T * B * G*H * H multiply-adds of the
 # recurrent product; the rest scales with it) a second thread costs more than
 # it saves: there is no barrier per step, but every thread must be scheduled
-# once per call, which on a busy machine can take a time slice (ms).
-# Measured on the 2-CPU machine of BENCHMARKS.md (B = 32, forward +
-# backward, page-aligned arrays, the weight gradients of small layers summed
-# in the time loop): float32 gains 1.36x at H = 16 and T = 100 (3.3M),
-# 1.7x at H = 32 and T = 25 (3.3M), loses (0.88x) at H = 16 and T = 25
-# (0.8M); 1.8x from H = 32 at T = 100; float64 gains 1.4x at H = 16 and
-# 1.8x at H = 64 (T = 100).
+# once per call, which on a busy machine can take a time slice (ms); see
+# BENCHMARKS.md.
 cdef long PARALLEL_MIN_WORK_F = 2 * 1000 * 1000
 cdef long PARALLEL_MIN_WORK_D = 2 * 1000 * 1000
-# The fewest rows of the batch per chunk (a thread's share of the sequences,
-# see rows_per_chunk); a batch of fewer than two chunks runs on one thread.
-cdef int ROW_CHUNK = 8
-# Rows (of the T*B summed over) per block of the weight-gradient products:
-# the block of delta, packed (GRAD_K_BLOCK x G*H), stays in L2 and each of
-# its panels in L1 while the rows of the gradient pass over it (measured:
-# 64 is best from H = 16 to 256).
-cdef int GRAD_K_BLOCK = 64
-# Columns of the weight gradients per part when threads share them (a
-# multiple of every panel width): each part packs only its columns of delta.
-cdef int GRAD_N_PART = 128
-# Parts of at most this many bytes per row (one AVX-512 panel) use delta in
-# place (rows G*H apart) instead of packing it: at G*H = 64 the copy cost
-# more than the panel layout saved (3% float32, 10% float64 at H = 16);
-# wider, packing is 10-25% faster (float32 and float64, G*H = 256).
-cdef int PACK_MIN_BYTES = 256
-# A layer whose [dW_hh | dW_ih | db]^T is at most this many bytes sums its
-# weight gradients inside the backward time loop, while delta(t) and h(t-1)
-# are in L1, as one partial per group of WG_GROUP rows of the batch; the
-# partials are then added in group order. The groups do not depend on the
-# thread count, so neither do the results, and each thread sums the rows it
-# computed (no pass over delta afterwards, nothing read from the other
-# core's cache). Measured against the all-steps product split by columns
-# (backward pass, B = 32, T = 100): float32 H = 16 1.5-1.75x with two
-# threads (0.93x on one), H = 64 1.30x (1.05x), H = 128 (280 KiB) 1.12x
-# (1.03x); float64 H = 16 1.13x on one thread, H = 96 (322 KiB) 1.12x with
-# two; float32 H = 256 (1.1 MiB, partials beyond L2) 0.68x: not there.
-cdef int WG_FUSED_MAX_BYTES = 384 * 1024
-cdef int WG_GROUP = 16
-
-
-cdef int grad_part(int GH, int nthreads) noexcept nogil:
-    """Columns per part of the weight gradients: GRAD_N_PART when there are
-    enough for every thread, else an equal share per thread (a multiple of
-    16 columns): at H = 16 and 32 (G*H = 64, 128) one part of 128 left the
-    second thread idle, 1.2x instead of 1.6x over one thread for the
-    backward pass. Narrower parts change no result (every element gets the
-    same operations in any panel or tile)."""
-    if GH >= nthreads * GRAD_N_PART:
-        return GRAD_N_PART
-    return max(16, ((GH + nthreads - 1) // nthreads + 15) // 16 * 16)
-
-
-cdef inline long backward_work(int GH, int H, int I, int nthreads,
-                               int itemsize) noexcept nogil:
-    """Elements of the backward kernel's workspace (without carries and
-    partials), each part from a cache line: W_hh and W_ih packed,
-    [dW_hh | dW_ih | db]^T, and the parts' chunks of delta."""
-    return (whole_lines(<long> GH * H, itemsize)
-            + whole_lines(<long> GH * I, itemsize)
-            + whole_lines(<long> (H + I + 1) * GH, itemsize)
-            + <long> GRAD_K_BLOCK * max(GH, nthreads * grad_part(GH, nthreads)))
-
-
-cdef inline bint fused_weight_grads(int GH, int H, int I,
-                                    int itemsize) noexcept nogil:
-    """Whether the weight gradients are summed inside the time loop (see
-    WG_FUSED_MAX_BYTES): a property of the layer, never of the threads."""
-    return <long> (H + I + 1) * GH * itemsize <= WG_FUSED_MAX_BYTES
-
-
-cdef inline long partial_stride(int GH, int H, int I,
-                                int itemsize) noexcept nogil:
-    """Elements per group partial: (H + I + 1) * GH rounded up to whole
-    pages (no two threads write one page)."""
-    return whole_pages(<long> (H + I + 1) * GH, itemsize)
-
-
-cdef int rows_per_chunk(int B, int nthreads) noexcept nogil:
-    """Sequences per chunk: an equal share of the batch per thread, a
-    multiple of 4 rows (the products' row tile) and at least ROW_CHUNK.
-    Large chunks let every row of a chunk pass over a block of the packed
-    weights while it is in cache (measured at H = 256: 16 rows per chunk
-    beat 8 by 5-30%); one chunk per thread leaves nothing to balance, and
-    the static schedule gives a thread the same rows forward and backward
-    (they are still in its cache)."""
-    cdef int r = (B + nthreads - 1) // nthreads
-    return max(ROW_CHUNK, (r + 3) // 4 * 4)
-
-
-cdef inline long carry_stride(int rc, int H, int itemsize) noexcept nogil:
-    """Elements per private carry buffer of a chunk of rc rows: rc * H
-    rounded up to whole pages, so that no two threads write one page."""
-    return whole_pages(<long> rc * H, itemsize)
-
-
-cdef inline bint carries_into(int t, int truncate) noexcept nogil:
-    """Whether the error at step t flows on to step t-1 (no window start at t)."""
-    return t > 0 and (truncate <= 0 or t % truncate != 0)
 
 
 cdef int threads_for(int T, int B, int GH, int H, int itemsize) noexcept nogil:
@@ -247,459 +116,25 @@ cdef int threads_for(int T, int B, int GH, int H, int itemsize) noexcept nogil:
     return n if n > 1 else 1
 
 
-# ---------------------------------------------------------------------------
-# LSTM: cell step (one fused pointwise loop per row, src/cbptt_lstm.h) and
-# layer (the loop over time, per chunk of the batch)
-# ---------------------------------------------------------------------------
-
-cdef inline void lstm_cell_forward(
-        int m, int H, bint forget_gate,
-        floating *gates,          # IN/OUT (m, G*H) z(t) - b in, i f g o out
-        const floating *bias,     # IN  (G*H,)
-        const floating *c_prev,   # IN  (m, H) c(t-1)
-        floating *c,              # OUT (m, H) c(t)
-        floating *h,              # OUT (m, H) h(t)
-) noexcept nogil:
-    """i, f, g, o = gates(z + b); c = f c_prev + i g; h = o tanh(c): one pass."""
-    if floating is float:
-        cbptt_lstm_fwd_rows_f(m, H, forget_gate, gates, bias, c_prev, c, h)
-    else:
-        cbptt_lstm_fwd_rows_d(m, H, forget_gate, gates, bias, c_prev, c, h)
+cdef inline Layer lstm_layer(int T, int B, int I, int H,
+                             bint forget_gate) noexcept nogil:
+    cdef Layer L
+    L.kind = CELL_LSTM
+    L.act = 0
+    L.forget_gate = forget_gate
+    L.T, L.B, L.I, L.H = T, B, I, H
+    L.G = 4 if forget_gate else 3
+    return L
 
 
-cdef inline void lstm_cell_backward(
-        int m, int H, bint forget_gate, bint carry,
-        const floating *gates,    # IN  (m, G*H) activated i f g o of step t
-        const floating *c,        # IN  (m, H) c(t)
-        const floating *c_prev,   # IN  (m, H) c(t-1)
-        const floating *h,        # IN  (m, H) h(t) = o tanh(c(t))
-        const floating *grad_h,   # IN  (m, H) e_h(t)
-        const floating *grad_c,   # IN  (m, H) e_c(t), or NULL
-        const floating *carry_h,  # IN  (m, H) W_hh^T delta(t+1) (if carry)
-        floating *carry_c,        # IN/OUT (m, H) f(t+1) delta_c(t+1) in
-                                  #   (if carry), f(t) delta_c(t) out
-        floating *delta,          # OUT (m, G*H) dL/dz(t)
-        floating *delta_c,        # OUT (m, H) dL/dc(t)
-) noexcept nogil:
-    """All G gate deltas and the carried cell error of one step: one pass."""
-    if floating is float:
-        cbptt_lstm_bwd_rows_f(m, H, forget_gate, carry, gates, c, c_prev, h,
-                              grad_h, grad_c, carry_h, carry_c, delta,
-                              delta_c)
-    else:
-        cbptt_lstm_bwd_rows_d(m, H, forget_gate, carry, gates, c, c_prev, h,
-                              grad_h, grad_c, carry_h, carry_c, delta,
-                              delta_c)
+cdef inline Layer cec_layer(int T, int B, int I, int H) noexcept nogil:
+    cdef Layer L
+    L.kind = CELL_CEC
+    L.act = 0
+    L.forget_gate = 0
+    L.T, L.B, L.I, L.H, L.G = T, B, I, H, 1
+    return L
 
-
-cdef void lstm_rows_forward(
-        int lo, int hi, int T, int B, int I, int H, bint forget_gate,
-        const floating *x,        # IN  (T, B, I)
-        const floating *w_ih_p,   # IN  W_ih^T packed (I x G*H)
-        const floating *w_hh_p,   # IN  W_hh^T packed in blocks (H x G*H)
-        const floating *bias,     # IN  (G*H,)
-        const floating *h0,       # IN  (B, H)
-        const floating *c0,       # IN  (B, H)
-        floating *gates,          # OUT (T, B, G*H) activated gates, or
-                                  #     (1, B, G*H) when not keep
-        floating *c,              # OUT (T, B, H), or (2, B, H) when not keep
-        floating *h,              # OUT (T, B, H)
-        bint keep,                # every step's gates and c, or the last ones
-) noexcept nogil:
-    """The time loop for sequences [lo, hi): the cell step once per t.
-
-    Without ``keep`` (a forward that will not be differentiated) the gates of
-    every step go to one (B, G*H) buffer and c(t) to slot t % 2 of two: the
-    working set stays in cache and nothing of size T is written but h."""
-    cdef int t, m = hi - lo
-    cdef int GH = (4 if forget_gate else 3) * H
-    cdef long BH = <long> B * H
-    cdef long BGH = <long> B * GH
-    cdef const floating *h_prev = h0 + <long> lo * H
-    cdef const floating *c_prev = c0 + <long> lo * H
-    cdef floating *z
-    cdef floating *c_t
-    cdef floating *h_t
-    for t in range(T):
-        z = gates + (t * BGH if keep else 0) + <long> lo * GH
-        c_t = c + (t if keep else t % 2) * BH + <long> lo * H
-        h_t = h + t * BH + <long> lo * H
-        # z(t) = x(t) W_ih^T:  (m x G*H) = (m x I)(I x G*H)
-        small_mm(m, GH, I, x + (<long> t * B + lo) * I, I, 1, w_ih_p, 0, z,
-                 GH, False)
-        # z(t) += h(t-1) W_hh^T:  (m x G*H) = (m x H)(H x G*H)
-        small_mm_blocked(m, GH, H, h_prev, H, w_hh_p, z, GH, True)
-        lstm_cell_forward(m, H, forget_gate, z, bias, c_prev, c_t, h_t)
-        h_prev = h_t
-        c_prev = c_t
-
-
-cdef void lstm_layer_forward(
-        int T, int B, int I, int H, bint forget_gate, int nthreads,
-        const floating *x,        # IN  (T, B, I)
-        const floating *w_ih,     # IN  (G*H, I)
-        const floating *w_hh,     # IN  (G*H, H)
-        const floating *bias,     # IN  (G*H,)
-        const floating *h0,       # IN  (B, H)
-        const floating *c0,       # IN  (B, H)
-        floating *gates,          # OUT (T, B, G*H) activated gates (keep),
-                                  #     else (1, B, G*H)
-        floating *c,              # OUT (T, B, H) (keep), else (2, B, H)
-        floating *h,              # OUT (T, B, H)
-        floating *work,           # WORK (forward_work): packed weights, on
-                                  #   a cache line
-        bint keep,                # see lstm_rows_forward
-) noexcept nogil:
-    """The LSTM layer forward over t = 0..T-1.
-
-    The sequences are independent, so with nthreads > 1 each thread takes a
-    chunk of rows (rows_per_chunk) and runs the whole time loop on it: no
-    per-step barrier.
-    """
-    cdef int ch, rc
-    cdef int GH = (4 if forget_gate else 3) * H
-    cdef unsigned int fpenv
-    cdef floating *w_hh_p = work
-    cdef floating *w_ih_p = work + whole_lines(<long> GH * H, sizeof(floating))
-    pack_blocked(GH, H, w_hh, 1, H, w_hh_p)     # W[k, j] = W_hh[j, k]
-    pack(GH, I, w_ih, 1, I, w_ih_p)         # W[i, j] = W_ih[j, i]
-    if nthreads <= 1:
-        lstm_rows_forward(0, B, T, B, I, H, forget_gate, x, w_ih_p, w_hh_p,
-                          bias, h0, c0, gates, c, h, keep)
-        return
-    rc = rows_per_chunk(B, nthreads)
-    for ch in prange(n_chunks(B, rc), schedule="static",
-                     chunksize=1, num_threads=nthreads):
-        fpenv = cbptt_ftz_enter()
-        lstm_rows_forward(ch * rc, chunk_end(ch, B, rc), T, B,
-                          I, H, forget_gate, x, w_ih_p, w_hh_p, bias, h0, c0,
-                          gates, c, h, keep)
-        cbptt_ftz_leave(fpenv)
-
-
-cdef void lstm_rows_backward(
-        int lo, int hi, int T, int B, int I, int H, bint forget_gate,
-        int truncate,
-        const floating *w_hh_p,   # IN  W_hh packed in blocks (G*H x H)
-        const floating *w_ih_p,   # IN  W_ih packed (G*H x I)
-        const floating *c0,       # IN  (B, H)
-        const floating *gates,    # IN  (T, B, G*H) activated gates
-        const floating *c,        # IN  (T, B, H)
-        const floating *h,        # IN  (T, B, H)
-        const floating *grad_h,   # IN  (T, B, H) e_h(t)
-        const floating *grad_c,   # IN  (T, B, H) e_c(t), or NULL
-        floating *delta,          # OUT (T, B, G*H) dL/dz(t)
-        floating *delta_c,        # OUT (T, B, H) dL/dc(t)
-        floating *carry_h,        # OUT (m, H) the h carry during the loop,
-                                  #     dh0 of the rows at the end
-        floating *carry_c,        # OUT (m, H) the same for c: dc0
-        floating *d_x,            # OUT (T, B, I), or NULL to skip
-        const floating *x,        # IN  (T, B, I) (fused weight gradients)
-        const floating *h0,       # IN  (B, H)    (fused weight gradients)
-        floating *partials,       # OUT the partials of the rows' groups
-                                  #     (lo a multiple of WG_GROUP), each
-                                  #     ((H + I + 1) x G*H) and pstride apart,
-                                  #     or NULL (weight gradients later)
-        long pstride,
-) noexcept nogil:
-    """The reverse time loop for sequences [lo, hi). The carries are the
-    rows' own (m x H) buffers: row r of the part is row r of carry_h. With
-    ``partials``, the weight gradients too, summed over the steps t = T-1
-    down to 0 (see WG_FUSED_MAX_BYTES)."""
-    cdef int t, g0, gm, m = hi - lo
-    cdef int GH = (4 if forget_gate else 3) * H
-    cdef long BH = <long> B * H
-    cdef long BGH = <long> B * GH
-    cdef long rh = <long> lo * H
-    cdef long rg = <long> lo * GH
-    cdef bint carry = False
-    cdef floating *d_t
-    for t in range(T - 1, -1, -1):
-        d_t = delta + t * BGH + rg
-        lstm_cell_backward(m, H, forget_gate, carry, gates + t * BGH + rg,
-                           c + t * BH + rh,
-                           (c + (t - 1) * BH if t > 0 else c0) + rh,
-                           h + t * BH + rh, grad_h + t * BH + rh,
-                           grad_c + t * BH + rh if grad_c != NULL else NULL,
-                           carry_h, carry_c, d_t, delta_c + t * BH + rh)
-        if d_x != NULL:
-            # dx(t) = delta(t) W_ih:  (m x I) = (m x G*H)(G*H x I)
-            small_mm(m, I, GH, d_t, GH, 1, w_ih_p, 0,
-                     d_x + (<long> t * B + lo) * I, I, False)
-        if partials != NULL:
-            g0 = lo
-            while g0 < hi:
-                gm = min(WG_GROUP, hi - g0)
-                group_weight_grads(
-                    gm, H, I, GH,
-                    (h + (t - 1) * BH if t > 0 else h0) + <long> g0 * H,
-                    x + (<long> t * B + g0) * I, delta + t * BGH + <long> g0 * GH,
-                    partials + (g0 - lo) // WG_GROUP * pstride, t < T - 1)
-                g0 += gm
-        carry = carries_into(t, truncate)
-        if carry or t == 0:
-            # carry_h = delta(t) W_hh (dh0 at t = 0):  (m x H) = (m x G*H)(G*H x H)
-            small_mm_blocked(m, H, GH, d_t, GH, w_hh_p, carry_h, H, False)
-
-
-cdef inline void group_weight_grads(
-        int m, int H, int I, int GH,
-        const floating *hp,       # IN  (m, H) h(t-1) of the group's rows
-        const floating *xt,       # IN  (m, I) x(t)
-        const floating *d_t,      # IN  (m, G*H) delta(t), rows G*H apart
-        floating *part,           # IN/OUT (H + I + 1, G*H) the partial
-        bint more,                # add to it (else overwrite)
-) noexcept nogil:
-    """[dW_hh | dW_ih | db]^T (+)= [h(t-1) | x(t) | 1]^T delta(t) over the
-    group's m rows of one step (db as column sums)."""
-    small_mm(H, GH, m, hp, 1, H, d_t, GH, part, GH, more)
-    small_mm(I, GH, m, xt, 1, I, d_t, GH, part + <long> H * GH, GH, more)
-    col_sums(m, GH, d_t, GH, part + <long> (H + I) * GH, more)
-
-
-cdef void weight_grads_t(
-        int j0, int j1, int T, int B, int I, int Hr, int N,
-        const floating *x,        # IN  (T, B, I)
-        const floating *h0,       # IN  (B, Hr) (unused if Hr == 0)
-        const floating *h,        # IN  (T, B, Hr) (unused if Hr == 0)
-        const floating *delta,    # IN  (T, B, N) dL/dz(t)
-        floating *grads_t,        # OUT (Hr + I + 1, N), columns [j0, j1)
-        floating *delta_p,        # WORK (GRAD_K_BLOCK * (j1 - j0))
-) noexcept nogil:
-    """Columns [j0, j1) of [dW_hh | dW_ih | db]^T = [h(t-1) | x(t) | 1]^T
-    delta(t) summed over every step t and sequence, for z = W_hh h(t-1) +
-    W_ih x(t) + b (Hr = 0: no recurrent part, the CEC), in one order for
-    every element.
-
-    The sum over the T*B rows runs in blocks of GRAD_K_BLOCK rows (the first
-    B rows take h0 for h(t-1)); the block's columns [j0, j1) of delta are
-    packed once (above PACK_MIN_BYTES a row) and every row of the result
-    passes over them.
-    """
-    cdef long TB = <long> T * B
-    cdef long k0 = 0, kend
-    cdef int kc, n = j1 - j0
-    cdef floating one = 1
-    cdef const floating *hp
-    cdef const floating *dp
-    cdef long ldd
-    cdef floating *out = grads_t + j0
-    cdef bint more
-    while k0 < TB:
-        kend = min(k0 + GRAD_K_BLOCK, B if k0 < B else TB)
-        kc = <int> (kend - k0)
-        more = k0 > 0
-        # the block of delta: (kc x n), packed when that pays
-        if n * sizeof(floating) > PACK_MIN_BYTES:
-            pack(n, kc, delta + k0 * N + j0, N, 1, delta_p)
-            dp = delta_p
-            ldd = 0
-        else:
-            dp = delta + k0 * N + j0
-            ldd = N
-        if Hr > 0:
-            # dW_hh^T (+)= h(t-1)^T delta:  (Hr x n) = (Hr x kc)(kc x n)
-            hp = h0 + k0 * Hr if k0 < B else h + (k0 - B) * Hr
-            small_mm(Hr, n, kc, hp, 1, Hr, dp, ldd, out, N, more)
-        # dW_ih^T (+)= x^T delta:  (I x n) = (I x kc)(kc x n)
-        small_mm(I, n, kc, x + k0 * I, 1, I, dp, ldd,
-                 out + <long> Hr * N, N, more)
-        # db (+)= 1^T delta:  (1 x n) = (1 x kc)(kc x n)
-        small_mm(1, n, kc, &one, 0, 0, dp, ldd,
-                 out + <long> (Hr + I) * N, N, more)
-        k0 = kend
-
-
-cdef void lstm_layer_backward(
-        int T, int B, int I, int H, bint forget_gate, int truncate,
-        int nthreads,
-        const floating *x,        # IN  (T, B, I)
-        const floating *w_ih,     # IN  (G*H, I)
-        const floating *w_hh,     # IN  (G*H, H)
-        const floating *h0,       # IN  (B, H)
-        const floating *c0,       # IN  (B, H)
-        const floating *gates,    # IN  (T, B, G*H) activated gates
-        const floating *c,        # IN  (T, B, H)
-        const floating *h,        # IN  (T, B, H)
-        const floating *grad_h,   # IN  (T, B, H) e_h(t)
-        const floating *grad_c,   # IN  (T, B, H) e_c(t), or NULL
-        floating *delta,          # OUT (T, B, G*H) dL/dz(t)
-        floating *delta_c,        # OUT (T, B, H) dL/dc(t)
-        floating *d_w_ih,         # OUT (G*H, I)
-        floating *d_w_hh,         # OUT (G*H, H)
-        floating *d_bias,         # OUT (G*H,)
-        floating *d_h0,           # OUT (B, H) (the h carry during the loop)
-        floating *d_c0,           # OUT (B, H) (the c carry during the loop)
-        floating *d_x,            # OUT (T, B, I), or NULL to skip
-        floating *work,           # WORK (backward_work), on a cache line
-        floating *carries,        # WORK (nthreads > 1) 2 carry_stride per
-                                  #   chunk, page-aligned (carry_stride)
-        floating *partials,       # WORK (fused_weight_grads) one
-                                  #   partial_stride per WG_GROUP rows of
-                                  #   the batch, page-aligned; else NULL
-) noexcept nogil:
-    """Exact (optionally windowed) BPTT through the LSTM layer.
-
-    The recursion runs per chunk of sequences (taken by nthreads, no
-    per-step barrier); the weight gradients are then all-steps products,
-    split by columns. No result depends on nthreads.
-    """
-    cdef int ch, rc
-    cdef int GH = (4 if forget_gate else 3) * H
-    cdef int M = H + I + 1
-    cdef int part = grad_part(GH, nthreads)
-    cdef unsigned int fpenv
-    # each part from a cache line (backward_work)
-    cdef floating *w_hh_p = work
-    cdef floating *w_ih_p = w_hh_p + whole_lines(<long> GH * H,
-                                                 sizeof(floating))
-    cdef floating *grads_t = w_ih_p + whole_lines(<long> GH * I,
-                                                  sizeof(floating))
-    cdef floating *delta_p = grads_t + whole_lines(<long> M * GH,
-                                                   sizeof(floating))
-    pack_blocked(H, GH, w_hh, H, 1, w_hh_p)     # W[k, j] = W_hh[k, j]
-    pack(I, GH, w_ih, I, 1, w_ih_p)         # W[k, i] = W_ih[k, i]
-    cdef long cs
-    cdef long ps = partial_stride(GH, H, I, sizeof(floating))
-    cdef floating *ch_h
-    cdef floating *ch_c
-    if nthreads <= 1:
-        lstm_rows_backward(0, B, T, B, I, H, forget_gate, truncate, w_hh_p,
-                           w_ih_p, c0, gates, c, h, grad_h, grad_c, delta,
-                           delta_c, d_h0, d_c0, d_x, x, h0, partials, ps)
-        if partials == NULL:
-            weight_grads_t(0, GH, T, B, I, H, GH, x, h0, h, delta, grads_t,
-                           delta_p)
-    else:
-        rc = rows_per_chunk(B, nthreads)
-        if partials != NULL:        # chunks of whole groups
-            rc = (rc + WG_GROUP - 1) // WG_GROUP * WG_GROUP
-        cs = carry_stride(rc, H, sizeof(floating))
-        # each chunk carries its errors in its own pages, copied to dh0 and
-        # dc0 at the end: carries that two threads update every step in one
-        # page (rows of one (B, H) array) cost 1.4x the loop at H = 16
-        for ch in prange(n_chunks(B, rc), schedule="static",
-                         chunksize=1, num_threads=nthreads):
-            fpenv = cbptt_ftz_enter()
-            ch_h = carries + 2 * ch * cs
-            ch_c = ch_h + cs
-            lstm_rows_backward(ch * rc, chunk_end(ch, B, rc), T,
-                               B, I, H, forget_gate, truncate, w_hh_p, w_ih_p,
-                               c0, gates, c, h, grad_h, grad_c, delta,
-                               delta_c, ch_h, ch_c, d_x, x, h0,
-                               partials + ch * rc // WG_GROUP * ps
-                               if partials != NULL else NULL, ps)
-            memcpy(d_h0 + <long> ch * rc * H, ch_h,
-                   (chunk_end(ch, B, rc) - ch * rc) * H * sizeof(floating))
-            memcpy(d_c0 + <long> ch * rc * H, ch_c,
-                   (chunk_end(ch, B, rc) - ch * rc) * H * sizeof(floating))
-            cbptt_ftz_leave(fpenv)
-        # columns of the result in parts (grad_part), taken dynamically
-        for ch in prange(n_chunks(GH, part) if partials == NULL else 0,
-                         schedule="dynamic", chunksize=1,
-                         num_threads=nthreads):
-            fpenv = cbptt_ftz_enter()
-            weight_grads_t(ch * part, chunk_end(ch, GH, part),
-                           T, B, I, H, GH, x, h0, h, delta, grads_t,
-                           delta_p + <long> threadid() * GRAD_K_BLOCK * part)
-            cbptt_ftz_leave(fpenv)
-    if partials != NULL:
-        add_partials(<long> M * GH, n_chunks(B, WG_GROUP), ps, partials,
-                     grads_t)
-    transpose_into(GH, H, grads_t, d_w_hh)
-    transpose_into(GH, I, grads_t + <long> H * GH, d_w_ih)
-    memcpy(d_bias, grads_t + <long> (H + I) * GH, GH * sizeof(floating))
-
-
-cdef void transpose_into(int n, int m, const floating *a,
-                         floating *out) noexcept nogil:
-    """out (n x m) = a^T, a (m x n) row-major with row stride n; in 8 x 8
-    blocks so that both sides stay in cache lines."""
-    cdef int i0, j0, i, j, i1, j1
-    for i0 in range(0, m, 8):
-        i1 = min(i0 + 8, m)
-        for j0 in range(0, n, 8):
-            j1 = min(j0 + 8, n)
-            for j in range(j0, j1):
-                for i in range(i0, i1):
-                    out[<long> j * m + i] = a[<long> i * n + j]
-
-
-# ---------------------------------------------------------------------------
-# CEC: s(t) = s(t-1) + W_ih x(t) + b
-# ---------------------------------------------------------------------------
-
-cdef void cec_layer_forward(
-        int T, int B, int I, int H,
-        const floating *x,        # IN  (T, B, I)
-        const floating *w_ih,     # IN  (H, I)
-        const floating *bias,     # IN  (H,)
-        const floating *h0,       # IN  (B, H) s(-1)
-        floating *h,              # OUT (T, B, H) s(t)
-        floating *work,           # WORK (H * I): W_ih^T packed
-) noexcept nogil:
-    """s(t) = s(t-1) + W_ih x(t) + b for t = 0..T-1."""
-    cdef int t, b, j
-    cdef long BH = <long> B * H
-    cdef const floating *s_prev = h0
-    cdef floating *s
-    pack(H, I, w_ih, 1, I, work)            # W[i, j] = W_ih[j, i]
-    # W_ih x for every step at once:  (T*B x H) = (T*B x I)(I x H)
-    small_mm(T * B, H, I, x, I, 1, work, 0, h, H, False)
-    for t in range(T):
-        s = h + t * BH
-        for b in range(B):
-            for j in range(H):
-                s[<long> b * H + j] += s_prev[<long> b * H + j] + bias[j]
-        s_prev = s
-
-
-cdef void cec_layer_backward(
-        int T, int B, int I, int H, int truncate,
-        const floating *x,        # IN  (T, B, I)
-        const floating *w_ih,     # IN  (H, I)
-        const floating *grad_h,   # IN  (T, B, H) e(t)
-        floating *delta,          # OUT (T, B, H) dL/ds(t)
-        floating *d_w_ih,         # OUT (H, I)
-        floating *d_bias,         # OUT (H,)
-        floating *d_h0,           # OUT (B, H)
-        floating *d_x,            # OUT (T, B, I), or NULL to skip
-        floating *work,           # WORK (H * (2 I + 1 + GRAD_K_BLOCK))
-) noexcept nogil:
-    """delta(t) = e(t) + delta(t+1): the carousel, windowed by truncate."""
-    cdef int t
-    cdef long k, BH = <long> B * H
-    cdef floating *d
-    cdef const floating *g
-    cdef floating *w_ih_p = work
-    cdef floating *grads_t = w_ih_p + <long> H * I
-    cdef floating *delta_p = grads_t + <long> (I + 1) * H
-    for t in range(T - 1, -1, -1):
-        d = delta + t * BH
-        g = grad_h + t * BH
-        if t < T - 1 and carries_into(t + 1, truncate):
-            for k in range(BH):
-                d[k] = g[k] + d[k + BH]
-        else:
-            for k in range(BH):
-                d[k] = g[k]
-    # ds(-1) = delta(0): the self-weight is 1
-    for k in range(BH):
-        d_h0[k] = delta[k]
-    # [dW_ih | db]^T = [x | 1]^T delta over all steps
-    weight_grads_t(0, H, T, B, I, 0, H, x, NULL, NULL, delta, grads_t,
-                   delta_p)
-    transpose_into(H, I, grads_t, d_w_ih)
-    memcpy(d_bias, grads_t + <long> I * H, H * sizeof(floating))
-    if d_x != NULL:
-        # dx = delta W_ih:  (T*B x I) = (T*B x H)(H x I)
-        pack(I, H, w_ih, I, 1, w_ih_p)      # W[k, i] = W_ih[k, i]
-        small_mm(T * B, I, H, delta, H, 1, w_ih_p, 0, d_x, I, False)
-
-
-# ---------------------------------------------------------------------------
-# def wrappers: check every shape, then run the kernel without the GIL
-# ---------------------------------------------------------------------------
 
 cdef int _check_sizes(str where, int T, int B, int I, int H,
                       int truncate) except -1:
@@ -769,21 +204,11 @@ cdef int lstm_forward_run(int T, int B, int I, int H, bint forget_gate,
                           const floating *bias, const floating *h0,
                           const floating *c0, floating *gates, floating *c,
                           floating *h) except -1:
-    """Allocate the workspace (from a cache line: LINE_BYTES more to find
-    it) and run the forward kernel on checked arrays, without the GIL."""
-    cdef int GH = (4 if forget_gate else 3) * H
-    cdef unsigned int fpenv
-    work = np.empty(whole_lines(<long> GH * H, sizeof(floating))
-                    + <long> GH * I + LINE_BYTES // sizeof(floating),
-                    np.float32 if floating is float else np.float64)
-    cdef floating *wp = line_start(<floating *> data_of(work))
-    cdef int nthreads = threads_for(T, B, GH, H, sizeof(floating))
-    with nogil:
-        fpenv = cbptt_ftz_enter()
-        lstm_layer_forward(T, B, I, H, forget_gate, nthreads, x, w_ih, w_hh,
-                           bias, h0, c0, gates, c, h, wp, keep)
-        cbptt_ftz_leave(fpenv)
-    return 0
+    """The driver's forward pass on checked arrays: the gates are the cache."""
+    cdef Layer L = lstm_layer(T, B, I, H, forget_gate)
+    return layer_forward_run(&L, threads_for(T, B, L.G * H, H,
+                                             sizeof(floating)),
+                             x, w_ih, w_hh, bias, h0, c0, gates, c, h, keep)
 
 
 cdef int lstm_backward_run(
@@ -794,46 +219,14 @@ cdef int lstm_backward_run(
         const floating *grad_c, floating *delta, floating *delta_c,
         floating *d_w_ih, floating *d_w_hh, floating *d_bias,
         floating *d_h0, floating *d_c0, floating *d_x) except -1:
-    """Allocate the workspace (from a cache line; the carries and partials
-    from a page) and run the backward kernel on checked arrays, without the
-    GIL. ``grad_c`` and ``d_x`` may be NULL."""
-    cdef int GH = (4 if forget_gate else 3) * H
-    cdef unsigned int fpenv
-    cdef int nthreads = threads_for(T, B, GH, H, sizeof(floating))
-    # the workspace from a cache line (LINE_BYTES more to find it)
-    cdef long n_work = (backward_work(GH, H, I, nthreads, sizeof(floating))
-                        + LINE_BYTES // sizeof(floating))
-    cdef long n_carry = 0, n_part = 0
-    cdef int rc
-    cdef bint fused = fused_weight_grads(GH, H, I, sizeof(floating))
-    cdef floating *carries = NULL
-    cdef floating *partials = NULL
-    if nthreads > 1:
-        rc = rows_per_chunk(B, nthreads)
-        if fused:
-            rc = (rc + WG_GROUP - 1) // WG_GROUP * WG_GROUP
-        n_carry = 2 * n_chunks(B, rc) * carry_stride(rc, H, sizeof(floating))
-    if fused:
-        n_part = n_chunks(B, WG_GROUP) * partial_stride(GH, H, I,
-                                                         sizeof(floating))
-    # the carries and partials start on a page boundary (PAGE_BYTES more to
-    # find it)
-    work = np.empty(n_work + n_carry + n_part + PAGE_BYTES // sizeof(floating),
-                    np.float32 if floating is float else np.float64)
-    cdef floating *w = <floating *> data_of(work)
-    cdef floating *paged = page_start(w + n_work)
-    if n_carry:
-        carries = paged
-    if fused:
-        partials = paged + n_carry
-    with nogil:
-        fpenv = cbptt_ftz_enter()
-        lstm_layer_backward(T, B, I, H, forget_gate, truncate, nthreads, x,
-                            w_ih, w_hh, h0, c0, gates, c, h, grad_h, grad_c,
-                            delta, delta_c, d_w_ih, d_w_hh, d_bias, d_h0,
-                            d_c0, d_x, line_start(w), carries, partials)
-        cbptt_ftz_leave(fpenv)
-    return 0
+    """The driver's backward pass on checked arrays (``grad_c`` and ``d_x``
+    may be NULL)."""
+    cdef Layer L = lstm_layer(T, B, I, H, forget_gate)
+    return layer_backward_run(&L, truncate, threads_for(T, B, L.G * H, H,
+                                                        sizeof(floating)),
+                              x, w_ih, w_hh, h0, c0, gates, c, h, grad_h,
+                              grad_c, delta, delta_c, d_w_ih, d_w_hh, d_bias,
+                              d_h0, d_c0, d_x)
 
 
 def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
@@ -1096,7 +489,6 @@ def cec_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_ih.shape[0]
     cdef Py_ssize_t TB = <Py_ssize_t> T * B, n = sizeof(floating)
     cdef Span s[5]          # outputs first, then inputs
-    cdef unsigned int fpenv
     w = "cec_forward"
     _check_sizes(w, T, B, I, H, 0)
     _expect(w, "w_ih", w_ih.shape, 2, H, I)
@@ -1109,13 +501,10 @@ def cec_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     s[3] = _span(&bias[0], H * n)
     s[4] = _span(&h0[0, 0], B * H * n)
     _check_disjoint(w, ("h", "x", "w_ih", "bias", "h0"), s, 1, 5)
-    cdef floating[::1] work = np.empty(<long> H * I + LINE_BYTES
-                                       // sizeof(floating), np.asarray(h).dtype)
-    with nogil:
-        fpenv = cbptt_ftz_enter()
-        cec_layer_forward(T, B, I, H, &x[0, 0, 0], &w_ih[0, 0], &bias[0],
-                          &h0[0, 0], &h[0, 0, 0], line_start(&work[0]))
-        cbptt_ftz_leave(fpenv)
+    cdef Layer L = cec_layer(T, B, I, H)
+    layer_forward_run(&L, 1, &x[0, 0, 0], &w_ih[0, 0], <floating *> NULL,
+                      &bias[0], &h0[0, 0], <floating *> NULL, &h[0, 0, 0],
+                      <floating *> NULL, &h[0, 0, 0], True)
 
 
 def cec_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
@@ -1130,7 +519,6 @@ def cec_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_ih.shape[0]
     cdef Py_ssize_t TB = <Py_ssize_t> T * B, n = sizeof(floating)
     cdef Span s[8]          # outputs first, then inputs
-    cdef unsigned int fpenv
     cdef floating *p_d_x = NULL
     w = "cec_backward"
     _check_sizes(w, T, B, I, H, truncate)
@@ -1153,16 +541,13 @@ def cec_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     s[7] = _span(&grad_h[0, 0, 0], TB * H * n)
     _check_disjoint(w, ("delta", "d_w_ih", "d_bias", "d_h0", "d_x", "x",
                         "w_ih", "grad_h"), s, 5, 8)
-    cdef floating[::1] work = np.empty(
-        <long> H * (2 * I + 1 + GRAD_K_BLOCK) + LINE_BYTES // sizeof(floating),
-        np.asarray(delta).dtype)
-    with nogil:
-        fpenv = cbptt_ftz_enter()
-        cec_layer_backward(T, B, I, H, truncate, &x[0, 0, 0], &w_ih[0, 0],
-                           &grad_h[0, 0, 0], &delta[0, 0, 0], &d_w_ih[0, 0],
-                           &d_bias[0], &d_h0[0, 0], p_d_x,
-                           line_start(&work[0]))
-        cbptt_ftz_leave(fpenv)
+    cdef Layer L = cec_layer(T, B, I, H)
+    layer_backward_run(&L, truncate, 1, &x[0, 0, 0], &w_ih[0, 0],
+                       <floating *> NULL, <floating *> NULL, <floating *> NULL,
+                       <floating *> NULL, <floating *> NULL, <floating *> NULL,
+                       &grad_h[0, 0, 0], <floating *> NULL, &delta[0, 0, 0],
+                       <floating *> NULL, &d_w_ih[0, 0], <floating *> NULL,
+                       &d_bias[0], &d_h0[0, 0], <floating *> NULL, p_d_x)
 
 
 def _set_parallel_min_work(long work_f, long work_d):

@@ -1,0 +1,713 @@
+# cbptt._layer: the one layer driver. Every recurrent cell runs through it.
+#
+# Design contract
+# ---------------
+# * A layer is a Layer struct: the cell (kind, and its activation or form)
+#   and the sizes T, B, I, H, G (G row blocks of the stacked weights, so
+#   every per-step pre-activation row is G*H wide). A cell contributes only
+#   its step, one fused pointwise loop per direction (cell_forward,
+#   cell_backward below, calling the loops of src/: cbptt_simd.h for the
+#   Elman activations, cbptt_lstm.h for the LSTM); the driver owns
+#   everything else: packing the weights, the input projection, the time
+#   loop, the recurrent products, the batch split over threads, the carried
+#   errors, truncation, the workspaces and the weight gradients.
+# * Equations, for z(t) = W_ih x(t) + W_hh h(t-1) (b inside the cell step):
+#
+#       forward:  z(t) -> cell_forward -> the step's cache, h(t) (and c(t))
+#       backward: delta(t) = dL/dz(t) from cell_backward, given e_h(t) and
+#                 the carried error W_hh^T delta(t+1) (none at a window
+#                 start), then
+#       dW_ih = sum_t delta(t)^T x(t),  dW_hh = sum_t delta(t)^T h(t-1),
+#       db = sum_t delta(t),  dx(t) = W_ih^T delta(t),  dh0 = W_hh^T delta(0)
+#
+#   The CEC has no W_hh: its self-weight is the identity, so its carried
+#   error is delta(t+1) itself.
+# * Layout: every per-step array is time-major and C-contiguous (T, B, .).
+#   Elman and CEC layers compute in place in h (their cache is h); an LSTM
+#   keeps its activated gates and c. Without ``keep`` (a forward that will
+#   not be differentiated) the LSTM's gates go to one (B, G*H) slot and c(t)
+#   to slot t % 2 of two.
+# * Products: the register-tiled loops of src/cbptt_simd.h on weights packed
+#   once per call (row blocks for the recurrent ones). The weight gradients
+#   are summed in the backward loop per group of WG_GROUP sequences (one
+#   partial each, added in group order) when [dW_hh | dW_ih | db]^T is at
+#   most WG_FUSED_MAX_BYTES and G*H >= WG_FUSED_MIN_WIDTH, else after it as
+#   all-steps products in blocks of GRAD_K_BLOCK rows, split by columns.
+# * Threads: sequences are independent, so each thread runs the whole time
+#   loop on its chunk of the batch (rows_per_chunk; whole groups with the
+#   in-loop weight gradients): no per-step barrier. Every element is
+#   computed by the same operations in the same order whatever the split:
+#   results are bitwise identical for any thread count.
+# * The kernels (layer_forward, layer_backward) are noexcept nogil and
+#   allocate nothing; layer_forward_run and layer_backward_run allocate
+#   their workspaces (forward_work; backward_work and, from a page,
+#   backward_paged), release the GIL and set flush-to-zero around them.
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
+
+from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
+from cbptt._simd cimport (pack, small_mm, pack_blocked, small_mm_blocked,
+                          n_chunks, chunk_end, col_sums, whole_pages,
+                          whole_lines, line_start, page_start, LINE_BYTES,
+                          PAGE_BYTES, add_partials, cbptt_bias_act_rows_f,
+                          cbptt_bias_act_rows_d, cbptt_delta_rows_f,
+                          cbptt_delta_rows_d)
+
+cdef extern from "cbptt_lstm.h" nogil:
+    void cbptt_lstm_fwd_rows_f(int m, int H, int fg, float *z, const float *b,
+                               const float *c_prev, float *c, float *h)
+    void cbptt_lstm_fwd_rows_d(int m, int H, int fg, double *z,
+                               const double *b, const double *c_prev,
+                               double *c, double *h)
+    void cbptt_lstm_bwd_rows_f(int m, int H, int fg, int carry,
+                               const float *gates, const float *c,
+                               const float *c_prev, const float *h,
+                               const float *grad_h, const float *grad_c,
+                               const float *carry_h, float *carry_c,
+                               float *delta, float *delta_c)
+    void cbptt_lstm_bwd_rows_d(int m, int H, int fg, int carry,
+                               const double *gates, const double *c,
+                               const double *c_prev, const double *h,
+                               const double *grad_h, const double *grad_c,
+                               const double *carry_h, double *carry_c,
+                               double *delta, double *delta_c)
+
+
+cdef enum CellKind:
+    CELL_ELMAN = 0      # h = f(z + b)                      G = 1
+    CELL_LSTM = 1       # gates i (f) g o, c, h             G = 4 (or 3)
+    CELL_CEC = 2        # s = s(t-1) + z + b, no W_hh       G = 1
+
+
+cdef struct Layer:
+    int kind            # a CellKind
+    int act             # the Elman activation's code
+    int forget_gate     # the LSTM's form (G = 4 with, 3 without)
+    int T, B, I, H, G
+
+
+cdef enum:
+    # The fewest sequences per thread's chunk (a batch of fewer than two
+    # chunks runs on one thread).
+    ROW_CHUNK = 8
+    # Rows per block of the all-steps weight-gradient products, and columns
+    # per part when threads share them (a multiple of every panel width).
+    GRAD_K_BLOCK = 64
+    GRAD_N_PART = 128
+    # Column parts of at most this many bytes per row use delta in place
+    # (rows G*H apart) instead of packing it.
+    PACK_MIN_BYTES = 256
+    # The in-loop weight gradients: at most this many bytes of
+    # [dW_hh | dW_ih | db]^T, at least this width G*H (narrower rows make
+    # per-group product calls that cost more than one all-steps product),
+    # one partial per WG_GROUP sequences.
+    WG_FUSED_MAX_BYTES = 384 * 1024
+    WG_FUSED_MIN_WIDTH = 32
+    WG_GROUP = 16
+
+
+cdef inline int width(const Layer *L) noexcept nogil:
+    """G*H: the elements of a row of pre-activations or their errors."""
+    return L.G * L.H
+
+
+cdef inline int recurrent_rows(const Layer *L) noexcept nogil:
+    """Rows of W_hh^T (H), or 0 for a cell without W_hh (the CEC)."""
+    return 0 if L.kind == CELL_CEC else L.H
+
+
+cdef inline bint cache_is_h(const Layer *L) noexcept nogil:
+    """Whether the step computes in place in h (Elman, CEC): z(t) is h(t)."""
+    return L.kind != CELL_LSTM
+
+
+# ---------------------------------------------------------------------------
+# The cells' steps
+# ---------------------------------------------------------------------------
+
+cdef inline void cell_forward(
+        const Layer *L, int m,
+        floating *z,              # IN/OUT (m, G*H) z(t) in, the cache out
+        const floating *bias,     # IN  (G*H,)
+        const floating *h_prev,   # IN  (m, H) h(t-1)
+        const floating *c_prev,   # IN  (m, H) c(t-1) (LSTM)
+        floating *c,              # OUT (m, H) c(t) (LSTM)
+        floating *h,              # OUT (m, H) h(t) (LSTM; else h is z)
+) noexcept nogil:
+    cdef int r, j, H = L.H
+    cdef floating *zr
+    cdef const floating *hr
+    if L.kind == CELL_ELMAN:
+        # h(t) = f(z(t) + b)
+        if floating is float:
+            cbptt_bias_act_rows_f(L.act, m, H, z, H, bias)
+        else:
+            cbptt_bias_act_rows_d(L.act, m, H, z, H, bias)
+    elif L.kind == CELL_CEC:
+        # s(t) = z(t) + (s(t-1) + b)
+        for r in range(m):
+            zr = z + <long> r * H
+            hr = h_prev + <long> r * H
+            for j in range(H):
+                zr[j] += hr[j] + bias[j]
+    else:
+        # i, f, g, o = gates(z + b); c = f c(t-1) + i g; h = o tanh(c)
+        if floating is float:
+            cbptt_lstm_fwd_rows_f(m, H, L.forget_gate, z, bias, c_prev, c, h)
+        else:
+            cbptt_lstm_fwd_rows_d(m, H, L.forget_gate, z, bias, c_prev, c, h)
+
+
+cdef inline void cell_backward(
+        const Layer *L, int m, bint carry,
+        const floating *cache,    # IN  (m, G*H) the step's cache (LSTM gates)
+        const floating *c,        # IN  (m, H) c(t) (LSTM)
+        const floating *c_prev,   # IN  (m, H) c(t-1) (LSTM)
+        const floating *h,        # IN  (m, H) h(t)
+        const floating *grad_h,   # IN  (m, H) e_h(t)
+        const floating *grad_c,   # IN  (m, H) e_c(t) (LSTM), or NULL
+        const floating *carry_h,  # IN  (m, H) W_hh^T delta(t+1) (LSTM)
+        floating *carry_c,        # IN/OUT (m, H) the LSTM's carried c error
+        const floating *next_d,   # IN  (m, G*H) delta(t+1) (CEC)
+        floating *delta,          # IN/OUT (m, G*H) delta(t); an Elman
+                                  #   layer's carried error on entry
+        floating *delta_c,        # OUT (m, H) dL/dc(t) (LSTM)
+) noexcept nogil:
+    cdef long k, n = <long> m * L.H
+    if L.kind == CELL_ELMAN:
+        # delta(t) = f'(net(t)) * (e(t) + W_hh^T delta(t+1)), the carry in
+        # delta(t) already
+        if floating is float:
+            cbptt_delta_rows_f(L.act, n, delta, h, grad_h, carry)
+        else:
+            cbptt_delta_rows_d(L.act, n, delta, h, grad_h, carry)
+    elif L.kind == CELL_CEC:
+        # delta(t) = e(t) + delta(t+1): the self-weight is 1
+        if carry:
+            for k in range(n):
+                delta[k] = grad_h[k] + next_d[k]
+        else:
+            for k in range(n):
+                delta[k] = grad_h[k]
+    else:
+        if floating is float:
+            cbptt_lstm_bwd_rows_f(m, L.H, L.forget_gate, carry, cache, c,
+                                  c_prev, h, grad_h, grad_c, carry_h, carry_c,
+                                  delta, delta_c)
+        else:
+            cbptt_lstm_bwd_rows_d(m, L.H, L.forget_gate, carry, cache, c,
+                                  c_prev, h, grad_h, grad_c, carry_h, carry_c,
+                                  delta, delta_c)
+
+
+# ---------------------------------------------------------------------------
+# Policy: the split of the batch and of the weight gradients
+# ---------------------------------------------------------------------------
+
+cdef inline int rows_per_chunk(int B, int nthreads) noexcept nogil:
+    """Sequences per thread's chunk: an equal share of the batch, a
+    multiple of 4 rows (the products' row tile) and at least ROW_CHUNK. One
+    chunk per thread leaves nothing to balance, and the static schedule
+    gives a thread the same rows forward and backward."""
+    cdef int r = (B + nthreads - 1) // nthreads
+    return max(<int> ROW_CHUNK, (r + 3) // 4 * 4)
+
+
+cdef inline int grad_part(int GH, int nthreads) noexcept nogil:
+    """Columns per part of the all-steps weight gradients: GRAD_N_PART when
+    there are enough for every thread, else an equal share per thread (a
+    multiple of 16 columns)."""
+    if GH >= nthreads * GRAD_N_PART:
+        return GRAD_N_PART
+    return max(16, ((GH + nthreads - 1) // nthreads + 15) // 16 * 16)
+
+
+cdef inline bint fused_weight_grads(const Layer *L,
+                                    int itemsize) noexcept nogil:
+    """Whether the weight gradients are summed inside the time loop: a
+    property of the layer, never of the threads."""
+    return (width(L) >= WG_FUSED_MIN_WIDTH
+            and <long> (recurrent_rows(L) + L.I + 1) * width(L) * itemsize
+            <= WG_FUSED_MAX_BYTES)
+
+
+cdef inline long partial_stride(const Layer *L, int itemsize) noexcept nogil:
+    """Elements per group partial: (Hr + I + 1) * G*H rounded up to whole
+    pages (no two threads write one page)."""
+    return whole_pages(<long> (recurrent_rows(L) + L.I + 1) * width(L),
+                       itemsize)
+
+
+cdef inline int backward_chunk(const Layer *L, int nthreads,
+                               int itemsize) noexcept nogil:
+    """Rows per chunk of the backward pass: whole groups with the in-loop
+    weight gradients."""
+    cdef int rc = rows_per_chunk(L.B, nthreads)
+    if fused_weight_grads(L, itemsize):
+        rc = (rc + WG_GROUP - 1) // WG_GROUP * WG_GROUP
+    return rc
+
+
+cdef inline bint carries_into(int t, int truncate) noexcept nogil:
+    """Whether the error at step t flows on to step t-1 (no window start at t)."""
+    return t > 0 and (truncate <= 0 or t % truncate != 0)
+
+
+# ---------------------------------------------------------------------------
+# Workspaces (elements of the layer's dtype)
+# ---------------------------------------------------------------------------
+
+cdef inline long forward_work(const Layer *L, int itemsize) noexcept nogil:
+    """W_hh and W_ih packed, each from a cache line."""
+    return (whole_lines(<long> width(L) * recurrent_rows(L), itemsize)
+            + whole_lines(<long> width(L) * L.I, itemsize))
+
+
+cdef inline long backward_work(const Layer *L, int nthreads,
+                               int itemsize) noexcept nogil:
+    """W_hh and W_ih packed, [dW_hh | dW_ih | db]^T and the column parts'
+    blocks of delta, each from a cache line."""
+    cdef int GH = width(L)
+    return (forward_work(L, itemsize)
+            + whole_lines(<long> (recurrent_rows(L) + L.I + 1) * GH, itemsize)
+            + <long> GRAD_K_BLOCK * max(GH, nthreads * grad_part(GH, nthreads)))
+
+
+cdef inline long carry_stride(const Layer *L, int rc, int itemsize) noexcept nogil:
+    """Elements per private carry buffer of a chunk of rc rows: whole pages,
+    so that no two threads write one page in the time loop."""
+    return whole_pages(<long> rc * L.H, itemsize)
+
+
+cdef inline long backward_paged(const Layer *L, int nthreads,
+                                int itemsize) noexcept nogil:
+    """Elements of the page-aligned part of the backward workspace: the
+    chunks' private carries (an LSTM on threads: h and c, updated every
+    step) and the groups' partials (in-loop weight gradients)."""
+    cdef long n = 0
+    cdef int rc
+    if nthreads > 1 and L.kind == CELL_LSTM:
+        rc = backward_chunk(L, nthreads, itemsize)
+        n += 2 * n_chunks(L.B, rc) * carry_stride(L, rc, itemsize)
+    if fused_weight_grads(L, itemsize):
+        n += n_chunks(L.B, WG_GROUP) * partial_stride(L, itemsize)
+    return n
+
+
+# ---------------------------------------------------------------------------
+# Forward
+# ---------------------------------------------------------------------------
+
+cdef inline void layer_rows_forward(
+        const Layer *L, int lo, int hi,
+        const floating *x,        # IN  (T, B, I)
+        const floating *w_ih_p,   # IN  W_ih^T packed (I x G*H)
+        const floating *w_hh_p,   # IN  W_hh^T packed in blocks (H x G*H)
+        const floating *bias,     # IN  (G*H,)
+        const floating *h0,       # IN  (B, H)
+        const floating *c0,       # IN  (B, H) (LSTM)
+        floating *z,              # OUT (T, B, G*H) the cache (h itself for
+                                  #     Elman and CEC), or (1, B, G*H)
+        floating *c,              # OUT (T, B, H), or (2, B, H) (LSTM)
+        floating *h,              # OUT (T, B, H)
+        bint keep,                # every step's cache, or the last ones
+) noexcept nogil:
+    """The time loop for sequences [lo, hi): the cell step once per t."""
+    cdef int T = L.T, B = L.B, I = L.I, H = L.H, GH = width(L)
+    cdef int t, m = hi - lo
+    cdef long BH = <long> B * H
+    cdef long BGH = <long> B * GH
+    cdef const floating *h_prev = h0 + <long> lo * H
+    cdef const floating *c_prev = c0 + <long> lo * H if c0 != NULL else NULL
+    cdef floating *zt
+    cdef floating *ct = NULL
+    cdef floating *ht
+    # z(t) = x(t) W_ih^T for every step first, off the recurrence's critical
+    # path, when the cache holds every step of the whole batch (one product
+    # of T*B rows): (T*B x G*H) = (T*B x I)(I x G*H)
+    cdef bint project_all = cache_is_h(L) and m == B
+    if project_all:
+        small_mm(T * B, GH, I, x, I, 1, w_ih_p, 0, z, GH, False)
+    for t in range(T):
+        zt = z + (t * BGH if keep else 0) + <long> lo * GH
+        ht = h + t * BH + <long> lo * H
+        if c != NULL:
+            ct = c + (t if keep else t % 2) * BH + <long> lo * H
+        if not project_all:
+            # z(t) = x(t) W_ih^T:  (m x G*H) = (m x I)(I x G*H)
+            small_mm(m, GH, I, x + (<long> t * B + lo) * I, I, 1, w_ih_p, 0,
+                     zt, GH, False)
+        if recurrent_rows(L):
+            # z(t) += h(t-1) W_hh^T:  (m x G*H) = (m x H)(H x G*H), in row
+            # blocks of W_hh^T that stay in L1
+            small_mm_blocked(m, GH, H, h_prev, H, w_hh_p, zt, GH, True)
+        cell_forward(L, m, zt, bias, h_prev, c_prev, ct, ht)
+        h_prev = ht
+        c_prev = ct
+
+
+cdef inline void layer_forward(
+        const Layer *L, int nthreads,
+        const floating *x,        # IN  (T, B, I)
+        const floating *w_ih,     # IN  (G*H, I)
+        const floating *w_hh,     # IN  (G*H, H), or NULL (CEC)
+        const floating *bias,     # IN  (G*H,)
+        const floating *h0,       # IN  (B, H)
+        const floating *c0,       # IN  (B, H) (LSTM), else NULL
+        floating *z,              # OUT the cache (see layer_rows_forward)
+        floating *c,              # OUT (LSTM), else NULL
+        floating *h,              # OUT (T, B, H)
+        floating *work,           # WORK (forward_work), on a cache line
+        bint keep,
+) noexcept nogil:
+    """The layer's forward pass over t = 0..T-1, on nthreads chunks of the
+    batch."""
+    cdef int ch, rc, GH = width(L)
+    cdef int Hr = recurrent_rows(L)
+    cdef unsigned int fpenv
+    cdef floating *w_hh_p = work
+    cdef floating *w_ih_p = work + whole_lines(<long> GH * Hr, sizeof(floating))
+    if Hr:
+        pack_blocked(GH, Hr, w_hh, 1, Hr, w_hh_p)   # W[k, j] = W_hh[j, k]
+    pack(GH, L.I, w_ih, 1, L.I, w_ih_p)             # W[i, j] = W_ih[j, i]
+    if nthreads <= 1:
+        layer_rows_forward(L, 0, L.B, x, w_ih_p, w_hh_p, bias, h0, c0, z, c,
+                           h, keep)
+        return
+    rc = rows_per_chunk(L.B, nthreads)
+    for ch in prange(n_chunks(L.B, rc), schedule="static", chunksize=1,
+                     num_threads=nthreads):
+        fpenv = cbptt_ftz_enter()
+        layer_rows_forward(L, ch * rc, chunk_end(ch, L.B, rc), x, w_ih_p,
+                           w_hh_p, bias, h0, c0, z, c, h, keep)
+        cbptt_ftz_leave(fpenv)
+
+
+# ---------------------------------------------------------------------------
+# Backward
+# ---------------------------------------------------------------------------
+
+cdef inline void group_weight_grads(
+        int m, int Hr, int I, int GH,
+        const floating *hp,       # IN  (m, Hr) h(t-1) of the group's rows
+        const floating *xt,       # IN  (m, I) x(t)
+        const floating *d_t,      # IN  (m, G*H) delta(t), rows G*H apart
+        floating *part,           # IN/OUT (Hr + I + 1, G*H) the partial
+        bint more,                # add to it (else overwrite)
+) noexcept nogil:
+    """[dW_hh | dW_ih | db]^T (+)= [h(t-1) | x(t) | 1]^T delta(t) over the
+    group's m rows of one step (db as column sums)."""
+    if Hr:
+        small_mm(Hr, GH, m, hp, 1, Hr, d_t, GH, part, GH, more)
+    small_mm(I, GH, m, xt, 1, I, d_t, GH, part + <long> Hr * GH, GH, more)
+    col_sums(m, GH, d_t, GH, part + <long> (Hr + I) * GH, more)
+
+
+cdef inline void layer_rows_backward(
+        const Layer *L, int lo, int hi, int truncate,
+        const floating *w_hh_p,   # IN  W_hh packed in blocks (G*H x H)
+        const floating *w_ih_p,   # IN  W_ih packed (G*H x I)
+        const floating *c0,       # IN  (B, H) (LSTM)
+        const floating *z,        # IN  (T, B, G*H) the cache (LSTM gates)
+        const floating *c,        # IN  (T, B, H) (LSTM)
+        const floating *h,        # IN  (T, B, H), or NULL (CEC)
+        const floating *grad_h,   # IN  (T, B, H) e_h(t)
+        const floating *grad_c,   # IN  (T, B, H) e_c(t) (LSTM), or NULL
+        floating *delta,          # OUT (T, B, G*H) dL/dz(t)
+        floating *delta_c,        # OUT (T, B, H) dL/dc(t) (LSTM)
+        floating *carry_h,        # OUT (m, H) the h carry (LSTM), dh0 of
+                                  #     the rows at the end
+        floating *carry_c,        # OUT (m, H) the c carry (LSTM): dc0
+        floating *d_x,            # OUT (T, B, I), or NULL to skip
+        const floating *x,        # IN  (T, B, I) (in-loop weight gradients)
+        const floating *h0,       # IN  (B, H) (in-loop weight gradients),
+                                  #     or NULL (CEC)
+        floating *partials,       # OUT the partials of the rows' groups (lo
+                                  #     a multiple of WG_GROUP), pstride
+                                  #     apart, or NULL
+        long pstride,
+) noexcept nogil:
+    """The reverse time loop for sequences [lo, hi). An Elman layer carries
+    its error in delta(t-1) itself (the next step's cell reads it there), a
+    CEC reads delta(t+1), an LSTM carries h and c errors in the rows' own
+    (m, H) buffers."""
+    cdef int T = L.T, B = L.B, I = L.I, H = L.H, GH = width(L)
+    cdef int Hr = recurrent_rows(L)
+    cdef int t, g0, gm, m = hi - lo
+    cdef long BH = <long> B * H
+    cdef long BGH = <long> B * GH
+    cdef long rh = <long> lo * H
+    cdef long rg = <long> lo * GH
+    cdef bint carry = False
+    cdef floating *d_t
+    cdef bint lstm = L.kind == CELL_LSTM
+    for t in range(T - 1, -1, -1):
+        d_t = delta + t * BGH + rg
+        cell_backward(L, m, carry, z + t * BGH + rg if lstm else NULL,
+                      c + t * BH + rh if lstm else NULL,
+                      ((c + (t - 1) * BH if t > 0 else c0) + rh) if lstm
+                      else NULL,
+                      h + t * BH + rh if h != NULL else NULL,
+                      grad_h + t * BH + rh,
+                      grad_c + t * BH + rh if grad_c != NULL else NULL,
+                      carry_h, carry_c, d_t + BGH, d_t,
+                      delta_c + t * BH + rh if lstm else NULL)
+        if d_x != NULL:
+            # dx(t) = delta(t) W_ih:  (m x I) = (m x G*H)(G*H x I)
+            small_mm(m, I, GH, d_t, GH, 1, w_ih_p, 0,
+                     d_x + (<long> t * B + lo) * I, I, False)
+        if partials != NULL:
+            g0 = lo
+            while g0 < hi:
+                gm = min(<int> WG_GROUP, hi - g0)
+                group_weight_grads(
+                    gm, Hr, I, GH,
+                    ((h + (t - 1) * BH if t > 0 else h0) + <long> g0 * H)
+                    if Hr else NULL,
+                    x + (<long> t * B + g0) * I, delta + t * BGH + <long> g0 * GH,
+                    partials + (g0 - lo) // WG_GROUP * pstride, t < T - 1)
+                g0 += gm
+        carry = carries_into(t, truncate)
+        if not Hr:
+            if t == 0:
+                # dh0 = delta(0): the self-weight is 1
+                memcpy(carry_h, d_t, m * H * sizeof(floating))
+        elif carry and not lstm:
+            # delta(t-1) = delta(t) W_hh:  (m x H) = (m x H)(H x H), the
+            # carried error the Elman step finishes in place
+            small_mm_blocked(m, H, GH, d_t, GH, w_hh_p, d_t - BGH, H, False)
+        elif carry or t == 0:
+            # carry_h = delta(t) W_hh (dh0 at t = 0):
+            #   (m x H) = (m x G*H)(G*H x H)
+            small_mm_blocked(m, H, GH, d_t, GH, w_hh_p, carry_h, H, False)
+
+
+cdef inline void weight_grads_t(
+        int j0, int j1, int T, int B, int I, int Hr, int N,
+        const floating *x,        # IN  (T, B, I)
+        const floating *h0,       # IN  (B, Hr) (unused if Hr == 0)
+        const floating *h,        # IN  (T, B, Hr) (unused if Hr == 0)
+        const floating *delta,    # IN  (T, B, N) dL/dz(t)
+        floating *grads_t,        # OUT (Hr + I + 1, N), columns [j0, j1)
+        floating *delta_p,        # WORK (GRAD_K_BLOCK * (j1 - j0))
+) noexcept nogil:
+    """Columns [j0, j1) of [dW_hh | dW_ih | db]^T = [h(t-1) | x(t) | 1]^T
+    delta(t) summed over every step t and sequence (Hr = 0: no recurrent
+    part), in one order for every element.
+
+    The sum over the T*B rows runs in blocks of GRAD_K_BLOCK rows (the first
+    B rows take h0 for h(t-1)); the block's columns [j0, j1) of delta are
+    packed once (above PACK_MIN_BYTES a row) and every row of the result
+    passes over them.
+    """
+    cdef long TB = <long> T * B
+    cdef long k0 = 0, kend
+    cdef int kc, n = j1 - j0
+    cdef floating one = 1
+    cdef const floating *hp
+    cdef const floating *dp
+    cdef long ldd
+    cdef floating *out = grads_t + j0
+    cdef bint more
+    while k0 < TB:
+        kend = min(k0 + GRAD_K_BLOCK, B if k0 < B else TB)
+        kc = <int> (kend - k0)
+        more = k0 > 0
+        # the block of delta: (kc x n), packed when that pays
+        if n * sizeof(floating) > PACK_MIN_BYTES:
+            pack(n, kc, delta + k0 * N + j0, N, 1, delta_p)
+            dp = delta_p
+            ldd = 0
+        else:
+            dp = delta + k0 * N + j0
+            ldd = N
+        if Hr > 0:
+            # dW_hh^T (+)= h(t-1)^T delta:  (Hr x n) = (Hr x kc)(kc x n)
+            hp = h0 + k0 * Hr if k0 < B else h + (k0 - B) * Hr
+            small_mm(Hr, n, kc, hp, 1, Hr, dp, ldd, out, N, more)
+        # dW_ih^T (+)= x^T delta:  (I x n) = (I x kc)(kc x n)
+        small_mm(I, n, kc, x + k0 * I, 1, I, dp, ldd,
+                 out + <long> Hr * N, N, more)
+        # db (+)= 1^T delta:  (1 x n) = (1 x kc)(kc x n)
+        small_mm(1, n, kc, &one, 0, 0, dp, ldd,
+                 out + <long> (Hr + I) * N, N, more)
+        k0 = kend
+
+
+cdef inline void transpose_into(int n, int m, const floating *a,
+                                floating *out) noexcept nogil:
+    """out (n x m) = a^T, a (m x n) row-major with row stride n; in 8 x 8
+    blocks so that both sides stay in cache lines."""
+    cdef int i0, j0, i, j, i1, j1
+    for i0 in range(0, m, 8):
+        i1 = min(i0 + 8, m)
+        for j0 in range(0, n, 8):
+            j1 = min(j0 + 8, n)
+            for j in range(j0, j1):
+                for i in range(i0, i1):
+                    out[<long> j * m + i] = a[<long> i * n + j]
+
+
+cdef inline void layer_backward(
+        const Layer *L, int truncate, int nthreads,
+        const floating *x,        # IN  (T, B, I)
+        const floating *w_ih,     # IN  (G*H, I)
+        const floating *w_hh,     # IN  (G*H, H), or NULL (CEC)
+        const floating *h0,       # IN  (B, H), or NULL (CEC)
+        const floating *c0,       # IN  (B, H) (LSTM), else NULL
+        const floating *z,        # IN  (T, B, G*H) the cache (LSTM gates)
+        const floating *c,        # IN  (T, B, H) (LSTM), else NULL
+        const floating *h,        # IN  (T, B, H), or NULL (CEC)
+        const floating *grad_h,   # IN  (T, B, H) e_h(t)
+        const floating *grad_c,   # IN  (T, B, H) e_c(t) (LSTM), or NULL
+        floating *delta,          # OUT (T, B, G*H) dL/dz(t)
+        floating *delta_c,        # OUT (T, B, H) dL/dc(t) (LSTM), else NULL
+        floating *d_w_ih,         # OUT (G*H, I)
+        floating *d_w_hh,         # OUT (G*H, H), or NULL (CEC)
+        floating *d_bias,         # OUT (G*H,)
+        floating *d_h0,           # OUT (B, H)
+        floating *d_c0,           # OUT (B, H) (LSTM), else NULL
+        floating *d_x,            # OUT (T, B, I), or NULL to skip
+        floating *work,           # WORK (backward_work), on a cache line
+        floating *paged,          # WORK (backward_paged), on a page
+) noexcept nogil:
+    """Exact (optionally windowed) BPTT through the layer: the recursion per
+    chunk of sequences (no per-step barrier), the weight gradients in the
+    loop (partials) or after it (all-steps products split by columns). No
+    result depends on nthreads."""
+    cdef int ch, rc, GH = width(L), I = L.I, H = L.H, B = L.B
+    cdef int Hr = recurrent_rows(L)
+    cdef int M = Hr + I + 1
+    cdef int part = grad_part(GH, nthreads)
+    cdef unsigned int fpenv
+    cdef bint fused = fused_weight_grads(L, sizeof(floating))
+    cdef bint lstm = L.kind == CELL_LSTM
+    # each part from a cache line (backward_work)
+    cdef floating *w_hh_p = work
+    cdef floating *w_ih_p = w_hh_p + whole_lines(<long> GH * Hr,
+                                                 sizeof(floating))
+    cdef floating *grads_t = w_ih_p + whole_lines(<long> GH * I,
+                                                  sizeof(floating))
+    cdef floating *delta_p = grads_t + whole_lines(<long> M * GH,
+                                                   sizeof(floating))
+    cdef long ps = partial_stride(L, sizeof(floating))
+    cdef long cs = 0
+    cdef floating *carries = paged
+    cdef floating *partials = NULL
+    cdef floating *ch_h
+    cdef floating *ch_c
+    if Hr:
+        pack_blocked(Hr, GH, w_hh, Hr, 1, w_hh_p)   # W[k, j] = W_hh[k, j]
+    pack(I, GH, w_ih, I, 1, w_ih_p)                 # W[k, i] = W_ih[k, i]
+    if nthreads <= 1:
+        if fused:
+            partials = paged
+        layer_rows_backward(L, 0, B, truncate, w_hh_p, w_ih_p, c0, z, c, h,
+                            grad_h, grad_c, delta, delta_c, d_h0, d_c0, d_x,
+                            x, h0, partials, ps)
+    else:
+        rc = backward_chunk(L, nthreads, sizeof(floating))
+        if lstm:
+            # each chunk carries its errors in its own pages, copied to dh0
+            # and dc0 at the end (two threads updating one page every step
+            # slow each other down)
+            cs = carry_stride(L, rc, sizeof(floating))
+        if fused:
+            partials = paged + 2 * n_chunks(B, rc) * cs
+        for ch in prange(n_chunks(B, rc), schedule="static", chunksize=1,
+                         num_threads=nthreads):
+            fpenv = cbptt_ftz_enter()
+            ch_h = carries + 2 * ch * cs if lstm else d_h0 + <long> ch * rc * H
+            ch_c = ch_h + cs
+            layer_rows_backward(L, ch * rc, chunk_end(ch, B, rc), truncate,
+                                w_hh_p, w_ih_p, c0, z, c, h, grad_h, grad_c,
+                                delta, delta_c, ch_h, ch_c, d_x, x, h0,
+                                partials + ch * rc // WG_GROUP * ps
+                                if fused else NULL, ps)
+            if lstm:
+                memcpy(d_h0 + <long> ch * rc * H, ch_h,
+                       (chunk_end(ch, B, rc) - ch * rc) * H * sizeof(floating))
+                memcpy(d_c0 + <long> ch * rc * H, ch_c,
+                       (chunk_end(ch, B, rc) - ch * rc) * H * sizeof(floating))
+            cbptt_ftz_leave(fpenv)
+    if fused:
+        add_partials(<long> M * GH, n_chunks(B, WG_GROUP), ps, partials,
+                     grads_t)
+    elif nthreads <= 1:
+        weight_grads_t(0, GH, L.T, B, I, Hr, GH, x, h0, h, delta, grads_t,
+                       delta_p)
+    else:
+        # columns of the result in parts (grad_part), taken dynamically
+        for ch in prange(n_chunks(GH, part), schedule="dynamic", chunksize=1,
+                         num_threads=nthreads):
+            fpenv = cbptt_ftz_enter()
+            weight_grads_t(ch * part, chunk_end(ch, GH, part),
+                           L.T, B, I, Hr, GH, x, h0, h, delta, grads_t,
+                           delta_p + <long> threadid() * GRAD_K_BLOCK * part)
+            cbptt_ftz_leave(fpenv)
+    if Hr:
+        transpose_into(GH, Hr, grads_t, d_w_hh)
+    transpose_into(GH, I, grads_t + <long> Hr * GH, d_w_ih)
+    memcpy(d_bias, grads_t + <long> (Hr + I) * GH, GH * sizeof(floating))
+
+
+# ---------------------------------------------------------------------------
+# Runs: the workspace, then the kernel without the GIL
+# ---------------------------------------------------------------------------
+
+cdef inline void *work_alloc(long n_line, long n_paged,
+                             int itemsize) except NULL:
+    """One block for a call's workspace: n_line elements from a cache line,
+    then n_paged from a page (LINE_BYTES and PAGE_BYTES more to find
+    them)."""
+    cdef void *mem = malloc(<size_t> (n_line + n_paged) * itemsize
+                            + LINE_BYTES + (PAGE_BYTES if n_paged else 0))
+    if mem == NULL:
+        raise MemoryError(f"cannot allocate the layer's workspace of "
+                          f"{(n_line + n_paged) * itemsize} bytes")
+    return mem
+
+
+cdef inline int layer_forward_run(
+        const Layer *L, int nthreads, const floating *x,
+        const floating *w_ih, const floating *w_hh, const floating *bias,
+        const floating *h0, const floating *c0, floating *z, floating *c,
+        floating *h, bint keep) except -1:
+    """layer_forward on checked arrays, with its workspace."""
+    cdef unsigned int fpenv
+    cdef void *mem = work_alloc(forward_work(L, sizeof(floating)), 0,
+                                sizeof(floating))
+    with nogil:
+        fpenv = cbptt_ftz_enter()
+        layer_forward(L, nthreads, x, w_ih, w_hh, bias, h0, c0, z, c, h,
+                      line_start(<floating *> mem), keep)
+        cbptt_ftz_leave(fpenv)
+    free(mem)
+    return 0
+
+
+cdef inline int layer_backward_run(
+        const Layer *L, int truncate, int nthreads, const floating *x,
+        const floating *w_ih, const floating *w_hh, const floating *h0,
+        const floating *c0, const floating *z, const floating *c,
+        const floating *h, const floating *grad_h, const floating *grad_c,
+        floating *delta, floating *delta_c, floating *d_w_ih,
+        floating *d_w_hh, floating *d_bias, floating *d_h0, floating *d_c0,
+        floating *d_x) except -1:
+    """layer_backward on checked arrays, with its workspace."""
+    cdef unsigned int fpenv
+    cdef long n_work = backward_work(L, nthreads, sizeof(floating))
+    cdef long n_paged = backward_paged(L, nthreads, sizeof(floating))
+    cdef void *mem = work_alloc(n_work, n_paged, sizeof(floating))
+    cdef floating *w = line_start(<floating *> mem)
+    with nogil:
+        fpenv = cbptt_ftz_enter()
+        layer_backward(L, truncate, nthreads, x, w_ih, w_hh, h0, c0, z, c, h,
+                       grad_h, grad_c, delta, delta_c, d_w_ih, d_w_hh, d_bias,
+                       d_h0, d_c0, d_x, w,
+                       page_start(w + n_work) if n_paged else NULL)
+        cbptt_ftz_leave(fpenv)
+    free(mem)
+    return 0
