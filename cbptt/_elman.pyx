@@ -53,12 +53,17 @@ from cbptt._scan import (aligned_empty, all_finite_arrays, forward_inputs,
 
 from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
 from cbptt._scan cimport data_if, data_of, result_dims
+from cbptt._simd cimport cbptt_fork_guard
 from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_max_threads,
                           pack, small_mm, pack_blocked, small_mm_blocked,
                           col_sums, PAGE_BYTES, whole_pages, page_start,
                           LINE_BYTES, whole_lines, line_start, add_partials,
                           cbptt_bias_act_rows_f, cbptt_bias_act_rows_d,
                           cbptt_delta_rows_f, cbptt_delta_rows_d)
+
+# A process forked from this one runs the kernels on one thread (see
+# cbptt_fork_guard in src/cbptt_fpenv.h: GNU OpenMP is not fork-safe).
+cbptt_fork_guard()
 
 # Below this much per-step work (B * H * H multiply-adds) a second thread
 # costs more than it saves. Measured on the 2-CPU machine of BENCHMARKS.md

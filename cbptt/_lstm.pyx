@@ -109,10 +109,15 @@ from cbptt._scan import (aligned_empty, all_finite_arrays, forward_inputs,
 
 from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
 from cbptt._scan cimport data_if, data_of, result_dims
+from cbptt._simd cimport cbptt_fork_guard
 from cbptt._simd cimport (cbptt_isa_limit, cbptt_max_threads, pack, small_mm,
                           pack_blocked, small_mm_blocked, n_chunks, chunk_end,
                           col_sums, PAGE_BYTES, whole_pages, page_start,
                           LINE_BYTES, whole_lines, line_start, add_partials)
+
+# A process forked from this one runs the kernels on one thread (see
+# cbptt_fork_guard in src/cbptt_fpenv.h: GNU OpenMP is not fork-safe).
+cbptt_fork_guard()
 
 cdef extern from "cbptt_lstm.h" nogil:
     void cbptt_lstm_fwd_rows_f(int m, int H, int fg, float *z, const float *b,
