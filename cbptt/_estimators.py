@@ -125,6 +125,106 @@ def _as_numpy(value):
     return np.asarray(value)
 
 
+def _check_converted_finite(layers, out, dtype):
+    """Every parameter finite once converted to the network's ``dtype``.
+
+    Finite values can still overflow on the way in (PyTorch's ``bias_ih +
+    bias_hh``, a float64 value beyond float32's range); a model holding
+    them would predict a constant, save, and then fail to load.
+    """
+    groups = [(f"layer {k}", p, k) for k, p in enumerate(layers)]
+    for what, p, k in groups + [("the output layer", out, None)]:
+        for name, view in p.items():
+            if np.isfinite(view).all():
+                continue
+            if k is None:
+                keys = f"state_dict['out.{name}']"
+            elif name == "bias":
+                keys = (f"state_dict['bias_ih_l{k}'] + "
+                        f"state_dict['bias_hh_l{k}']")
+            else:
+                keys = f"state_dict['{name}_l{k}']"
+            raise ValueError(
+                f"{keys} ({what}'s {name}) is not finite after conversion to "
+                f"{np.dtype(dtype)}: its values overflow the {np.dtype(dtype)} "
+                f"range (largest finite {float(np.finfo(dtype).max):.3g}); "
+                "expected parameters that stay finite")
+
+
+def _is_int(v, least=0):
+    return (isinstance(v, numbers.Integral) and not isinstance(v, bool)
+            and v >= least)
+
+
+def _is_real(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+
+
+def _check_loaded_attributes(est, optimizer_state):
+    """The types of the fitted attributes a loaded estimator continues with
+    (``partial_fit`` appends to ``loss_curve_``, compares ``best_loss_``,
+    counts ``n_iter_`` ...): a file could hold a string or a dict there and
+    fail much later. Raises ValueError naming the attribute."""
+    def real_or_none(v):
+        return v is None or _is_real(v)
+
+    def real_list(v):
+        return isinstance(v, list) and all(_is_real(e) for e in v)
+
+    checks = {
+        "n_iter_": (lambda v: _is_int(v), "an int >= 0"),
+        "_no_improvement_count": (lambda v: _is_int(v), "an int >= 0"),
+        "n_features_in_": (lambda v: _is_int(v, 1), "a positive int"),
+        "loss_": (real_or_none, "a float or None"),
+        "best_loss_": (real_or_none, "a float or None"),
+        "best_validation_score_": (real_or_none, "a float or None"),
+        "loss_curve_": (real_list, "a list of floats"),
+        "validation_scores_": (lambda v: v is None or real_list(v),
+                               "a list of floats or None"),
+        "_y_ndim": (lambda v: _is_int(v, 1), "a positive int"),
+    }
+    for name, (ok, expected) in checks.items():
+        if name in vars(est) and not ok(vars(est)[name]):
+            raise ValueError(f"{name} is {vars(est)[name]!r}; expected "
+                             f"{expected}")
+    if optimizer_state is None:
+        return
+    s = optimizer_state
+    if (not isinstance(s, dict) or set(s) != {"solver", "t", "s1", "s2"}
+            or not isinstance(s["solver"], str)
+            or not _is_int(s["t"]) or s["t"] >= 2**62
+            or not isinstance(s["s1"], np.ndarray)
+            or not (s["s2"] is None or isinstance(s["s2"], np.ndarray))):
+        raise ValueError("the optimizer state is malformed; expected "
+                         "{'solver': str, 't': int in [0, 2**62), 's1': "
+                         "array, 's2': array or None}")
+
+
+def _check_coef_shapes(cell, n_features, hidden, n_outputs, coefs):
+    """``coefs_`` holds every parameter of the network with the shapes the
+    sizes imply, checked before the network's vectors are allocated: the
+    sizes are then those of arrays that exist (a file cannot make a load
+    allocate what its own arrays do not hold)."""
+    sizes = (n_features,) + tuple(hidden)
+    expected = [{n: s for n, s, _ in cell.param_specs(I, H)}
+                for I, H in zip(sizes[:-1], sizes[1:])]
+    expected.append({"weight": (n_outputs, sizes[-1]), "bias": (n_outputs,)})
+    if not isinstance(coefs, list) or len(coefs) != len(expected):
+        raise ValueError(f"coefs_ has {len(coefs) if isinstance(coefs, list) else coefs!r} "
+                         f"entries; expected {len(expected)} (one per "
+                         "recurrent layer and the output layer)")
+    for k, (want, got) in enumerate(zip(expected, coefs)):
+        if not isinstance(got, dict) or set(got) != set(want):
+            raise ValueError(f"coefs_[{k}] has keys "
+                             f"{sorted(got) if isinstance(got, dict) else got!r}; "
+                             f"expected {sorted(want)}")
+        for name, shape in want.items():
+            a = got[name]
+            if not isinstance(a, np.ndarray) or a.shape != tuple(shape):
+                raise ValueError(f"coefs_[{k}][{name!r}] has shape "
+                                 f"{np.shape(a)}; expected {tuple(shape)}")
+
+
 class _Interrupt:
     """Ctrl-C during training: stop at the next mini-batch boundary.
 
@@ -1035,8 +1135,11 @@ class _BaseRNN(BaseEstimator):
                 np.shape(self.classes_) != (self.n_outputs_,):
             raise ValueError(f"classes_ has shape {np.shape(self.classes_)}; "
                              f"expected ({self.n_outputs_},) like n_outputs_")
-        net = Network(make_cell(arch["cell"], arch["activation"]),
-                      self._n_step_features, hidden, self.n_outputs_)
+        _check_loaded_attributes(self, state)
+        cell = make_cell(arch["cell"], arch["activation"])
+        _check_coef_shapes(cell, self._n_step_features, hidden,
+                           self.n_outputs_, self.coefs_)
+        net = Network(cell, self._n_step_features, hidden, self.n_outputs_)
         coefs = self.coefs_
         if not isinstance(coefs, list) or len(coefs) != net.n_layers + 1:
             raise ValueError(f"coefs_ has {len(coefs)} entries; expected "
@@ -1059,6 +1162,7 @@ class _BaseRNN(BaseEstimator):
                         f"coefs_[{k}][{name!r}] has shape "
                         f"{np.shape(saved[name])}; expected {view.shape}")
                 view[...] = saved[name]
+        _check_converted_finite(layers, out, params.dtype)
         self._net = net
         self._params = params
         self.coefs_ = self._make_coefs()
@@ -1163,12 +1267,14 @@ class _BaseRNN(BaseEstimator):
             values[key] = arr
         params = np.empty_like(self._params)
         layers, out = self._net.views(params)
-        for k, p in enumerate(layers):
-            names = self._net.cell.to_torch(p)
-            self._net.cell.from_torch(p, {n: values[f"{n}_l{k}"]
-                                          for n in names})
-        out["weight"][...] = values["out.weight"]
-        out["bias"][...] = values["out.bias"]
+        with np.errstate(over="ignore", invalid="ignore"):
+            for k, p in enumerate(layers):
+                names = self._net.cell.to_torch(p)
+                self._net.cell.from_torch(p, {n: values[f"{n}_l{k}"]
+                                              for n in names})
+            out["weight"][...] = values["out.weight"]
+            out["bias"][...] = values["out.bias"]
+        _check_converted_finite(layers, out, params.dtype)
         self._params = params
         self._optimizer = None
         self.coefs_ = self._make_coefs()
