@@ -24,9 +24,16 @@ Contract
   cached between calls: no time-major copy of the whole ``X``), a passing
   set of immutable parameter values skips scikit-learn's re-validation, and
   a fit that draws no random numbers makes no ``RandomState``.
-* A non-finite loss, gradient or weight stops training, restores the
-  weights (and optimizer state) from the start of that epoch and warns with
-  a ``ConvergenceWarning``.
+* A non-finite loss, gradient or weight stops training, restores the most
+  recent weights (and optimizer state) of the start of that epoch, of the
+  epoch before or of the call whose training loss and predictions on the
+  training data are finite, and warns with a ``ConvergenceWarning``; when
+  there are none, the fit raises ``FloatingPointError`` and the estimator
+  is left as it was.
+* Predictions (``predict``, ``predict_proba``, ``score``, ``error_flow``,
+  ``error_signals``) refuse network values that left the working dtype's
+  range, naming the sample and step (``_network.OverflowInX``, a
+  ``ValueError``).
 """
 import numbers
 import signal
@@ -48,8 +55,9 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from cbptt import _persistence
 from cbptt._cells import make_cell
-from cbptt._network import (Network, NonFiniteError, SoftmaxCrossEntropy,
-                            SquaredError, Trainer, Workspace, predict_raw)
+from cbptt._network import (Network, NonFiniteError, OverflowInX,
+                            SoftmaxCrossEntropy, SquaredError, Trainer,
+                            Workspace, predict_raw)
 from cbptt._optim import Optimizer
 from cbptt._sequences import (check_real_numbers, checked_array,
                               sequence_targets, validate_sequences)
@@ -123,6 +131,73 @@ def _as_numpy(value):
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
     return np.asarray(value)
+
+
+def _training_loss(est, net, params, seqs, targets, n_train):
+    """The training loss (mean loss plus the L2 penalty, float64) of the
+    weights ``params`` on every training sequence, or None when a
+    prediction left the dtype's range (:class:`OverflowInX`)."""
+    output = est._arch["output"]
+    try:
+        z = predict_raw(net, params, seqs.data, seqs.lengths, output,
+                        batch_first=True, check=True)
+    except OverflowInX:
+        return None
+    z = z.astype(np.float64)
+    if output == "last":
+        mask = np.ones(z.shape[0], bool)
+    else:
+        z = np.swapaxes(z, 0, 1)                        # (N, T, k)
+        mask = seqs.valid_mask().T
+    z = z[mask]
+    y = np.asarray(targets)[mask] if output == "sequence" else targets
+    with np.errstate(over="ignore", invalid="ignore"):
+        if isinstance(est._loss(), SoftmaxCrossEntropy):
+            codes = np.asarray(y).reshape(-1).astype(np.intp)
+            top = z.max(axis=1)
+            lse = top + np.log(np.exp(z - top[:, None]).sum(axis=1))
+            losses = lse - z[np.arange(z.shape[0]), codes]
+        else:
+            y = np.asarray(y, np.float64).reshape(z.shape)
+            losses = 0.5 * ((z - y) ** 2).sum(axis=1)
+        w = params[:net.n_decay].astype(np.float64)
+        return float(losses.mean() + 0.5 * est.alpha * (w @ w) / n_train)
+
+
+def _fall_back(est, net, params, opt, seqs, targets, n_train, snaps):
+    """After a divergence: put the most recent of ``snaps`` (the weights and
+    optimizer state at the start of the failed epoch, of the epoch before,
+    of the call; None where there is none) whose training loss and
+    predictions on the training data are finite into ``params`` and
+    ``opt``, drop the epochs after it from the history, and say which it
+    is; None (nothing changed) when none qualifies."""
+    seen = set()
+    for back, snap in enumerate(snaps):
+        if snap is None or id(snap) in seen:
+            continue
+        seen.add(id(snap))
+        loss = _training_loss(est, net, snap[0], seqs, targets, n_train)
+        if loss is None or not np.isfinite(loss):
+            continue
+        drop = est.n_iter_ if back == 2 else back
+        np.copyto(params, snap[0])
+        opt.restore(snap[1])
+        if drop:
+            del est.loss_curve_[-drop:]
+            est.n_iter_ -= drop
+            for name in ("validation_scores_", "error_flow_history_"):
+                history = getattr(est, name, None)
+                if isinstance(history, list):
+                    del history[-drop:]
+            est.loss_ = est.loss_curve_[-1] if est.loss_curve_ else None
+            if est.best_loss_ is not None:
+                mine = est.loss_curve_[len(est.loss_curve_) - est.n_iter_:]
+                est.best_loss_ = min(mine, default=np.inf)
+        n = len(est.loss_curve_)
+        return (f"training loss {loss:.6g}, from the end of epoch {n}" if n
+                else f"training loss {loss:.6g}, the weights this call "
+                "started from")
+    return None
 
 
 def _check_converted_finite(layers, out, dtype):
@@ -405,11 +480,15 @@ _PARAMETERS = """
 
     on_nonfinite : {"warn", "raise"}, default="warn"
         What a loss, gradient or weight that becomes NaN or infinite during
-        training does. ``"warn"``: training stops, the weights from the end
-        of the previous epoch are kept, and a ``ConvergenceWarning`` names
-        the epoch and the remedies. ``"raise"``: a ``FloatingPointError``
-        with the same message, and the estimator is left as it was before
-        the call (unfitted, or the previous model).
+        training does. ``"warn"``: training stops, the last weights whose
+        training loss and predictions on the training data are finite are
+        kept (from the start of that epoch, of the epoch before, or of the
+        call; the epochs after them leave ``n_iter_`` and ``loss_curve_``),
+        and a ``ConvergenceWarning`` names the epoch and the remedies; when
+        no such weights exist, a ``FloatingPointError`` as with
+        ``"raise"``. ``"raise"``: a ``FloatingPointError`` with the same
+        message, and the estimator is left as it was before the call
+        (unfitted, or the previous model).
 """
 
 _ATTRIBUTES = """
@@ -501,9 +580,13 @@ _NOTES = """
     gradient, exact BPTT through the stack, and one fused update of the
     single flat parameter vector (L2, global-norm clipping, the solver).
     Python runs once per mini-batch, never per time step. If the loss, a
-    gradient or a weight becomes NaN or infinite, training stops, the
-    weights from the end of the previous epoch are kept and a
-    ``ConvergenceWarning`` names the epoch and the remedies. A fit that
+    gradient or a weight becomes NaN or infinite, training stops, the last
+    weights whose training loss and predictions are finite are kept and a
+    ``ConvergenceWarning`` names the epoch and the remedies (with no such
+    weights, a ``FloatingPointError``). Predictions refuse, with a
+    ``ValueError`` naming the sample and step, network values that left the
+    working dtype's range (a saturated ``tanh(inf) = 1`` would hide them).
+    A fit that
     raises leaves a previously fitted estimator unchanged. Ctrl-C
     (``KeyboardInterrupt``) stops training at the end of the current
     mini-batch and keeps the weights of the last finished update, with a
@@ -876,12 +959,16 @@ class _BaseRNN(BaseEstimator):
         n_epochs = 1 if incremental else self.max_iter
         if not incremental:
             self.n_iter_ = 0
+        snap = None
         for _ in range(n_epochs):
             tic = time.perf_counter()
             order = rng.permutation(idx_train) if self.shuffle else idx_train
             # Rows s..s+B-1 in order: targets as a view, not a fancy copy.
             in_order = order is idx_train and not self.early_stopping
-            snap = params.copy(), opt.snapshot()
+            # The weights at the start of this epoch, of the one before and
+            # of the call: where a divergence falls back to (_fall_back).
+            prev, snap = snap, (params.copy(), opt.snapshot())
+            first = snap if prev is None else first
             total = count = l2 = 0.0
             epoch = len(self.loss_curve_) + 1
             try:
@@ -915,12 +1002,22 @@ class _BaseRNN(BaseEstimator):
                         "became NaN or infinite (on_nonfinite='raise'); the "
                         f"estimator is left as it was before this call. {remedy}"
                     ) from None
-                np.copyto(params, snap[0])
-                opt.restore(snap[1])
+                kept = _fall_back(self, net, params, opt, seqs, targets,
+                                  n_train, [snap, prev, first])
+                if kept is None:
+                    raise FloatingPointError(
+                        f"Training stopped in epoch {epoch}: the {exc.what} "
+                        "became NaN or infinite, and no weights of this call "
+                        "(from the start of that epoch, of the epoch before, "
+                        "or of the call) give a finite training loss and "
+                        "finite predictions on the training data; the "
+                        "estimator is left as it was before this call. "
+                        f"{remedy}") from None
                 warnings.warn(
                     f"Training stopped in epoch {epoch}: the {exc.what} became "
-                    "NaN or infinite; the weights from the end of the previous "
-                    f"epoch were kept. {remedy}", ConvergenceWarning)
+                    "NaN or infinite; the last weights whose training loss "
+                    f"and predictions are finite were kept ({kept}). {remedy}",
+                    ConvergenceWarning)
                 break
             loss = total / max(count, 1) + l2 / n_train
             self.n_iter_ += 1
@@ -979,7 +1076,8 @@ class _BaseRNN(BaseEstimator):
         seqs = validate_sequences(self, X, reset=False,
                                   dtype=self._params.dtype)
         return seqs, predict_raw(self._net, self._params, seqs.data,
-                                 seqs.lengths, self._output, batch_first=True)
+                                 seqs.lengths, self._output, batch_first=True,
+                                 check=True)
 
     @staticmethod
     def _per_sample(seqs, values, fill):
@@ -1312,6 +1410,7 @@ class _BaseRNN(BaseEstimator):
         """
         from cbptt import diagnostics
         check_is_fitted(self)
+        self._forward(X)        # refuses overflow, naming sample and step
         return diagnostics.estimator_error_signals(self, X, y)
 
     def error_flow(self, X, y=None, *, direction="random", threshold=1e-3,
@@ -1340,6 +1439,7 @@ class _BaseRNN(BaseEstimator):
         """
         from cbptt import diagnostics
         check_is_fitted(self)
+        self._forward(X)        # refuses overflow, naming sample and step
         return diagnostics.estimator_error_flow(
             self, X, direction=direction, threshold=threshold,
             random_state=random_state)
