@@ -50,6 +50,7 @@ import numpy as np
 
 from cbptt._scan import (aligned_empty, all_finite_arrays, forward_inputs,
                          grad_input, preact_bound_or_none)
+from cbptt._validation import check_kernel_sizes
 
 from cbptt._kernels cimport cbptt_ftz_enter, cbptt_ftz_leave
 from cbptt._scan cimport data_if, data_of, result_dims
@@ -426,7 +427,8 @@ cdef void elman_layer_backward(
                      ps, partials, d_w_ih_t)
         for i in range(H):
             for j in range(H):
-                d_w_hh[j * H + i] = d_w_ih_t[i * H + j]
+                d_w_hh[<Py_ssize_t> j * H + i] = \
+                    d_w_ih_t[<Py_ssize_t> i * H + j]
         g_ih_t = d_w_ih_t + <long> H * H
         memcpy(d_bias, d_w_ih_t + <long> (H + I) * H, H * sizeof(floating))
     elif nthreads <= 1:
@@ -443,7 +445,7 @@ cdef void elman_layer_backward(
             cbptt_ftz_leave(fpenv)
     for i in range(I):
         for j in range(H):
-            d_w_ih[j * I + i] = g_ih_t[i * H + j]
+            d_w_ih[<Py_ssize_t> j * I + i] = g_ih_t[<Py_ssize_t> i * H + j]
     # dh0 = delta(0) W_hh:  (B x H) = (B x H)(H x H)
     small_mm_blocked(B, H, H, delta, H, w_hh_p, d_h0, H, False)
 
@@ -637,6 +639,8 @@ def elman_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                   const floating[:, ::1] h0, int act,
                   floating[:, :, ::1] h):
     """Run the forward kernel on validated, time-major arrays (in place on h)."""
+    check_kernel_sizes("elman_forward", x.shape[0], x.shape[1], x.shape[2],
+                       w_ih.shape[0], w_ih.shape[0])
     cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_ih.shape[0]
     if (T < 1 or B < 1 or I < 1 or H < 1 or w_ih.shape[1] != I
             or w_hh.shape[0] != H or w_hh.shape[1] != H or bias.shape[0] != H
@@ -661,6 +665,8 @@ def elman_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     is data). ``carry`` (B, H) is checked but no longer used (the carried
     error now lives in ``delta``); it stays in the signature for the callers.
     """
+    check_kernel_sizes("elman_backward", x.shape[0], x.shape[1], x.shape[2],
+                       w_ih.shape[0], w_ih.shape[0])
     cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_ih.shape[0]
     if (T < 1 or B < 1 or I < 1 or H < 1 or w_ih.shape[1] != I
             or w_hh.shape[0] != H or w_hh.shape[1] != H

@@ -158,6 +158,25 @@ def check_index_limit(name, value, what):
                          "limit); split the batch or the sequence")
 
 
+def check_kernel_sizes(where, T, B, I, GH, H):
+    """Every integer the kernels form in 32 bits must fit in one.
+
+    The kernels compute every offset into an array in 64 bits
+    (``Py_ssize_t``/``long``); what stays a C ``int`` is a size handed to a
+    product or a loop: ``T*B`` (the rows of the input projection), ``G*H``,
+    ``I``, ``H``, and the elements of a weight matrix, ``G*H*I`` and
+    ``G*H*H`` (a packed or transposed matrix's extent, from which ``H +
+    I + 1`` rows of ``G*H`` and ``H * itemsize`` also follow). Called by the
+    compiled wrappers before any size is narrowed, so sizes beyond the
+    limit raise ``ValueError`` instead of wrapping around.
+    """
+    for value, what in ((T * B, "batch * T"), (I, "the number of features I"),
+                        (GH, "G*H (the gate rows)"),
+                        (GH * I, "G*H*I (the elements of weight_ih)"),
+                        (GH * H, "G*H*H (the elements of weight_hh)")):
+        check_index_limit(where, value, what)
+
+
 def owned(arr, dtype):
     """A fresh read-only C-contiguous copy of ``arr`` in ``dtype``, so that a
     cache kept for the backward pass shares no memory with the caller's
