@@ -23,14 +23,20 @@ import numpy as np
 
 from cbptt._scan import (aligned_empty, all_finite_arrays, forward_inputs,
                          grad_input, preact_bound_or_none)
+from cbptt._validation import check_kernel_sizes
 
 from cbptt._kernels cimport (CBPTT_LOGISTIC, CBPTT_TANH, CBPTT_N_ACTIVATIONS,
                              cbptt_activation_names)
 from cbptt._layer cimport (CELL_ELMAN, Layer, layer_backward_run,
                            layer_forward_run)
 from cbptt._scan cimport data_if, data_of, result_dims
+from cbptt._simd cimport cbptt_fork_guard
 from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_max_threads,
                           cbptt_bias_act_rows_f, cbptt_bias_act_rows_d)
+
+# A process forked from this one runs the kernels on one thread (see
+# cbptt_fork_guard in src/cbptt_fpenv.h: GNU OpenMP is not fork-safe).
+cbptt_fork_guard()
 
 # Below this much per-step work (B * H * H multiply-adds) a second thread
 # costs more than it saves (its wake-up and the interference in a training
@@ -243,6 +249,8 @@ def elman_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                   const floating[:, ::1] h0, int act,
                   floating[:, :, ::1] h):
     """Run the forward kernel on validated, time-major arrays (in place on h)."""
+    check_kernel_sizes("elman_forward", x.shape[0], x.shape[1], x.shape[2],
+                       w_ih.shape[0], w_ih.shape[0])
     cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_ih.shape[0]
     if (T < 1 or B < 1 or I < 1 or H < 1 or w_ih.shape[1] != I
             or w_hh.shape[0] != H or w_hh.shape[1] != H or bias.shape[0] != H
@@ -265,6 +273,8 @@ def elman_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     ``d_x`` may be None: dL/dx is then not computed (a first layer's input
     is data).
     """
+    check_kernel_sizes("elman_backward", x.shape[0], x.shape[1], x.shape[2],
+                       w_ih.shape[0], w_ih.shape[0])
     cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_ih.shape[0]
     if (T < 1 or B < 1 or I < 1 or H < 1 or w_ih.shape[1] != I
             or w_hh.shape[0] != H or w_hh.shape[1] != H

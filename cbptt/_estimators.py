@@ -24,9 +24,16 @@ Contract
   cached between calls: no time-major copy of the whole ``X``), a passing
   set of immutable parameter values skips scikit-learn's re-validation, and
   a fit that draws no random numbers makes no ``RandomState``.
-* A non-finite loss, gradient or weight stops training, restores the
-  weights (and optimizer state) from the start of that epoch and warns with
-  a ``ConvergenceWarning``.
+* A non-finite loss, gradient or weight stops training, restores the most
+  recent weights (and optimizer state) of the start of that epoch, of the
+  epoch before or of the call whose training loss and predictions on the
+  training data are finite, and warns with a ``ConvergenceWarning``; when
+  there are none, the fit raises ``FloatingPointError`` and the estimator
+  is left as it was.
+* Predictions (``predict``, ``predict_proba``, ``score``, ``error_flow``,
+  ``error_signals``) refuse network values that left the working dtype's
+  range, naming the sample and step (``_network.OverflowInX``, a
+  ``ValueError``).
 """
 import numbers
 import signal
@@ -49,8 +56,9 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from cbptt import _persistence
 from cbptt._activations import ACTIVATIONS
 from cbptt._cells import CELLS, make_cell
-from cbptt._network import (Network, NonFiniteError, SoftmaxCrossEntropy,
-                            SquaredError, Trainer, Workspace, predict_raw)
+from cbptt._network import (Network, NonFiniteError, OverflowInX,
+                            SoftmaxCrossEntropy, SquaredError, Trainer,
+                            Workspace, predict_raw)
 from cbptt._optim import Optimizer
 from cbptt._sequences import (check_real_numbers, checked_array,
                               sequence_targets, validate_sequences)
@@ -124,6 +132,173 @@ def _as_numpy(value):
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
     return np.asarray(value)
+
+
+def _training_loss(est, net, params, seqs, targets, n_train):
+    """The training loss (mean loss plus the L2 penalty, float64) of the
+    weights ``params`` on every training sequence, or None when a
+    prediction left the dtype's range (:class:`OverflowInX`)."""
+    output = est._arch["output"]
+    try:
+        z = predict_raw(net, params, seqs.data, seqs.lengths, output,
+                        batch_first=True, check=True)
+    except OverflowInX:
+        return None
+    z = z.astype(np.float64)
+    if output == "last":
+        mask = np.ones(z.shape[0], bool)
+    else:
+        z = np.swapaxes(z, 0, 1)                        # (N, T, k)
+        mask = seqs.valid_mask().T
+    z = z[mask]
+    y = np.asarray(targets)[mask] if output == "sequence" else targets
+    with np.errstate(over="ignore", invalid="ignore"):
+        if isinstance(est._loss(), SoftmaxCrossEntropy):
+            codes = np.asarray(y).reshape(-1).astype(np.intp)
+            top = z.max(axis=1)
+            lse = top + np.log(np.exp(z - top[:, None]).sum(axis=1))
+            losses = lse - z[np.arange(z.shape[0]), codes]
+        else:
+            y = np.asarray(y, np.float64).reshape(z.shape)
+            losses = 0.5 * ((z - y) ** 2).sum(axis=1)
+        w = params[:net.n_decay].astype(np.float64)
+        return float(losses.mean() + 0.5 * est.alpha * (w @ w) / n_train)
+
+
+def _fall_back(est, net, params, opt, seqs, targets, n_train, snaps):
+    """After a divergence: put the most recent of ``snaps`` (the weights and
+    optimizer state at the start of the failed epoch, of the epoch before,
+    of the call; None where there is none) whose training loss and
+    predictions on the training data are finite into ``params`` and
+    ``opt``, drop the epochs after it from the history, and say which it
+    is; None (nothing changed) when none qualifies."""
+    seen = set()
+    for back, snap in enumerate(snaps):
+        if snap is None or id(snap) in seen:
+            continue
+        seen.add(id(snap))
+        loss = _training_loss(est, net, snap[0], seqs, targets, n_train)
+        if loss is None or not np.isfinite(loss):
+            continue
+        drop = est.n_iter_ if back == 2 else back
+        np.copyto(params, snap[0])
+        opt.restore(snap[1])
+        if drop:
+            del est.loss_curve_[-drop:]
+            est.n_iter_ -= drop
+            for name in ("validation_scores_", "error_flow_history_"):
+                history = getattr(est, name, None)
+                if isinstance(history, list):
+                    del history[-drop:]
+            est.loss_ = est.loss_curve_[-1] if est.loss_curve_ else None
+            if est.best_loss_ is not None:
+                mine = est.loss_curve_[len(est.loss_curve_) - est.n_iter_:]
+                est.best_loss_ = min(mine, default=np.inf)
+        n = len(est.loss_curve_)
+        return (f"training loss {loss:.6g}, from the end of epoch {n}" if n
+                else f"training loss {loss:.6g}, the weights this call "
+                "started from")
+    return None
+
+
+def _check_converted_finite(layers, out, dtype):
+    """Every parameter finite once converted to the network's ``dtype``.
+
+    Finite values can still overflow on the way in (PyTorch's ``bias_ih +
+    bias_hh``, a float64 value beyond float32's range); a model holding
+    them would predict a constant, save, and then fail to load.
+    """
+    groups = [(f"layer {k}", p, k) for k, p in enumerate(layers)]
+    for what, p, k in groups + [("the output layer", out, None)]:
+        for name, view in p.items():
+            if np.isfinite(view).all():
+                continue
+            if k is None:
+                keys = f"state_dict['out.{name}']"
+            elif name == "bias":
+                keys = (f"state_dict['bias_ih_l{k}'] + "
+                        f"state_dict['bias_hh_l{k}']")
+            else:
+                keys = f"state_dict['{name}_l{k}']"
+            raise ValueError(
+                f"{keys} ({what}'s {name}) is not finite after conversion to "
+                f"{np.dtype(dtype)}: its values overflow the {np.dtype(dtype)} "
+                f"range (largest finite {float(np.finfo(dtype).max):.3g}); "
+                "expected parameters that stay finite")
+
+
+def _is_int(v, least=0):
+    return (isinstance(v, numbers.Integral) and not isinstance(v, bool)
+            and v >= least)
+
+
+def _is_real(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+
+
+def _check_loaded_attributes(est, optimizer_state):
+    """The types of the fitted attributes a loaded estimator continues with
+    (``partial_fit`` appends to ``loss_curve_``, compares ``best_loss_``,
+    counts ``n_iter_`` ...): a file could hold a string or a dict there and
+    fail much later. Raises ValueError naming the attribute."""
+    def real_or_none(v):
+        return v is None or _is_real(v)
+
+    def real_list(v):
+        return isinstance(v, list) and all(_is_real(e) for e in v)
+
+    checks = {
+        "n_iter_": (lambda v: _is_int(v), "an int >= 0"),
+        "_no_improvement_count": (lambda v: _is_int(v), "an int >= 0"),
+        "n_features_in_": (lambda v: _is_int(v, 1), "a positive int"),
+        "loss_": (real_or_none, "a float or None"),
+        "best_loss_": (real_or_none, "a float or None"),
+        "best_validation_score_": (real_or_none, "a float or None"),
+        "loss_curve_": (real_list, "a list of floats"),
+        "validation_scores_": (lambda v: v is None or real_list(v),
+                               "a list of floats or None"),
+        "_y_ndim": (lambda v: _is_int(v, 1), "a positive int"),
+    }
+    for name, (ok, expected) in checks.items():
+        if name in vars(est) and not ok(vars(est)[name]):
+            raise ValueError(f"{name} is {vars(est)[name]!r}; expected "
+                             f"{expected}")
+    if optimizer_state is None:
+        return
+    s = optimizer_state
+    if (not isinstance(s, dict) or set(s) != {"solver", "t", "s1", "s2"}
+            or not isinstance(s["solver"], str)
+            or not _is_int(s["t"]) or s["t"] >= 2**62
+            or not isinstance(s["s1"], np.ndarray)
+            or not (s["s2"] is None or isinstance(s["s2"], np.ndarray))):
+        raise ValueError("the optimizer state is malformed; expected "
+                         "{'solver': str, 't': int in [0, 2**62), 's1': "
+                         "array, 's2': array or None}")
+
+
+def _check_coef_shapes(cell, n_features, hidden, n_outputs, coefs):
+    """``coefs_`` holds every parameter of the network with the shapes the
+    sizes imply, checked before the network's vectors are allocated: the
+    sizes are then those of arrays that exist (a file cannot make a load
+    allocate what its own arrays do not hold)."""
+    sizes = (n_features,) + tuple(hidden)
+    expected = [{n: s for n, s, _ in cell.param_specs(I, H)}
+                for I, H in zip(sizes[:-1], sizes[1:])]
+    expected.append({"weight": (n_outputs, sizes[-1]), "bias": (n_outputs,)})
+    if not isinstance(coefs, list) or len(coefs) != len(expected):
+        raise ValueError(f"coefs_ has {len(coefs) if isinstance(coefs, list) else coefs!r} "
+                         f"entries; expected {len(expected)} (one per "
+                         "recurrent layer and the output layer)")
+    for k, (want, got) in enumerate(zip(expected, coefs)):
+        if not isinstance(got, dict) or set(got) != set(want):
+            raise ValueError(f"coefs_[{k}] has keys "
+                             f"{sorted(got) if isinstance(got, dict) else got!r}; "
+                             f"expected {sorted(want)}")
+        for name, shape in want.items():
+            a = got[name]
+            if not isinstance(a, np.ndarray) or a.shape != tuple(shape):
+                raise ValueError(f"coefs_[{k}][{name!r}] has shape "
+                                 f"{np.shape(a)}; expected {tuple(shape)}")
 
 
 class _Interrupt:
@@ -306,11 +481,15 @@ _PARAMETERS = """
 
     on_nonfinite : {"warn", "raise"}, default="warn"
         What a loss, gradient or weight that becomes NaN or infinite during
-        training does. ``"warn"``: training stops, the weights from the end
-        of the previous epoch are kept, and a ``ConvergenceWarning`` names
-        the epoch and the remedies. ``"raise"``: a ``FloatingPointError``
-        with the same message, and the estimator is left as it was before
-        the call (unfitted, or the previous model).
+        training does. ``"warn"``: training stops, the last weights whose
+        training loss and predictions on the training data are finite are
+        kept (from the start of that epoch, of the epoch before, or of the
+        call; the epochs after them leave ``n_iter_`` and ``loss_curve_``),
+        and a ``ConvergenceWarning`` names the epoch and the remedies; when
+        no such weights exist, a ``FloatingPointError`` as with
+        ``"raise"``. ``"raise"``: a ``FloatingPointError`` with the same
+        message, and the estimator is left as it was before the call
+        (unfitted, or the previous model).
 """
 
 _ATTRIBUTES = """
@@ -402,9 +581,13 @@ _NOTES = """
     gradient, exact BPTT through the stack, and one fused update of the
     single flat parameter vector (L2, global-norm clipping, the solver).
     Python runs once per mini-batch, never per time step. If the loss, a
-    gradient or a weight becomes NaN or infinite, training stops, the
-    weights from the end of the previous epoch are kept and a
-    ``ConvergenceWarning`` names the epoch and the remedies. A fit that
+    gradient or a weight becomes NaN or infinite, training stops, the last
+    weights whose training loss and predictions are finite are kept and a
+    ``ConvergenceWarning`` names the epoch and the remedies (with no such
+    weights, a ``FloatingPointError``). Predictions refuse, with a
+    ``ValueError`` naming the sample and step, network values that left the
+    working dtype's range (a saturated ``tanh(inf) = 1`` would hide them).
+    A fit that
     raises leaves a previously fitted estimator unchanged. Ctrl-C
     (``KeyboardInterrupt``) stops training at the end of the current
     mini-batch and keeps the weights of the last finished update, with a
@@ -777,12 +960,16 @@ class _BaseRNN(BaseEstimator):
         n_epochs = 1 if incremental else self.max_iter
         if not incremental:
             self.n_iter_ = 0
+        snap = None
         for _ in range(n_epochs):
             tic = time.perf_counter()
             order = rng.permutation(idx_train) if self.shuffle else idx_train
             # Rows s..s+B-1 in order: targets as a view, not a fancy copy.
             in_order = order is idx_train and not self.early_stopping
-            snap = params.copy(), opt.snapshot()
+            # The weights at the start of this epoch, of the one before and
+            # of the call: where a divergence falls back to (_fall_back).
+            prev, snap = snap, (params.copy(), opt.snapshot())
+            first = snap if prev is None else first
             total = count = l2 = 0.0
             epoch = len(self.loss_curve_) + 1
             try:
@@ -816,12 +1003,22 @@ class _BaseRNN(BaseEstimator):
                         "became NaN or infinite (on_nonfinite='raise'); the "
                         f"estimator is left as it was before this call. {remedy}"
                     ) from None
-                np.copyto(params, snap[0])
-                opt.restore(snap[1])
+                kept = _fall_back(self, net, params, opt, seqs, targets,
+                                  n_train, [snap, prev, first])
+                if kept is None:
+                    raise FloatingPointError(
+                        f"Training stopped in epoch {epoch}: the {exc.what} "
+                        "became NaN or infinite, and no weights of this call "
+                        "(from the start of that epoch, of the epoch before, "
+                        "or of the call) give a finite training loss and "
+                        "finite predictions on the training data; the "
+                        "estimator is left as it was before this call. "
+                        f"{remedy}") from None
                 warnings.warn(
                     f"Training stopped in epoch {epoch}: the {exc.what} became "
-                    "NaN or infinite; the weights from the end of the previous "
-                    f"epoch were kept. {remedy}", ConvergenceWarning)
+                    "NaN or infinite; the last weights whose training loss "
+                    f"and predictions are finite were kept ({kept}). {remedy}",
+                    ConvergenceWarning)
                 break
             loss = total / max(count, 1) + l2 / n_train
             self.n_iter_ += 1
@@ -880,7 +1077,8 @@ class _BaseRNN(BaseEstimator):
         seqs = validate_sequences(self, X, reset=False,
                                   dtype=self._params.dtype)
         return seqs, predict_raw(self._net, self._params, seqs.data,
-                                 seqs.lengths, self._output, batch_first=True)
+                                 seqs.lengths, self._output, batch_first=True,
+                                 check=True)
 
     @staticmethod
     def _per_sample(seqs, values, fill):
@@ -1036,8 +1234,11 @@ class _BaseRNN(BaseEstimator):
                 np.shape(self.classes_) != (self.n_outputs_,):
             raise ValueError(f"classes_ has shape {np.shape(self.classes_)}; "
                              f"expected ({self.n_outputs_},) like n_outputs_")
-        net = Network(make_cell(arch["cell"], arch["activation"]),
-                      self._n_step_features, hidden, self.n_outputs_)
+        _check_loaded_attributes(self, state)
+        cell = make_cell(arch["cell"], arch["activation"])
+        _check_coef_shapes(cell, self._n_step_features, hidden,
+                           self.n_outputs_, self.coefs_)
+        net = Network(cell, self._n_step_features, hidden, self.n_outputs_)
         coefs = self.coefs_
         if not isinstance(coefs, list) or len(coefs) != net.n_layers + 1:
             raise ValueError(f"coefs_ has {len(coefs)} entries; expected "
@@ -1060,6 +1261,7 @@ class _BaseRNN(BaseEstimator):
                         f"coefs_[{k}][{name!r}] has shape "
                         f"{np.shape(saved[name])}; expected {view.shape}")
                 view[...] = saved[name]
+        _check_converted_finite(layers, out, params.dtype)
         self._net = net
         self._params = params
         self.coefs_ = self._make_coefs()
@@ -1164,12 +1366,14 @@ class _BaseRNN(BaseEstimator):
             values[key] = arr
         params = np.empty_like(self._params)
         layers, out = self._net.views(params)
-        for k, p in enumerate(layers):
-            names = self._net.cell.to_torch(p)
-            self._net.cell.from_torch(p, {n: values[f"{n}_l{k}"]
-                                          for n in names})
-        out["weight"][...] = values["out.weight"]
-        out["bias"][...] = values["out.bias"]
+        with np.errstate(over="ignore", invalid="ignore"):
+            for k, p in enumerate(layers):
+                names = self._net.cell.to_torch(p)
+                self._net.cell.from_torch(p, {n: values[f"{n}_l{k}"]
+                                              for n in names})
+            out["weight"][...] = values["out.weight"]
+            out["bias"][...] = values["out.bias"]
+        _check_converted_finite(layers, out, params.dtype)
         self._params = params
         self._optimizer = None
         self.coefs_ = self._make_coefs()
@@ -1207,6 +1411,7 @@ class _BaseRNN(BaseEstimator):
         """
         from cbptt import diagnostics
         check_is_fitted(self)
+        self._forward(X)        # refuses overflow, naming sample and step
         return diagnostics.estimator_error_signals(self, X, y)
 
     def error_flow(self, X, y=None, *, direction="random", threshold=1e-3,
@@ -1235,6 +1440,7 @@ class _BaseRNN(BaseEstimator):
         """
         from cbptt import diagnostics
         check_is_fitted(self)
+        self._forward(X)        # refuses overflow, naming sample and step
         return diagnostics.estimator_error_flow(
             self, X, direction=direction, threshold=threshold,
             random_state=random_state)

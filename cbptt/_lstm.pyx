@@ -90,11 +90,17 @@ import numpy as np
 
 from cbptt._scan import (aligned_empty, all_finite_arrays, forward_inputs,
                          grad_input, preact_bound_or_none)
+from cbptt._validation import check_kernel_sizes
 
 from cbptt._layer cimport (CELL_CEC, CELL_LSTM, Layer, ROW_CHUNK,
                            layer_backward_run, layer_forward_run)
 from cbptt._scan cimport data_if, data_of, result_dims
+from cbptt._simd cimport cbptt_fork_guard
 from cbptt._simd cimport cbptt_isa_limit, cbptt_max_threads
+
+# A process forked from this one runs the kernels on one thread (see
+# cbptt_fork_guard in src/cbptt_fpenv.h: GNU OpenMP is not fork-safe).
+cbptt_fork_guard()
 
 # Below this much work per call (T * B * G*H * H multiply-adds of the
 # recurrent product; the rest scales with it) a second thread costs more than
@@ -239,6 +245,9 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     ``gates (1, B, G*H)`` with ``c (2, B, H)`` (T >= 2) asks for a forward
     that will not be differentiated: only the last step's gates are kept,
     and c(t) in slot t % 2 (so c(T-1) in slot (T-1) % 2)."""
+    check_kernel_sizes("lstm_forward", x.shape[0], x.shape[1], x.shape[2],
+                       (4 if forget_gate else 3) * w_hh.shape[1],
+                       w_hh.shape[1])
     cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_hh.shape[1]
     cdef int GH = (4 if forget_gate else 3) * H
     cdef Py_ssize_t TB = <Py_ssize_t> T * B, n = sizeof(floating)
@@ -259,11 +268,11 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     s[1] = _span(&c[0, 0, 0], c.shape[0] * B * H * n)
     s[2] = _span(&h[0, 0, 0], TB * H * n)
     s[3] = _span(&x[0, 0, 0], TB * I * n)
-    s[4] = _span(&w_ih[0, 0], GH * I * n)
-    s[5] = _span(&w_hh[0, 0], GH * H * n)
+    s[4] = _span(&w_ih[0, 0], <Py_ssize_t> GH * I * n)
+    s[5] = _span(&w_hh[0, 0], <Py_ssize_t> GH * H * n)
     s[6] = _span(&bias[0], GH * n)
-    s[7] = _span(&h0[0, 0], B * H * n)
-    s[8] = _span(&c0[0, 0], B * H * n)
+    s[7] = _span(&h0[0, 0], <Py_ssize_t> B * H * n)
+    s[8] = _span(&c0[0, 0], <Py_ssize_t> B * H * n)
     _check_disjoint(w, ("gates", "c", "h", "x", "w_ih", "w_hh", "bias", "h0",
                         "c0"), s, 3, 9)
     lstm_forward_run(T, B, I, H, forget_gate, keep, &x[0, 0, 0], &w_ih[0, 0],
@@ -286,6 +295,9 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
 
     ``grad_c`` and ``d_x`` may be None (no cell-state loss; skip dL/dx).
     """
+    check_kernel_sizes("lstm_backward", x.shape[0], x.shape[1], x.shape[2],
+                       (4 if forget_gate else 3) * w_hh.shape[1],
+                       w_hh.shape[1])
     cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_hh.shape[1]
     cdef int GH = (4 if forget_gate else 3) * H
     cdef Py_ssize_t TB = <Py_ssize_t> T * B, n = sizeof(floating)
@@ -317,17 +329,17 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
         p_d_x = &d_x[0, 0, 0]
     s[0] = _span(&delta[0, 0, 0], TB * GH * n)
     s[1] = _span(&delta_c[0, 0, 0], TB * H * n)
-    s[2] = _span(&d_w_ih[0, 0], GH * I * n)
-    s[3] = _span(&d_w_hh[0, 0], GH * H * n)
+    s[2] = _span(&d_w_ih[0, 0], <Py_ssize_t> GH * I * n)
+    s[3] = _span(&d_w_hh[0, 0], <Py_ssize_t> GH * H * n)
     s[4] = _span(&d_bias[0], GH * n)
-    s[5] = _span(&d_h0[0, 0], B * H * n)
-    s[6] = _span(&d_c0[0, 0], B * H * n)
+    s[5] = _span(&d_h0[0, 0], <Py_ssize_t> B * H * n)
+    s[6] = _span(&d_c0[0, 0], <Py_ssize_t> B * H * n)
     s[7] = _span(p_d_x, TB * I * n)
     s[8] = _span(&x[0, 0, 0], TB * I * n)
-    s[9] = _span(&w_ih[0, 0], GH * I * n)
-    s[10] = _span(&w_hh[0, 0], GH * H * n)
-    s[11] = _span(&h0[0, 0], B * H * n)
-    s[12] = _span(&c0[0, 0], B * H * n)
+    s[9] = _span(&w_ih[0, 0], <Py_ssize_t> GH * I * n)
+    s[10] = _span(&w_hh[0, 0], <Py_ssize_t> GH * H * n)
+    s[11] = _span(&h0[0, 0], <Py_ssize_t> B * H * n)
+    s[12] = _span(&c0[0, 0], <Py_ssize_t> B * H * n)
     s[13] = _span(&gates[0, 0, 0], TB * GH * n)
     s[14] = _span(&c[0, 0, 0], TB * H * n)
     s[15] = _span(&h[0, 0, 0], TB * H * n)
@@ -486,6 +498,8 @@ def cec_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                 const floating[::1] bias, const floating[:, ::1] h0,
                 floating[:, :, ::1] h):
     """Run the CEC forward kernel on time-major arrays (fills h)."""
+    check_kernel_sizes("cec_forward", x.shape[0], x.shape[1], x.shape[2],
+                       w_ih.shape[0], w_ih.shape[0])
     cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_ih.shape[0]
     cdef Py_ssize_t TB = <Py_ssize_t> T * B, n = sizeof(floating)
     cdef Span s[5]          # outputs first, then inputs
@@ -497,9 +511,9 @@ def cec_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     _expect(w, "h", h.shape, 3, T, B, H)
     s[0] = _span(&h[0, 0, 0], TB * H * n)
     s[1] = _span(&x[0, 0, 0], TB * I * n)
-    s[2] = _span(&w_ih[0, 0], H * I * n)
+    s[2] = _span(&w_ih[0, 0], <Py_ssize_t> H * I * n)
     s[3] = _span(&bias[0], H * n)
-    s[4] = _span(&h0[0, 0], B * H * n)
+    s[4] = _span(&h0[0, 0], <Py_ssize_t> B * H * n)
     _check_disjoint(w, ("h", "x", "w_ih", "bias", "h0"), s, 1, 5)
     cdef Layer L = cec_layer(T, B, I, H)
     layer_forward_run(&L, 1, &x[0, 0, 0], &w_ih[0, 0], <floating *> NULL,
@@ -516,6 +530,8 @@ def cec_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
 
     ``d_x`` may be None (skip dL/dx).
     """
+    check_kernel_sizes("cec_backward", x.shape[0], x.shape[1], x.shape[2],
+                       w_ih.shape[0], w_ih.shape[0])
     cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_ih.shape[0]
     cdef Py_ssize_t TB = <Py_ssize_t> T * B, n = sizeof(floating)
     cdef Span s[8]          # outputs first, then inputs
@@ -532,12 +548,12 @@ def cec_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
         _expect(w, "d_x", d_x.shape, 3, T, B, I)
         p_d_x = &d_x[0, 0, 0]
     s[0] = _span(&delta[0, 0, 0], TB * H * n)
-    s[1] = _span(&d_w_ih[0, 0], H * I * n)
+    s[1] = _span(&d_w_ih[0, 0], <Py_ssize_t> H * I * n)
     s[2] = _span(&d_bias[0], H * n)
-    s[3] = _span(&d_h0[0, 0], B * H * n)
+    s[3] = _span(&d_h0[0, 0], <Py_ssize_t> B * H * n)
     s[4] = _span(p_d_x, TB * I * n)
     s[5] = _span(&x[0, 0, 0], TB * I * n)
-    s[6] = _span(&w_ih[0, 0], H * I * n)
+    s[6] = _span(&w_ih[0, 0], <Py_ssize_t> H * I * n)
     s[7] = _span(&grad_h[0, 0, 0], TB * H * n)
     _check_disjoint(w, ("delta", "d_w_ih", "d_bias", "d_h0", "d_x", "x",
                         "w_ih", "grad_h"), s, 5, 8)

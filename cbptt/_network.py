@@ -26,14 +26,19 @@ Contract
 * Work memory. :class:`Workspace` allocates flat buffers once (per fit or per
   predict call) for the largest ``(T, B)``; smaller batches, shorter
   sequences and truncation windows use C-contiguous views of their prefixes.
+* Overflow. :func:`predict_raw` (``check=True``) refuses, as the functional
+  API does, values that left the working dtype's range: a saturating unit
+  (tanh(inf) = 1, relu(NaN) = 0) would otherwise hide the overflow and
+  return finite garbage. A cheap sufficient test runs on every chunk; only
+  when it fails are the sample and step located (:class:`OverflowInX`).
 """
 import math
 
 import numpy as np
 
-from cbptt import _train
+from cbptt import _scan, _train
 from cbptt._cells import glorot_uniform
-from cbptt._validation import aligned_empty
+from cbptt._validation import aligned_empty, colmax_abs
 
 
 class NonFiniteError(ArithmeticError):
@@ -42,6 +47,18 @@ class NonFiniteError(ArithmeticError):
     def __init__(self, what):
         super().__init__(what)
         self.what = what
+
+
+class OverflowInX(ValueError):
+    """Finite input whose network values left the working dtype's range.
+
+    The message names X, the sample and the step (within the sample's own
+    length) where it happened, and the layer.
+    """
+
+
+_QUARTER_MAX = {np.dtype(t): float(np.finfo(t).max) / 4
+                for t in (np.float32, np.float64)}
 
 
 class Network:
@@ -346,8 +363,125 @@ class Trainer:
                           v.grad_top.reshape(Tw * B, H))
 
 
+def _preact_worst(p, x_max, h_in):
+    """max_j of the bound sum_k |W_ih[j,k]| x_max[k] + sum_k |W_hh[j,k]|
+    h_in[k] + |b[j]| on a layer's pre-activations (float64; NaN or inf when
+    an input maximum is)."""
+    worst = _scan.preact_bound_or_none(p["bias"], p["weight_ih"], x_max,
+                                       p["weight_hh"], h_in)
+    if worst is None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            bound = (np.abs(p["bias"]).astype(np.float64)
+                     + np.abs(p["weight_ih"].astype(np.float64)) @ x_max
+                     + np.abs(p["weight_hh"].astype(np.float64)) @ h_in)
+            worst = float(bound.max())
+    return worst
+
+
+def _layer_ok(cell, p, inp, h):
+    """The cheap, sufficient test that a layer's forward pass over a chunk
+    stayed in range: its output scanned (an unbounded unit) or a bound on
+    every pre-activation from the input's column maxima (|h| <= 1 for a
+    saturating unit). Padded steps count too: a False is then re-examined
+    per sample and step by :func:`_locate_layer`."""
+    if "weight_hh" not in p:                   # CEC: s(t) = s(t-1) + W x + b
+        return bool(_scan.all_finite(h.reshape(-1)))
+    T, _, H = h.shape
+    if not cell.bounded_state:
+        # unbounded states: one scan (colmax_abs propagates NaN and inf)
+        if not _scan.all_finite(np.ascontiguousarray(h[-1]).reshape(-1)):
+            return False
+        h_in = colmax_abs(h[:-1]) if T > 1 else np.zeros(H)
+    else:
+        h_in = np.ones(H)           # h0 = 0 and |h| <= 1 (cell.bounded_state)
+    return _preact_worst(p, colmax_abs(inp), h_in) <= _QUARTER_MAX[h.dtype]
+
+
+def _locate_layer(p, inp, h, lengths):
+    """The first (sample, step, what) of a chunk where a layer's values are
+    not finite or its pre-activations may exceed the dtype's range, over
+    each sample's own steps only; None when there is none."""
+    T, B, H = h.shape
+    limit = _QUARTER_MAX[h.dtype]
+    valid = (np.ones((T, B), bool) if lengths is None
+             else np.arange(T)[:, None] < lengths[None, :])
+    first = np.full(B, T)
+    bound_seen = np.zeros(B)
+    finite_h = np.isfinite(h).all(axis=2)            # (T, B)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if "weight_hh" in p:
+            w_ih = np.abs(p["weight_ih"].astype(np.float64))
+            w_hh = np.abs(p["weight_hh"].astype(np.float64))
+            b = np.abs(p["bias"].astype(np.float64))
+            h_prev = np.zeros((B, H))
+            for t in range(T):
+                bound = (np.abs(inp[t].astype(np.float64)) @ w_ih.T
+                         + h_prev @ w_hh.T + b).max(axis=1)
+                bad = ~(bound <= limit) & valid[t] & (first == T)
+                bound_seen[bad] = bound[bad]
+                first[bad] = t
+                h_prev = np.abs(h[t].astype(np.float64))
+        bad_h = ~finite_h & valid
+        steps = np.where(bad_h.any(axis=0), bad_h.argmax(axis=0), T)
+        first = np.minimum(first, steps)
+    if not (first < T).any():
+        return None
+    n = int(np.argmax(first < T))
+    t = int(first[n])
+    if np.isfinite(h[t, n]).all() and bound_seen[n]:
+        return n, t, (f"a bound on its pre-activations |W x + W h + b| "
+                      f"reaches {bound_seen[n]:.3g} (at most {limit:.3g} is "
+                      "safe)")
+    return n, t, "its states are NaN or infinite"
+
+
+def _overflow(n, t, where, what, dtype):
+    advice = ("Scale X (e.g. with StandardScaler) or the weights down"
+              + ("" if dtype == np.float64 else ", or fit in float64"))
+    return OverflowInX(
+        f"X overflows the network in {dtype}: at sample {n}, step {t}, "
+        f"{where}: {what}; the predictions would be garbage (a saturated "
+        f"tanh(inf) = 1 or relu(NaN) = 0 hides the overflow). {advice}.")
+
+
+def check_chunk(net, p_layers, v, lengths, s):
+    """Raise :class:`OverflowInX` when a forward chunk (``v`` of
+    :class:`Workspace` after :func:`forward_stack`, sequences ``s..``)
+    left the range; cheap when it did not."""
+    inp = v.x
+    for layer, (p, buf) in enumerate(zip(p_layers, v.layers)):
+        h = buf["h"]
+        if not _layer_ok(net.cell, p, inp, h):
+            found = _locate_layer(p, inp, h, lengths)
+            if found is not None:
+                n, t, what = found
+                raise _overflow(s + n, t, f"recurrent layer {layer}", what,
+                                h.dtype)
+        inp = h
+
+
+def _check_output(z, lengths, s, last, dtype, T):
+    """The output layer's ``z`` of a chunk (``(B, k)`` at each sample's last
+    step, or ``(T, B, k)``) finite at every valid step."""
+    if _scan.all_finite(z.reshape(-1)):
+        return
+    bad = ~np.isfinite(z).all(axis=-1)
+    if last:
+        n = int(np.argmax(bad))
+        t = T - 1 if lengths is None else int(lengths[n]) - 1
+    else:
+        if lengths is not None:
+            bad &= np.arange(T)[:, None] < lengths[None, :]
+        if not bad.any():
+            return
+        n = int(np.argmax(bad.any(axis=0)))
+        t = int(np.argmax(bad[:, n]))
+    raise _overflow(s + n, t, "the output layer (z = h W^T + b)",
+                    "its values are NaN or infinite", dtype)
+
+
 def predict_raw(net, params, x, lengths, output, max_elements=1 << 22,
-                batch_first=False):
+                batch_first=False, check=False):
     """The output layer's values ``z`` (before the loss's transform).
 
     Parameters
@@ -366,6 +500,9 @@ def predict_raw(net, params, x, lengths, output, max_elements=1 << 22,
         Bound on ``T * B * H`` per chunk of sequences (memory use).
     batch_first : bool
         The layout of ``x``.
+    check : bool
+        Refuse values that left the dtype's range (:class:`OverflowInX`,
+        naming the sample and step) instead of returning them.
 
     Returns
     -------
@@ -391,12 +528,19 @@ def predict_raw(net, params, x, lengths, output, max_elements=1 << 22,
         else:
             np.copyto(v.x, x[:Tb, s:e])
         h = forward_stack(net, p_layers, v.x, v, v.zero_states)
-        if output == "last":
-            if lengths is None:
-                h_last = h[-1]
+        lb = None if lengths is None else lengths[s:e]
+        if check:
+            check_chunk(net, p_layers, v, lb, s)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if output == "last":
+                if lengths is None:
+                    h_last = h[-1]
+                else:
+                    h_last = h[lb - 1, np.arange(e - s)]
+                z[s:e] = h_last @ W.T + b
             else:
-                h_last = h[lengths[s:e] - 1, np.arange(e - s)]
-            z[s:e] = h_last @ W.T + b
-        else:
-            z[:Tb, s:e] = h @ W.T + b
+                z[:Tb, s:e] = h @ W.T + b
+        if check:
+            _check_output(z[s:e] if output == "last" else z[:Tb, s:e], lb, s,
+                          output == "last", x.dtype, Tb)
     return z

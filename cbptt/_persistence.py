@@ -30,6 +30,14 @@ Contract
   ``_ADDED_LATER``), an array whose header disagrees with the metadata
   (shape, dtype, size), object or structured dtypes (pickle), non-finite
   weights. Headers are checked before any array data is read.
+* Bounded work: ``load`` opens the path without blocking and refuses
+  anything but a regular file (a FIFO, a device such as ``/dev/zero``, a
+  directory) before reading a byte; every member must be stored
+  uncompressed within the file's actual size, every array's bytes must be
+  present in its member, and the sizes of the network must be those of the
+  arrays present, so nothing is allocated that the file's own size does not
+  justify. Every failure, whatever its cause, is a ``ValueError`` starting
+  with ``cannot load <path>:`` (a missing file is ``FileNotFoundError``).
 * An estimator joins by calling :func:`allow` on its class and defining
   ``def save(self, path): return _persistence.save(self, path)``. Private
   attributes of plain data it needs besides the fitted ones it names in a
@@ -41,14 +49,18 @@ Contract
   ``_transient_attributes``: they are not written, and a loaded estimator
   lacks them.
 * ``save`` writes to a temporary file in the same directory and renames it,
-  so a failing save never leaves a partial file behind.
+  so a failing save never leaves a partial file behind. The file gets the
+  mode a plain ``open(path, "w")`` would give it: that of the file it
+  replaces, else ``0o666`` less the process's umask.
 """
 import io
 import json
 import math
 import numbers
 import os
+import stat
 import tempfile
+import threading
 import zipfile
 
 import numpy as np
@@ -58,6 +70,8 @@ FORMAT_VERSION = 1
 METADATA = "metadata.json"
 MAX_METADATA_BYTES = 16 << 20
 MAX_ARRAYS = 100_000
+# NumPy's own limit is 64 dimensions; cbptt saves at most 3.
+MAX_NDIM = 32
 
 #: class name -> class; the only classes load() will build.
 _ALLOWED = {}
@@ -192,8 +206,10 @@ def save(est, path):
                       for k, a in enc.arrays.items()}
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    mode = _mode_for(path)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".cbptt-save-")
     try:
+        os.fchmod(fd, mode)             # mkstemp's 0o600 is not the user's
         with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w") as z:
             z.writestr(METADATA, json.dumps(meta, allow_nan=False, indent=1))
             for key, a in enc.arrays.items():
@@ -206,6 +222,37 @@ def save(est, path):
             os.unlink(tmp)
         raise
     return path
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask():
+    """The process's umask, read without changing it where Linux says it
+    (``/proc/self/status``), else by setting and restoring it under a lock."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _mode_for(path):
+    """The permission bits ``open(path, "w")`` would leave: an existing
+    regular file's own, else ``0o666`` less the umask."""
+    try:
+        st = os.stat(path)
+        if stat.S_ISREG(st.st_mode):
+            return stat.S_IMODE(st.st_mode)
+    except OSError:
+        pass
+    return 0o666 & ~_umask()
 
 
 # -- decoding ----------------------------------------------------------------
@@ -234,7 +281,15 @@ def _check_entry(key, spec):
         _fail(f"arrays[{key!r}] declares dtype {dtype}; expected a bool, "
               "integer, float or string dtype (object arrays need pickle and "
               "are refused)")
-    return dtype, tuple(spec["shape"])
+    if dtype.itemsize == 0:
+        _fail(f"arrays[{key!r}] declares dtype {dtype} of 0 bytes per item; "
+              "expected a dtype with a size")
+    shape = spec["shape"]
+    if len(shape) > MAX_NDIM or any(n > 2**62 for n in shape):
+        _fail(f"arrays[{key!r}] declares shape of {len(shape)} dimensions up "
+              f"to {max(shape, default=0)}; expected at most {MAX_NDIM} "
+              "dimensions of at most 2**62")
+    return dtype, tuple(shape)
 
 
 def _read_array(z, key, dtype, shape):
@@ -260,7 +315,7 @@ def _read_array(z, key, dtype, shape):
         if h_dtype != dtype or tuple(h_shape) != shape:
             _fail(f"{name} holds dtype {h_dtype} and shape {tuple(h_shape)}; "
                   f"the metadata says dtype {dtype} and shape {shape}")
-        n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        n = math.prod(shape) * dtype.itemsize     # exact: Python ints
         if info.file_size != f.tell() + n:
             _fail(f"{name} has {info.file_size} bytes; a {dtype} array of "
                   f"shape {shape} needs {f.tell() + n}")
@@ -315,8 +370,27 @@ def _decode(v, arrays, where):
         val = _decode(v["value"], arrays, where)
         if not isinstance(val, (bool, int, float)):
             _fail(f"{where} holds a non-number scalar")
-        return dtype.type(val)
+        return _scalar(dtype, val, where)
     _fail(f"{where} is malformed in the metadata")
+
+
+def _scalar(dtype, val, where):
+    """``dtype.type(val)`` when it represents ``val`` (a bool as a bool, an
+    int within the integer type's range, a number as a float), else refused."""
+    kind = dtype.kind
+    ok = (isinstance(val, bool) if kind == "b" else
+          (type(val) is int and np.iinfo(dtype).min <= val <= np.iinfo(dtype).max)
+          if kind in "iu" else not isinstance(val, bool))
+    if ok and kind == "f":
+        try:
+            out = dtype.type(val)
+        except OverflowError:
+            ok = False
+        else:
+            ok = bool(np.isfinite(out)) or not math.isfinite(float(val))
+    if not ok:
+        _fail(f"{where} holds {val!r}, which a {dtype} scalar cannot hold")
+    return dtype.type(val)
 
 
 def _read_metadata(z):
@@ -406,7 +480,7 @@ def load(path):
     >>> same = cbptt.load("model.npz")                      # doctest: +SKIP
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
+    if not os.path.exists(path) and not os.path.islink(path):
         raise FileNotFoundError(f"no such file: {path!r}")
     try:
         return _load(path)
@@ -415,20 +489,75 @@ def load(path):
     except RecursionError:
         raise ValueError(f"cannot load {path!r}: its metadata is nested too "
                          "deeply; expected a file written by est.save()") from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise ValueError(f"cannot load {path!r}: the archive is truncated or "
-                         f"corrupt ({exc}); expected a file written by "
-                         "est.save()") from None
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError,
+            NotImplementedError, RuntimeError) as exc:
+        # RuntimeError: an encrypted member; NotImplementedError: a zip
+        # version or compression method zipfile does not read.
+        raise ValueError(f"cannot load {path!r}: the archive is truncated, "
+                         f"corrupt or not as save() writes it ({exc}); "
+                         "expected a file written by est.save()") from None
+    except Exception as exc:
+        # Anything else a hostile file could provoke (the checks above are
+        # meant to catch it first): still the one documented exception.
+        raise ValueError(f"cannot load {path!r}: its content is malformed "
+                         f"({type(exc).__name__}: {exc}); expected a file "
+                         "written by est.save()") from None
+
+
+def _open_regular(path):
+    """``path`` opened for reading, without blocking (a FIFO), and its size;
+    anything but a regular file is refused before a byte is read."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            _fail("it is not a regular file (a directory, FIFO, socket or "
+                  "device); expected a file written by est.save()")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    return f, st.st_size
+
+
+def _check_members(z, size):
+    """Every member stored (uncompressed, unencrypted) within the file's
+    ``size`` bytes, so that reading one never asks for more than is there."""
+    for info in z.infolist():
+        if info.compress_type != zipfile.ZIP_STORED:
+            _fail(f"{info.filename} is compressed; expected it stored as "
+                  "save() writes it (compressed members could expand "
+                  "without bound)")
+        if info.flag_bits & 0x1:
+            _fail(f"{info.filename} is encrypted; expected a file written "
+                  "by est.save()")
+        end = (info.header_offset + 30 + len(info.filename.encode("utf-8"))
+               + info.compress_size)
+        if info.compress_size != info.file_size or end > size:
+            _fail(f"{info.filename} declares {info.file_size} bytes beyond "
+                  f"what the file's {size} bytes can hold; the archive is "
+                  "truncated or corrupt")
 
 
 def _load(path):
-    if not zipfile.is_zipfile(path):
+    f, size = _open_regular(path)
+    with f:
+        return _load_from(f, size)
+
+
+def _load_from(f, size):
+    if not zipfile.is_zipfile(f):
         _fail("it is not a ZIP/.npz archive, or it is truncated; expected a "
               "file written by est.save() (pickles and other formats are "
               "never read)")
-    with zipfile.ZipFile(path) as z:
+    f.seek(0)
+    with zipfile.ZipFile(f) as z:
+        _check_members(z, size)
         meta = _read_metadata(z)
         name = meta["class"]
         allowed = _allowed_classes()

@@ -455,8 +455,8 @@ def forward_inputs(x, bint batch_first, int gates, w_ih, w_hh, bias, h0,
     dtype; ``x`` 3-D with no empty axis (any strides), of sizes (B, T, I)
     (batch-first) or (T, B, I); the others C-contiguous of shapes
     ``w_ih (G*H, I)``, ``w_hh (G*H, H)``, ``bias (G*H,)`` and ``h0``, ``c0``
-    ``(B, H)`` or None, with G = ``gates`` and H >= 1; B*T, I and G*H within
-    the kernels' 32-bit index limit; every value finite. Then returns
+    ``(B, H)`` or None, with G = ``gates`` and H >= 1; B*T, I, G*H, G*H*I
+    and G*H*H within the kernels' 32-bit index limit; every value finite. Then returns
     ``(x_tm, x_max, w_ih, w_hh, bias, h0, c0)``: fresh read-only copies
     (``x_tm`` time-major (T, B, I), ``x_max`` its ``colmax_abs``; None for
     a state given as None). Anything else: None, and nothing is raised.
@@ -485,6 +485,8 @@ def forward_inputs(x, bint batch_first, int gates, w_ih, w_hh, bias, h0,
         if GH < gates or GH % gates or GH > INDEX_MAX:
             return None
         H = GH // gates
+        if GH * I > INDEX_MAX or GH * H > INDEX_MAX:
+            return None
         if not (has_shape(&v[1], 2, GH, I) and has_shape(&v[2], 2, GH, H)
                 and has_shape(&v[3], 1, GH, 0)):
             return None

@@ -152,6 +152,10 @@ def check_real_numbers(X, name="X"):
     except (ValueError, TypeError):          # ragged: check each sequence
         if isinstance(X, (list, tuple)):
             for i, e in enumerate(X):
+                if e is None:
+                    raise TypeError(f"{name}[{i}] is None; {name} is a list "
+                                    "of sequences, each an array of real "
+                                    "numbers") from None
                 check_real_numbers(e, f"{name}[{i}]")
         return
     kind = a.dtype.kind
@@ -167,6 +171,23 @@ def check_real_numbers(X, name="X"):
     if not all(issubclass(t, numbers.Real) and not issubclass(t, (bool, np.bool_))
                for t in types):
         _refuse_object_element(a, name)
+    if any(issubclass(t, numbers.Integral) for t in types):
+        _refuse_huge_integer(a, name)
+
+
+def _refuse_huge_integer(a, name):
+    """An integer of object array ``a`` beyond the float64 range, refused
+    (``float(10**400)`` is an OverflowError that would not name ``name``)."""
+    for idx, v in np.ndenumerate(a):
+        if isinstance(v, numbers.Integral):
+            try:
+                float(v)
+            except OverflowError:
+                where = f"{name}[{', '.join(map(str, idx))}]"
+                raise ValueError(
+                    f"{name} has dtype object and {where} is an integer of "
+                    f"{len(str(abs(int(v))))} digits, beyond the float64 "
+                    f"range (about 1.8e308); {_EXPECTED}") from None
 
 
 def _is_ragged(X):
@@ -316,6 +337,7 @@ def validate_sequences(estimator, X, *, reset, dtype=None):
     Sequences
     """
     name = type(estimator).__name__
+    original = X
     check_real_numbers(X)
     if _is_ragged(X):
         layout = "list"
@@ -352,8 +374,36 @@ def validate_sequences(estimator, X, *, reset, dtype=None):
             f"X has {n_features} features per time step, but {name} is "
             f"expecting {estimator._n_step_features} features as input")
     X = np.ascontiguousarray(X)         # a copy only when X is strided
-    lengths = _lengths_from_nan(X)
+    try:
+        lengths = _lengths_from_nan(X)
+    except ValueError:
+        if X.dtype == np.float32:
+            _refuse_cast_overflow(original, X, layout)
+        raise
     return Sequences(X, lengths, layout)
+
+
+def _refuse_cast_overflow(original, X, layout):
+    """Say so when the infinity found in the float32 ``X`` came from a finite
+    value of the caller's ``original`` X that the cast overflowed."""
+    inf = np.argwhere(np.isinf(X))
+    if inf.size == 0:
+        return
+    n, t, j = (int(i) for i in inf[0])
+    try:
+        if layout == "list":
+            v = np.asarray(original[n], dtype=np.float64)[t]
+        else:
+            v = np.asarray(original, dtype=np.float64)[n, t]
+        v = float(np.ravel(v)[j])
+    except (ValueError, TypeError, IndexError, OverflowError):
+        return
+    if np.isfinite(v):
+        raise ValueError(
+            f"X holds {v:.6g} at sample {n}, step {t}, feature {j}: finite, "
+            "but the cast overflowed to infinity in the model's float32 "
+            f"(largest {float(np.finfo(np.float32).max):.3g}). Scale X down, "
+            "or fit the model on float64 data")
 
 
 def sequence_targets(y, seqs, name="y"):

@@ -29,6 +29,8 @@ cdef extern from "cbptt_simd.h" nogil:
 
 cdef extern from "cbptt_fpenv.h" nogil:
     int cbptt_max_threads()
+    int cbptt_fork_guard()
+    int cbptt_forked()
 
 
 # Fused-type wrappers (one source for float32 and float64) and the row-chunk

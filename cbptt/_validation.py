@@ -11,7 +11,6 @@ import numbers
 import numpy as np
 
 from cbptt import _scan
-from cbptt._activations import get_activation
 
 _FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
 
@@ -123,6 +122,9 @@ def _time_major(arr, dtype, colmax):
 
 def check_activation(activation):
     """The activation's code for the kernels; scikit-learn's names."""
+    # imported here: _activations reads its table from the compiled _elman,
+    # which imports this module for check_kernel_sizes
+    from cbptt._activations import get_activation
     return get_activation(activation).code
 
 
@@ -153,6 +155,25 @@ def check_index_limit(name, value, what):
         raise ValueError(f"{name}: {what} is {value}; expected at most "
                          f"{INDEX_MAX} (the kernels' 32-bit BLAS index "
                          "limit); split the batch or the sequence")
+
+
+def check_kernel_sizes(where, T, B, I, GH, H):
+    """Every integer the kernels form in 32 bits must fit in one.
+
+    The kernels compute every offset into an array in 64 bits
+    (``Py_ssize_t``/``long``); what stays a C ``int`` is a size handed to a
+    product or a loop: ``T*B`` (the rows of the input projection), ``G*H``,
+    ``I``, ``H``, and the elements of a weight matrix, ``G*H*I`` and
+    ``G*H*H`` (a packed or transposed matrix's extent, from which ``H +
+    I + 1`` rows of ``G*H`` and ``H * itemsize`` also follow). Called by the
+    compiled wrappers before any size is narrowed, so sizes beyond the
+    limit raise ``ValueError`` instead of wrapping around.
+    """
+    for value, what in ((T * B, "batch * T"), (I, "the number of features I"),
+                        (GH, "G*H (the gate rows)"),
+                        (GH * I, "G*H*I (the elements of weight_ih)"),
+                        (GH * H, "G*H*H (the elements of weight_hh)")):
+        check_index_limit(where, value, what)
 
 
 def owned(arr, dtype):

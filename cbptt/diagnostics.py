@@ -900,8 +900,10 @@ def generate_text(estimator, seed_text, n_chars=200, temperature=1.0, *,
     ------
     ValueError
         If the estimator was not trained on characters with
-        ``output="sequence"``, or the seed holds characters outside the
-        vocabulary.
+        ``output="sequence"``, the seed holds characters outside the
+        vocabulary, or ``n_chars`` is negative.
+    TypeError
+        If ``n_chars`` is not an int.
     """
     from cbptt.datasets import CharCodec
     layers, out, arch = _fitted_network(estimator)
@@ -926,6 +928,13 @@ def generate_text(estimator, seed_text, n_chars=200, temperature=1.0, *,
                          f"codec has {codec.n_chars} characters")
     if not isinstance(seed_text, str) or not seed_text:
         raise ValueError("seed_text must be a non-empty string")
+    if isinstance(n_chars, (bool, np.bool_)) or not isinstance(
+            n_chars, numbers.Integral):
+        raise TypeError(f"n_chars={n_chars!r} has type "
+                        f"{type(n_chars).__name__}; expected an int >= 0")
+    if n_chars < 0:
+        raise ValueError(f"n_chars={n_chars}; expected an int >= 0 (the "
+                         "number of characters to generate)")
     n_chars = int(n_chars)
     if isinstance(temperature, bool) or not (
             isinstance(temperature, numbers.Real) and temperature > 0):

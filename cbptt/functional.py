@@ -37,7 +37,8 @@ from cbptt._validation import (as_array, check_activation, check_finite,
                                time_major, time_major_colmax, to_kernel,
                                working_dtype)
 from cbptt._validation import aligned_empty
-from cbptt._validation import (check_index_limit, check_outputs_finite,
+from cbptt._validation import (check_index_limit, check_kernel_sizes,
+                               check_outputs_finite,
                                check_preactivation_range, colmax_abs,
                                frozen_zeros, owned)
 
@@ -225,6 +226,7 @@ def _forward_inputs(x, weight_ih, weight_hh, bias, h0, c0, batch_first,
         weight_ih, H = _check_gate_rows(weight_ih, forget_gate)
     B, T, I = _sizes(x, batch_first)
     GH = gates * H
+    check_kernel_sizes("weight_ih", T, B, I, GH, H)
     weight_ih = _check_weight("weight_ih", weight_ih, (GH, I))
     weight_hh = _check_weight("weight_hh", weight_hh, (GH, H))
     bias = _check_weight("bias", bias, (GH,))
@@ -721,6 +723,7 @@ def cec_forward(x, weight_ih, bias, h0=None, batch_first=True):
     weight_ih = _check_hidden_size(weight_ih)
     B, T, I = _sizes(x, batch_first)
     H = weight_ih.shape[0]
+    check_kernel_sizes("weight_ih", T, B, I, H, H)
     weight_ih = _check_weight("weight_ih", weight_ih, (H, I))
     bias = _check_weight("bias", bias, (H,))
     h0 = _check_state("h0", h0, B, H)

@@ -26,12 +26,48 @@ static inline void cbptt_ftz_leave(unsigned int saved) { (void)saved; }
 #endif
 
 /* The threads a kernel may use: OpenMP's current limit (which threadpoolctl
- * and OMP_NUM_THREADS set), 1 in a build without OpenMP. */
+ * and OMP_NUM_THREADS set), 1 in a build without OpenMP, and 1 in a process
+ * forked from one that had loaded the module.
+ *
+ * Fork safety: GNU OpenMP is not fork-safe. Once the parent has run a
+ * parallel region, its pool's threads do not exist in a forked child, and
+ * the child's first parallel region waits for them forever (multiprocessing's
+ * "fork" start method, the default on Linux up to Python 3.13). A child
+ * therefore never enters a parallel region: every kernel has a one-thread
+ * path that takes no OpenMP call, and the results do not depend on the
+ * number of threads. cbptt_fork_guard() registers the child handler once
+ * per module (each compiled module has its own copy of the flag); a module
+ * imported only in the child (forkserver, spawn) is not affected. */
 #ifdef _OPENMP
 #include <omp.h>
-static inline int cbptt_max_threads(void) { return omp_get_max_threads(); }
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#define CBPTT_HAVE_ATFORK 1
+#endif
+static int cbptt_in_forked_child = 0;
+#ifdef CBPTT_HAVE_ATFORK
+static void cbptt_after_fork_in_child(void) { cbptt_in_forked_child = 1; }
+#endif
+static inline int cbptt_fork_guard(void)
+{
+#ifdef CBPTT_HAVE_ATFORK
+    static int registered = 0;
+    if (!registered && pthread_atfork(0, 0, cbptt_after_fork_in_child) == 0)
+        registered = 1;
+    return registered;
 #else
+    return 0;
+#endif
+}
+static inline int cbptt_max_threads(void)
+{
+    return cbptt_in_forked_child ? 1 : omp_get_max_threads();
+}
+static inline int cbptt_forked(void) { return cbptt_in_forked_child; }
+#else
+static inline int cbptt_fork_guard(void) { return 1; }
 static inline int cbptt_max_threads(void) { return 1; }
+static inline int cbptt_forked(void) { return 0; }
 #endif
 
 #endif /* CBPTT_FPENV_H */

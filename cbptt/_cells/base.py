@@ -28,6 +28,10 @@ torch_module : str or None
     The ``torch.nn`` module whose ``state_dict`` names :meth:`to_torch`
     produces (``"RNN"``, ``"LSTM"``), None when no torch module computes
     the cell.
+bounded_state : bool
+    Whether every state the layer outputs satisfies ``|h| <= 1`` when its
+    initial state does (tanh, the logistic, an LSTM's ``o tanh(c)``): the
+    overflow guard then bounds the next pre-activation without scanning h.
 poor_score : bool
     Whether the cell cannot fit scikit-learn's tabular check problems read
     as series (the estimators' ``poor_score`` tag).
@@ -76,6 +80,7 @@ class Cell:
     state_names = ("h",)
     signal = "delta"
     torch_module = None
+    bounded_state = False
     poor_score = False
     infer_steps = {}
     first_layer_dx = False

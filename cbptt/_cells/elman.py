@@ -24,6 +24,7 @@ class ElmanCell(Cell):
     def __init__(self, activation="tanh"):
         super().__init__(activation)
         self._act = get_activation(activation).code
+        self.bounded_state = get_activation(activation).bounded
 
     @classmethod
     def param_specs(cls, I, H):

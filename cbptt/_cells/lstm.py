@@ -25,6 +25,7 @@ class LSTMCell(Cell):
     state_names = ("h", "c")
     signal = "delta_c"
     torch_module = "LSTM"
+    bounded_state = True
     infer_steps = {"gates": 1, "c": 2}
     forget_gate = True
     OPEN_BIAS = 100.0

@@ -1,0 +1,214 @@
+"""Nothing silent (issue 19): the estimators refuse, as the functional API
+does, predictions whose network values overflowed; a model kept after a
+divergence predicts finite values on its training data; bad X and bad
+``generate`` arguments get errors that name them.
+
+Every case here returned garbage without an error before (the overflow
+hidden by tanh(inf) = 1 or relu(NaN) = 0, a kept model of ~1e308 weights,
+``n_chars=-1`` giving ``''``).
+"""
+import re
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from cbptt import RNNClassifier, RNNRegressor
+
+
+def _fitted(cell="elman", activation="tanh", H=2, dtype=np.float64,
+            cls=RNNRegressor, **kw):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 5, 1)).astype(dtype)
+    y = X.sum(axis=(1, 2)) if kw.get("output") != "sequence" else X.sum(axis=2)
+    if cls is RNNClassifier:
+        y = np.where(y > 0, "up", "down")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return cls(cell=cell, activation=activation, hidden_layer_sizes=(H,),
+                   max_iter=1, random_state=0, **kw).fit(X, y), X, y
+
+
+def _set(est, **values):
+    """Overwrite some of the torch-named weights (broadcast) and load them."""
+    sd = est.to_torch_state_dict()
+    for k, v in values.items():
+        sd[k.replace("__", ".")][...] = v
+    return est.from_torch_state_dict(sd)
+
+
+def _step(msg):
+    m = re.search(r"sample (\d+), step (\d+)", msg)
+    assert m, msg
+    return int(m.group(1)), int(m.group(2))
+
+
+# -- 1. predictions refuse overflowed values --------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_saturated_tanh_overflow_is_refused_by_every_method(dtype):
+    """weight_ih = 1 on X = 1e308 (float32: 1e38): tanh(inf) = 1 hid the
+    overflow and predict returned a finite value; rnn_forward refuses."""
+    est, _, _ = _fitted(dtype=dtype)
+    _set(est, weight_ih_l0=1.0)
+    big = 1e308 if dtype == np.float64 else 3e38
+    X = np.zeros((3, 4, 1), dtype)
+    X[2, 1:] = big                      # sample 2 from step 1 on
+    y = np.zeros(3)
+    calls = [est.predict, lambda X: est.score(X, y),
+             lambda X: est.error_signals(X, y), est.error_flow]
+    for call in calls:
+        with pytest.raises(ValueError, match="X") as info:
+            call(X)
+        assert _step(str(info.value)) == (2, 1)
+    # the rest of the data still predicts
+    assert np.isfinite(est.predict(X[:2])).all()
+
+
+def test_classifier_methods_refuse_overflow():
+    est, _, _ = _fitted(cls=RNNClassifier, cell="lstm")
+    _set(est, weight_ih_l0=1e308)
+    X = np.ones((2, 3, 1))
+    X[0] = 0.0
+    for call in (est.predict, est.predict_proba, est.predict_log_proba,
+                 lambda X: est.score(X, ["up", "down"])):
+        with pytest.raises(ValueError, match="X") as info:
+            call(X)
+        assert _step(str(info.value)) == (1, 0)
+
+
+@pytest.mark.parametrize("T", [1100, 1200])
+def test_relu_growth_that_overflows_is_refused(T):
+    """relu with W_hh = 2I: the state overflowed near step 1023, 0 * inf
+    became NaN, relu(NaN) = 0 and the growth started over, so predict gave
+    8.6e301, 6.0e23, 7.7e53; now the step where values left the range is
+    named."""
+    est, _, _ = _fitted(activation="relu")
+    _set(est, weight_ih_l0=1.0, weight_hh_l0=2 * np.eye(2), bias_ih_l0=0.0,
+         out__weight=1.0)
+    with pytest.raises(ValueError, match="X") as info:
+        est.predict(np.ones((1, T, 1)))
+    sample, step = _step(str(info.value))
+    assert sample == 0 and 1015 <= step <= 1023
+    # T = 1000 stays in range: 2 * (2**1000 - 1), a true value, not garbage
+    np.testing.assert_allclose(est.predict(np.ones((1, 1000, 1))),
+                               2.0 ** 1001, rtol=1e-12)
+
+
+def test_cec_and_output_layer_overflow_are_refused():
+    est, _, _ = _fitted(cell="cec")
+    _set(est, bias_ih_l0=1e308)                  # s(t) = s(t-1) + 1e308
+    with pytest.raises(ValueError, match="X") as info:
+        est.predict(np.zeros((1, 4, 1)))
+    assert _step(str(info.value)) == (0, 1)
+    est, _, _ = _fitted()
+    _set(est, weight_ih_l0=10.0, weight_hh_l0=0.0, bias_ih_l0=0.0,
+         out__weight=1.7e308)                    # z = 1.7e308 * 2 h = inf
+    X = np.ones((2, 3, 1))
+    X[0] = -1e-3                                 # |z| ~ 3.4e305: finite
+    with pytest.raises(ValueError, match="X.*output layer") as info:
+        est.predict(X)
+    assert _step(str(info.value)) == (1, 2)
+
+
+def test_padding_that_would_overflow_is_not_refused():
+    """Steps beyond a sequence's end are not the network's values for it:
+    a short sequence whose padded continuation would overflow predicts."""
+    est, _, _ = _fitted(activation="relu")
+    _set(est, weight_ih_l0=1.0, weight_hh_l0=2 * np.eye(2), bias_ih_l0=0.0)
+    short = np.ones((3, 1))
+    X = [short, np.zeros((1100, 1))]
+    pred = est.predict(X)
+    np.testing.assert_allclose(pred[:1], est.predict([short]), rtol=1e-12)
+
+
+def test_sequence_output_overflow_is_refused():
+    est, X, _ = _fitted(cell="elman", output="sequence")
+    _set(est, weight_ih_l0=1.0)
+    X = np.zeros((2, 4, 1))
+    X[1, 3] = 1e308
+    with pytest.raises(ValueError, match="X") as info:
+        est.predict(X)
+    assert _step(str(info.value)) == (1, 3)
+
+
+# -- 2. a model kept after divergence is usable ------------------------------
+
+def test_weights_kept_after_divergence_predict_finite_values():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 5, 1))
+    y = X.sum(axis=(1, 2))
+    est = RNNRegressor(hidden_layer_sizes=(4,), max_iter=3,
+                       learning_rate_init=1e308, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="kept"):
+        est.fit(X, y)
+    pred = est.predict(X)
+    assert np.isfinite(pred).all()
+    assert np.isfinite(est.score(X, y))
+    assert est.n_iter_ == len(est.loss_curve_)
+    assert all(np.isfinite(est.loss_curve_))
+    for d in est.coefs_:
+        for a in d.values():
+            assert np.abs(a).max() < 1e10
+    clf = RNNClassifier(hidden_layer_sizes=(4,), max_iter=3,
+                        learning_rate_init=1e308, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="kept"):
+        clf.fit(X, y > 0)
+    assert np.isfinite(clf.predict_proba(X)).all()
+    assert 0 <= clf.score(X, y > 0) <= 1
+
+
+def test_divergence_without_usable_weights_leaves_the_estimator_as_it_was():
+    """Targets so large that even the initial weights' loss is infinite:
+    there are no weights to keep, the fit raises the documented error and
+    the estimator stays unfitted (or keeps its previous model)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 5, 1))
+    est = RNNRegressor(hidden_layer_sizes=(4,), max_iter=3, random_state=0)
+    with pytest.raises(FloatingPointError, match="NaN or infinite"):
+        est.fit(X, np.full(20, 1e200))
+    assert not hasattr(est, "coefs_")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, X.sum(axis=(1, 2)))
+    before = est.predict(X)
+    with pytest.raises(FloatingPointError, match="NaN or infinite"):
+        est.fit(X, np.full(20, 1e200))
+    np.testing.assert_array_equal(est.predict(X), before)
+
+
+# -- smaller: X that cannot be a float array, generate's n_chars ------------
+
+def test_float32_cast_overflow_says_so():
+    est, _, _ = _fitted(dtype=np.float32)
+    with pytest.raises(ValueError, match="X.*overflow.*float32"):
+        est.predict(np.full((1, 3, 1), 1e39))
+
+
+@pytest.mark.parametrize("bad", [
+    np.array([[[10**400]]], dtype=object),
+    [[[10**400]]],
+    [np.ones((3, 1)), None],
+    [None, np.ones((3, 1))],
+])
+def test_unconvertible_X_names_X(bad):
+    est, _, _ = _fitted()
+    with pytest.raises((ValueError, TypeError), match=r"\bX\b"):
+        est.predict(bad)
+
+
+@pytest.mark.parametrize("n_chars", [-1, 1.5, "3", True, None])
+def test_generate_refuses_bad_n_chars(n_chars):
+    from cbptt.datasets import CharCodec
+    codec = CharCodec("ab")
+    X, y = codec.sequences("abab" * 20, 5, max_sequences=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = RNNClassifier(cell="elman", hidden_layer_sizes=(3,),
+                            output="sequence", max_iter=1,
+                            random_state=0).fit(X, y)
+    with pytest.raises((ValueError, TypeError), match="n_chars"):
+        clf.generate("ab", n_chars=n_chars, codec=codec)
+    assert clf.generate("ab", n_chars=0, codec=codec) == ""
+    assert len(clf.generate("ab", n_chars=np.int64(3), codec=codec)) == 3
