@@ -757,6 +757,15 @@ def _limit_simd_level(int level):
     return cbptt_isa_limit(level)
 
 
+from cbptt._simd cimport cbptt_isa
+
+
+def simd_level():
+    """The instruction set the LSTM kernels use: 2 AVX-512, 1 AVX2+FMA, 0
+    baseline."""
+    return cbptt_isa()
+
+
 def threads_used(int T, int B, int H, bint forget_gate=True, int itemsize=4):
     """How many threads the LSTM kernels use for B sequences of T steps and
     H units (float32 for ``itemsize`` 4, float64 for 8)."""
