@@ -1,4 +1,4 @@
-"""cbptt against PyTorch and a plain NumPy BPTT: one training epoch, side by side.
+"""cbptt against PyTorch, JAX/XLA and a plain NumPy BPTT: one training epoch, side by side.
 
 The job (issue 7): one epoch = 20 mini-batches of 32 sequences of T steps with
 8 inputs, one recurrent layer of H units (tanh Elman or forget-gate LSTM), a
@@ -13,14 +13,20 @@ shared, noisy machine slows all of them alike and the ratios stay meaningful.
 A round's sample is the mean per epoch of epochs run back to back for at
 least MIN_SAMPLE_S (one epoch when it takes longer), after an idle pause.
 PyTorch runs with 1 and with 2 threads; its better median counts. The
-forward-only (inference) pass is timed the same way. Peak resident memory is
+forward-only (inference) pass is timed the same way. JAX/XLA (optional:
+skipped with a note when jax is not installed; ``pip install jax jaxlib``)
+runs in its best form, the whole train step one jitted function
+(``jax.value_and_grad`` of a ``lax.scan`` over time, then SGD), time-major,
+float64 through ``jax_enable_x64``. cbptt and PyTorch also run on the
+batch-first ``(batch, T, features)`` arrays users pass (``bf``; PyTorch
+with ``batch_first=True``). Peak resident memory is
 measured per implementation in a fresh subprocess. The GEMM peak is a large
 square matrix product through SciPy's BLAS (the BLAS cbptt calls) in the
 same dtype, with 1 and 2 threads.
 
 Run from the repository root after ``pip install .``::
 
-    python benchmarks/bench_epoch.py            # full run, writes BENCHMARKS.md
+    python benchmarks/bench_epoch.py            # full run, writes this CPU's section of BENCHMARKS.md
     python benchmarks/bench_epoch.py --quick    # smoke run, prints the tables
 
 No test asserts a time; this script only measures and reports.
@@ -28,6 +34,7 @@ No test asserts a time; this script only measures and reports.
 import argparse
 import datetime
 import gc
+import importlib
 import json
 import os
 import platform
@@ -41,7 +48,11 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import cpu_report  # noqa: E402
 import numpy_bptt  # noqa: E402
+
+# This script's subsection of its CPU class's section of BENCHMARKS.md.
+TITLE = "Training epoch (benchmarks/bench_epoch.py)"
 
 N_BATCHES, BATCH, N_IN = 20, 32, 8
 LR = 0.01
@@ -49,6 +60,10 @@ CONFIGS = [(16, 100), (64, 100), (256, 100), (64, 25), (64, 400)]  # (H, T)
 QUICK_CONFIGS = [(16, 100), (64, 25)]
 CELLS = ["elman", "lstm"]
 DTYPES = ["float32", "float64"]
+
+# JAX ms / cbptt ms (training epoch) at least this, by H (issue 21: ahead of
+# JAX everywhere, by 2x at H <= 64).
+JAX_TARGETS = {16: 2.0, 64: 2.0, 256: 1.0}
 
 # Ratio targets (PyTorch ms / cbptt ms, training epoch) from issue 7.
 TARGETS = {
@@ -139,6 +154,15 @@ def set_native_threads(n):
     _CONTROLLER[0].limit(limits=n)
 
 
+def missing(module, hint=""):
+    """None if ``module`` imports, else why its implementation is skipped."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return f"{module} not installed{hint}"
+    return None
+
+
 class Impl:
     name = "?"
     threads = None
@@ -155,15 +179,18 @@ class CbpttImpl(Impl):
     """cbptt's public functional API plus NumPy for the head and SGD.
 
     The data are time-major (T, batch, I), the kernels' own layout
-    (``batch_first=False``, PyTorch's default layout too). ``threads=None``
+    (``batch_first=False``, PyTorch's default layout too), or with
+    ``batch_first=True`` the (batch, T, I) arrays as users pass them (the
+    API converts at its boundary). ``threads=None``
     is the default build's behaviour (OpenMP's and BLAS's limit = the number
     of CPUs; the kernels decide per layer whether to use them);
     ``threads=1`` limits both to one thread.
     """
 
-    def __init__(self, threads=None):
-        self.threads = threads
-        self.name = "cbptt" if threads is None else f"cbptt {threads}thr"
+    def __init__(self, threads=None, batch_first=False):
+        self.threads, self.batch_first = threads, batch_first
+        self.name = ("cbptt" + (" bf" if batch_first else "")
+                     + ("" if threads is None else f" {threads}thr"))
 
     def set_threads(self):
         set_native_threads(self.threads or os.cpu_count())
@@ -177,22 +204,27 @@ class CbpttImpl(Impl):
     def prepare(self, cell, batches, params):
         import cbptt
         self.cell, self.p = cell, copy_params(params)
-        self.batches = [(time_major(x), y) for x, y in batches]
+        if self.batch_first:
+            self.batches = [(np.ascontiguousarray(x), y) for x, y in batches]
+        else:
+            self.batches = [(time_major(x), y) for x, y in batches]
         if cell == "lstm":
             self.fwd, self.bwd = cbptt.lstm_forward, cbptt.lstm_backward
         else:
             self.fwd, self.bwd = cbptt.rnn_forward, cbptt.rnn_backward
-        T, B = self.batches[0][0].shape[:2]
+        B, T = batches[0][0].shape[:2]
         H = params["weight_hh"].shape[1]
         # dL/dh(t): zero but at the last step, where the head writes it.
-        self.grad_h = np.zeros((T, B, H), params["bias"].dtype)
+        shape = (B, T, H) if self.batch_first else (T, B, H)
+        self.grad_h = np.zeros(shape, params["bias"].dtype)
+        self.grad_h_last = self.grad_h[:, -1] if self.batch_first else self.grad_h[-1]
 
     def _forward(self, x, train=True):
         p = self.p
         # inference keeps no LSTM cache (cache=False), as torch.no_grad()
         kw = {} if (train or self.cell != "lstm") else {"cache": False}
         return self.fwd(x, p["weight_ih"], p["weight_hh"], p["bias"],
-                        batch_first=False, **kw)
+                        batch_first=self.batch_first, **kw)
 
     def epoch(self):
         p, grad_h = self.p, self.grad_h
@@ -204,7 +236,7 @@ class CbpttImpl(Impl):
             d_pred += b_out                         # each NumPy temporary
             d_pred -= y                             # costs about 1 us
             d_pred *= 2.0 / d_pred.size
-            np.matmul(d_pred, w_out, out=grad_h[-1])
+            np.matmul(d_pred, w_out, out=self.grad_h_last)
             g = self.bwd(res, grad_h, input_grad=False)  # x is data
             w_out -= LR * np.matmul(d_pred.T, h_last)
             b_out -= LR * d_pred.sum(0)
@@ -244,18 +276,15 @@ class NumpyImpl(Impl):
 
 class TorchImpl(Impl):
     """torch.nn.RNN / torch.nn.LSTM + nn.Linear, MSELoss, optim.SGD, on
-    time-major (T, batch, I) data (the modules' default layout)."""
+    time-major (T, batch, I) data (the modules' default layout), or with
+    ``batch_first=True`` on (batch, T, I) data."""
 
-    def __init__(self, threads):
-        self.threads = threads
-        self.name = f"torch {threads}thr"
+    def __init__(self, threads, batch_first=False):
+        self.threads, self.batch_first = threads, batch_first
+        self.name = f"torch {'bf ' if batch_first else ''}{threads}thr"
 
     def available(self, cell):
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            return "torch not installed"
-        return None
+        return missing("torch")
 
     def prepare(self, cell, batches, params):
         import torch
@@ -263,7 +292,7 @@ class TorchImpl(Impl):
         H = params["weight_hh"].shape[1]
         cls = torch.nn.LSTM if cell == "lstm" else torch.nn.RNN
         kw = {} if cell == "lstm" else {"nonlinearity": "tanh"}
-        self.rnn = cls(N_IN, H, **kw).to(dtype)     # time-major, the default
+        self.rnn = cls(N_IN, H, batch_first=self.batch_first, **kw).to(dtype)
         self.head = torch.nn.Linear(H, 1).to(dtype)
         with torch.no_grad():
             self.rnn.weight_ih_l0.copy_(torch.from_numpy(params["weight_ih"]))
@@ -275,8 +304,10 @@ class TorchImpl(Impl):
         # one bias vector, as in the other implementations: SGD on both of
         # PyTorch's would move their sum twice as far
         self.rnn.bias_hh_l0.requires_grad_(False)
-        self.batches = [(torch.from_numpy(time_major(x)), torch.from_numpy(y))
+        layout = np.ascontiguousarray if self.batch_first else time_major
+        self.batches = [(torch.from_numpy(layout(x)), torch.from_numpy(y))
                         for x, y in batches]
+        self.last = (lambda out: out[:, -1]) if self.batch_first else (lambda out: out[-1])
         self.opt = torch.optim.SGD(
             [q for q in self.rnn.parameters() if q.requires_grad]
             + list(self.head.parameters()), lr=LR)
@@ -290,13 +321,83 @@ class TorchImpl(Impl):
         for x, y in self.batches:
             self.opt.zero_grad()
             out, _ = self.rnn(x)
-            self.loss(self.head(out[-1]), y).backward()
+            self.loss(self.head(self.last(out)), y).backward()
             self.opt.step()
 
     def infer(self):
         import torch
         with torch.no_grad():
-            return [self.head(self.rnn(x)[0][-1]) for x, _ in self.batches]
+            return [self.head(self.last(self.rnn(x)[0])) for x, _ in self.batches]
+
+
+def jax_last_hidden(cell, p, x):
+    """h(T) of the layer in JAX for time-major x (T, B, I): the input
+    product for all steps first, (T*B x G*H) = (T*B x I)(I x G*H), then a
+    lax.scan of the recurrence (gates i, f, g, o as PyTorch packs them)."""
+    import jax
+    import jax.numpy as jnp
+    xp = x @ p["weight_ih"].T + p["bias"]           # (T, B, G*H)
+    w_hh_t = p["weight_hh"].T
+    zeros = jnp.zeros((x.shape[1], w_hh_t.shape[0]), x.dtype)
+    if cell == "lstm":
+        def step(carry, z):
+            h, c = carry
+            i, f, g, o = jnp.split(z + h @ w_hh_t, 4, axis=-1)
+            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+            return (jax.nn.sigmoid(o) * jnp.tanh(c), c), None
+        (h, _), _ = jax.lax.scan(step, (zeros, zeros), xp)
+    else:
+        def step(h, z):
+            return jnp.tanh(z + h @ w_hh_t), None
+        h, _ = jax.lax.scan(step, zeros, xp)
+    return h
+
+
+def jax_loss(cell, p, x, y):
+    """The job's MSE of the linear head on h(T), as torch.nn.MSELoss."""
+    pred = jax_last_hidden(cell, p, x) @ p["w_out"].T + p["b_out"]
+    return ((pred - y) ** 2).mean()
+
+
+class JaxImpl(Impl):
+    """JAX/XLA in its best form: the whole train step (forward, MSE,
+    gradients by ``jax.value_and_grad`` of the ``lax.scan``, SGD) is one
+    jitted function, on time-major (T, batch, I) data held on the device;
+    float64 through ``jax_enable_x64``. XLA chooses its own threads."""
+
+    name = "jax"
+
+    def available(self, cell):
+        return missing("jax", " (pip install jax jaxlib)")
+
+    def prepare(self, cell, batches, params):
+        import functools
+        import jax
+        import jax.numpy as jnp
+        jax.config.update("jax_enable_x64", True)   # float32 stays float32
+        self.jax, self.cell = jax, cell
+        self.p = {k: jnp.asarray(v) for k, v in params.items()}
+        self.batches = [(jnp.asarray(time_major(x)), jnp.asarray(y))
+                        for x, y in batches]
+        loss = functools.partial(jax_loss, cell)
+        self.loss_and_grads = jax.jit(jax.value_and_grad(loss))
+
+        def train_step(p, x, y):
+            grads = jax.grad(loss)(p, x, y)
+            return {k: p[k] - LR * grads[k] for k in p}
+        self._step = jax.jit(train_step, donate_argnums=0)
+        self._predict = jax.jit(lambda p, x: jax_last_hidden(cell, p, x)
+                                @ p["w_out"].T + p["b_out"])
+
+    def epoch(self):
+        p = self.p
+        for x, y in self.batches:
+            p = self._step(p, x, y)
+        self.p = self.jax.block_until_ready(p)
+
+    def infer(self):
+        out = [self._predict(self.p, x) for x, _ in self.batches]
+        return [np.asarray(o) for o in self.jax.block_until_ready(out)]
 
 
 class EstimatorImpl(Impl):
@@ -341,11 +442,22 @@ class EstimatorImpl(Impl):
         return self.est.predict(self.X)
 
 
-def all_impls(with_estimator=True):
+def all_impls(with_estimator=True, with_jax=True, with_batch_first=True):
     impls = [CbpttImpl(), CbpttImpl(1), TorchImpl(1), TorchImpl(2), NumpyImpl()]
+    if with_jax:
+        impls.append(JaxImpl())
+    if with_batch_first:
+        impls += [CbpttImpl(batch_first=True), TorchImpl(1, batch_first=True),
+                  TorchImpl(2, batch_first=True)]
     if with_estimator:
         impls.append(EstimatorImpl())
     return impls
+
+
+def family(name):
+    """An implementation's name without its thread count ("torch bf 2thr"
+    -> "torch bf"): the thread counts of one family are siblings."""
+    return " ".join(t for t in name.split() if not t.endswith("thr"))
 
 
 # --------------------------------------------------------------------------
@@ -394,10 +506,10 @@ def run_config(impls, cell, dtype, H, T, rounds, log):
     # for a descheduled thread); a run that slow next to its own sibling is
     # timed once, not every round: still measured, without eating the hour.
     first = {impl.name: _timed(impl, impl.epoch) for impl in ready}
-    family = {k: k.split()[0] for k in first}          # "torch 2thr" -> "torch"
-    fastest = {f: min(v for k, v in first.items() if family[k] == f)
-               for f in family.values()}
-    slow = {k for k, v in first.items() if v > SLOW_FACTOR * fastest[family[k]]}
+    family_of = {k: family(k) for k in first}           # "torch 2thr" -> "torch"
+    fastest = {f: min(v for k, v in first.items() if family_of[k] == f)
+               for f in family_of.values()}
+    slow = {k for k, v in first.items() if v > SLOW_FACTOR * fastest[family_of[k]]}
     for k in slow:
         train[k].append(first[k])
         infer[k].append(_timed(next(i for i in ready if i.name == k),
@@ -507,7 +619,7 @@ def measure_memory(impl_names, cell, dtype, H, T):
                name, cell, dtype, str(H), str(T)]
         env = dict(os.environ)
         if name.startswith("torch"):
-            env["OMP_NUM_THREADS"] = name.split()[1][0]
+            env["OMP_NUM_THREADS"] = str(_threads_of(name))
         p = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if p.returncode != 0:
             out[name] = {"skipped": "probe failed: " + p.stderr.strip()[-200:]}
@@ -542,6 +654,11 @@ def machine_info():
         info["torch"] = torch.__version__
     except ImportError:
         info["torch"] = "not installed"
+    try:
+        import jax
+        info["jax"] = jax.__version__
+    except ImportError:
+        info["jax"] = "not installed"
     cpu = "?"
     try:
         with open("/proc/cpuinfo") as fh:
@@ -578,8 +695,8 @@ def _fmt(v, spec="{:.1f}"):
 
 
 def _best(row, prefix, kind):
-    """(ms, name) of the faster thread count of one implementation."""
-    vals = [(v, k) for k, v in row[kind].items() if k.startswith(prefix)]
+    """(ms, name) of the faster thread count of the family ``prefix``."""
+    vals = [(v, k) for k, v in row[kind].items() if family(k) == prefix]
     return min(vals) if vals else (None, None)
 
 
@@ -608,14 +725,16 @@ def _paired(num, den):
     return statistics.median(a / b for a, b in zip(num, den))
 
 
-def paired_ratio(row, kind="train", ours=("cbptt", "cbptt 1thr")):
-    """PyTorch ms / cbptt ms, paired: in every round the faster of PyTorch's
-    two thread counts over the faster of ``ours`` (samples seconds apart),
-    then the median over the rounds, so the machine's drift from minute to
-    minute cancels instead of landing on one side."""
+def paired_ratio(row, kind="train", ours=("cbptt", "cbptt 1thr"),
+                 peer="torch"):
+    """Peer ms / cbptt ms, paired: in every round the faster of the peer's
+    thread counts (family ``peer``: PyTorch's two, time-major; "torch bf";
+    "jax") over the faster of ``ours`` (samples seconds apart), then the
+    median over the rounds, so the machine's drift from minute to minute
+    cancels instead of landing on one side."""
     samples = row.get(f"{kind}_all", {})
     return _paired(_per_round(samples, [k for k in samples
-                                        if k.startswith("torch")]),
+                                        if family(k) == peer]),
                    _per_round(samples, ours))
 
 
@@ -631,15 +750,81 @@ def estimator_ratio(row):
 
 def _threads_of(name):
     """Thread count in an implementation's name; the default means all CPUs."""
-    parts = name.split()
-    return int(parts[1][0]) if len(parts) > 1 else min(os.cpu_count(), 2)
+    counts = [t for t in name.split() if t.endswith("thr")]
+    return int(counts[0][:-3]) if counts else min(os.cpu_count(), 2)
+
+
+def render_jax(results, add, summary):
+    """The JAX/XLA table: JAX ms / cbptt ms paired per round, training and
+    inference, against issue 21's targets (none when jax did not run)."""
+    rows = [(k, r) for k, r in results.items() if r["train_all"].get("jax")]
+    if not rows:
+        return
+    add("## JAX/XLA: one jitted train step\n")
+    add("JAX's best form: forward, MSE, `jax.value_and_grad` of the `lax.scan` "
+        "over time and the SGD update in one `jax.jit` function per "
+        "mini-batch, time-major arrays on the device, float64 through "
+        "`jax_enable_x64`; XLA picks its threads. **jax/cbptt** = JAX ms over "
+        "cbptt ms (its better thread count), paired per round as the PyTorch "
+        "ratio. Target (issue 21): ahead at every configuration, by at least "
+        "2x at H <= 64.\n")
+    add("| cell | dtype | H | T | cbptt | jax | jax/cbptt | target | met "
+        "| inference jax/cbptt |")
+    add("|---|---|---:|---:|---:|---:|---:|---:|---|---:|")
+    for (cell, dtype, H, T), row in rows:
+        ratio = paired_ratio(row, peer="jax")
+        infer = paired_ratio(row, "infer", peer="jax")
+        tgt = JAX_TARGETS.get(H, 1.0)
+        ok = None if ratio is None else (ratio >= tgt if tgt > 1 else ratio > 1)
+        if ok is not None:
+            summary.append((f"{cell} {dtype} H={H} T={T}: ahead of JAX"
+                            + (f" by >= {tgt:g}x" if tgt > 1 else ""),
+                            f"{ratio:.1f}x", ok))
+        add(f"| {cell} | {dtype} | {H} | {T} | {_fmt(cbptt_best(row), '{:.2f}')} "
+            f"| {_fmt(row['train'].get('jax'), '{:.2f}')} | {_fmt(ratio, '{:.2f}')} "
+            f"| {'>= ' + format(tgt, 'g') if tgt > 1 else '> 1'} "
+            f"| {'' if ok is None else ('yes' if ok else '**no**')} "
+            f"| {_fmt(infer, '{:.2f}')} |")
+    add("")
+
+
+def render_batch_first(results, add):
+    """Time-major beside batch-first input, for cbptt and PyTorch."""
+    rows = [(k, r) for k, r in results.items() if r["train_all"].get("cbptt bf")]
+    if not rows:
+        return
+    add("## Batch-first input, as users pass it\n")
+    add("The same epochs on `(batch, T, features)` arrays: cbptt's "
+        "`batch_first=True` (the default of its API, which converts at the "
+        "boundary) and PyTorch's `batch_first=True` modules, beside the "
+        "time-major runs above. torch = its faster thread count; **ratio** "
+        "= PyTorch ms / cbptt ms paired per round in each layout; **bf cost** "
+        "= batch-first ms over time-major ms, paired.\n")
+    add("| cell | dtype | H | T | cbptt | cbptt bf | torch | torch bf "
+        "| ratio time-major | ratio batch-first | cbptt bf cost | torch bf cost |")
+    add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for (cell, dtype, H, T), row in rows:
+        tr, samples = row["train"], row["train_all"]
+        tm = paired_ratio(row, ours=("cbptt",))
+        bf = paired_ratio(row, ours=("cbptt bf",), peer="torch bf")
+        c_cost = _paired(_per_round(samples, ["cbptt bf"]),
+                         _per_round(samples, ["cbptt"]))
+        t_cost = _paired(_per_round(samples, [k for k in samples
+                                              if family(k) == "torch bf"]),
+                         _per_round(samples, [k for k in samples
+                                              if family(k) == "torch"]))
+        add(f"| {cell} | {dtype} | {H} | {T} | {_fmt(tr.get('cbptt'), '{:.2f}')} "
+            f"| {_fmt(tr.get('cbptt bf'), '{:.2f}')} | {_fmt(torch_best(row))} "
+            f"| {_fmt(_best(row, 'torch bf', 'train')[0])} | {_fmt(tm)} | {_fmt(bf)} "
+            f"| {_fmt(c_cost, '{:.2f}')} | {_fmt(t_cost, '{:.2f}')} |")
+    add("")
 
 
 def render(results, peaks, memory, info, args, config_peaks=None,
            linearity=None):
     L = []
     add = L.append
-    add("# Benchmarks: one training epoch, cbptt vs PyTorch vs NumPy\n")
+    add("# Benchmarks: one training epoch, cbptt vs PyTorch vs JAX vs NumPy\n")
     add("Written by `python benchmarks/bench_epoch.py` "
         f"({'quick' if args.quick else 'full'} run, {args.rounds} alternating rounds, "
         f"medians); {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.\n")
@@ -670,9 +855,9 @@ def render(results, peaks, memory, info, args, config_peaks=None,
         "are each implementation's median, so their quotient can differ by the "
         "machine's drift. **est/cbptt** = the estimator's epoch over the "
         "functional one, paired the same way (`estimator_ratio`).\n")
-    add("| cell | dtype | H | T | cbptt | cbptt 1thr | torch 1thr | torch 2thr | numpy "
-        "| estimator | est/cbptt | ratio | default | target | met |")
-    add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    add("| cell | dtype | H | T | cbptt | cbptt 1thr | torch 1thr | torch 2thr | jax "
+        "| numpy | estimator | est/cbptt | ratio | default | target | met |")
+    add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     summary = []
     for (cell, dtype, H, T), row in results.items():
         tr = row["train"]
@@ -686,6 +871,7 @@ def render(results, peaks, memory, info, args, config_peaks=None,
         add(f"| {cell} | {dtype} | {H} | {T} | {_fmt(tr.get('cbptt'), '{:.2f}')} "
             f"| {_fmt(tr.get('cbptt 1thr'), '{:.2f}')} "
             f"| {_fmt(tr.get('torch 1thr'))} | {_fmt(tr.get('torch 2thr'))} "
+            f"| {_fmt(tr.get('jax'), '{:.2f}')} "
             f"| {_fmt(tr.get('numpy'))} | {_fmt(tr.get('estimator'), '{:.2f}')} "
             f"| {_fmt(estimator_ratio(row), '{:.2f}')} "
             f"| {_fmt(ratio)} | {_fmt(rdef)} | {_fmt(tgt, '{:g}')} | {met} |")
@@ -704,9 +890,9 @@ def render(results, peaks, memory, info, args, config_peaks=None,
     add("PyTorch under `torch.no_grad()`, cbptt's LSTM with `cache=False` (the "
         "same: no activations kept for a backward pass); ratio = PyTorch / cbptt, each at its "
         "better thread count, paired per round as for training.\n")
-    add("| cell | dtype | H | T | cbptt | cbptt 1thr | torch 1thr | torch 2thr | numpy "
-        "| ratio | ahead |")
-    add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    add("| cell | dtype | H | T | cbptt | cbptt 1thr | torch 1thr | torch 2thr | jax "
+        "| numpy | ratio | ahead |")
+    add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     infer_ok = True
     for (cell, dtype, H, T), row in results.items():
         inf = row["infer"]
@@ -716,11 +902,14 @@ def render(results, peaks, memory, info, args, config_peaks=None,
         add(f"| {cell} | {dtype} | {H} | {T} | {_fmt(inf.get('cbptt'), '{:.2f}')} "
             f"| {_fmt(inf.get('cbptt 1thr'), '{:.2f}')} "
             f"| {_fmt(inf.get('torch 1thr'))} | {_fmt(inf.get('torch 2thr'))} "
+            f"| {_fmt(inf.get('jax'), '{:.2f}')} "
             f"| {_fmt(inf.get('numpy'))} | {_fmt(ratio)} "
             f"| {'' if ratio is None else ('yes' if ratio > 1 else '**no**')} |")
     if any(cbptt_best(r, "infer") for r in results.values()):
         summary.append(("inference ahead of PyTorch everywhere", "", infer_ok))
     add("")
+    render_jax(results, add, summary)
+    render_batch_first(results, add)
     add("## Linear in T (training ms at T=400 / T=25, H=64; at most 16 x 1.2 = 19.2)\n")
     add("**paired**: cbptt's T=25 and T=400 epochs timed one after the other in "
         "every round, the median over the rounds of their ratio (what the "
@@ -812,7 +1001,7 @@ def render(results, peaks, memory, info, args, config_peaks=None,
                 fits[name] = m["fit"]
                 add(f"| {cell} | {dtype} | {H} | {T} | {name} | {m['fit']:.1f} "
                     f"| {m['peak']:.0f} |")
-            t = [v for k, v in fits.items() if k.startswith("torch")]
+            t = [v for k, v in fits.items() if family(k) == "torch"]
             if "cbptt" in fits and t:
                 summary.append((f"{cell} {dtype} H={H} T={T}: fit memory <= PyTorch's",
                                 f"{fits['cbptt']:.1f} vs {min(t):.1f} MiB",
@@ -865,8 +1054,13 @@ def main(argv=None):
     ap.add_argument("--no-memory", action="store_true", help="skip the memory probes")
     ap.add_argument("--no-estimator", action="store_true",
                     help="skip the RNNRegressor.fit column")
+    ap.add_argument("--no-jax", action="store_true",
+                    help="skip the JAX/XLA column (skipped anyway without jax)")
+    ap.add_argument("--no-batch-first", action="store_true",
+                    help="skip the batch-first cbptt and PyTorch columns")
     ap.add_argument("--out", default=None,
-                    help="write the report here (default: BENCHMARKS.md at the "
+                    help="write the report into this file's section for this CPU "
+                         "class (default: BENCHMARKS.md at the "
                          "repository root for a full run; none for --quick)")
     ap.add_argument("--memory-probe", nargs=5, metavar=("IMPL", "CELL", "DTYPE", "H", "T"),
                     help=argparse.SUPPRESS)
@@ -888,7 +1082,9 @@ def main(argv=None):
         print(msg, file=sys.stderr, flush=True)
 
     info = machine_info()
-    impls = all_impls(with_estimator=not args.no_estimator)
+    impls = all_impls(with_estimator=not args.no_estimator,
+                      with_jax=not args.no_jax,
+                      with_batch_first=not args.no_batch_first)
     results = {}
     # The machine's GEMM peak is what it can do: the best over the run,
     # sampled after every configuration (the machine's speed drifts by tens
@@ -937,9 +1133,9 @@ def main(argv=None):
     text = render(results, peaks, memory, info, args, config_peaks,
                   linearity)
     if out:
-        with open(out, "w") as fh:
-            fh.write(text)
-        log(f"wrote {out}")
+        # this CPU class's section only: the other classes' tables stay
+        heading = cpu_report.write_section(out, TITLE, cpu_report.demote(text))
+        log(f"wrote {out}, section {heading!r}")
     else:
         print(text)
     return 0

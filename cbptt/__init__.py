@@ -1,7 +1,8 @@
 """cbptt: exact, fast backpropagation through time for recurrent networks.
 
 Public API: the functional layer API (``rnn_forward``/``rnn_backward`` and
-friends) and the scikit-learn estimators.
+friends), the scikit-learn estimators, and the instruction-set control
+(``get_isa``/``set_isa``).
 """
 from cbptt._source_tree import check_compiled
 
@@ -30,3 +31,9 @@ __all__ += ["RNNClassifier", "RNNRegressor"]
 from cbptt._persistence import load  # noqa: E402
 
 __all__ += ["load"]
+# The kernels' instruction set (issue 21): query it, force a level.
+from cbptt._isa import check_environment as _check_isa_environment  # noqa: E402
+from cbptt._isa import get_isa, set_isa  # noqa: E402
+
+_check_isa_environment()
+__all__ += ["get_isa", "set_isa"]

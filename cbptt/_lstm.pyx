@@ -96,7 +96,7 @@ from cbptt._layer cimport (CELL_CEC, CELL_LSTM, Layer, ROW_CHUNK,
                            layer_backward_run, layer_forward_run)
 from cbptt._scan cimport data_if, data_of, result_dims
 from cbptt._simd cimport cbptt_fork_guard
-from cbptt._simd cimport cbptt_isa_limit, cbptt_max_threads
+from cbptt._simd cimport cbptt_isa, cbptt_isa_limit, cbptt_max_threads
 
 # A process forked from this one runs the kernels on one thread (see
 # cbptt_fork_guard in src/cbptt_fpenv.h: GNU OpenMP is not fork-safe).
@@ -196,6 +196,12 @@ def _limit_simd_level(int level):
     """Test twin: run the LSTM kernels at most at SIMD ``level`` (2 AVX-512,
     1 AVX2+FMA, 0 baseline); 99 restores the best. Returns the level used."""
     return cbptt_isa_limit(level)
+
+
+def simd_level():
+    """The instruction set the LSTM kernels use: 2 AVX-512, 1 AVX2+FMA, 0
+    baseline."""
+    return cbptt_isa()
 
 
 def threads_used(int T, int B, int H, bint forget_gate=True, int itemsize=4):

@@ -46,6 +46,12 @@ no message, only the time taken.
   array starting on a page (a 64-byte line when smaller than a page), for
   the kernels' outputs; about 1 us, against 7 us in Python (np.prod,
   ``.ctypes``).
+
+Instruction set
+---------------
+The scans are compiled for each level of ``src/cbptt_isa.h``;
+:func:`simd_level`, :func:`_limit_simd_level` and :func:`cpu_simd_level`
+are this module's copy of the level (``cbptt.set_isa`` sets every module's).
 """
 from cpython.buffer cimport (PyBUF_RECORDS, PyBUF_RECORDS_RO, PyBUF_SIMPLE,
                              PyBuffer_Release, PyObject_GetBuffer)
@@ -55,6 +61,11 @@ from libc.math cimport fabs
 from libc.string cimport memset
 
 import numpy as np
+
+cdef extern from "cbptt_isa.h" nogil:
+    int cbptt_isa()
+    int cbptt_isa_cpu()
+    int cbptt_isa_limit(int level)
 
 cdef extern from "cbptt_scan.h" nogil:
     int cbptt_all_finite_f(long n, const float *a)
@@ -621,3 +632,19 @@ def preact_bound_or_none(bias, w1, v1, w2, v2):
     finally:
         for k in range(held):
             PyBuffer_Release(&v[k])
+
+
+def simd_level():
+    """The instruction set the scans use: 2 AVX-512, 1 AVX2+FMA, 0 baseline."""
+    return cbptt_isa()
+
+
+def cpu_simd_level():
+    """The best instruction set this CPU runs (CBPTT_ISA not applied)."""
+    return cbptt_isa_cpu()
+
+
+def _limit_simd_level(int level):
+    """Run the scans at most at ``level`` (never above the CPU's best);
+    returns the level used."""
+    return cbptt_isa_limit(level)

@@ -25,19 +25,23 @@
 #define CBPTT_SCAN_H
 
 #include <string.h>
+#include "cbptt_isa.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-/* Runtime dispatch by the loader (ifunc): the widest vectors the CPU has. */
-#define CBPTT_SCAN_ATTR __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CBPTT_SCAN_ATTR
+/* Compiled for each level of src/cbptt_isa.h and dispatched by cbptt_isa(),
+ * so that cbptt.set_isa and CBPTT_ISA reach the scans too. The x86 levels
+ * take only the vector width (avx2, avx512f; the code the loader's
+ * target_clones picked before): the scans do no arithmetic an FMA could
+ * fuse, so their results are the same at every level. */
+#if defined(CBPTT_X86_DISPATCH)
+#define CBPTT_SCAN_ATTR_AVX512 __attribute__((target("avx512f")))
+#define CBPTT_SCAN_ATTR_AVX2 __attribute__((target("avx2")))
 #endif
 #define CBPTT_SCAN_LANES 16
 #define CBPTT_SCAN_WIDE 64
 #define CBPTT_SCAN_CHUNK 8
 
-#define CBPTT_DEFINE_SCAN(T, S)                                               \
-CBPTT_SCAN_ATTR static int cbptt_all_finite_##S(long n, const T *a)                          \
+#define CBPTT_DEFINE_SCAN(T, S, SUF, ATTR)                                    \
+ATTR static int cbptt_all_finite_##S##_##SUF(long n, const T *a)              \
 {                                                                             \
     T acc[CBPTT_SCAN_LANES] = {0};                                            \
     long i = 0;                                                               \
@@ -51,7 +55,7 @@ CBPTT_SCAN_ATTR static int cbptt_all_finite_##S(long n, const T *a)             
     return 1;                                                                 \
 }                                                                             \
                                                                               \
-CBPTT_SCAN_ATTR static int cbptt_copy_finite_##S(long n, const T *src, T *dst)  \
+ATTR static int cbptt_copy_finite_##S##_##SUF(long n, const T *src, T *dst)   \
 {                                                                             \
     T acc[CBPTT_SCAN_LANES] = {0};                                            \
     long i = 0;                                                               \
@@ -72,12 +76,13 @@ CBPTT_SCAN_ATTR static int cbptt_copy_finite_##S(long n, const T *src, T *dst)  
     return 1;                                                                 \
 }                                                                             \
                                                                               \
-CBPTT_SCAN_ATTR static void cbptt_colmax_##S(long rows, long n, const T *a, T *cm, T *bad)  \
+ATTR static void cbptt_colmax_##S##_##SUF(long rows, long n, const T *a,      \
+                                          T *cm, T *bad)                      \
 {                                                                             \
-    /* Rows of n < 64 are short: when n divides 64, fold 64 / n consecutive \
-     * rows into one chunk of 64 elements (element j of a chunk is in        \
-     * column j % n), scan the chunks with 64 accumulators, fold them back. */\
-    T wcm[CBPTT_SCAN_WIDE] = {0}, wbad[CBPTT_SCAN_WIDE] = {0};               \
+    /* Rows of n < 64 are short: when n divides 64, fold 64 / n consecutive   \
+     * rows into one chunk of 64 elements (element j of a chunk is in         \
+     * column j % n), scan the chunks with 64 accumulators, fold them back. */ \
+    T wcm[CBPTT_SCAN_WIDE] = {0}, wbad[CBPTT_SCAN_WIDE] = {0};                \
     long total = rows * n, i = 0, j;                                          \
     if (n < CBPTT_SCAN_WIDE && CBPTT_SCAN_WIDE % n == 0) {                    \
         for (; i + CBPTT_SCAN_WIDE <= total; i += CBPTT_SCAN_WIDE)            \
@@ -99,20 +104,12 @@ CBPTT_SCAN_ATTR static void cbptt_colmax_##S(long rows, long n, const T *a, T *c
         }                                                                     \
 }                                                                             \
                                                                               \
-static void cbptt_colmax_finish_##S(long n, const T *cm, const T *bad,       \
-                                    double *out)                              \
-{                                                                             \
-    long j;                                                                   \
-    for (j = 0; j < n; j++)                                                   \
-        out[j] = bad[j] == 0 ? (double)cm[j] : __builtin_nan("");             \
-}                                                                             \
-                                                                              \
-CBPTT_SCAN_ATTR static void cbptt_time_major_##S(long B, long T_, long F,       \
+ATTR static void cbptt_time_major_##S##_##SUF(long B, long T_, long F,        \
                                  const T *src, long sb, long st, long sf,     \
                                  T *dst, T *cm, T *bad)                       \
 {                                                                             \
-    /* dst is written in order, row by row; a unit-stride row is copied in   \
-     * chunks of CBPTT_SCAN_CHUNK (a fixed count the compiler turns into a   \
+    /* dst is written in order, row by row; a unit-stride row is copied in    \
+     * chunks of CBPTT_SCAN_CHUNK (a fixed count the compiler turns into a    \
      * few vector moves), then the tail. */                                   \
     long b, t, j;                                                             \
     int k;                                                                    \
@@ -131,10 +128,48 @@ CBPTT_SCAN_ATTR static void cbptt_time_major_##S(long B, long T_, long F,       
             } else                                                            \
                 for (j = 0; j < F; j++) d[j] = s[j * sf];                     \
         }                                                                     \
-    if (cm != 0) cbptt_colmax_##S(T_ * B, F, dst, cm, bad);                   \
+    if (cm != 0) cbptt_colmax_##S##_##SUF(T_ * B, F, dst, cm, bad);           \
 }
 
-CBPTT_DEFINE_SCAN(float, f)
-CBPTT_DEFINE_SCAN(double, d)
+CBPTT_DEFINE_SCAN(float, f, base, )
+CBPTT_DEFINE_SCAN(double, d, base, )
+#ifdef CBPTT_X86_DISPATCH
+CBPTT_DEFINE_SCAN(float, f, avx2, CBPTT_SCAN_ATTR_AVX2)
+CBPTT_DEFINE_SCAN(double, d, avx2, CBPTT_SCAN_ATTR_AVX2)
+CBPTT_DEFINE_SCAN(float, f, avx512, CBPTT_SCAN_ATTR_AVX512)
+CBPTT_DEFINE_SCAN(double, d, avx512, CBPTT_SCAN_ATTR_AVX512)
+#endif
+
+#define CBPTT_DEFINE_SCAN_DISPATCH(T, S)                                      \
+static inline int cbptt_all_finite_##S(long n, const T *a)                    \
+{                                                                             \
+    CBPTT_DISPATCH_RET(cbptt_all_finite_##S, (n, a))                          \
+}                                                                             \
+static inline int cbptt_copy_finite_##S(long n, const T *src, T *dst)         \
+{                                                                             \
+    CBPTT_DISPATCH_RET(cbptt_copy_finite_##S, (n, src, dst))                  \
+}                                                                             \
+static inline void cbptt_colmax_##S(long rows, long n, const T *a, T *cm,     \
+                                    T *bad)                                   \
+{                                                                             \
+    CBPTT_DISPATCH(cbptt_colmax_##S, (rows, n, a, cm, bad))                   \
+}                                                                             \
+static inline void cbptt_time_major_##S(long B, long T_, long F,              \
+                                        const T *src, long sb, long st,       \
+                                        long sf, T *dst, T *cm, T *bad)       \
+{                                                                             \
+    CBPTT_DISPATCH(cbptt_time_major_##S,                                      \
+                   (B, T_, F, src, sb, st, sf, dst, cm, bad))                 \
+}                                                                             \
+static void cbptt_colmax_finish_##S(long n, const T *cm, const T *bad,        \
+                                    double *out)                              \
+{                                                                             \
+    long j;                                                                   \
+    for (j = 0; j < n; j++)                                                   \
+        out[j] = bad[j] == 0 ? (double)cm[j] : __builtin_nan("");             \
+}
+
+CBPTT_DEFINE_SCAN_DISPATCH(float, f)
+CBPTT_DEFINE_SCAN_DISPATCH(double, d)
 
 #endif /* CBPTT_SCAN_H */

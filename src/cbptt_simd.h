@@ -32,30 +32,19 @@
  * depend on how rows are split among threads. They can differ between
  * instruction sets (FMA or not), i.e. between machines, never between runs.
  *
- * Dispatch: cbptt_isa() picks 2 (AVX-512: F, DQ, BW, VL), 1 (AVX2 + FMA) or 0
- * (the compiler's baseline) once per process; the environment variable
- * CBPTT_ISA=0|1|2 lowers it, and so does cbptt_isa_limit (tests run every
- * path). Elsewhere than x86-64
- * with GCC/Clang only the baseline exists.
+ * Dispatch (src/cbptt_isa.h): cbptt_isa() picks 2 (AVX-512: F, DQ, BW, VL),
+ * 1 (AVX2 + FMA) or 0 (the compiler's baseline: 16-byte vectors, SSE2 on
+ * x86-64, NEON on aarch64); the environment variable CBPTT_ISA lowers it,
+ * cbptt_isa_limit and cbptt.set_isa set it (tests run every path).
+ * Elsewhere than x86-64 with GCC/Clang only the baseline exists.
  */
 #ifndef CBPTT_SIMD_H
 #define CBPTT_SIMD_H
 
 #include <stdlib.h>
+#include "cbptt_isa.h"
 #include "cbptt_math.h"
 #include "cbptt_vmath.h"
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CBPTT_X86_DISPATCH 1
-#define CBPTT_ATTR_AVX512 __attribute__((target( \
-    "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,bmi,bmi2,prefer-vector-width=512")))
-#define CBPTT_ATTR_AVX2 __attribute__((target("avx2,fma,bmi,bmi2")))
-#elif defined(__x86_64__) && defined(__clang__)
-#define CBPTT_X86_DISPATCH 1
-#define CBPTT_ATTR_AVX512 __attribute__((target( \
-    "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,bmi,bmi2")))
-#define CBPTT_ATTR_AVX2 __attribute__((target("avx2,fma,bmi,bmi2")))
-#endif
 
 /* Load/store a vector from/to any element-aligned address. */
 #define CBPTT_LD(V, p) (*(const V *)(p))
@@ -284,56 +273,6 @@ CBPTT_DEFINE_SIMD_BOTH(base, , 16, 2)
 #ifdef CBPTT_X86_DISPATCH
 CBPTT_DEFINE_SIMD_BOTH(avx2, CBPTT_ATTR_AVX2, 32, 2)
 CBPTT_DEFINE_SIMD_BOTH(avx512, CBPTT_ATTR_AVX512, 64, 4)
-#endif
-
-/* The best level this CPU runs: 2 = AVX-512, 1 = AVX2 + FMA, 0 = baseline,
- * lowered by the environment variable CBPTT_ISA. */
-static int cbptt_isa_detect(void)
-{
-    int best = 0;
-    const char *env = getenv("CBPTT_ISA");
-#ifdef CBPTT_X86_DISPATCH
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
-            && __builtin_cpu_supports("avx512bw")
-            && __builtin_cpu_supports("avx512vl"))
-        best = 2;
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        best = 1;
-#endif
-    if (env != 0 && env[0] >= '0' && env[0] <= '2' && env[0] - '0' < best)
-        best = env[0] - '0';
-    return best;
-}
-
-static int cbptt_isa_level = -1;
-
-/* The level in use (per compiled module), decided at the first call. */
-static int cbptt_isa(void)
-{
-    if (cbptt_isa_level < 0)
-        cbptt_isa_level = cbptt_isa_detect(); /* benign race: same value */
-    return cbptt_isa_level;
-}
-
-/* Tests: use at most `level` from now on (never more than the CPU runs);
- * returns the level in use. Not for use while a kernel runs. */
-static inline int cbptt_isa_limit(int level)
-{
-    int best = cbptt_isa_detect();
-    cbptt_isa_level = level < best ? (level < 0 ? 0 : level) : best;
-    return cbptt_isa_level;
-}
-
-#ifdef CBPTT_X86_DISPATCH
-#define CBPTT_DISPATCH(NAME, ARGS)                                            \
-    switch (cbptt_isa()) {                                                    \
-    case 2: NAME##_avx512 ARGS; break;                                        \
-    case 1: NAME##_avx2 ARGS; break;                                          \
-    default: NAME##_base ARGS;                                                \
-    }
-#else
-#define CBPTT_DISPATCH(NAME, ARGS) NAME##_base ARGS;
 #endif
 
 #define CBPTT_DEFINE_DISPATCH(T, S)                                           \

@@ -33,16 +33,30 @@ def central_diff(loss, params, name, eps=1e-6):
     return grad
 
 
-def simd_level_fixture(module):
-    """A fixture that runs a test once per SIMD level the CPU offers (0
-    baseline, 1 AVX2+FMA, 2 AVX-512), through ``module._limit_simd_level``;
-    the best level is restored afterwards."""
-    @pytest.fixture(params=[0, 1, 2], ids=["baseline", "avx2", "avx512"])
-    def simd_level(request):
-        used = module._limit_simd_level(request.param)
-        if used != request.param:
-            module._limit_simd_level(99)
-            pytest.skip(f"this CPU does not run SIMD level {request.param}")
-        yield used
-        module._limit_simd_level(99)
+ISA_LEVELS = ("baseline", "avx2", "avx512")
+
+
+@pytest.fixture(params=ISA_LEVELS)
+def isa_level(request):
+    """Runs a test once per instruction set the CPU offers, every compiled
+    module switched through the public ``cbptt.set_isa``; the level in use
+    before is restored afterwards. The value is the level's name."""
+    import cbptt
+    from cbptt import _isa
+    if ISA_LEVELS.index(request.param) > _isa._cpu_level():
+        pytest.skip(f"this CPU does not run {request.param}")
+    before = cbptt.get_isa()
+    try:
+        yield cbptt.set_isa(request.param)
+    finally:
+        cbptt.set_isa(before)
+
+
+def simd_level_fixture(module=None):
+    """The kernel tests' fixture: ``isa_level`` as a number (0 baseline, 1
+    AVX2+FMA, 2 AVX-512), under the name ``simd_level``. ``module`` is
+    unused: ``cbptt.set_isa`` switches every compiled module."""
+    @pytest.fixture
+    def simd_level(isa_level):
+        return ISA_LEVELS.index(isa_level)
     return simd_level

@@ -1,7 +1,8 @@
 """The constant error carousel (CEC) layer: forward and exact BPTT against
 finite differences, a NumPy reference and PyTorch; the carousel's constant
 error flow against the vanishing error of a logistic Elman layer; float32,
-edge cases, the kernel-level wrappers and bad input."""
+edge cases, the kernel-level wrappers and bad input. The exactness tests run
+at every instruction set the CPU offers (``isa_level``, conftest.py)."""
 import numpy as np
 import pytest
 
@@ -31,7 +32,7 @@ def run(p, with_h0=True):
 
 @pytest.mark.parametrize("with_h0", [True, False])
 @pytest.mark.parametrize("truncate", [None, 1, 2, 4])
-def test_matches_numpy_reference(rng, with_h0, truncate):
+def test_matches_numpy_reference(rng, isa_level, with_h0, truncate):
     p = make_problem(rng)
     res = run(p, with_h0)
     hs = cec_forward_ref(p["x"], p["weight_ih"], p["bias"],
@@ -46,7 +47,7 @@ def test_matches_numpy_reference(rng, with_h0, truncate):
 
 @pytest.mark.parametrize("with_h0", [True, False])
 @pytest.mark.parametrize("truncate", [None, 2, 3])
-def test_gradients_match_finite_differences(rng, with_h0, truncate):
+def test_gradients_match_finite_differences(rng, isa_level, with_h0, truncate):
     p = make_problem(rng, B=2, T=6, I=3, H=4)
     if not with_h0:             # the gradient at the zero state
         p["h0"] = np.zeros_like(p["h0"])
@@ -74,7 +75,7 @@ def test_gradients_match_finite_differences(rng, with_h0, truncate):
 
 @pytest.mark.parametrize("truncate", [None, 2, 3])
 @pytest.mark.parametrize("with_h0", [True, False])
-def test_matches_torch_autograd_loop(rng, truncate, with_h0):
+def test_matches_torch_autograd_loop(rng, isa_level, truncate, with_h0):
     torch = pytest.importorskip("torch", reason="torch not installed")
     p = make_problem(rng, B=3, T=7, I=4, H=5)
     if not with_h0:
@@ -160,7 +161,7 @@ def test_lstm_1997_carousel_matches_the_bare_cec(rng):
 # --- float32, sizes, layouts ------------------------------------------------
 
 @pytest.mark.parametrize("truncate", [None, 3])
-def test_float32_stays_float32_and_agrees(rng, truncate):
+def test_float32_stays_float32_and_agrees(rng, isa_level, truncate):
     p = make_problem(rng, B=4, T=10, I=3, H=8)
     keys = ["x", "weight_ih", "bias", "h0"]
     r64 = cec_forward(*[p[k] for k in keys])
@@ -183,7 +184,7 @@ def test_mixed_dtypes_compute_in_float64(rng):
 @pytest.mark.parametrize("B,T,I,H", [(1, 1, 1, 1), (1, 5, 1, 1), (3, 1, 2, 4),
                                      (1, 3, 2, 1), (2, 4, 1, 3)])
 @pytest.mark.parametrize("truncate", [None, 1])
-def test_edge_sizes(rng, B, T, I, H, truncate):
+def test_edge_sizes(rng, isa_level, B, T, I, H, truncate):
     p = make_problem(rng, B=B, T=T, I=I, H=H)
     res = run(p)
     assert rel_err(res.h, cec_forward_ref(p["x"], p["weight_ih"], p["bias"],

@@ -1,5 +1,7 @@
 """The Elman layer: forward and exact BPTT against finite differences,
-a NumPy reference, PyTorch autograd, float32, edge cases and bad input."""
+a NumPy reference, PyTorch autograd, float32, edge cases and bad input.
+The exactness tests run at every instruction set the CPU offers
+(``isa_level``, conftest.py)."""
 import numpy as np
 import pytest
 
@@ -40,7 +42,7 @@ def test_blas_gemm_matches_numpy(rng, dtype, ta, tb):
 @pytest.mark.parametrize("activation", ACTS)
 @pytest.mark.parametrize("with_h0", [True, False])
 @pytest.mark.parametrize("truncate", [None, 2, 4])
-def test_matches_numpy_reference(rng, activation, with_h0, truncate):
+def test_matches_numpy_reference(rng, isa_level, activation, with_h0, truncate):
     p = make_problem(rng, with_h0=with_h0)
     res = rnn_forward(p["x"], p["weight_ih"], p["weight_hh"], p["bias"],
                       p["h0"], activation)
@@ -58,7 +60,8 @@ def test_matches_numpy_reference(rng, activation, with_h0, truncate):
 @pytest.mark.parametrize("activation", ACTS)
 @pytest.mark.parametrize("with_h0", [True, False])
 @pytest.mark.parametrize("truncate", [None, 3])
-def test_gradients_match_finite_differences(rng, activation, with_h0, truncate):
+def test_gradients_match_finite_differences(rng, isa_level, activation, with_h0,
+                                            truncate):
     p = make_problem(rng, B=2, T=5, I=3, H=4, with_h0=with_h0)
     if with_h0 is False:
         p["h0"] = None
@@ -142,7 +145,7 @@ def _torch_loop(torch, p, activation, truncate):
 @pytest.mark.parametrize("activation", ACTS)
 @pytest.mark.parametrize("truncate", [None, 2])
 @pytest.mark.parametrize("with_h0", [True, False])
-def test_matches_torch_autograd(rng, activation, truncate, with_h0):
+def test_matches_torch_autograd(rng, isa_level, activation, truncate, with_h0):
     torch = _torch()
     p = make_problem(rng, B=3, T=7, I=4, H=5, with_h0=with_h0)
     res = rnn_forward(p["x"], p["weight_ih"], p["weight_hh"], p["bias"],
@@ -180,7 +183,7 @@ def test_matches_torch_nn_rnn(rng, activation):
 
 
 @pytest.mark.parametrize("activation", ACTS)
-def test_float32_stays_float32_and_agrees(rng, activation):
+def test_float32_stays_float32_and_agrees(rng, isa_level, activation):
     p = make_problem(rng, B=4, T=10, I=3, H=8)
     args64 = [p["x"], p["weight_ih"], p["weight_hh"], p["bias"], p["h0"]]
     args32 = [a.astype(np.float32) for a in args64]
@@ -205,7 +208,7 @@ def test_mixed_dtypes_compute_in_float64(rng):
 @pytest.mark.parametrize("B,T,I,H", [(1, 1, 1, 1), (1, 5, 1, 1), (3, 1, 2, 4),
                                      (1, 3, 2, 1), (2, 4, 1, 3)])
 @pytest.mark.parametrize("truncate", [None, 1])
-def test_edge_sizes(rng, B, T, I, H, truncate):
+def test_edge_sizes(rng, isa_level, B, T, I, H, truncate):
     p = make_problem(rng, B=B, T=T, I=I, H=H)
     res = rnn_forward(p["x"], p["weight_ih"], p["weight_hh"], p["bias"], p["h0"])
     hs = rnn_forward_ref(p["x"], p["weight_ih"], p["weight_hh"], p["bias"], p["h0"])

@@ -10,7 +10,7 @@ import pytest
 
 from cbptt import _elman, rnn_backward, rnn_forward
 
-from conftest import rel_err
+from conftest import rel_err, simd_level_fixture
 from reference import rnn_backward_ref, rnn_forward_ref
 
 threadpoolctl = pytest.importorskip("threadpoolctl", reason="threadpoolctl not installed")
@@ -18,14 +18,7 @@ threadpoolctl = pytest.importorskip("threadpoolctl", reason="threadpoolctl not i
 SIZES = [(1, 16), (5, 33), (32, 16), (37, 64), (8, 100), (32, 130)]
 
 
-@pytest.fixture(params=[0, 1, 2], ids=["baseline", "avx2", "avx512"])
-def simd_level(request):
-    used = _elman._limit_simd_level(request.param)
-    if used != request.param:
-        _elman._limit_simd_level(99)
-        pytest.skip(f"this CPU does not run SIMD level {request.param}")
-    yield used
-    _elman._limit_simd_level(99)
+simd_level = simd_level_fixture()
 
 
 def _problem(rng, B, H, T=7, I=8):

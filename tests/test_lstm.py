@@ -1,6 +1,8 @@
 """The LSTM layers (forget-gate and 1997 forms): forward and exact BPTT against
 finite differences, a NumPy reference, PyTorch, the carousel's error flow,
-float32, edge cases, the kernel-level wrappers and bad input."""
+float32, edge cases, the kernel-level wrappers and bad input. The exactness
+tests run at every instruction set the CPU offers (``isa_level``,
+conftest.py)."""
 import numpy as np
 import pytest
 
@@ -41,8 +43,8 @@ def run(p, forget_gate, with_state=True, **kw):
 @pytest.mark.parametrize("with_state", [True, False])
 @pytest.mark.parametrize("truncate", [None, 1, 2, 4])
 @pytest.mark.parametrize("with_grad_c", [False, True])
-def test_matches_numpy_reference(rng, forget_gate, with_state, truncate,
-                                 with_grad_c):
+def test_matches_numpy_reference(rng, isa_level, forget_gate, with_state,
+                                 truncate, with_grad_c):
     p = make_problem(rng, forget_gate=forget_gate)
     h0 = p["h0"] if with_state else None
     c0 = p["c0"] if with_state else None
@@ -95,8 +97,8 @@ def windowed_loss(p, params, forget_gate, truncate, with_grad_c):
 @pytest.mark.parametrize("with_state", [True, False])
 @pytest.mark.parametrize("truncate", [None, 2, 3])
 @pytest.mark.parametrize("with_grad_c", [False, True])
-def test_gradients_match_finite_differences(rng, forget_gate, with_state,
-                                            truncate, with_grad_c):
+def test_gradients_match_finite_differences(rng, isa_level, forget_gate,
+                                            with_state, truncate, with_grad_c):
     p = make_problem(rng, B=2, T=6, I=3, H=3, forget_gate=forget_gate)
     if not with_state:      # the gradient at the zero state
         p["h0"], p["c0"] = np.zeros_like(p["h0"]), np.zeros_like(p["c0"])
@@ -138,7 +140,7 @@ def test_delta_c_is_the_cell_state_gradient(rng, forget_gate, t):
 
 
 @pytest.mark.parametrize("forget_gate", FORMS)
-def test_saturated_output_gates(rng, forget_gate):
+def test_saturated_output_gates(rng, isa_level, forget_gate):
     """The backward pass takes tanh(c) as h / o unless o <= 1e-20; gates
     pinned on both sides of that threshold (and at o = 0 exactly) keep every
     unit's gradients at the reference's precision."""
@@ -201,7 +203,8 @@ def torch_lstm_loop(torch, p, forget_gate, truncate, with_grad_c):
 @pytest.mark.parametrize("forget_gate", FORMS)
 @pytest.mark.parametrize("truncate", [None, 2, 3])
 @pytest.mark.parametrize("with_grad_c", [False, True])
-def test_matches_torch_autograd_loop(rng, forget_gate, truncate, with_grad_c):
+def test_matches_torch_autograd_loop(rng, isa_level, forget_gate, truncate,
+                                     with_grad_c):
     torch = _torch()
     p = make_problem(rng, B=3, T=7, I=4, H=5, forget_gate=forget_gate)
     res = run(p, forget_gate)
@@ -303,7 +306,7 @@ def test_truncation_cuts_both_carries(rng, forget_gate):
 
 @pytest.mark.parametrize("forget_gate", FORMS)
 @pytest.mark.parametrize("truncate", [None, 3])
-def test_float32_stays_float32_and_agrees(rng, forget_gate, truncate):
+def test_float32_stays_float32_and_agrees(rng, isa_level, forget_gate, truncate):
     p = make_problem(rng, B=4, T=10, I=3, H=8, forget_gate=forget_gate)
     keys = ["x", "weight_ih", "weight_hh", "bias", "h0", "c0"]
     r64 = lstm_forward(*[p[k] for k in keys], forget_gate=forget_gate)
@@ -333,7 +336,7 @@ def test_mixed_dtypes_compute_in_float64(rng):
 @pytest.mark.parametrize("B,T,I,H", [(1, 1, 1, 1), (1, 5, 1, 1), (3, 1, 2, 4),
                                      (1, 3, 2, 1), (2, 4, 1, 3)])
 @pytest.mark.parametrize("truncate", [None, 1])
-def test_edge_sizes(rng, forget_gate, B, T, I, H, truncate):
+def test_edge_sizes(rng, isa_level, forget_gate, B, T, I, H, truncate):
     p = make_problem(rng, B=B, T=T, I=I, H=H, forget_gate=forget_gate)
     res = run(p, forget_gate)
     hs, cs, gates = lstm_forward_ref(p["x"], p["weight_ih"], p["weight_hh"],
