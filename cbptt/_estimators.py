@@ -56,6 +56,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from cbptt import _persistence
 from cbptt._activations import ACTIVATIONS
 from cbptt._cells import CELLS, make_cell
+from cbptt._docs import DOCS_URL
 from cbptt._network import (Network, NonFiniteError, OverflowInX,
                             SoftmaxCrossEntropy, SquaredError, Trainer,
                             Workspace, predict_raw)
@@ -496,7 +497,7 @@ _ATTRIBUTES = """
     n_features_in_ : int
         Features seen during fit (see Notes for 2-D input).
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Column names of a 2-D ``X`` given as a DataFrame with string names.
 
     n_outputs_ : int
@@ -631,6 +632,14 @@ class _BaseRNN(BaseEstimator):
     # Diagnostics that save() leaves out (ErrorFlow objects, NaN-padded
     # ratios): a loaded estimator lacks them; pickle keeps them.
     _transient_attributes = ("error_flow_", "error_flow_history_")
+
+    # scikit-learn's HTML repr (a notebook's view of an estimator) links the
+    # estimator to this page of the documentation site and each parameter to
+    # its entry there; sklearn.base fills in estimator_module ("cbptt", the
+    # module path up to the first private part) and estimator_name.
+    _doc_link_module = "cbptt"
+    _doc_link_template = (DOCS_URL + "api/generated/"
+                          "{estimator_module}.{estimator_name}.html")
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None,

@@ -201,7 +201,7 @@ class ErrorFlow:
         the factor by which the error's norm can grow at most from lag q-1
         to lag q (NaN at q = 0).
     step_factor_max : ndarray of shape (n_lags,) or None
-        Elman only: the largest single-path factor |f'(net_j(T-q)) w_ij| over
+        Elman only: the largest single-path factor ``|f'(net_j(T-q)) w_ij|`` over
         units i, j and samples (Hochreiter's per-connection factor).
     path_bound : ndarray of shape (n_lags,) or None
         Elman only: the mean over samples of the product of the sample's
@@ -600,7 +600,7 @@ def error_signals(X, layers, grad_h, *, cell="elman", activation="tanh",
     See Also
     --------
     error_flow : the decay of an error injected at the last step.
-    cbptt.plotting.plot_error_signals : a heat map of |delta|.
+    cbptt.plotting.plot_error_signals : a heat map of ``|delta|``.
 
     Examples
     --------

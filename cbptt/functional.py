@@ -89,8 +89,8 @@ RNNGradients = namedtuple(
     "RNNGradients", ["weight_ih", "weight_hh", "bias", "h0", "x", "delta"])
 RNNGradients.__doc__ = """Gradients of the loss returned by :func:`rnn_backward`.
 
-Fields
-------
+Attributes
+----------
 weight_ih : ndarray of shape (H, I)
 weight_hh : ndarray of shape (H, H)
 bias : ndarray of shape (H,)
@@ -535,8 +535,8 @@ CECGradients = namedtuple(
     "CECGradients", ["weight_ih", "bias", "h0", "x", "delta"])
 CECGradients.__doc__ = """Gradients of the loss returned by :func:`cec_backward`.
 
-Fields
-------
+Attributes
+----------
 weight_ih : ndarray of shape (H, I)
 bias : ndarray of shape (H,)
 h0 : ndarray of shape (batch, H)
@@ -615,8 +615,8 @@ LSTMGradients = namedtuple(
     ["weight_ih", "weight_hh", "bias", "h0", "c0", "x", "delta", "delta_c"])
 LSTMGradients.__doc__ = """Gradients of the loss returned by :func:`lstm_backward`.
 
-Fields
-------
+Attributes
+----------
 weight_ih : ndarray of shape (G*H, I)
 weight_hh : ndarray of shape (G*H, H)
 bias : ndarray of shape (G*H,)

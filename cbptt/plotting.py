@@ -239,7 +239,7 @@ def plot_loss_curve(curves, *, labels=None, baseline=None, log=True, ax=None,
 
 def plot_error_signals(signals, *, layer=0, sample=0, which="delta", ax=None,
                        log=True, path=None, title=None):
-    """A heat map of |delta| over time (x) and units (y) for one sequence.
+    """A heat map of ``|delta|`` over time (x) and units (y) for one sequence.
 
     Parameters
     ----------

@@ -584,23 +584,6 @@ def test_estimators_inconsistent_files_are_refused(tmp_path, change, words):
 
 
 @needs_estimators
-def test_readme_errors_and_safety_examples_run(tmp_path, monkeypatch):
-    """Every Python block of README.md's "Errors and safety" section runs."""
-    import re
-    import warnings
-    text = open(os.path.join(os.path.dirname(__file__), os.pardir,
-                             "README.md")).read()
-    section = text.split("\n## Errors and safety\n", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
-    assert any("cbptt.load" in b for b in blocks)
-    monkeypatch.chdir(tmp_path)
-    for i, block in enumerate(blocks):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            exec(compile(block, f"README Errors and safety block {i}", "exec"), {})
-
-
-@needs_estimators
 def test_file_from_before_later_parameters_loads_with_their_old_behaviour(tmp_path):
     """A file written before record_error_flow and on_nonfinite existed
     (no such keys in its params) loads with the values that keep the old
