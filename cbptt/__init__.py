@@ -27,6 +27,9 @@ __all__ += ["CECForwardResult", "CECGradients", "LSTMForwardResult",
 from cbptt._estimators import RNNClassifier, RNNRegressor  # noqa: E402
 
 __all__ += ["RNNClassifier", "RNNRegressor"]
+from cbptt.preprocessing import SequenceScaler  # noqa: E402
+
+__all__ += ["SequenceScaler"]
 # Safe persistence (issue 6): est.save(path) writes, cbptt.load(path) reads.
 from cbptt._persistence import load  # noqa: E402
 

@@ -61,8 +61,9 @@ from cbptt._network import (Network, NonFiniteError, OverflowInX,
                             SoftmaxCrossEntropy, SquaredError, Trainer,
                             Workspace, predict_raw)
 from cbptt._optim import Optimizer
-from cbptt._sequences import (check_real_numbers, checked_array,
-                              sequence_targets, validate_sequences)
+from cbptt._sequences import (check_real_numbers, check_target_shape,
+                              checked_array, sample_weights, sequence_targets,
+                              validate_sequences)
 from cbptt._train import gather_batch_first
 
 __all__ = ["RNNRegressor", "RNNClassifier"]
@@ -135,10 +136,12 @@ def _as_numpy(value):
     return np.asarray(value)
 
 
-def _training_loss(est, net, params, seqs, targets, n_train):
-    """The training loss (mean loss plus the L2 penalty, float64) of the
-    weights ``params`` on every training sequence, or None when a
-    prediction left the dtype's range (:class:`OverflowInX`)."""
+def _training_loss(est, net, params, seqs, targets, l2_div, weights=None):
+    """The training loss (mean loss, weighted by ``weights`` (a
+    :class:`SampleWeights` or None), plus the L2 penalty ``alpha/2 |w|^2 /
+    l2_div``, float64) of the weights ``params`` on every training
+    sequence, or None when a prediction left the dtype's range
+    (:class:`OverflowInX`)."""
     output = est._arch["output"]
     try:
         z = predict_raw(net, params, seqs.data, seqs.lengths, output,
@@ -153,6 +156,10 @@ def _training_loss(est, net, params, seqs, targets, n_train):
         mask = seqs.valid_mask().T
     z = z[mask]
     y = np.asarray(targets)[mask] if output == "sequence" else targets
+    sw = None
+    if weights is not None:
+        sw = np.asarray(weights.rows, np.float64)
+        sw = sw.reshape(mask.shape)[mask] if output == "sequence" else sw
     with np.errstate(over="ignore", invalid="ignore"):
         if isinstance(est._loss(), SoftmaxCrossEntropy):
             codes = np.asarray(y).reshape(-1).astype(np.intp)
@@ -162,11 +169,13 @@ def _training_loss(est, net, params, seqs, targets, n_train):
         else:
             y = np.asarray(y, np.float64).reshape(z.shape)
             losses = 0.5 * ((z - y) ** 2).sum(axis=1)
+        mean = (losses.mean() if sw is None
+                else float(sw @ losses) / float(sw.sum()))
         w = params[:net.n_decay].astype(np.float64)
-        return float(losses.mean() + 0.5 * est.alpha * (w @ w) / n_train)
+        return float(mean + 0.5 * est.alpha * (w @ w) / l2_div)
 
 
-def _fall_back(est, net, params, opt, seqs, targets, n_train, snaps):
+def _fall_back(est, net, params, opt, seqs, targets, l2_div, weights, snaps):
     """After a divergence: put the most recent of ``snaps`` (the weights and
     optimizer state at the start of the failed epoch, of the epoch before,
     of the call; None where there is none) whose training loss and
@@ -178,7 +187,8 @@ def _fall_back(est, net, params, opt, seqs, targets, n_train, snaps):
         if snap is None or id(snap) in seen:
             continue
         seen.add(id(snap))
-        loss = _training_loss(est, net, snap[0], seqs, targets, n_train)
+        loss = _training_loss(est, net, snap[0], seqs, targets, l2_div,
+                              weights)
         if loss is None or not np.isfinite(loss):
             continue
         drop = est.n_iter_ if back == 2 else back
@@ -300,6 +310,19 @@ def _check_coef_shapes(cell, n_features, hidden, n_outputs, coefs):
             if not isinstance(a, np.ndarray) or a.shape != tuple(shape):
                 raise ValueError(f"coefs_[{k}][{name!r}] has shape "
                                  f"{np.shape(a)}; expected {tuple(shape)}")
+
+
+def _validation_weights(weights, idx_val):
+    """The sample weights of the validation sequences ``idx_val`` (as
+    ``weights.rows``); refused when they are all zero (the validation score
+    would be undefined)."""
+    rows = weights.rows[idx_val]
+    if not rows.sum() > 0:
+        raise ValueError("sample_weight is zero for every validation sequence "
+                         "of early_stopping; change random_state or "
+                         "validation_fraction, or give more sequences a "
+                         "positive weight")
+    return rows
 
 
 class _Interrupt:
@@ -558,9 +581,18 @@ _NOTES = """
     Notes
     -----
     **Input.** ``X`` is a 3-D array ``(n_samples, n_timesteps, n_features)``,
-    a 2-D array ``(n_samples, n_timesteps)`` of univariate series (the
-    convention of tslearn and aeon), or a list of ``(n_timesteps_i,
-    n_features)`` arrays of different lengths. Variable lengths may also be
+    a 2-D array ``(n_samples, n_timesteps)`` of univariate series, or a list
+    of ``(n_timesteps_i, n_features)`` arrays of different lengths: always
+    channels-last, time before features, as in tslearn and Keras. aeon and
+    sktime hold series channels-first, ``(n_cases, n_channels,
+    n_timepoints)``; read as cbptt's layout, their channels would be time
+    steps and their time points features, so convert them first:
+    ``X.transpose(0, 2, 1)``, and for aeon's list of unequal-length
+    ``(n_channels, n_timepoints_i)`` arrays ``[x.T for x in X]``. A feature
+    count that does not match the fitted one is an error that says how
+    ``X`` was read. :class:`cbptt.preprocessing.SequenceScaler` standardises
+    each feature over all steps (in a Pipeline before the estimator).
+    Variable lengths may also be
     given as trailing NaN padding (every feature of every step after a
     sequence's end). Padded steps change no state that is ever read and add
     no loss; with ``output="last"`` each sequence is read at its own last
@@ -624,6 +656,33 @@ _NOTES = """
     Kingma, D. P. and Ba, J. (2015). Adam: a method for stochastic
     optimization. ICLR.
 """
+
+
+# fit's X and sample_weight, shared by both estimators' fit docstrings.
+_FIT_X = """\
+        X : array-like of shape (n_samples, n_timesteps, n_features) or \
+(n_samples, n_timesteps), or list of (n_timesteps_i, n_features) arrays
+            The input sequences, channels-last: axis 1 is time, axis 2 the
+            features of a step (variable lengths as a list or as trailing
+            NaN padding). A 2-D ``X`` is ``n_samples`` univariate series.
+            Data of aeon or sktime is channels-first, ``(n_cases,
+            n_channels, n_timepoints)``: pass ``X.transpose(0, 2, 1)`` (a
+            list of ``(n_channels, n_timepoints_i)`` arrays: ``[x.T for x
+            in X]``)."""
+
+_SAMPLE_WEIGHT = """\
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the sequences: the loss is the weighted mean
+            ``sum_n w_n l_n / sum_n w_n`` over the targets (each step of a
+            sequence takes its weight with ``output="sequence"``), and the
+            L2 term of a mini-batch is divided by its summed weight instead
+            of its size, as in scikit-learn's MLP, so an integer weight
+            counts as that many copies of the sequence and a weight of 0
+            drops it. With ``output="sequence"`` also one weight per step:
+            ``(n_samples, n_timesteps)``, or a list of ``(n_timesteps_i,)``
+            arrays for list ``X``. Early stopping weights the validation
+            score the same way. Weights must be finite and non-negative,
+            with a positive sum."""
 
 
 class _BaseRNN(BaseEstimator):
@@ -748,7 +807,7 @@ class _BaseRNN(BaseEstimator):
             _VALIDATED_PARAMS[(cls, names, key)] = True
         return None
 
-    def _fit(self, X, y, incremental, classes=None):
+    def _fit(self, X, y, incremental, classes=None, sample_weight=None):
         if incremental:
             # scikit-learn's _fit_context skips the validation in partial_fit
             # once fitted; the parameters may have changed since (set_params).
@@ -758,7 +817,8 @@ class _BaseRNN(BaseEstimator):
         # items are kept too, and put back into the same list objects.
         items = {k: list(v) for k, v in saved.items() if isinstance(v, list)}
         try:
-            interrupted = self._fit_unsafe(X, y, incremental, classes)
+            interrupted = self._fit_unsafe(X, y, incremental, classes,
+                                           sample_weight)
         except BaseException:
             # Also a KeyboardInterrupt before any update finished.
             self.__dict__.clear()
@@ -770,7 +830,7 @@ class _BaseRNN(BaseEstimator):
             warnings.warn(interrupted, UserWarning)
         return self
 
-    def _fit_unsafe(self, X, y, incremental, classes):
+    def _fit_unsafe(self, X, y, incremental, classes, sample_weight=None):
         self._before_fit(incremental, classes)
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True; "
@@ -787,6 +847,7 @@ class _BaseRNN(BaseEstimator):
                              "but the target y is None")
         targets, n_outputs = self._encode_targets(y, seqs, cold, incremental,
                                                   classes)
+        weights = sample_weights(sample_weight, seqs, self._arch_output(cold))
         # Making a seeded RandomState costs about 0.1 ms: a warm fit that
         # draws nothing (no shuffling, no validation split) makes none (see
         # _fit_epochs). An invalid random_state still raises here.
@@ -819,7 +880,7 @@ class _BaseRNN(BaseEstimator):
         with _Interrupt(opt) as interrupt:
             try:
                 self._fit_epochs(net, params, opt, seqs, targets, rng,
-                                 incremental, interrupt)
+                                 incremental, interrupt, weights)
             except KeyboardInterrupt:
                 if not interrupt.updated:
                     raise                   # nothing to keep: roll back
@@ -936,7 +997,7 @@ class _BaseRNN(BaseEstimator):
         return min(self.batch_size, n)
 
     def _fit_epochs(self, net, params, opt, seqs, targets, rng, incremental,
-                    interrupt):
+                    interrupt, weights=None):
         n = seqs.n_samples
         if rng is None and (self.early_stopping or self.shuffle):
             rng = check_random_state(self.random_state)
@@ -948,9 +1009,21 @@ class _BaseRNN(BaseEstimator):
                 raise ValueError(
                     f"the validation set has {idx_val.size} sequence(s); "
                     "increase validation_fraction or the number of samples")
-            val = (seqs.take(idx_val), targets[idx_val])
+            val = (seqs.take(idx_val), targets[idx_val],
+                   None if weights is None else
+                   _validation_weights(weights, idx_val))
             best_params = params.copy()
         n_train = idx_train.size
+        # The L2 term's divisor: sequences, or their summed weights.
+        l2_div = n_train
+        if weights is not None:
+            w_rows, w_seq = weights.rows, weights.per_sequence
+            l2_div = float(w_seq[idx_train].sum())
+            if not l2_div > 0:
+                raise ValueError("sample_weight is zero for every training "
+                                 "sequence (after the validation split); "
+                                 "give some training sequences a positive "
+                                 "weight")
         B = self._batch_size(n_train)
         _, T, F = seqs.data.shape
         k = self.bptt_truncate
@@ -966,6 +1039,8 @@ class _BaseRNN(BaseEstimator):
             targets = np.ascontiguousarray(targets).reshape(n, T, -1)
             K = targets.shape[2]
             ybuf = np.empty(T * B * K, targets.dtype)
+            if weights is not None:
+                wbuf = np.empty(T * B, params.dtype)
         n_epochs = 1 if incremental else self.max_iter
         if not incremental:
             self.n_iter_ = 0
@@ -994,10 +1069,17 @@ class _BaseRNN(BaseEstimator):
                     else:
                         yb = ybuf[:Tb * Bc * K].reshape(Tb, Bc, K)
                         gather_batch_first(targets, rows, None, yb)
-                    s_b, n_b = trainer.batch(xb, lb, yb)
+                    if weights is None:
+                        s_b, n_b = trainer.batch(xb, lb, yb)
+                    else:
+                        s_b, n_b = trainer.batch(
+                            xb, lb, yb, *self._batch_weights(
+                                w_rows, w_seq, rows, lb, Tb,
+                                None if last else wbuf))
                     total += s_b
                     count += n_b
-                    l2 += half_alpha * opt.weight_sq
+                    if n_b:             # an all-zero-weight batch: no update
+                        l2 += half_alpha * opt.weight_sq
                     interrupt.checkpoint(epoch, s // B + 1)
                 if not np.isfinite(params).all():
                     raise NonFiniteError("weights")
@@ -1013,7 +1095,7 @@ class _BaseRNN(BaseEstimator):
                         f"estimator is left as it was before this call. {remedy}"
                     ) from None
                 kept = _fall_back(self, net, params, opt, seqs, targets,
-                                  n_train, [snap, prev, first])
+                                  l2_div, weights, [snap, prev, first])
                 if kept is None:
                     raise FloatingPointError(
                         f"Training stopped in epoch {epoch}: the {exc.what} "
@@ -1029,7 +1111,7 @@ class _BaseRNN(BaseEstimator):
                     f"and predictions are finite were kept ({kept}). {remedy}",
                     ConvergenceWarning)
                 break
-            loss = total / max(count, 1) + l2 / n_train
+            loss = (total / count if count > 0 else 0.0) + l2 / l2_div
             self.n_iter_ += 1
             self.loss_ = loss
             self.loss_curve_.append(loss)
@@ -1110,14 +1192,33 @@ class _BaseRNN(BaseEstimator):
             out[pad] = fill
         return out
 
-    def _score_internal(self, net, params, seqs, targets):
-        """The validation score (R^2 or accuracy) on encoded targets."""
+    def _score_internal(self, net, params, seqs, targets, weight=None):
+        """The validation score (R^2 or accuracy) on encoded targets,
+        weighted by ``weight`` (as ``weights.rows``) when given."""
         z = predict_raw(net, params, seqs.data, seqs.lengths,
                         self._arch["output"], batch_first=True)
         if self._arch["output"] == "last":
-            return self._score_values(z, targets)
+            return self._score_values(z, targets, weight)
         mask = seqs.valid_mask()
-        return self._score_values(z[mask], np.swapaxes(targets, 0, 1)[mask])
+        # seqs.take trimmed the validation sequences to their longest; the
+        # targets (and weights) still span the training set's steps.
+        T = mask.shape[0]
+        if weight is not None:
+            weight = np.swapaxes(weight[:, :T], 0, 1)[mask].reshape(-1)
+        return self._score_values(
+            z[mask], np.swapaxes(targets[:, :T], 0, 1)[mask], weight)
+
+    @staticmethod
+    def _batch_weights(w_rows, w_seq, rows, lengths, T, wbuf):
+        """A mini-batch's sample weights for :meth:`Trainer.batch`: the rows'
+        weights (time-major ``(T, B, 1)`` in ``wbuf`` for output="sequence")
+        and the L2 divisor ``sum_b w_b``."""
+        if wbuf is None:
+            wb = w_rows[rows]
+        else:
+            wb = wbuf[:T * rows.size].reshape(T, rows.size, 1)
+            gather_batch_first(w_rows, rows, lengths, wb)
+        return wb, float(w_seq[rows].sum())
 
     def _make_coefs(self):
         layers, out = self._net.views(self._params)
@@ -1511,12 +1612,11 @@ __NOTES__
         check_real_numbers(y, "y")
         dtype = seqs.dtype
         if self._arch_output(cold) == "last":
+            check_target_shape(y, (1, 2), "with output='last' (n_samples,) "
+                               "or (n_samples, n_outputs): one target per "
+                               "sequence")
             y = checked_array(y, dtype, ndims=(1, 2), finite=True,
                               ensure_2d=False, input_name="y")
-            if y.ndim not in (1, 2):
-                raise ValueError(f"y has {y.ndim} dimensions with shape "
-                                 f"{y.shape}; with output='last' expected "
-                                 "(n_samples,) or (n_samples, n_outputs)")
             if y.shape[0] != seqs.n_samples:
                 raise ValueError("Found input variables with inconsistent "
                                  f"numbers of samples: [{seqs.n_samples}, "
@@ -1544,38 +1644,53 @@ __NOTES__
         return np.ascontiguousarray(y2, dtype=dtype), y2.shape[-1]
 
     @staticmethod
-    def _score_values(z, y):
-        return r2_score(y, z)
+    def _score_values(z, y, sample_weight=None):
+        return r2_score(y, z, sample_weight=sample_weight)
 
     @staticmethod
     def _steps_prediction(z):
         return z
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the network to sequences ``X`` and targets ``y``.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_timesteps, n_features) or \
-(n_samples, n_timesteps), or list of (n_timesteps_i, n_features) arrays
-            The input sequences (variable lengths as a list or as trailing
-            NaN padding).
+__FIT_X__
         y : array-like
             ``(n_samples,)`` or ``(n_samples, n_outputs)`` with
             ``output="last"``; ``(n_samples, n_timesteps)`` or
             ``(n_samples, n_timesteps, n_outputs)`` (or a list of
             ``(n_timesteps_i, ...)`` arrays) with ``output="sequence"``.
+__SAMPLE_WEIGHT__
 
         Returns
         -------
         self : object
             The fitted estimator.
+
+        Examples
+        --------
+        An integer weight counts as that many copies of the sequence (here
+        every fit is one mini-batch of all the sequences):
+
+        >>> import numpy as np
+        >>> from cbptt import RNNRegressor
+        >>> X = np.random.default_rng(0).standard_normal((16, 8, 2))
+        >>> y = X.sum(axis=(1, 2))
+        >>> w = np.r_[np.full(8, 2.0), np.ones(8)]     # the first half twice
+        >>> kw = dict(hidden_layer_sizes=(8,), max_iter=3, shuffle=False,
+        ...           random_state=0)
+        >>> weighted = RNNRegressor(**kw).fit(X, y, sample_weight=w)
+        >>> repeated = RNNRegressor(**kw).fit(np.r_[X[:8], X], np.r_[y[:8], y])
+        >>> bool(np.allclose(weighted.predict(X), repeated.predict(X)))
+        True
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """Train one epoch on ``X, y``, continuing the fitted network.
 
         Parameters
@@ -1584,13 +1699,15 @@ __NOTES__
             As for :meth:`fit`.
         y : array-like
             As for :meth:`fit`.
+        sample_weight : array-like of shape (n_samples,), default=None
+            As for :meth:`fit`.
 
         Returns
         -------
         self : object
             The updated estimator.
         """
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def predict(self, X):
         """Predict with the fitted network.
@@ -1699,6 +1816,14 @@ __NOTES__
     def _encode_targets(self, y, seqs, cold, incremental, classes):
         output = self._arch_output(cold)
         if output == "last":
+            shape = check_target_shape(
+                y, (1, 2), "with output='last' (n_samples,): one label per "
+                "sequence (or (n_samples, 1))")
+            if len(shape) == 2 and shape[1] != 1:
+                raise ValueError(f"y has shape {shape}; with output='last' "
+                                 "expected (n_samples,): one label per "
+                                 "sequence (multi-output classification is "
+                                 "not supported)")
             y = column_or_1d(y, warn=True)
             if y.shape[0] != seqs.n_samples:
                 raise ValueError("Found input variables with inconsistent "
@@ -1737,33 +1862,32 @@ __NOTES__
         full[valid] = codes
         return full, self.classes_.size
 
-    def _score_values(self, z, codes):
-        return float(np.mean(np.argmax(z, axis=-1) == codes))
+    def _score_values(self, z, codes, sample_weight=None):
+        return float(np.average(np.argmax(z, axis=-1) == codes,
+                                weights=sample_weight))
 
     def _steps_prediction(self, z):
         return self.classes_[np.argmax(z, axis=-1)]
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the network to sequences ``X`` and labels ``y``.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_timesteps, n_features) or \
-(n_samples, n_timesteps), or list of (n_timesteps_i, n_features) arrays
-            The input sequences (variable lengths as a list or as trailing
-            NaN padding).
+__FIT_X__
         y : array-like
             Labels of any type: ``(n_samples,)`` with ``output="last"``,
             ``(n_samples, n_timesteps)`` (or a list of ``(n_timesteps_i,)``
             arrays) with ``output="sequence"``.
+__SAMPLE_WEIGHT__
 
         Returns
         -------
         self : object
             The fitted estimator.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     def generate(self, seed_text, n_chars=200, temperature=1.0, *, codec=None,
                  random_state=None):
@@ -1797,7 +1921,7 @@ __NOTES__
                                          codec=codec, random_state=random_state)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Train one epoch on ``X, y``, continuing the fitted network.
 
         Parameters
@@ -1809,13 +1933,16 @@ __NOTES__
         classes : array-like of shape (n_classes,), default=None
             Every class of the whole data set; required on the first call,
             ignored afterwards.
+        sample_weight : array-like of shape (n_samples,), default=None
+            As for :meth:`fit`.
 
         Returns
         -------
         self : object
             The updated estimator.
         """
-        return self._fit(X, y, incremental=True, classes=classes)
+        return self._fit(X, y, incremental=True, classes=classes,
+                         sample_weight=sample_weight)
 
     def predict_proba(self, X):
         """Class probabilities (softmax of the output layer).
@@ -1913,3 +2040,5 @@ for _cls, _score in ((RNNRegressor, "R^2"), (RNNClassifier, "accuracy")):
                     .replace("__NOTES__", _NOTES)
                     .replace("__ATTRIBUTES__",
                              _ATTRIBUTES.format(score=_score).strip("\n")))
+    _cls.fit.__doc__ = (_cls.fit.__doc__.replace("__FIT_X__", _FIT_X)
+                        .replace("__SAMPLE_WEIGHT__", _SAMPLE_WEIGHT))

@@ -22,7 +22,11 @@ Contract
   ``output="sequence"`` at every valid step. Losses are means over the N
   targets of the update: ``SquaredError`` is ``1/(2N) sum_n ||z_n - y_n||^2``
   (scikit-learn MLP's convention), ``SoftmaxCrossEntropy`` is
-  ``-1/N sum_n log softmax(z_n)[y_n]``.
+  ``-1/N sum_n log softmax(z_n)[y_n]``. With sample weights ``w_n`` both
+  become weighted means, ``sum_n w_n l_n / sum_n w_n``, and the L2
+  coefficient ``alpha / B`` becomes ``alpha / sum_b w_b`` over the batch's
+  sequences (as in scikit-learn's MLP), so integer weights are repeated
+  sequences.
 * Work memory. :class:`Workspace` allocates flat buffers once (per fit or per
   predict call) for the largest ``(T, B)``; smaller batches, shorter
   sequences and truncation windows use C-contiguous views of their prefixes.
@@ -277,7 +281,7 @@ class Trainer:
         self.optimizer = optimizer
         self.ws = workspace
 
-    def batch(self, x, lengths, target):
+    def batch(self, x, lengths, target, weight=None, size=None):
         """Train on one mini-batch; returns (sum of the target losses, N targets).
 
         ``x (T, B, F)`` is a C-contiguous batch (zero beyond ``lengths``);
@@ -286,10 +290,17 @@ class Trainer:
         ``output="sequence"``. Every window of
         truncated BPTT makes its own update; the state it ends in (computed
         with the weights before that update) starts the next window.
+
+        ``weight`` (sample weights, of the parameters' dtype): ``(B,)`` for
+        ``output="last"``, ``(T, B, 1)`` for ``output="sequence"``; the loss
+        is then the weighted mean, and the sum returned is weighted and ``N``
+        is the targets' summed weight. ``size`` replaces ``B`` in the L2
+        coefficient ``alpha / size`` (the batch's summed sequence weights).
+        A window whose targets all have weight 0 makes no update.
         """
         T, B = x.shape[0], x.shape[1]
         k = self.truncate if self.truncate else T
-        self.optimizer.begin_batch(B)
+        self.optimizer.begin_batch(B if size is None else size)
         total, count = 0.0, 0
         for t0 in range(0, T, k):
             t1 = min(T, t0 + k)
@@ -298,9 +309,9 @@ class Trainer:
             xw = x[t0:t1] if k < T else x
             forward_stack(self.net, self.p_layers, xw, v, states)
             if self.last:
-                s, n = self._last_head(v, lengths, target, t0, t1, T)
+                s, n = self._last_head(v, lengths, target, t0, t1, T, weight)
             else:
-                s, n = self._sequence_head(v, lengths, target, t0, t1)
+                s, n = self._sequence_head(v, lengths, target, t0, t1, weight)
             if n:
                 if not math.isfinite(s):
                     raise NonFiniteError("loss")
@@ -320,15 +331,20 @@ class Trainer:
     def _final_states(self, v):
         return [self.net.cell.final_state(buf) for buf in v.layers]
 
-    def _head(self, h_rows, target, valid, d_h):
+    def _head(self, h_rows, target, valid, d_h, weight):
         z, _ = self.ws.head_buffers(h_rows.shape[0])
         y, codes = (None, target) if self._codes else (target, None)
-        return _train.dense_head(h_rows, self.p_out["weight"],
-                                 self.p_out["bias"], y, codes, valid,
-                                 self.loss.code, z, self.g_out["weight"],
-                                 self.g_out["bias"], d_h)
+        if weight is None:
+            return _train.dense_head(h_rows, self.p_out["weight"],
+                                     self.p_out["bias"], y, codes, valid,
+                                     self.loss.code, z, self.g_out["weight"],
+                                     self.g_out["bias"], d_h)
+        return _train.dense_head_weighted(
+            h_rows, self.p_out["weight"], self.p_out["bias"], y, codes, valid,
+            self.loss.code, z, self.g_out["weight"], self.g_out["bias"], d_h,
+            weight)
 
-    def _last_head(self, v, lengths, target, t0, t1, T):
+    def _last_head(self, v, lengths, target, t0, t1, T, weight):
         """Loss at each sequence's last step inside the window [t0, t1)."""
         h = v.layers[-1]["h"]
         if lengths is None:
@@ -336,19 +352,20 @@ class Trainer:
                 return 0.0, 0
             t = h.shape[0] - 1
             self._rows_t, self._rows_b = t, slice(None)
-            return self._head(h[t], target, None, v.grad_top[t])
+            return self._head(h[t], target, None, v.grad_top[t], weight)
         t_last = lengths - 1
         rows = np.flatnonzero((t_last >= t0) & (t_last < t1))
         if rows.size == 0:
             return 0.0, 0
         t = t_last[rows] - t0
         _, d_h = self.ws.head_buffers(rows.size)
-        s, n = self._head(h[t, rows], target[rows], None, d_h)
+        s, n = self._head(h[t, rows], target[rows], None, d_h,
+                          None if weight is None else weight[rows])
         v.grad_top[t, rows] = d_h
         self._rows_t, self._rows_b = t, rows
         return s, n
 
-    def _sequence_head(self, v, lengths, target, t0, t1):
+    def _sequence_head(self, v, lengths, target, t0, t1, weight):
         """Loss at every valid step of the window [t0, t1)."""
         h = v.layers[-1]["h"]
         Tw, B, H = h.shape
@@ -359,8 +376,10 @@ class Trainer:
         if lengths is not None:
             valid = (np.arange(t0, t1)[:, None] < lengths[None, :]).ravel()
             valid = valid.view(np.uint8)
+        if weight is not None:
+            weight = weight[t0:t1].reshape(Tw * B)
         return self._head(h.reshape(Tw * B, H), y, valid,
-                          v.grad_top.reshape(Tw * B, H))
+                          v.grad_top.reshape(Tw * B, H), weight)
 
 
 def _preact_worst(p, x_max, h_in):

@@ -61,7 +61,8 @@ class Optimizer:
         self.weight_sq = 0.0
 
     def begin_batch(self, batch_size):
-        """Set the L2 coefficient for a mini-batch of ``batch_size`` sequences."""
+        """Set the L2 coefficient for a mini-batch of ``batch_size`` sequences
+        (with sample weights: their summed weight)."""
         self._decay = self.alpha / batch_size
 
     def step(self, params, grads):

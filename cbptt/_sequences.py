@@ -5,11 +5,19 @@ Contract
 Accepted ``X``:
 
 * a 3-D array ``(n_samples, n_timesteps, n_features)``;
-* a 2-D array ``(n_samples, n_timesteps)``: ``n_samples`` univariate series
-  (the convention of tslearn and aeon). As for every scikit-learn estimator
-  on 2-D data, ``n_features_in_`` is then ``X.shape[1]`` and later calls
-  with 2-D data must have as many columns;
+* a 2-D array ``(n_samples, n_timesteps)``: ``n_samples`` univariate series.
+  As for every scikit-learn estimator on 2-D data, ``n_features_in_`` is
+  then ``X.shape[1]`` and later calls with 2-D data must have as many
+  columns;
 * a list of ``(T_i, n_features)`` (or ``(T_i,)``) arrays of different lengths.
+
+The layout is channels-last, time before features, as in tslearn and Keras;
+aeon and sktime hold series channels-first, ``(n_cases, n_channels,
+n_timepoints)`` (``X.transpose(0, 2, 1)`` converts; a list of
+``(n_channels, n_timepoints_i)`` arrays: ``[x.T for x in X]``). Errors about
+a number of dimensions, features or steps name ``X``, say how its axes were
+read and which shapes are accepted, and point at the conversion when the
+data looks channels-first.
 
 Variable lengths may also be given as trailing-NaN padding: the steps after
 a sequence's last step are NaN in every feature. NaN anywhere else, and
@@ -230,8 +238,20 @@ def _list_to_padded(X, dtype):
         arrays.append(a)
     n_feat = {a.shape[1] for a in arrays}
     if len(n_feat) > 1:
-        raise ValueError("the sequences of X have different numbers of "
-                         f"features {sorted(n_feat)}; expected one number")
+        shown = sorted(n_feat)
+        shown = (str(shown) if len(shown) <= 6 else
+                 "[" + ", ".join(map(str, shown[:5])) + ", ...]")
+        msg = ("the sequences of X have different numbers of features "
+               f"{shown}; expected one number: a list X holds "
+               "(n_timesteps_i, n_features) arrays, time steps in rows "
+               "(channels-last)")
+        rows = {a.shape[0] for a in arrays}
+        if len(rows) == 1:
+            msg += (f". Every array has {rows.pop()} rows and the columns "
+                    "differ: this looks like channels-first series "
+                    "(n_channels, n_timepoints_i), as aeon and sktime hold "
+                    "unequal-length data; pass [x.T for x in X]")
+        raise ValueError(msg)
     if dtype is None:
         dtype = (np.float32 if all(a.dtype == np.float32 for a in arrays)
                  else np.float64)
@@ -319,6 +339,65 @@ def _check_3d(X, dtype):
     return X
 
 
+X_SHAPES = ("a 3-D array (n_samples, n_timesteps, n_features), a 2-D array "
+            "(n_samples, n_timesteps) of univariate series, or a list of "
+            "(n_timesteps_i, n_features) or (n_timesteps_i,) arrays")
+
+
+def _refuse_ndim(X, ndim):
+    """X of a rank the estimators do not take: a ValueError naming it, the
+    shapes accepted and the likely reshape."""
+    if X is None:
+        raise ValueError(f"X is None; expected {X_SHAPES}")
+    msg = (f"X has {ndim} dimension{'s' if ndim != 1 else ''} with shape "
+           f"{np.asarray(X).shape}; expected {X_SHAPES}")
+    if ndim == 1:
+        msg += (". Reshape your data: X.reshape(1, -1) if it is one "
+                "univariate series, X.reshape(1, -1, 1) likewise as 3-D")
+    elif ndim > 3:
+        msg += (". Reshape your data to (n_samples, n_timesteps, n_features),"
+                " e.g. drop an axis of length 1 with np.squeeze")
+    raise ValueError(msg)
+
+
+def _features_hint(X, layout, expected, fitted_layout):
+    """Why a feature count may not match: how ``X`` was read, and the
+    conversion when it looks channels-first."""
+    if layout == "3d":
+        hint = (f" A 3-D X is read channels-last, (n_samples, n_timesteps, "
+                f"n_features) = {X.shape}")
+        if X.shape[1] == expected:
+            hint += (f"; its axis 1 has the {expected} expected features: "
+                     "this looks like channels-first data (n_samples, "
+                     "n_channels, n_timepoints), as aeon and sktime hold "
+                     "series; pass X.transpose(0, 2, 1)")
+        else:
+            hint += ("; aeon's and sktime's channels-first (n_cases, "
+                     "n_channels, n_timepoints) converts with "
+                     "X.transpose(0, 2, 1)")
+    else:
+        hint = (" A list X holds (n_timesteps_i, n_features) arrays, time "
+                "steps in rows (channels-last); channels-first "
+                "(n_channels, n_timepoints_i) arrays convert with "
+                "[x.T for x in X]")
+    if fitted_layout == "2d":
+        hint += (". It was fitted on 2-D X, which is (n_samples, "
+                 "n_timesteps) univariate series: one feature per step")
+    return hint + "."
+
+
+def _two_d_columns_hint(estimator, name):
+    """Appended to scikit-learn's "X has n features, but ... is expecting m
+    features" for 2-D X: its columns are time steps."""
+    m = estimator.n_features_in_
+    return (f" A 2-D X is read as (n_samples, n_timesteps) univariate "
+            f"series: {name} was fitted on 2-D X of {m} time steps, and 2-D "
+            "X must keep that number of columns (n_features_in_, as for "
+            "every scikit-learn estimator). Series of another length go in "
+            "as X[:, :, None], shape (n_samples, n_timesteps, 1), or as a "
+            "list of 1-D arrays.")
+
+
 def validate_sequences(estimator, X, *, reset, dtype=None):
     """Check ``X`` and pack it time-major (see the module docstring).
 
@@ -339,10 +418,15 @@ def validate_sequences(estimator, X, *, reset, dtype=None):
     name = type(estimator).__name__
     original = X
     check_real_numbers(X)
-    if _is_ragged(X):
+    ndim = None
+    if not _is_ragged(X):
+        ndim = _ndim(X)
+        if ndim not in (2, 3):
+            _refuse_ndim(X, ndim)
+    if ndim is None:
         layout = "list"
         X = _list_to_padded(X, dtype)
-    elif _ndim(X) == 3:
+    elif ndim == 3:
         layout = "3d"
         X = _check_3d(X, dtype)
     else:
@@ -351,7 +435,13 @@ def validate_sequences(estimator, X, *, reset, dtype=None):
         kwargs = dict(dtype=FLOATS if dtype is None else dtype,
                       ensure_all_finite=False)
         if reset or fitted_2d:
-            X = validate_data(estimator, X, reset=reset, **kwargs)
+            try:
+                X = validate_data(estimator, X, reset=reset, **kwargs)
+            except ValueError as exc:
+                if reset or "is expecting" not in str(exc):
+                    raise
+                raise ValueError(str(exc) + _two_d_columns_hint(
+                    estimator, name)) from None
         else:
             X = check_array(X, input_name="X", **kwargs)
         X = X[:, :, None]
@@ -372,7 +462,9 @@ def validate_sequences(estimator, X, *, reset, dtype=None):
                 f"{estimator._n_step_features})")
         raise ValueError(
             f"X has {n_features} features per time step, but {name} is "
-            f"expecting {estimator._n_step_features} features as input")
+            f"expecting {estimator._n_step_features} features as input."
+            + _features_hint(X, layout, estimator._n_step_features,
+                             getattr(estimator, "_input_layout", None)))
     X = np.ascontiguousarray(X)         # a copy only when X is strided
     try:
         lengths = _lengths_from_nan(X)
@@ -404,6 +496,22 @@ def _refuse_cast_overflow(original, X, layout):
             "but the cast overflowed to infinity in the model's float32 "
             f"(largest {float(np.finfo(np.float32).max):.3g}). Scale X down, "
             "or fit the model on float64 data")
+
+
+def check_target_shape(y, ndims, accepted, name="y"):
+    """Refuse targets whose number of dimensions is not in ``ndims`` (before
+    scikit-learn's checks, whose messages would name other shapes): a
+    ValueError naming ``name``, its shape and ``accepted``."""
+    try:
+        shape = np.asarray(y).shape      # np.shape: not for array-likes
+    except ValueError:                   # a ragged nested list
+        raise ValueError(f"{name} is a nested sequence of unequal lengths; "
+                         f"expected {accepted}") from None
+    if len(shape) not in ndims:
+        raise ValueError(f"{name} has {len(shape)} dimension"
+                         f"{'s' if len(shape) != 1 else ''} with shape "
+                         f"{shape}; expected {accepted}")
+    return shape
 
 
 def sequence_targets(y, seqs, name="y"):
@@ -444,3 +552,93 @@ def sequence_targets(y, seqs, name="y"):
             f"(n_samples, n_timesteps) = ({N}, {T}) or ({N}, {T}, n_outputs), "
             "one target per time step of X")
     return arr
+
+
+class SampleWeights:
+    """Validated sample weights of a fit (see :func:`sample_weights`).
+
+    ``rows``: the weights the loss reads, in the compute dtype: ``(N,)``, one
+    per sequence, with ``output="last"``; ``(N, T, 1)`` C-contiguous, one per
+    step (0 at padded steps), with ``output="sequence"``. ``per_sequence``
+    ``(N,)`` float64: each sequence's weight in the L2 coefficient
+    ``alpha / sum_b w_b`` of a mini-batch (the mean weight of its steps for
+    per-step weights).
+    """
+
+    __slots__ = ("rows", "per_sequence")
+
+    def __init__(self, rows, per_sequence):
+        self.rows = rows
+        self.per_sequence = per_sequence
+
+
+_WEIGHT_SHAPES = {
+    "last": "a scalar or an array of shape (n_samples,) = ({N},)",
+    "sequence": ("a scalar, an array of shape (n_samples,) = ({N},) (one "
+                 "weight per sequence) or (n_samples, n_timesteps) = ({N}, "
+                 "{T}) (one per step), or for list X a list of "
+                 "(n_timesteps_i,) arrays"),
+}
+
+
+def sample_weights(sample_weight, seqs, output):
+    """Check ``sample_weight`` of a fit on ``seqs``; a :class:`SampleWeights`.
+
+    Accepted: None (returns None), a scalar, ``(n_samples,)`` (each
+    sequence's loss, or every step of it, weighted), and with
+    ``output="sequence"`` also one weight per step: ``(n_samples,
+    n_timesteps)`` or, for list ``X``, a list of ``(n_timesteps_i,)``
+    arrays. Weights must be finite and non-negative with a positive sum
+    (padded steps do not count). Errors name ``sample_weight``, what was
+    seen and the shapes accepted.
+    """
+    if sample_weight is None:
+        return None
+    N, T = seqs.n_samples, seqs.n_steps
+    accepted = _WEIGHT_SHAPES[output].format(N=N, T=T)
+    check_real_numbers(sample_weight, "sample_weight")
+    if isinstance(sample_weight, numbers.Real):
+        sw = np.full(N, float(sample_weight))
+    elif output == "sequence" and (_is_ragged(sample_weight) or (
+            _ndim(sample_weight) == 2 and len(sample_weight) == N)
+            or (seqs.layout == "list" and isinstance(sample_weight, (list, tuple))
+                and len(sample_weight) == N and _ndim(sample_weight[0]) == 1)):
+        try:
+            sw = sequence_targets(sample_weight, seqs, name="sample_weight")
+        except ValueError as exc:
+            raise ValueError(f"{exc}; sample_weight must be {accepted}") from None
+        if sw.ndim != 2:
+            raise ValueError(f"sample_weight has shape {sw.shape}; expected "
+                             f"{accepted}")
+        sw = np.asarray(sw, dtype=np.float64)
+    else:
+        sw = np.asarray(sample_weight)
+        if sw.ndim != 1 or sw.shape[0] != N:
+            raise ValueError(f"sample_weight has shape {sw.shape} for X of "
+                             f"{N} samples; expected {accepted}")
+        sw = sw.astype(np.float64)
+    valid = seqs.valid_mask().T if sw.ndim == 2 else np.ones(N, bool)
+    seen = sw[valid]
+    if not np.isfinite(seen).all():
+        raise ValueError("sample_weight contains NaN or infinity; expected "
+                         "finite, non-negative weights")
+    if (seen < 0).any():
+        raise ValueError(f"sample_weight has negative values (the smallest is "
+                         f"{seen.min():g}); expected finite, non-negative "
+                         "weights")
+    if not seen.sum() > 0:
+        raise ValueError("sample_weight is zero everywhere (the weights of "
+                         "the valid steps sum to zero); expected at least one "
+                         "positive weight")
+    dtype = seqs.dtype
+    if output == "last":
+        return SampleWeights(np.ascontiguousarray(sw, dtype), sw)
+    steps = seqs.valid_mask().T
+    if sw.ndim == 1:
+        per_sequence = sw
+        sw = np.where(steps, sw[:, None], 0.0)
+    else:
+        sw = np.where(steps, sw, 0.0)
+        per_sequence = sw.sum(axis=1) / steps.sum(axis=1)
+    return SampleWeights(np.ascontiguousarray(sw[:, :, None], dtype),
+                         per_sequence)

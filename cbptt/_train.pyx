@@ -35,7 +35,12 @@ Design contract
   ``dL/dz`` (assigned, never computed as ``0 * z``), hence zero ``dL/dh``
   and no contribution to ``dW`` and ``db`` (their states must be finite,
   which a mini-batch trimmed to its longest sequence ensures unless that
-  sequence itself overflows).
+  sequence itself overflows). :func:`dense_head_weighted` is the same with
+  row weights ``w_r`` (the sample weights): the loss is the weighted mean
+  ``sum_r w_r l_r / sum_r w_r``, and a row of weight 0 is treated as
+  padded. Both run one computation (:func:`head_run`); the unweighted
+  rows keep their own loops (no weight arithmetic, measured), and unit
+  weights give their bits (``1 * x`` is exact).
 * :func:`gather_batch_first` copies a shuffled mini-batch, time-major,
   straight out of the batch-first ``(N, T, F)`` data set the estimators
   validated (no time-major copy of the whole data set per fit), writing
@@ -325,6 +330,178 @@ cdef double softmax_ce_rows(floating *z,               # IN/OUT (n, C)
     return loss
 
 
+cdef double squared_error_rows_weighted(floating *z,          # IN/OUT (n, k)
+                                        const floating *y,    # IN (n, k)
+                                        const unsigned char *valid,  # IN or NULL
+                                        const floating *weight,  # IN (n,)
+                                        Py_ssize_t n, Py_ssize_t k,
+                                        Py_ssize_t *count,
+                                        double *weight_sum) noexcept nogil:
+    """:func:`squared_error_rows` with row weights ``w_r = weight[r]``:
+    z <- w_r (z - y) on rows that carry a target (0 elsewhere); returns
+    sum_r w_r 1/2 ||z_r - y_r||^2. A row carries a target when ``valid[r]``
+    and ``w_r != 0``; ``count`` gets their number, ``weight_sum`` their
+    summed ``w_r``. With every ``w_r = 1`` the arithmetic is the unweighted
+    one bit for bit (``1 * x`` is exact).
+    """
+    cdef Py_ssize_t r, j
+    cdef double loss = 0.0, d, wr, half_wr
+    count[0] = 0
+    weight_sum[0] = 0.0
+    for r in range(n):
+        wr = weight[r]
+        half_wr = 0.5 * wr
+        if (valid != NULL and not valid[r]) or wr == 0.0:
+            for j in range(k):
+                z[r * k + j] = 0.0
+            continue
+        count[0] += 1
+        weight_sum[0] += wr
+        for j in range(k):
+            d = <double> z[r * k + j] - y[r * k + j]
+            z[r * k + j] = <floating> (wr * d)
+            loss += half_wr * d * d
+    return loss
+
+
+cdef double softmax_ce_rows_weighted(floating *z,             # IN/OUT (n, C)
+                                     const int *codes,        # IN (n,)
+                                     const unsigned char *valid,  # IN or NULL
+                                     const floating *weight,  # IN (n,)
+                                     Py_ssize_t n, Py_ssize_t C,
+                                     Py_ssize_t *count,
+                                     double *weight_sum) noexcept nogil:
+    """:func:`softmax_ce_rows` with row weights: z <- w_r (softmax(z) -
+    onehot(code)) on rows that carry a target (0 elsewhere; rows, ``w_r``,
+    ``count`` and ``weight_sum`` as in :func:`squared_error_rows_weighted`).
+
+    Returns sum w_r (-log softmax(z)[code]) = w_r (log sum exp(z - m) + m
+    - z[code]).
+    """
+    cdef Py_ssize_t r, j
+    cdef floating m
+    cdef double s, loss = 0.0, wr
+    cdef floating *zr
+    count[0] = 0
+    weight_sum[0] = 0.0
+    for r in range(n):
+        zr = z + r * C
+        wr = weight[r]
+        if (valid != NULL and not valid[r]) or wr == 0.0:
+            for j in range(C):
+                zr[j] = 0.0
+            continue
+        count[0] += 1
+        weight_sum[0] += wr
+        m = zr[0]
+        for j in range(1, C):
+            if zr[j] > m:
+                m = zr[j]
+        loss += wr * (m - zr[codes[r]])
+        s = 0.0
+        for j in range(C):
+            zr[j] = exp_(<floating> (zr[j] - m))
+            s += zr[j]
+        loss += wr * log(s)
+        for j in range(C):
+            zr[j] = <floating> (wr * zr[j] / s)
+        zr[codes[r]] -= wr
+    return loss
+
+
+cdef int check_head(const floating[:, ::1] h, const floating[:, ::1] w,
+                    const floating[::1] b, const floating[:, ::1] y,
+                    const int[::1] codes, const unsigned char[::1] valid,
+                    int loss, floating[:, ::1] z, floating[:, ::1] d_w,
+                    floating[::1] d_b, floating[:, ::1] d_h,
+                    Py_ssize_t n_weight, const floating **py, const int **pc,
+                    const unsigned char **pv) except -1:
+    """The shape, loss and class-code checks of the head's arguments
+    (``n_weight``: the weights' length, -1 without weights); sets the
+    pointers to ``y``, ``codes`` and ``valid`` that the loss reads (NULL
+    for the others)."""
+    cdef Py_ssize_t n = h.shape[0], H = h.shape[1], k = w.shape[0], r
+    if (w.shape[1] != H or b.shape[0] != k or z.shape[0] != n
+            or z.shape[1] != k or d_w.shape[0] != k or d_w.shape[1] != H
+            or d_b.shape[0] != k or d_h.shape[0] != n or d_h.shape[1] != H
+            or (valid is not None and valid.shape[0] != n)
+            or (n_weight >= 0 and n_weight != n)
+            or n < 1 or H < 1 or k < 1):
+        raise ValueError("dense_head: inconsistent shapes")
+    if loss == LOSS_SQUARED:
+        if y is None or y.shape[0] != n or y.shape[1] != k:
+            raise ValueError("dense_head: y must have shape (n, k)")
+    elif loss == LOSS_SOFTMAX_CE:
+        if codes is None or codes.shape[0] != n:
+            raise ValueError("dense_head: codes must have shape (n,)")
+        for r in range(n):
+            if not 0 <= codes[r] < k:
+                raise ValueError(f"dense_head: class code {codes[r]} out of "
+                                 f"range [0, {k})")
+    else:
+        raise ValueError(f"dense_head: unknown loss {loss}")
+    py[0] = &y[0, 0] if loss == LOSS_SQUARED else NULL
+    pc[0] = &codes[0] if loss == LOSS_SOFTMAX_CE else NULL
+    pv[0] = &valid[0] if valid is not None else NULL
+    return 0
+
+
+cdef double head_run(const floating *h,            # IN (n, H)
+                     const floating *w,            # IN (k, H)
+                     const floating *b,            # IN (k,)
+                     const floating *y,            # IN (n, k) or NULL
+                     const int *codes,             # IN (n,) or NULL
+                     const unsigned char *valid,   # IN (n,) or NULL
+                     const floating *weight,       # IN (n,) or NULL
+                     int loss, Py_ssize_t n, Py_ssize_t H, Py_ssize_t k,
+                     floating *z,                  # WORK (n, k)
+                     floating *d_w,                # OUT (k, H)
+                     floating *d_b,                # OUT (k,)
+                     floating *d_h,                # OUT (n, H)
+                     Py_ssize_t *count, double *weight_sum) noexcept nogil:
+    """The head's computation (arguments checked); returns the loss sum."""
+    cdef Py_ssize_t r, j
+    cdef double total
+    cdef floating inv
+    cdef unsigned int fpenv = cbptt_ftz_enter()
+    # z = h W^T:  (n x k) = (n x H)(H x k), then + b
+    gemm(False, True, n, k, H, <floating> 1.0, h, H, w, H, <floating> 0.0, z,
+         k)
+    for r in range(n):
+        for j in range(k):
+            z[r * k + j] += b[j]
+    if weight == NULL:
+        if loss == LOSS_SQUARED:
+            total = squared_error_rows(z, y, valid, n, k, count)
+        else:
+            total = softmax_ce_rows(z, codes, valid, n, k, count)
+    elif loss == LOSS_SQUARED:
+        total = squared_error_rows_weighted(z, y, valid, weight, n, k, count,
+                                            weight_sum)
+    else:
+        total = softmax_ce_rows_weighted(z, codes, valid, weight, n, k, count,
+                                         weight_sum)
+    # dL/dz = w_r (dl_r/dz) / sum_r w_r  (without weights: 1 / count)
+    if count[0] > 0:
+        inv = <floating> (1.0 / (weight_sum[0] if weight != NULL
+                                 else count[0]))
+        for r in range(n * k):
+            z[r] *= inv
+    # dW = dz^T h:  (k x H) = (k x n)(n x H)
+    gemm(True, False, k, H, n, <floating> 1.0, z, k, h, H, <floating> 0.0,
+         d_w, H)
+    for j in range(k):
+        d_b[j] = 0.0
+    for r in range(n):
+        for j in range(k):
+            d_b[j] += z[r * k + j]
+    # dL/dh = dz W:  (n x H) = (n x k)(k x H)
+    gemm(False, False, n, H, k, <floating> 1.0, z, k, w, H, <floating> 0.0,
+         d_h, H)
+    cbptt_ftz_leave(fpenv)
+    return total
+
+
 def dense_head(const floating[:, ::1] h, const floating[:, ::1] w,
                const floating[::1] b, const floating[:, ::1] y,
                const int[::1] codes, const unsigned char[::1] valid,
@@ -356,59 +533,51 @@ def dense_head(const floating[:, ::1] h, const floating[:, ::1] w,
     count : int
         Number of valid rows; 0 leaves every OUT zero.
     """
-    cdef Py_ssize_t n = h.shape[0], H = h.shape[1], k = w.shape[0], r, j
     cdef Py_ssize_t count = 0
-    cdef double total = 0.0
-    cdef floating inv
+    cdef double total, weight_sum = 0.0
+    cdef const floating *py = NULL
+    cdef const int *pc = NULL
     cdef const unsigned char *pv = NULL
-    cdef unsigned int fpenv
-    if (w.shape[1] != H or b.shape[0] != k or z.shape[0] != n
-            or z.shape[1] != k or d_w.shape[0] != k or d_w.shape[1] != H
-            or d_b.shape[0] != k or d_h.shape[0] != n or d_h.shape[1] != H
-            or (valid is not None and valid.shape[0] != n)
-            or n < 1 or H < 1 or k < 1):
-        raise ValueError("dense_head: inconsistent shapes")
-    if loss == LOSS_SQUARED:
-        if y is None or y.shape[0] != n or y.shape[1] != k:
-            raise ValueError("dense_head: y must have shape (n, k)")
-    elif loss == LOSS_SOFTMAX_CE:
-        if codes is None or codes.shape[0] != n:
-            raise ValueError("dense_head: codes must have shape (n,)")
-        for r in range(n):
-            if not 0 <= codes[r] < k:
-                raise ValueError(f"dense_head: class code {codes[r]} out of "
-                                 f"range [0, {k})")
-    else:
-        raise ValueError(f"dense_head: unknown loss {loss}")
-    if valid is not None:
-        pv = &valid[0]
+    check_head(h, w, b, y, codes, valid, loss, z, d_w, d_b, d_h, -1, &py,
+               &pc, &pv)
     with nogil:
-        fpenv = cbptt_ftz_enter()
-        # z = h W^T:  (n x k) = (n x H)(H x k), then + b
-        gemm(False, True, n, k, H, <floating> 1.0, &h[0, 0], H, &w[0, 0], H,
-             <floating> 0.0, &z[0, 0], k)
-        for r in range(n):
-            for j in range(k):
-                z[r, j] += b[j]
-        if loss == LOSS_SQUARED:
-            total = squared_error_rows(&z[0, 0], &y[0, 0], pv, n, k, &count)
-        else:
-            total = softmax_ce_rows(&z[0, 0], &codes[0], pv, n, k, &count)
-        if count > 0:
-            inv = <floating> (1.0 / count)
-            for r in range(n):
-                for j in range(k):
-                    z[r, j] *= inv
-        # dW = dz^T h:  (k x H) = (k x n)(n x H)
-        gemm(True, False, k, H, n, <floating> 1.0, &z[0, 0], k, &h[0, 0], H,
-             <floating> 0.0, &d_w[0, 0], H)
-        for j in range(k):
-            d_b[j] = 0.0
-        for r in range(n):
-            for j in range(k):
-                d_b[j] += z[r, j]
-        # dL/dh = dz W:  (n x H) = (n x k)(k x H)
-        gemm(False, False, n, H, k, <floating> 1.0, &z[0, 0], k, &w[0, 0], H,
-             <floating> 0.0, &d_h[0, 0], H)
-        cbptt_ftz_leave(fpenv)
+        total = head_run(&h[0, 0], &w[0, 0], &b[0], py, pc, pv, NULL, loss,
+                         h.shape[0], h.shape[1], w.shape[0], &z[0, 0],
+                         &d_w[0, 0], &d_b[0], &d_h[0, 0], &count, &weight_sum)
     return total, count
+
+
+def dense_head_weighted(const floating[:, ::1] h, const floating[:, ::1] w,
+                        const floating[::1] b, const floating[:, ::1] y,
+                        const int[::1] codes, const unsigned char[::1] valid,
+                        int loss, floating[:, ::1] z, floating[:, ::1] d_w,
+                        floating[::1] d_b, floating[:, ::1] d_h,
+                        const floating[::1] weight):
+    """:func:`dense_head` with row weights (the sample weights).
+
+    ``weight (n,)``: finite, non-negative ``w_r``. The loss becomes the
+    weighted mean ``sum_r w_r l_r / sum_r w_r`` over the valid rows, and a
+    row of weight 0 is treated as padded. Other arguments as for
+    :func:`dense_head`.
+
+    Returns
+    -------
+    loss_sum : float
+        Sum of the valid rows' weighted losses ``w_r l_r``.
+    weight_sum : float
+        Their summed weight; 0 leaves every OUT zero.
+    """
+    cdef Py_ssize_t count = 0
+    cdef double total, weight_sum = 0.0
+    cdef const floating *py = NULL
+    cdef const int *pc = NULL
+    cdef const unsigned char *pv = NULL
+    if weight is None:
+        raise ValueError("dense_head_weighted: weight is None")
+    check_head(h, w, b, y, codes, valid, loss, z, d_w, d_b, d_h,
+               weight.shape[0], &py, &pc, &pv)
+    with nogil:
+        total = head_run(&h[0, 0], &w[0, 0], &b[0], py, pc, pv, &weight[0],
+                         loss, h.shape[0], h.shape[1], w.shape[0], &z[0, 0],
+                         &d_w[0, 0], &d_b[0], &d_h[0, 0], &count, &weight_sum)
+    return total, weight_sum

@@ -82,15 +82,17 @@ def _positive(y):
 
 
 def plot_error_flow(flows, *, labels=None, bound=True, threshold=True,
-                    ylim=None, ax=None, path=None, title=None):
+                    ylim=None, ax=None, path=None, title=None, X=None):
     """The error-flow profiles ratio[q] against the lag q, on a log scale.
 
     Parameters
     ----------
-    flows : ErrorFlow, array-like, or a sequence or dict of them
-        Profiles from :func:`cbptt.diagnostics.error_flow` (or an
-        estimator's ``error_flow_``), or plain arrays of ratios by lag; a
-        dict's keys are the labels. Several profiles share one axis.
+    flows : ErrorFlow, estimator, array-like, or a sequence or dict of them
+        Profiles from :func:`cbptt.diagnostics.error_flow`, fitted
+        estimators (their ``error_flow_``, recorded with
+        ``record_error_flow``, or their :meth:`error_flow` on ``X``), or
+        plain arrays of ratios by lag; a dict's keys are the labels. Several
+        profiles share one axis.
     labels : sequence of str, default=None
         Curve labels; default the dict keys or each profile's ``name``.
     bound : bool, default=True
@@ -107,6 +109,11 @@ def plot_error_flow(flows, *, labels=None, bound=True, threshold=True,
         Save the figure there (any format matplotlib knows, e.g. ``.png``).
     title : str, default=None
         The Axes' title.
+    X : array-like or list of arrays, default=None
+        Sequences on which to measure the error flow of a fitted estimator
+        in ``flows`` (``est.error_flow(X)``); needed only for an estimator
+        fitted without ``record_error_flow``, and preferred to the recorded
+        ``error_flow_`` when given.
 
     Returns
     -------
@@ -116,10 +123,25 @@ def plot_error_flow(flows, *, labels=None, bound=True, threshold=True,
     ------
     ImportError
         If matplotlib is not installed.
+    ValueError
+        If an estimator has no recorded error flow and ``X`` is None.
 
     Examples
     --------
+    A fitted estimator (here recording its error flow while training):
+
     >>> import numpy as np
+    >>> from cbptt import RNNRegressor
+    >>> from cbptt.plotting import plot_error_flow
+    >>> X = np.random.default_rng(0).standard_normal((16, 30, 2))
+    >>> est = RNNRegressor(cell="elman", hidden_layer_sizes=(8,), max_iter=3,
+    ...                    record_error_flow="fit", random_state=0)
+    >>> ax = plot_error_flow(est.fit(X, X[:, -1, 0]))
+    >>> ax.get_lines()[0].get_label()
+    'RNNRegressor (elman)'
+
+    Profiles of the functional API, compared:
+
     >>> from cbptt.diagnostics import error_flow
     >>> from cbptt.plotting import plot_error_flow
     >>> rng = np.random.default_rng(0)
@@ -133,8 +155,8 @@ def plot_error_flow(flows, *, labels=None, bound=True, threshold=True,
     'log'
     """
     ax = _axes(ax, (7, 4.2))
-    curves = _named(flows, labels,
-                    lambda f, k: getattr(f, "name", f"model {k + 1}"))
+    curves = _named(flows, labels, _flow_name)
+    curves = [(label, _estimator_flow(f, label, X)) for label, f in curves]
     thresholds = set()
     for label, flow in curves:
         ratio = getattr(flow, "ratio", flow)
@@ -174,11 +196,18 @@ def plot_loss_curve(curves, *, labels=None, baseline=None, log=True, ax=None,
                     path=None, title=None):
     """Training loss against epochs for one or several models.
 
+    The epoch axis has whole-number ticks. An estimator fitted with
+    ``early_stopping`` also has its ``validation_scores_`` drawn, dashed in
+    the same colour, on a second y-axis on the right (labelled "validation
+    score", with the estimator's score: R^2 or accuracy), aligned with the
+    last epochs of its loss curve.
+
     Parameters
     ----------
     curves : estimator, array-like, or a sequence or dict of them
-        Fitted estimators (their ``loss_curve_`` is drawn) or arrays of
-        losses by epoch; a dict's keys are the labels.
+        Fitted estimators (their ``loss_curve_`` is drawn, and their
+        ``validation_scores_`` when there are any) or arrays of losses by
+        epoch; a dict's keys are the labels.
     labels : sequence of str, default=None
         Curve labels; default the dict keys or the estimator's class name.
     baseline : float or dict of str -> float, default=None
@@ -196,6 +225,8 @@ def plot_loss_curve(curves, *, labels=None, baseline=None, log=True, ax=None,
     Returns
     -------
     ax : matplotlib Axes
+        The loss axis; the validation scores' axis, when drawn, is its twin
+        (``ax.figure.axes``).
 
     Raises
     ------
@@ -208,6 +239,17 @@ def plot_loss_curve(curves, *, labels=None, baseline=None, log=True, ax=None,
     >>> ax = plot_loss_curve({"model": [1.0, 0.5, 0.3]}, baseline=0.4)
     >>> len(ax.get_lines())
     2
+
+    An estimator trained with early stopping: loss and validation scores.
+
+    >>> import numpy as np
+    >>> from cbptt import RNNClassifier
+    >>> X = np.random.default_rng(0).standard_normal((60, 10, 1))
+    >>> clf = RNNClassifier(hidden_layer_sizes=(8,), early_stopping=True,
+    ...                     max_iter=4, random_state=0).fit(X, X.sum(axis=(1, 2)) > 0)
+    >>> ax = plot_loss_curve(clf)
+    >>> ax.figure.axes[1].get_ylabel()
+    'validation score (accuracy)'
     """
     ax = _axes(ax, (7, 4.2))
 
@@ -215,13 +257,20 @@ def plot_loss_curve(curves, *, labels=None, baseline=None, log=True, ax=None,
         return (type(item).__name__ if hasattr(item, "loss_curve_")
                 else f"model {k + 1}")
 
+    scores = []                     # (label, colour, epochs, scores, name)
     for label, item in _named(curves, labels, default):
         loss = np.asarray(getattr(item, "loss_curve_", item), dtype=np.float64)
         if loss.ndim != 1 or loss.size == 0:
             raise ValueError(f"the loss curve {label!r} has shape {loss.shape}; "
                              "expected a non-empty 1-D array of losses")
-        ax.plot(np.arange(1, len(loss) + 1), _positive(loss) if log else loss,
-                label=label, lw=2)
+        line, = ax.plot(np.arange(1, len(loss) + 1),
+                        _positive(loss) if log else loss, label=label, lw=2)
+        val = getattr(item, "validation_scores_", None)
+        if val is not None and len(val):
+            val = np.asarray(val, dtype=np.float64)
+            epochs = np.arange(len(loss) - len(val) + 1, len(loss) + 1)
+            scores.append((label, line.get_color(), epochs, val,
+                           _score_name(item)))
     if baseline is not None:
         if not hasattr(baseline, "items"):
             baseline = {"baseline": baseline}
@@ -232,9 +281,60 @@ def plot_loss_curve(curves, *, labels=None, baseline=None, log=True, ax=None,
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss")
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8)
+    handles, names = ax.get_legend_handles_labels()
+    if scores:
+        right = ax.twinx()
+        for label, colour, epochs, val, _ in scores:
+            right.plot(epochs, val, color=colour, ls="--", lw=1.5,
+                       marker="." if len(val) < 30 else None,
+                       label=f"{label}: validation score")
+        kinds = sorted({s[4] for s in scores})
+        right.set_ylabel("validation score" + (f" ({kinds[0]})"
+                                               if len(kinds) == 1 else ""))
+        more_handles, more_names = right.get_legend_handles_labels()
+        handles, names = handles + more_handles, names + more_names
+    ax.legend(handles, names, fontsize=8)
     return _finish(ax, path, title)
+
+
+def _score_name(estimator):
+    """What an estimator's ``score`` (and validation score) measures."""
+    from sklearn.base import is_classifier, is_regressor
+    if is_classifier(estimator):
+        return "accuracy"
+    if is_regressor(estimator):
+        return "R^2"
+    return "score"
+
+
+def _flow_name(flow, k):
+    """A profile's default label: its name, or an estimator's class and cell."""
+    if hasattr(flow, "error_flow") and hasattr(flow, "get_params"):
+        cell = flow.get_params().get("cell")
+        return type(flow).__name__ + (f" ({cell})" if cell else "")
+    return getattr(flow, "name", f"model {k + 1}")
+
+
+def _estimator_flow(flow, label, X):
+    """The profile to draw for ``flow``: a fitted estimator's error flow on
+    ``X`` or its recorded ``error_flow_``; anything else as given."""
+    if not (hasattr(flow, "error_flow") and hasattr(flow, "get_params")):
+        return flow
+    if X is not None:
+        return flow.error_flow(X)
+    recorded = getattr(flow, "error_flow_", None)
+    if recorded is None:
+        why = ("its recorded error_flow_ is None (the measurement failed)"
+               if hasattr(flow, "error_flow_") else
+               "it was not fitted with record_error_flow")
+        raise ValueError(
+            f"the estimator {label!r} has no error flow to plot: {why}. Pass "
+            "X (plot_error_flow(est, X=X)) to measure it on those sequences, "
+            "fit with record_error_flow='fit', or pass est.error_flow(X)")
+    return recorded
 
 
 def plot_error_signals(signals, *, layer=0, sample=0, which="delta", ax=None,

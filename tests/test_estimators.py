@@ -223,8 +223,9 @@ def test_multivariate_and_list_predict(rng):
     (lambda X: X.__setitem__(2, np.nan) or X, "NaN at every step"),
     (lambda X: X[:, :0], "at least 1 time step"),
     (lambda X: X[:, :, :0], "at least 1 time step and 1 feature"),
-    (lambda X: X[..., None], "Found array with dim 4"),
-    (lambda X: X[:, 0, 0], "Expected 2D array"),
+    (lambda X: X[..., None], r"X has 4 dimensions with shape \(6, 5, 2, 1\); "
+     r"expected a 3-D array"),
+    (lambda X: X[:, 0, 0], r"X has 1 dimension with shape \(6,\); expected"),
     (lambda X: [X[0], X[1][:, :1]], "different numbers of features"),
     (lambda X: [X[0], X[1][:3, :, None]], r"X\[1\] has 3 dimensions"),
 ])

@@ -212,3 +212,25 @@ def test_generate_refuses_bad_n_chars(n_chars):
         clf.generate("ab", n_chars=n_chars, codec=codec)
     assert clf.generate("ab", n_chars=0, codec=codec) == ""
     assert len(clf.generate("ab", n_chars=np.int64(3), codec=codec)) == 3
+
+
+def test_divergence_reports_the_sample_weighted_training_loss():
+    # Zero weight on half the sequences: the loss reported with the weights
+    # kept is that of a fit on the other half alone (same initial weights,
+    # same L2 divisor: the summed weights).
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 5, 1))
+    y = X.sum(axis=(1, 2))
+    sw = np.r_[np.zeros(10), np.ones(10)]
+
+    def reported(*args, **kwargs):
+        est = RNNRegressor(hidden_layer_sizes=(4,), max_iter=3,
+                           learning_rate_init=1e308, random_state=0)
+        with pytest.warns(ConvergenceWarning, match="kept") as caught:
+            est.fit(*args, **kwargs)
+        text = " ".join(str(w.message) for w in caught)
+        return float(re.search(r"training loss ([0-9.e+-]+),", text).group(1))
+
+    weighted = reported(X, y, sample_weight=sw)
+    assert weighted == pytest.approx(reported(X[10:], y[10:]), rel=1e-5)
+    assert weighted != pytest.approx(reported(X, y), rel=1e-3)

@@ -106,3 +106,79 @@ def test_missing_matplotlib_gives_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)   # import fails
     with pytest.raises(ImportError, match=r'pip install "cbptt\[plot\]"'):
         plotting.plot_loss_curve([1.0, 0.5])
+
+
+def _estimator(cls_name="RNNRegressor", **kw):
+    import warnings
+    from sklearn.exceptions import ConvergenceWarning
+    import cbptt
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40, 25, 2))
+    y = X[:, -5:, 0].sum(axis=1)
+    if cls_name == "RNNClassifier":
+        y = y > 0
+    params = dict(cell="elman", hidden_layer_sizes=(6,), max_iter=4,
+                  random_state=0)
+    params.update(kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return getattr(cbptt, cls_name)(**params).fit(X, y), X
+
+
+@needs_mpl
+def test_plot_error_flow_takes_a_fitted_estimator():
+    est, X = _estimator(record_error_flow="fit")
+    ax = plotting.plot_error_flow(est)
+    line = ax.get_lines()[0]
+    assert line.get_label() == "RNNRegressor (elman)"
+    np.testing.assert_allclose(line.get_ydata(), est.error_flow_.ratio)
+    # next to profiles of the functional API, in a dict
+    ax = plotting.plot_error_flow({"fitted": est, "flat": np.ones(25)})
+    assert [ln.get_label() for ln in ax.get_lines()][:1] == ["fitted"]
+    # without a recorded flow: measured on X, or a clear error
+    plain, _ = _estimator(cell="lstm")
+    with pytest.raises(ValueError, match="record_error_flow") as info:
+        plotting.plot_error_flow(plain)
+    assert "X=X" in str(info.value)
+    ax = plotting.plot_error_flow(plain, X=X[:8])
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(),
+                               plain.error_flow(X[:8]).ratio)
+    assert ax.get_lines()[0].get_label() == "RNNRegressor (lstm)"
+
+
+def _whole_numbers(ticks):
+    return np.array_equal(ticks, np.round(ticks))
+
+
+@needs_mpl
+@pytest.mark.parametrize("cls_name,score", [("RNNRegressor", "R^2"),
+                                            ("RNNClassifier", "accuracy")])
+def test_plot_loss_curve_shows_validation_scores(cls_name, score):
+    est, _ = _estimator(cls_name, early_stopping=True, n_iter_no_change=50,
+                        max_iter=5)
+    assert len(est.validation_scores_) == 5
+    ax = plotting.plot_loss_curve(est)
+    assert len(ax.figure.axes) == 2
+    right = ax.figure.axes[1]
+    assert right.get_ylabel() == f"validation score ({score})"
+    (val,) = right.get_lines()
+    np.testing.assert_array_equal(val.get_xdata(), np.arange(1, 6))
+    np.testing.assert_array_equal(val.get_ydata(), est.validation_scores_)
+    assert val.get_color() == ax.get_lines()[0].get_color()
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == [cls_name, f"{cls_name}: validation score"]
+    ax.figure.canvas.draw()
+    assert _whole_numbers(ax.get_xticks())
+    # a plain loss curve: one axis, whole-number epochs too
+    loss_only = plotting.plot_loss_curve([1.0, 0.5, 0.4])
+    assert len(loss_only.figure.axes) == 1
+    loss_only.figure.canvas.draw()
+    assert _whole_numbers(loss_only.get_xticks())
+
+
+@needs_mpl
+def test_plot_loss_curve_without_validation_scores_has_one_axis():
+    est, _ = _estimator()
+    assert est.validation_scores_ is None
+    ax = plotting.plot_loss_curve(est)
+    assert len(ax.figure.axes) == 1 and len(ax.get_lines()) == 1
