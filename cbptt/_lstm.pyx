@@ -92,7 +92,7 @@ from cbptt._scan import (aligned_empty, all_finite_arrays, forward_inputs,
                          grad_input, preact_bound_or_none)
 
 from cbptt._layer cimport (CELL_CEC, CELL_LSTM, Layer, ROW_CHUNK,
-                           layer_backward_run, layer_forward_run)
+                           layer_backward_run, layer_forward_run, make_layer)
 from cbptt._scan cimport data_if, data_of, result_dims
 from cbptt._simd cimport cbptt_isa_limit, cbptt_max_threads
 
@@ -118,22 +118,11 @@ cdef int threads_for(int T, int B, int GH, int H, int itemsize) noexcept nogil:
 
 cdef inline Layer lstm_layer(int T, int B, int I, int H,
                              bint forget_gate) noexcept nogil:
-    cdef Layer L
-    L.kind = CELL_LSTM
-    L.act = 0
-    L.forget_gate = forget_gate
-    L.T, L.B, L.I, L.H = T, B, I, H
-    L.G = 4 if forget_gate else 3
-    return L
+    return make_layer(CELL_LSTM, 0, forget_gate, T, B, I, H)
 
 
 cdef inline Layer cec_layer(int T, int B, int I, int H) noexcept nogil:
-    cdef Layer L
-    L.kind = CELL_CEC
-    L.act = 0
-    L.forget_gate = 0
-    L.T, L.B, L.I, L.H, L.G = T, B, I, H, 1
-    return L
+    return make_layer(CELL_CEC, 0, 0, T, B, I, H)
 
 
 cdef int _check_sizes(str where, int T, int B, int I, int H,
@@ -208,7 +197,8 @@ cdef int lstm_forward_run(int T, int B, int I, int H, bint forget_gate,
     cdef Layer L = lstm_layer(T, B, I, H, forget_gate)
     return layer_forward_run(&L, threads_for(T, B, L.G * H, H,
                                              sizeof(floating)),
-                             x, w_ih, w_hh, bias, h0, c0, gates, c, h, keep)
+                             x, w_ih, w_hh, bias, <floating *> NULL, h0, c0,
+                             gates, c, h, keep)
 
 
 cdef int lstm_backward_run(
@@ -225,8 +215,9 @@ cdef int lstm_backward_run(
     return layer_backward_run(&L, truncate, threads_for(T, B, L.G * H, H,
                                                         sizeof(floating)),
                               x, w_ih, w_hh, h0, c0, gates, c, h, grad_h,
-                              grad_c, delta, delta_c, d_w_ih, d_w_hh, d_bias,
-                              d_h0, d_c0, d_x)
+                              grad_c, delta, <floating *> NULL, delta_c,
+                              d_w_ih, d_w_hh, d_bias, <floating *> NULL, d_h0,
+                              d_c0, d_x)
 
 
 def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
@@ -503,8 +494,9 @@ def cec_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     _check_disjoint(w, ("h", "x", "w_ih", "bias", "h0"), s, 1, 5)
     cdef Layer L = cec_layer(T, B, I, H)
     layer_forward_run(&L, 1, &x[0, 0, 0], &w_ih[0, 0], <floating *> NULL,
-                      &bias[0], &h0[0, 0], <floating *> NULL, &h[0, 0, 0],
-                      <floating *> NULL, &h[0, 0, 0], True)
+                      &bias[0], <floating *> NULL, &h0[0, 0],
+                      <floating *> NULL, &h[0, 0, 0], <floating *> NULL,
+                      &h[0, 0, 0], True)
 
 
 def cec_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
@@ -546,8 +538,9 @@ def cec_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                        <floating *> NULL, <floating *> NULL, <floating *> NULL,
                        <floating *> NULL, <floating *> NULL, <floating *> NULL,
                        &grad_h[0, 0, 0], <floating *> NULL, &delta[0, 0, 0],
-                       <floating *> NULL, &d_w_ih[0, 0], <floating *> NULL,
-                       &d_bias[0], &d_h0[0, 0], <floating *> NULL, p_d_x)
+                       <floating *> NULL, <floating *> NULL, &d_w_ih[0, 0],
+                       <floating *> NULL, &d_bias[0], <floating *> NULL,
+                       &d_h0[0, 0], <floating *> NULL, p_d_x)
 
 
 def _set_parallel_min_work(long work_f, long work_d):
