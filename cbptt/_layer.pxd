@@ -8,7 +8,8 @@
 #   cell asks of the driver (apart, carries, direct). A cell contributes only
 #   its step, one fused pointwise loop per direction (cell_forward,
 #   cell_backward below, calling the loops of src/: cbptt_simd.h for the
-#   Elman activations, cbptt_lstm.h for the LSTM); the driver owns
+#   Elman activations, cbptt_lstm.h for the LSTM, cbptt_gru.h for the
+#   GRU); the driver owns
 #   everything else: packing the weights, the input projection, the time
 #   loop, the recurrent products, the batch split over threads, the carried
 #   errors, truncation, the workspaces and the weight gradients.
@@ -92,11 +93,28 @@ cdef extern from "cbptt_lstm.h" nogil:
                                const double *carry_h, double *carry_c,
                                double *delta, double *delta_c)
 
+cdef extern from "cbptt_gru.h" nogil:
+    void cbptt_gru_fwd_rows_f(int m, int H, float *z, const float *zh,
+                              const float *b_ih, const float *b_hh,
+                              const float *h_prev, float *hn, float *h)
+    void cbptt_gru_fwd_rows_d(int m, int H, double *z, const double *zh,
+                              const double *b_ih, const double *b_hh,
+                              const double *h_prev, double *hn, double *h)
+    void cbptt_gru_bwd_rows_f(int m, int H, int carry, const float *gates,
+                              const float *hn, const float *h_prev,
+                              const float *grad_h, float *carry_h,
+                              float *delta, float *delta_hh)
+    void cbptt_gru_bwd_rows_d(int m, int H, int carry, const double *gates,
+                              const double *hn, const double *h_prev,
+                              const double *grad_h, double *carry_h,
+                              double *delta, double *delta_hh)
+
 
 cdef enum CellKind:
     CELL_ELMAN = 0      # h = f(z + b)                      G = 1
     CELL_LSTM = 1       # gates i (f) g o, c, h             G = 4 (or 3)
     CELL_CEC = 2        # s = s(t-1) + z + b, no W_hh       G = 1
+    CELL_GRU = 3        # gates r z n, hn (in c), h; apart  G = 3
 
 
 cdef struct Layer:
@@ -122,6 +140,11 @@ cdef inline Layer make_layer(int kind, int act, int forget_gate, int T,
     if kind == CELL_LSTM:
         L.G = 4 if forget_gate else 3
         L.carries = 2
+    elif kind == CELL_GRU:
+        # b_hn inside r (W_hn h + b_hn): the recurrent side apart; the h
+        # error carried in the rows' buffer, its direct part z dh(t+1)
+        # written by the cell
+        L.G, L.apart, L.carries, L.direct = 3, 1, 1, 1
     return L
 
 
@@ -178,8 +201,8 @@ cdef inline void cell_forward(
         const floating *zh,       # IN  (m, G*H) h(t-1) W_hh^T (apart)
         const floating *h_prev,   # IN  (m, H) h(t-1)
         const floating *c_prev,   # IN  (m, H) c(t-1) (LSTM)
-        floating *c,              # OUT (m, H) c(t) (LSTM)
-        floating *h,              # OUT (m, H) h(t) (LSTM; else h is z)
+        floating *c,              # OUT (m, H) c(t) (LSTM), hn(t) (GRU)
+        floating *h,              # OUT (m, H) h(t) (LSTM, GRU; else h is z)
 ) noexcept nogil:
     cdef int r, j, H = L.H
     cdef floating *zr
@@ -197,6 +220,13 @@ cdef inline void cell_forward(
             hr = h_prev + <long> r * H
             for j in range(H):
                 zr[j] += hr[j] + bias[j]
+    elif L.kind == CELL_GRU:
+        # r, z = logistic(zx + b_ih + zh + b_hh); hn = zh_n + b_hn (in c);
+        # n = tanh(zx_n + b_in + r hn); h = (1 - z) n + z h(t-1)
+        if floating is float:
+            cbptt_gru_fwd_rows_f(m, H, z, zh, bias, bias_hh, h_prev, c, h)
+        else:
+            cbptt_gru_fwd_rows_d(m, H, z, zh, bias, bias_hh, h_prev, c, h)
     else:
         # i, f, g, o = gates(z + b); c = f c(t-1) + i g; h = o tanh(c)
         if floating is float:
@@ -208,7 +238,7 @@ cdef inline void cell_forward(
 cdef inline void cell_backward(
         const Layer *L, int m, bint carry,
         const floating *cache,    # IN  (m, G*H) the step's cache (LSTM gates)
-        const floating *c,        # IN  (m, H) c(t) (LSTM)
+        const floating *c,        # IN  (m, H) c(t) (LSTM), hn(t) (GRU)
         const floating *c_prev,   # IN  (m, H) c(t-1) (LSTM)
         const floating *h,        # IN  (m, H) h(t)
         const floating *h_prev,   # IN  (m, H) h(t-1) (direct), or NULL
@@ -239,6 +269,15 @@ cdef inline void cell_backward(
         else:
             for k in range(n):
                 delta[k] = grad_h[k]
+    elif L.kind == CELL_GRU:
+        # dh = e_h(t) + carry_h; delta, delta_hh of r, z, n (delta_hh_n =
+        # r delta_n); carry_h = z dh, the direct part of dL/dh(t-1)
+        if floating is float:
+            cbptt_gru_bwd_rows_f(m, L.H, carry, cache, c, h_prev, grad_h,
+                                 carry_h, delta, delta_hh)
+        else:
+            cbptt_gru_bwd_rows_d(m, L.H, carry, cache, c, h_prev, grad_h,
+                                 carry_h, delta, delta_hh)
     else:
         if floating is float:
             cbptt_lstm_bwd_rows_f(m, L.H, L.forget_gate, carry, cache, c,
