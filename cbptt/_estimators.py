@@ -192,13 +192,15 @@ _PARAMETERS = """
     hidden_layer_sizes : tuple of int, default=(32,)
         Units of each stacked recurrent layer, bottom first.
 
-    cell : {"lstm", "lstm1997", "elman", "cec"}, default="lstm"
+    cell : {"lstm", "lstm1997", "elman", "cec", "gru"}, default="lstm"
         The recurrent layer. ``"lstm"``: LSTM with a forget gate (Gers et al.,
         2000; gates packed i, f, g, o like PyTorch). ``"lstm1997"``: the
         original LSTM without a forget gate (Hochreiter & Schmidhuber, 1997).
         ``"elman"``: the simple recurrent layer ``h(t) = f(W_ih x(t) +
         W_hh h(t-1) + b)``. ``"cec"``: the constant error carousel
         ``s(t) = s(t-1) + W_ih x(t) + b`` alone (a linear accumulator).
+        ``"gru"``: PyTorch's GRU (gates r, z, n; ``bias_ih`` and ``bias_hh``
+        kept apart, initialised like ``torch.nn.GRU``).
 
     activation : {"tanh", "logistic", "relu", "identity"}, default="tanh"
         The Elman cell's nonlinearity ``f`` (ignored by the other cells).

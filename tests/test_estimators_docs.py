@@ -89,3 +89,4 @@ def test_readme_functional_api_section_runs(capsys):
              namespace)
     out = capsys.readouterr().out
     assert "(8, 50, 16)" in out and "True None" in out
+    assert "(8, 50, 48) (48,) (8, 50, 48)" in out          # the GRU example
