@@ -47,6 +47,27 @@ def test_cbptt_numpy_and_torch_epochs_agree(cell):
                                    rtol=1e-9, atol=1e-12, err_msg=name)
 
 
+def test_cbptt_and_torch_gru_epochs_agree():
+    # no NumPy GRU: cbptt's epoch against torch.nn.GRU's, both biases trained
+    if be.TorchImpl(1).available("gru"):
+        pytest.skip("torch not installed")
+    assert be.NumpyImpl().available("gru")
+    batches, params = be.make_job("gru", "float64", H=6, T=5)
+    ours = _epoch(be.CbpttImpl(), "gru", batches, params)
+    torch = _epoch(be.TorchImpl(1), "gru", batches, params)
+    rnn, head = torch.rnn, torch.head
+    theirs = dict(weight_ih=rnn.weight_ih_l0, weight_hh=rnn.weight_hh_l0,
+                  bias_ih=rnn.bias_ih_l0, bias_hh=rnn.bias_hh_l0,
+                  w_out=head.weight, b_out=head.bias)
+    for name, value in theirs.items():
+        assert not np.allclose(ours.p[name], params[name]), name  # it trained
+        np.testing.assert_allclose(value.detach().numpy(), ours.p[name],
+                                   rtol=1e-9, atol=1e-12, err_msg=name)
+    for a, b in zip(ours.infer(), torch.infer()):
+        np.testing.assert_allclose(a, b.detach().numpy(), rtol=1e-10,
+                                   atol=1e-12)
+
+
 def test_ratios_pair_the_samples_of_each_round():
     """A slow round slows both sides and cancels; an implementation timed
     once counts with that time in every round."""
