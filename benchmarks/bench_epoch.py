@@ -1,7 +1,8 @@
 """cbptt against PyTorch, JAX/XLA and a plain NumPy BPTT: one training epoch, side by side.
 
 The job (issue 7): one epoch = 20 mini-batches of 32 sequences of T steps with
-8 inputs, one recurrent layer of H units (tanh Elman or forget-gate LSTM), a
+8 inputs, one recurrent layer of H units (tanh Elman, forget-gate LSTM or
+PyTorch's GRU), a
 linear output on the last step, MSE loss, full BPTT and a plain SGD update of
 every parameter. Configurations: H in {16, 64, 256} at T=100 and T in
 {25, 100, 400} at H=64, in float32 and float64.
@@ -58,7 +59,12 @@ N_BATCHES, BATCH, N_IN = 20, 32, 8
 LR = 0.01
 CONFIGS = [(16, 100), (64, 100), (256, 100), (64, 25), (64, 400)]  # (H, T)
 QUICK_CONFIGS = [(16, 100), (64, 25)]
-CELLS = ["elman", "lstm"]
+CELLS = ["elman", "lstm", "gru"]
+# Row blocks of the stacked weights, and the biases the job trains: one
+# vector (PyTorch's bias_ih + bias_hh) where the two only appear summed;
+# the GRU's b_hn sits inside r * (W_hn h + b_hn), so it trains both.
+GATES = {"elman": 1, "lstm": 4, "gru": 3}
+BIASES = {"elman": ("bias",), "lstm": ("bias",), "gru": ("bias_ih", "bias_hh")}
 DTYPES = ["float32", "float64"]
 
 # JAX ms / cbptt ms (training epoch) at least this, by H (issue 21: ahead of
@@ -71,6 +77,10 @@ TARGETS = {
     ("elman", "float64"): {16: 30.0, 64: 8.0, 256: 2.5},
     ("lstm", "float32"): {16: 4.0, 64: 2.0, 256: 1.0},
     ("lstm", "float64"): {16: 10.0, 64: 3.0, 256: 1.5},
+    # issue 17: the GRU's ratio to nn.GRU at least the LSTM's to nn.LSTM
+    # (also checked against the LSTM's measured ratio, see render)
+    ("gru", "float32"): {16: 4.0, 64: 2.0, 256: 1.0},
+    ("gru", "float64"): {16: 10.0, 64: 3.0, 256: 1.5},
 }
 # The stretch: PyTorch + cuDNN on one H200 (issue 7), lower end, per dtype.
 GPU_MS = {"float32": 29.0, "float64": 100.0}
@@ -99,7 +109,7 @@ MIN_SAMPLE_S = 0.2
 def make_job(cell, dtype, H, T, seed=0):
     """Mini-batches and PyTorch-default initial weights (numpy, given dtype)."""
     rng = np.random.default_rng(seed)
-    G = 4 if cell == "lstm" else 1
+    G = GATES[cell]
     k = 1.0 / np.sqrt(H)
     x = rng.standard_normal((N_BATCHES, BATCH, T, N_IN)).astype(dtype)
     # A learnable target: a smooth function of the sequence.
@@ -108,7 +118,7 @@ def make_job(cell, dtype, H, T, seed=0):
     params = {
         "weight_ih": rng.uniform(-k, k, (G * H, N_IN)).astype(dtype),
         "weight_hh": rng.uniform(-k, k, (G * H, H)).astype(dtype),
-        "bias": rng.uniform(-k, k, G * H).astype(dtype),
+        **{b: rng.uniform(-k, k, G * H).astype(dtype) for b in BIASES[cell]},
         "w_out": rng.uniform(-k, k, (1, H)).astype(dtype),
         "b_out": rng.uniform(-k, k, 1).astype(dtype),
     }
@@ -131,7 +141,7 @@ def flops_per_epoch(cell, H, T, train=True):
     adds the recurrent error product, 2 B T G H H, and the weight gradients,
     2 B T G H (I + H). (dx is not counted: no implementation needs it.)
     """
-    G = 4 if cell == "lstm" else 1
+    G = GATES[cell]
     fwd = 2.0 * BATCH * T * G * H * (N_IN + H)
     total = fwd + (2.0 * BATCH * T * G * H * H + fwd if train else 0.0)
     return N_BATCHES * total
@@ -197,8 +207,8 @@ class CbpttImpl(Impl):
 
     def available(self, cell):
         import cbptt
-        if cell == "lstm" and not hasattr(cbptt, "lstm_forward"):
-            return "cbptt.lstm_forward not available yet"
+        if not hasattr(cbptt, f"{cell}_forward") and cell != "elman":
+            return f"cbptt.{cell}_forward not available yet"
         return None
 
     def prepare(self, cell, batches, params):
@@ -208,22 +218,24 @@ class CbpttImpl(Impl):
             self.batches = [(np.ascontiguousarray(x), y) for x, y in batches]
         else:
             self.batches = [(time_major(x), y) for x, y in batches]
-        if cell == "lstm":
-            self.fwd, self.bwd = cbptt.lstm_forward, cbptt.lstm_backward
-        else:
+        if cell == "elman":
             self.fwd, self.bwd = cbptt.rnn_forward, cbptt.rnn_backward
+        else:
+            self.fwd = getattr(cbptt, f"{cell}_forward")
+            self.bwd = getattr(cbptt, f"{cell}_backward")
+        self.names = ("weight_ih", "weight_hh") + BIASES[cell]
         B, T = batches[0][0].shape[:2]
         H = params["weight_hh"].shape[1]
         # dL/dh(t): zero but at the last step, where the head writes it.
         shape = (B, T, H) if self.batch_first else (T, B, H)
-        self.grad_h = np.zeros(shape, params["bias"].dtype)
+        self.grad_h = np.zeros(shape, params["weight_ih"].dtype)
         self.grad_h_last = self.grad_h[:, -1] if self.batch_first else self.grad_h[-1]
 
     def _forward(self, x, train=True):
         p = self.p
         # inference keeps no LSTM cache (cache=False), as torch.no_grad()
         kw = {} if (train or self.cell != "lstm") else {"cache": False}
-        return self.fwd(x, p["weight_ih"], p["weight_hh"], p["bias"],
+        return self.fwd(x, *(p[n] for n in self.names),
                         batch_first=self.batch_first, **kw)
 
     def epoch(self):
@@ -240,7 +252,7 @@ class CbpttImpl(Impl):
             g = self.bwd(res, grad_h, input_grad=False)  # x is data
             w_out -= LR * np.matmul(d_pred.T, h_last)
             b_out -= LR * d_pred.sum(0)
-            for name in ("weight_ih", "weight_hh", "bias"):
+            for name in self.names:
                 step = getattr(g, name)             # fresh: scaled in place
                 step *= LR
                 p[name] -= step
@@ -255,6 +267,11 @@ class NumpyImpl(Impl):
     """The plain NumPy BPTT of ``numpy_bptt.py``."""
 
     name = "numpy"
+
+    def available(self, cell):
+        if cell not in ("elman", "lstm"):
+            return f"no NumPy {cell} in numpy_bptt.py"
+        return None
 
     def set_threads(self):
         set_native_threads(os.cpu_count())
@@ -275,7 +292,7 @@ class NumpyImpl(Impl):
 
 
 class TorchImpl(Impl):
-    """torch.nn.RNN / torch.nn.LSTM + nn.Linear, MSELoss, optim.SGD, on
+    """torch.nn.RNN / LSTM / GRU + nn.Linear, MSELoss, optim.SGD, on
     time-major (T, batch, I) data (the modules' default layout), or with
     ``batch_first=True`` on (batch, T, I) data."""
 
@@ -288,22 +305,28 @@ class TorchImpl(Impl):
 
     def prepare(self, cell, batches, params):
         import torch
-        dtype = torch.float32 if params["bias"].dtype == np.float32 else torch.float64
+        dtype = (torch.float32 if params["weight_ih"].dtype == np.float32
+                 else torch.float64)
         H = params["weight_hh"].shape[1]
-        cls = torch.nn.LSTM if cell == "lstm" else torch.nn.RNN
-        kw = {} if cell == "lstm" else {"nonlinearity": "tanh"}
+        cls = {"elman": torch.nn.RNN, "lstm": torch.nn.LSTM,
+               "gru": torch.nn.GRU}[cell]
+        kw = {"nonlinearity": "tanh"} if cell == "elman" else {}
         self.rnn = cls(N_IN, H, batch_first=self.batch_first, **kw).to(dtype)
         self.head = torch.nn.Linear(H, 1).to(dtype)
         with torch.no_grad():
             self.rnn.weight_ih_l0.copy_(torch.from_numpy(params["weight_ih"]))
             self.rnn.weight_hh_l0.copy_(torch.from_numpy(params["weight_hh"]))
-            self.rnn.bias_ih_l0.copy_(torch.from_numpy(params["bias"]))
-            self.rnn.bias_hh_l0.zero_()
+            if "bias" in params:
+                self.rnn.bias_ih_l0.copy_(torch.from_numpy(params["bias"]))
+                self.rnn.bias_hh_l0.zero_()
+            else:
+                self.rnn.bias_ih_l0.copy_(torch.from_numpy(params["bias_ih"]))
+                self.rnn.bias_hh_l0.copy_(torch.from_numpy(params["bias_hh"]))
             self.head.weight.copy_(torch.from_numpy(params["w_out"]))
             self.head.bias.copy_(torch.from_numpy(params["b_out"]))
         # one bias vector, as in the other implementations: SGD on both of
-        # PyTorch's would move their sum twice as far
-        self.rnn.bias_hh_l0.requires_grad_(False)
+        # PyTorch's would move their sum twice as far (the GRU trains both)
+        self.rnn.bias_hh_l0.requires_grad_("bias" not in params)
         layout = np.ascontiguousarray if self.batch_first else time_major
         self.batches = [(torch.from_numpy(layout(x)), torch.from_numpy(y))
                         for x, y in batches]
@@ -333,13 +356,23 @@ class TorchImpl(Impl):
 def jax_last_hidden(cell, p, x):
     """h(T) of the layer in JAX for time-major x (T, B, I): the input
     product for all steps first, (T*B x G*H) = (T*B x I)(I x G*H), then a
-    lax.scan of the recurrence (gates i, f, g, o as PyTorch packs them)."""
+    lax.scan of the recurrence (gates as PyTorch packs them: i, f, g, o for
+    the LSTM, r, z, n for the GRU, whose b_hn stays inside r * (.))."""
     import jax
     import jax.numpy as jnp
-    xp = x @ p["weight_ih"].T + p["bias"]           # (T, B, G*H)
+    b_ih = p["bias_ih"] if cell == "gru" else p["bias"]
+    xp = x @ p["weight_ih"].T + b_ih                # (T, B, G*H)
     w_hh_t = p["weight_hh"].T
     zeros = jnp.zeros((x.shape[1], w_hh_t.shape[0]), x.dtype)
-    if cell == "lstm":
+    if cell == "gru":
+        def step(h, xz):
+            xr, xu, xn = jnp.split(xz, 3, axis=-1)
+            hr, hu, hn = jnp.split(h @ w_hh_t + p["bias_hh"], 3, axis=-1)
+            r, u = jax.nn.sigmoid(xr + hr), jax.nn.sigmoid(xu + hu)
+            n = jnp.tanh(xn + r * hn)
+            return (1 - u) * n + u * h, None
+        h, _ = jax.lax.scan(step, zeros, xp)
+    elif cell == "lstm":
         def step(carry, z):
             h, c = carry
             i, f, g, o = jnp.split(z + h @ w_hh_t, 4, axis=-1)
@@ -834,9 +867,10 @@ def render(results, peaks, memory, info, args, config_peaks=None,
         "its better thread count (1 or 2), same run; **default** = the ratio with "
         "cbptt at its default (OpenMP may use every CPU; the kernels use one "
         "thread where a second does not pay). cbptt = the functional API "
-        "(`rnn_forward`/`rnn_backward`, `lstm_forward`/`lstm_backward`, time-major "
+        "(`rnn_forward`/`rnn_backward`, `lstm_forward`/`lstm_backward`, "
+        "`gru_forward`/`gru_backward`, time-major "
         "arrays, `input_grad=False`) plus NumPy for the output layer and the "
-        "update; PyTorch gets the same time-major batches (`nn.RNN`/`nn.LSTM`'s "
+        "update; PyTorch gets the same time-major batches (`nn.RNN`/`nn.LSTM`/`nn.GRU`'s "
         "default layout; the input needs no gradient). The machine is a 2-CPU "
         "virtual machine whose speed varies by tens of percent from minute to "
         "minute, so absolute times are noisy; the implementations alternate "
@@ -875,6 +909,15 @@ def render(results, peaks, memory, info, args, config_peaks=None,
             f"| {_fmt(tr.get('numpy'))} | {_fmt(tr.get('estimator'), '{:.2f}')} "
             f"| {_fmt(estimator_ratio(row), '{:.2f}')} "
             f"| {_fmt(ratio)} | {_fmt(rdef)} | {_fmt(tgt, '{:g}')} | {met} |")
+    # issue 17: the GRU's ratio to nn.GRU at least the LSTM's to nn.LSTM
+    for (cell, dtype, H, T), row in results.items():
+        other = results.get(("lstm", dtype, H, T))
+        if cell != "gru" or other is None:
+            continue
+        g, l_ = paired_ratio(row), paired_ratio(other)
+        if g is not None and l_ is not None:
+            summary.append((f"gru {dtype} H={H} T={T}: ratio >= the LSTM's",
+                            f"{g:.1f}x vs {l_:.1f}x", g >= l_))
     once = sorted({f"{k[0]} {k[1]} H={k[2]} T={k[3]}: {n}"
                    for k, row in results.items() for n in row.get("once", [])})
     if once:

@@ -17,12 +17,15 @@ __all__ = ["RNNForwardResult", "RNNGradients", "release_buffers",
            "rnn_backward", "rnn_forward", "__version__"]
 
 from cbptt.functional import (CECForwardResult, CECGradients,  # noqa: E402
+                              GRUForwardResult, GRUGradients,
                               LSTMForwardResult, LSTMGradients, cec_backward,
-                              cec_forward, lstm_backward, lstm_forward)
+                              cec_forward, gru_backward, gru_forward,
+                              lstm_backward, lstm_forward)
 
-__all__ += ["CECForwardResult", "CECGradients", "LSTMForwardResult",
-            "LSTMGradients", "cec_backward", "cec_forward", "lstm_backward",
-            "lstm_forward"]
+__all__ += ["CECForwardResult", "CECGradients", "GRUForwardResult",
+            "GRUGradients", "LSTMForwardResult", "LSTMGradients",
+            "cec_backward", "cec_forward", "gru_backward", "gru_forward",
+            "lstm_backward", "lstm_forward"]
 
 from cbptt._estimators import RNNClassifier, RNNRegressor  # noqa: E402
 

@@ -28,7 +28,7 @@ from cbptt._validation import check_kernel_sizes
 from cbptt._kernels cimport (CBPTT_LOGISTIC, CBPTT_TANH, CBPTT_N_ACTIVATIONS,
                              cbptt_activation_names)
 from cbptt._layer cimport (CELL_ELMAN, Layer, layer_backward_run,
-                           layer_forward_run)
+                           layer_forward_run, make_layer)
 from cbptt._scan cimport data_if, data_of, result_dims
 from cbptt._simd cimport cbptt_fork_guard
 from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_max_threads,
@@ -59,12 +59,7 @@ cdef int threads_for(int B, int H, int itemsize) noexcept nogil:
 
 
 cdef inline Layer elman_layer(int T, int B, int I, int H, int act) noexcept nogil:
-    cdef Layer L
-    L.kind = CELL_ELMAN
-    L.act = act
-    L.forget_gate = 0
-    L.T, L.B, L.I, L.H, L.G = T, B, I, H, 1
-    return L
+    return make_layer(CELL_ELMAN, act, 0, T, B, I, H)
 
 
 cdef int forward_run(int T, int B, int I, int H, int act,
@@ -74,8 +69,8 @@ cdef int forward_run(int T, int B, int I, int H, int act,
     """The driver's forward pass on checked arrays: h is the cache."""
     cdef Layer L = elman_layer(T, B, I, H, act)
     return layer_forward_run(&L, threads_for(B, H, sizeof(floating)), x,
-                             w_ih, w_hh, bias, h0, <floating *> NULL, h,
-                             <floating *> NULL, h, True)
+                             w_ih, w_hh, bias, <floating *> NULL, h0,
+                             <floating *> NULL, h, <floating *> NULL, h, True)
 
 
 cdef int backward_run(int T, int B, int I, int H, int act, int truncate,
@@ -91,8 +86,8 @@ cdef int backward_run(int T, int B, int I, int H, int act, int truncate,
                               x, w_ih, w_hh, h0, <floating *> NULL,
                               <floating *> NULL, <floating *> NULL, h, grad_h,
                               <floating *> NULL, delta, <floating *> NULL,
-                              d_w_ih, d_w_hh, d_bias, d_h0, <floating *> NULL,
-                              d_x)
+                              <floating *> NULL, d_w_ih, d_w_hh, d_bias,
+                              <floating *> NULL, d_h0, <floating *> NULL, d_x)
 
 
 cdef object setflags = np.ndarray.setflags   # (a, False): read-only

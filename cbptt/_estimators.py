@@ -391,13 +391,15 @@ _PARAMETERS = """
     hidden_layer_sizes : tuple of int, default=(32,)
         Units of each stacked recurrent layer, bottom first.
 
-    cell : {"lstm", "lstm1997", "elman", "cec"}, default="lstm"
+    cell : {"lstm", "lstm1997", "elman", "cec", "gru"}, default="lstm"
         The recurrent layer. ``"lstm"``: LSTM with a forget gate (Gers et al.,
         2000; gates packed i, f, g, o like PyTorch). ``"lstm1997"``: the
         original LSTM without a forget gate (Hochreiter & Schmidhuber, 1997).
         ``"elman"``: the simple recurrent layer ``h(t) = f(W_ih x(t) +
         W_hh h(t-1) + b)``. ``"cec"``: the constant error carousel
         ``s(t) = s(t-1) + W_ih x(t) + b`` alone (a linear accumulator).
+        ``"gru"``: PyTorch's GRU (gates r, z, n; ``bias_ih`` and ``bias_hh``
+        kept apart, initialised like ``torch.nn.GRU``).
 
     activation : {"tanh", "logistic", "relu", "identity"}, default="tanh"
         The Elman cell's nonlinearity ``f`` (ignored by the other cells).
@@ -551,9 +553,11 @@ _ATTRIBUTES = """
         The weights, as read-only views: one dict per recurrent layer with
         PyTorch-style names ``weight_ih (G*H, I)``, ``weight_hh (G*H, H)``
         (not for the CEC) and ``bias (G*H,)`` (PyTorch's ``bias_ih +
-        bias_hh``), where ``G`` is 4 for ``"lstm"``, 3 for ``"lstm1997"`` and
-        1 otherwise; then the output layer's ``weight (n_outputs_, H)`` and
-        ``bias (n_outputs_,)``.
+        bias_hh``; a cell that keeps the recurrent side's bias apart has
+        ``bias_ih`` and ``bias_hh`` instead), where ``G`` is the number of
+        the cell's gates (4 for ``"lstm"``, 3 for ``"lstm1997"``) and 1 for
+        a cell without gates; then the output layer's ``weight (n_outputs_,
+        H)`` and ``bias (n_outputs_,)``.
 
     error_flow_ : cbptt.diagnostics.ErrorFlow or None
         Only with ``record_error_flow`` set: the error flow of the fitted
@@ -1359,7 +1363,7 @@ class _BaseRNN(BaseEstimator):
             raise ValueError("coefs_ holds arrays of dtypes "
                              f"{sorted(map(str, dtypes))}; expected all "
                              "float32 or all float64")
-        params = np.empty(net.size, coefs[0]["bias"].dtype)
+        params = np.empty(net.size, np.asarray(coefs[-1]["bias"]).dtype)
         layers, out = net.views(params)
         for k, (views, saved) in enumerate(zip(layers + [out], coefs)):
             if not isinstance(saved, dict) or set(saved) != set(views):
@@ -1415,8 +1419,8 @@ class _BaseRNN(BaseEstimator):
 
         Keys ``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}`` and
         ``bias_hh_l{k}`` for recurrent layer ``k`` (the layout of
-        ``torch.nn.RNN``/``torch.nn.LSTM``; ``bias_hh`` is zero because cbptt
-        keeps one bias per gate), plus ``out.weight (n_outputs, H)`` and
+        ``torch.nn.RNN``/``torch.nn.LSTM``; ``bias_hh`` is zero for a cell
+        with one bias per gate), plus ``out.weight (n_outputs, H)`` and
         ``out.bias (n_outputs,)`` for the dense output layer
         (``torch.nn.Linear``). torch is not imported.
 
@@ -1440,7 +1444,8 @@ class _BaseRNN(BaseEstimator):
 
         The inverse of :meth:`to_torch_state_dict`: every key it produces
         must be present with the same shape (``bias_ih + bias_hh`` becomes
-        cbptt's single bias). Values may be NumPy arrays or torch tensors.
+        the bias of a cell with one bias per gate). Values may be NumPy
+        arrays or torch tensors.
         The architecture (cell, layer sizes, outputs) is the fitted one; the
         optimizer state is reset.
 

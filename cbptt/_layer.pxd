@@ -2,12 +2,14 @@
 #
 # Design contract
 # ---------------
-# * A layer is a Layer struct: the cell (kind, and its activation or form)
-#   and the sizes T, B, I, H, G (G row blocks of the stacked weights, so
-#   every per-step pre-activation row is G*H wide). A cell contributes only
+# * A layer is a Layer struct (make_layer): the cell (kind, and its
+#   activation or form), the sizes T, B, I, H, G (G row blocks of the stacked
+#   weights, so every per-step pre-activation row is G*H wide) and what the
+#   cell asks of the driver (apart, carries, direct). A cell contributes only
 #   its step, one fused pointwise loop per direction (cell_forward,
 #   cell_backward below, calling the loops of src/: cbptt_simd.h for the
-#   Elman activations, cbptt_lstm.h for the LSTM); the driver owns
+#   Elman activations, cbptt_lstm.h for the LSTM, cbptt_gru.h for the
+#   GRU); the driver owns
 #   everything else: packing the weights, the input projection, the time
 #   loop, the recurrent products, the batch split over threads, the carried
 #   errors, truncation, the workspaces and the weight gradients.
@@ -22,11 +24,25 @@
 #
 #   The CEC has no W_hh: its self-weight is the identity, so its carried
 #   error is delta(t+1) itself.
+# * A cell with its recurrent side apart (L.apart) keeps the two products
+#   separate: zx(t) = W_ih x(t) in z, zh(t) = W_hh h(t-1) in a work row the
+#   cell step reads, with a bias for each side (b_ih, b_hh). Its backward
+#   step gives two error signals, delta(t) = dL/dzx(t) and delta_hh(t) =
+#   dL/dzh(t), and the driver takes each product from its own side:
+#
+#       dW_ih = sum_t delta(t)^T x(t),        db_ih = sum_t delta(t),
+#       dW_hh = sum_t delta_hh(t)^T h(t-1),   db_hh = sum_t delta_hh(t),
+#       dx(t) = W_ih^T delta(t),   carried error W_hh^T delta_hh(t+1)
+#
+#   A cell with a direct path from h(t-1) to h(t) besides W_hh (L.direct)
+#   writes that part of the carried error itself, and the driver adds the
+#   product W_hh^T delta_hh(t+1) to it.
 # * Layout: every per-step array is time-major and C-contiguous (T, B, .).
-#   Elman and CEC layers compute in place in h (their cache is h); an LSTM
-#   keeps its activated gates and c. Without ``keep`` (a forward that will
-#   not be differentiated) the LSTM's gates go to one (B, G*H) slot and c(t)
-#   to slot t % 2 of two.
+#   Elman and CEC layers compute in place in h (their cache is h); the other
+#   cells keep their activated gates and a second (T, B, H) array ``c``
+#   (the LSTM's cell state). Without ``keep`` (a forward that will not be
+#   differentiated) the gates go to one (B, G*H) slot and c(t) to slot
+#   t % 2 of two.
 # * Products: the register-tiled loops of src/cbptt_simd.h on weights packed
 #   once per call (row blocks for the recurrent ones). The weight gradients
 #   are summed in the backward loop per group of WG_GROUP sequences (one
@@ -35,13 +51,16 @@
 #   all-steps products in blocks of GRAD_K_BLOCK rows, split by columns.
 # * Threads: sequences are independent, so each thread runs the whole time
 #   loop on its chunk of the batch (rows_per_chunk; whole groups with the
-#   in-loop weight gradients): no per-step barrier. Every element is
+#   in-loop weight gradients): no per-step barrier. A cell whose rows carry
+#   their errors in (m, H) buffers of their own (L.carries: the LSTM's h
+#   and c errors) keeps them on pages of its chunk. Every element is
 #   computed by the same operations in the same order whatever the split:
 #   results are bitwise identical for any thread count.
 # * The kernels (layer_forward, layer_backward) are noexcept nogil and
 #   allocate nothing; layer_forward_run and layer_backward_run allocate
-#   their workspaces (forward_work; backward_work and, from a page,
-#   backward_paged), release the GIL and set flush-to-zero around them.
+#   their workspaces (forward_work and, from a page, forward_paged;
+#   backward_work and, from a page, backward_paged), release the GIL and set
+#   flush-to-zero around them.
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport free, malloc
@@ -74,11 +93,28 @@ cdef extern from "cbptt_lstm.h" nogil:
                                const double *carry_h, double *carry_c,
                                double *delta, double *delta_c)
 
+cdef extern from "cbptt_gru.h" nogil:
+    void cbptt_gru_fwd_rows_f(int m, int H, float *z, const float *zh,
+                              const float *b_ih, const float *b_hh,
+                              const float *h_prev, float *hn, float *h)
+    void cbptt_gru_fwd_rows_d(int m, int H, double *z, const double *zh,
+                              const double *b_ih, const double *b_hh,
+                              const double *h_prev, double *hn, double *h)
+    void cbptt_gru_bwd_rows_f(int m, int H, int carry, const float *gates,
+                              const float *hn, const float *h_prev,
+                              const float *grad_h, float *carry_h,
+                              float *delta, float *delta_hh)
+    void cbptt_gru_bwd_rows_d(int m, int H, int carry, const double *gates,
+                              const double *hn, const double *h_prev,
+                              const double *grad_h, double *carry_h,
+                              double *delta, double *delta_hh)
+
 
 cdef enum CellKind:
     CELL_ELMAN = 0      # h = f(z + b)                      G = 1
     CELL_LSTM = 1       # gates i (f) g o, c, h             G = 4 (or 3)
     CELL_CEC = 2        # s = s(t-1) + z + b, no W_hh       G = 1
+    CELL_GRU = 3        # gates r z n, hn (in c), h; apart  G = 3
 
 
 cdef struct Layer:
@@ -86,6 +122,30 @@ cdef struct Layer:
     int act             # the Elman activation's code
     int forget_gate     # the LSTM's form (G = 4 with, 3 without)
     int T, B, I, H, G
+    int apart           # the recurrent side kept apart: its own product
+                        #   row, bias b_hh and error signal delta_hh
+    int carries         # (m, H) error buffers the rows carry: 0 (Elman in
+                        #   delta, CEC from delta(t+1)), 2 (LSTM: h and c)
+    int direct          # the cell writes part of the carried h error
+
+
+cdef inline Layer make_layer(int kind, int act, int forget_gate, int T,
+                             int B, int I, int H) noexcept nogil:
+    """The layer of a cell of ``kind``: its sizes and what it asks of the
+    driver."""
+    cdef Layer L
+    L.kind, L.act, L.forget_gate = kind, act, forget_gate
+    L.T, L.B, L.I, L.H = T, B, I, H
+    L.G, L.apart, L.carries, L.direct = 1, 0, 0, 0
+    if kind == CELL_LSTM:
+        L.G = 4 if forget_gate else 3
+        L.carries = 2
+    elif kind == CELL_GRU:
+        # b_hn inside r (W_hn h + b_hn): the recurrent side apart; the h
+        # error carried in the rows' buffer, its direct part z dh(t+1)
+        # written by the cell
+        L.G, L.apart, L.carries, L.direct = 3, 1, 1, 1
+    return L
 
 
 cdef enum:
@@ -120,7 +180,13 @@ cdef inline int recurrent_rows(const Layer *L) noexcept nogil:
 
 cdef inline bint cache_is_h(const Layer *L) noexcept nogil:
     """Whether the step computes in place in h (Elman, CEC): z(t) is h(t)."""
-    return L.kind != CELL_LSTM
+    return L.kind == CELL_ELMAN or L.kind == CELL_CEC
+
+
+cdef inline int bias_rows(const Layer *L) noexcept nogil:
+    """Bias vectors of the layer: 2 (b_ih, b_hh) with the recurrent side
+    apart, else 1."""
+    return 2 if L.apart else 1
 
 
 # ---------------------------------------------------------------------------
@@ -130,11 +196,13 @@ cdef inline bint cache_is_h(const Layer *L) noexcept nogil:
 cdef inline void cell_forward(
         const Layer *L, int m,
         floating *z,              # IN/OUT (m, G*H) z(t) in, the cache out
-        const floating *bias,     # IN  (G*H,)
+        const floating *bias,     # IN  (G*H,) (b_ih with the side apart)
+        const floating *bias_hh,  # IN  (G*H,) b_hh (apart), else NULL
+        const floating *zh,       # IN  (m, G*H) h(t-1) W_hh^T (apart)
         const floating *h_prev,   # IN  (m, H) h(t-1)
         const floating *c_prev,   # IN  (m, H) c(t-1) (LSTM)
-        floating *c,              # OUT (m, H) c(t) (LSTM)
-        floating *h,              # OUT (m, H) h(t) (LSTM; else h is z)
+        floating *c,              # OUT (m, H) c(t) (LSTM), hn(t) (GRU)
+        floating *h,              # OUT (m, H) h(t) (LSTM, GRU; else h is z)
 ) noexcept nogil:
     cdef int r, j, H = L.H
     cdef floating *zr
@@ -152,6 +220,13 @@ cdef inline void cell_forward(
             hr = h_prev + <long> r * H
             for j in range(H):
                 zr[j] += hr[j] + bias[j]
+    elif L.kind == CELL_GRU:
+        # r, z = logistic(zx + b_ih + zh + b_hh); hn = zh_n + b_hn (in c);
+        # n = tanh(zx_n + b_in + r hn); h = (1 - z) n + z h(t-1)
+        if floating is float:
+            cbptt_gru_fwd_rows_f(m, H, z, zh, bias, bias_hh, h_prev, c, h)
+        else:
+            cbptt_gru_fwd_rows_d(m, H, z, zh, bias, bias_hh, h_prev, c, h)
     else:
         # i, f, g, o = gates(z + b); c = f c(t-1) + i g; h = o tanh(c)
         if floating is float:
@@ -163,16 +238,19 @@ cdef inline void cell_forward(
 cdef inline void cell_backward(
         const Layer *L, int m, bint carry,
         const floating *cache,    # IN  (m, G*H) the step's cache (LSTM gates)
-        const floating *c,        # IN  (m, H) c(t) (LSTM)
+        const floating *c,        # IN  (m, H) c(t) (LSTM), hn(t) (GRU)
         const floating *c_prev,   # IN  (m, H) c(t-1) (LSTM)
         const floating *h,        # IN  (m, H) h(t)
+        const floating *h_prev,   # IN  (m, H) h(t-1) (direct), or NULL
         const floating *grad_h,   # IN  (m, H) e_h(t)
         const floating *grad_c,   # IN  (m, H) e_c(t) (LSTM), or NULL
-        const floating *carry_h,  # IN  (m, H) W_hh^T delta(t+1) (LSTM)
+        floating *carry_h,        # IN  (m, H) W_hh^T delta(t+1) (LSTM);
+                                  #   IN/OUT with a direct carry
         floating *carry_c,        # IN/OUT (m, H) the LSTM's carried c error
         const floating *next_d,   # IN  (m, G*H) delta(t+1) (CEC)
         floating *delta,          # IN/OUT (m, G*H) delta(t); an Elman
                                   #   layer's carried error on entry
+        floating *delta_hh,       # OUT (m, G*H) delta_hh(t) (apart)
         floating *delta_c,        # OUT (m, H) dL/dc(t) (LSTM)
 ) noexcept nogil:
     cdef long k, n = <long> m * L.H
@@ -191,6 +269,15 @@ cdef inline void cell_backward(
         else:
             for k in range(n):
                 delta[k] = grad_h[k]
+    elif L.kind == CELL_GRU:
+        # dh = e_h(t) + carry_h; delta, delta_hh of r, z, n (delta_hh_n =
+        # r delta_n); carry_h = z dh, the direct part of dL/dh(t-1)
+        if floating is float:
+            cbptt_gru_bwd_rows_f(m, L.H, carry, cache, c, h_prev, grad_h,
+                                 carry_h, delta, delta_hh)
+        else:
+            cbptt_gru_bwd_rows_d(m, L.H, carry, cache, c, h_prev, grad_h,
+                                 carry_h, delta, delta_hh)
     else:
         if floating is float:
             cbptt_lstm_bwd_rows_f(m, L.H, L.forget_gate, carry, cache, c,
@@ -224,20 +311,24 @@ cdef inline int grad_part(int GH, int nthreads) noexcept nogil:
     return max(16, ((GH + nthreads - 1) // nthreads + 15) // 16 * 16)
 
 
+cdef inline int grad_rows(const Layer *L) noexcept nogil:
+    """Rows of [dW_hh | dW_ih | db_ih (| db_hh)]^T: Hr + I + nb."""
+    return recurrent_rows(L) + L.I + bias_rows(L)
+
+
 cdef inline bint fused_weight_grads(const Layer *L,
                                     int itemsize) noexcept nogil:
     """Whether the weight gradients are summed inside the time loop: a
     property of the layer, never of the threads."""
     return (width(L) >= WG_FUSED_MIN_WIDTH
-            and <long> (recurrent_rows(L) + L.I + 1) * width(L) * itemsize
+            and <long> grad_rows(L) * width(L) * itemsize
             <= WG_FUSED_MAX_BYTES)
 
 
 cdef inline long partial_stride(const Layer *L, int itemsize) noexcept nogil:
-    """Elements per group partial: (Hr + I + 1) * G*H rounded up to whole
+    """Elements per group partial: (Hr + I + nb) * G*H rounded up to whole
     pages (no two threads write one page)."""
-    return whole_pages(<long> (recurrent_rows(L) + L.I + 1) * width(L),
-                       itemsize)
+    return whole_pages(<long> grad_rows(L) * width(L), itemsize)
 
 
 cdef inline int backward_chunk(const Layer *L, int nthreads,
@@ -265,13 +356,30 @@ cdef inline long forward_work(const Layer *L, int itemsize) noexcept nogil:
             + whole_lines(<long> width(L) * L.I, itemsize))
 
 
+cdef inline long recurrent_stride(const Layer *L, int rc,
+                                  int itemsize) noexcept nogil:
+    """Elements per chunk's row block of zh(t) = h(t-1) W_hh^T (a cell with
+    the recurrent side apart): whole pages, as every step writes it."""
+    return whole_pages(<long> rc * width(L), itemsize)
+
+
+cdef inline long forward_paged(const Layer *L, int nthreads,
+                               int itemsize) noexcept nogil:
+    """Elements of the page-aligned part of the forward workspace: each
+    chunk's rows of zh(t) (recurrent side apart), else nothing."""
+    cdef int rc = rows_per_chunk(L.B, nthreads) if nthreads > 1 else L.B
+    if not L.apart:
+        return 0
+    return n_chunks(L.B, rc) * recurrent_stride(L, rc, itemsize)
+
+
 cdef inline long backward_work(const Layer *L, int nthreads,
                                int itemsize) noexcept nogil:
     """W_hh and W_ih packed, [dW_hh | dW_ih | db]^T and the column parts'
     blocks of delta, each from a cache line."""
     cdef int GH = width(L)
     return (forward_work(L, itemsize)
-            + whole_lines(<long> (recurrent_rows(L) + L.I + 1) * GH, itemsize)
+            + whole_lines(<long> grad_rows(L) * GH, itemsize)
             + <long> GRAD_K_BLOCK * max(GH, nthreads * grad_part(GH, nthreads)))
 
 
@@ -284,13 +392,13 @@ cdef inline long carry_stride(const Layer *L, int rc, int itemsize) noexcept nog
 cdef inline long backward_paged(const Layer *L, int nthreads,
                                 int itemsize) noexcept nogil:
     """Elements of the page-aligned part of the backward workspace: the
-    chunks' private carries (an LSTM on threads: h and c, updated every
+    chunks' private carries (on threads: L.carries of them, updated every
     step) and the groups' partials (in-loop weight gradients)."""
     cdef long n = 0
     cdef int rc
-    if nthreads > 1 and L.kind == CELL_LSTM:
+    if nthreads > 1 and L.carries:
         rc = backward_chunk(L, nthreads, itemsize)
-        n += 2 * n_chunks(L.B, rc) * carry_stride(L, rc, itemsize)
+        n += L.carries * n_chunks(L.B, rc) * carry_stride(L, rc, itemsize)
     if fused_weight_grads(L, itemsize):
         n += n_chunks(L.B, WG_GROUP) * partial_stride(L, itemsize)
     return n
@@ -306,12 +414,14 @@ cdef inline void layer_rows_forward(
         const floating *w_ih_p,   # IN  W_ih^T packed (I x G*H)
         const floating *w_hh_p,   # IN  W_hh^T packed in blocks (H x G*H)
         const floating *bias,     # IN  (G*H,)
+        const floating *bias_hh,  # IN  (G*H,) (recurrent side apart)
         const floating *h0,       # IN  (B, H)
         const floating *c0,       # IN  (B, H) (LSTM)
         floating *z,              # OUT (T, B, G*H) the cache (h itself for
                                   #     Elman and CEC), or (1, B, G*H)
         floating *c,              # OUT (T, B, H), or (2, B, H) (LSTM)
         floating *h,              # OUT (T, B, H)
+        floating *zh,             # WORK (m, G*H) the rows' zh(t) (apart)
         bint keep,                # every step's cache, or the last ones
 ) noexcept nogil:
     """The time loop for sequences [lo, hi): the cell step once per t."""
@@ -339,11 +449,14 @@ cdef inline void layer_rows_forward(
             # z(t) = x(t) W_ih^T:  (m x G*H) = (m x I)(I x G*H)
             small_mm(m, GH, I, x + (<long> t * B + lo) * I, I, 1, w_ih_p, 0,
                      zt, GH, False)
-        if recurrent_rows(L):
+        if L.apart:
+            # zh(t) = h(t-1) W_hh^T:  (m x G*H) = (m x H)(H x G*H)
+            small_mm_blocked(m, GH, H, h_prev, H, w_hh_p, zh, GH, False)
+        elif recurrent_rows(L):
             # z(t) += h(t-1) W_hh^T:  (m x G*H) = (m x H)(H x G*H), in row
             # blocks of W_hh^T that stay in L1
             small_mm_blocked(m, GH, H, h_prev, H, w_hh_p, zt, GH, True)
-        cell_forward(L, m, zt, bias, h_prev, c_prev, ct, ht)
+        cell_forward(L, m, zt, bias, bias_hh, zh, h_prev, c_prev, ct, ht)
         h_prev = ht
         c_prev = ct
 
@@ -353,13 +466,15 @@ cdef inline void layer_forward(
         const floating *x,        # IN  (T, B, I)
         const floating *w_ih,     # IN  (G*H, I)
         const floating *w_hh,     # IN  (G*H, H), or NULL (CEC)
-        const floating *bias,     # IN  (G*H,)
+        const floating *bias,     # IN  (G*H,) (b_ih with the side apart)
+        const floating *bias_hh,  # IN  (G*H,) b_hh (apart), else NULL
         const floating *h0,       # IN  (B, H)
         const floating *c0,       # IN  (B, H) (LSTM), else NULL
         floating *z,              # OUT the cache (see layer_rows_forward)
         floating *c,              # OUT (LSTM), else NULL
         floating *h,              # OUT (T, B, H)
         floating *work,           # WORK (forward_work), on a cache line
+        floating *paged,          # WORK (forward_paged), on a page, or NULL
         bint keep,
 ) noexcept nogil:
     """The layer's forward pass over t = 0..T-1, on nthreads chunks of the
@@ -369,19 +484,22 @@ cdef inline void layer_forward(
     cdef unsigned int fpenv
     cdef floating *w_hh_p = work
     cdef floating *w_ih_p = work + whole_lines(<long> GH * Hr, sizeof(floating))
+    cdef long zs
     if Hr:
         pack_blocked(GH, Hr, w_hh, 1, Hr, w_hh_p)   # W[k, j] = W_hh[j, k]
     pack(GH, L.I, w_ih, 1, L.I, w_ih_p)             # W[i, j] = W_ih[j, i]
     if nthreads <= 1:
-        layer_rows_forward(L, 0, L.B, x, w_ih_p, w_hh_p, bias, h0, c0, z, c,
-                           h, keep)
+        layer_rows_forward(L, 0, L.B, x, w_ih_p, w_hh_p, bias, bias_hh, h0,
+                           c0, z, c, h, paged, keep)
         return
     rc = rows_per_chunk(L.B, nthreads)
+    zs = recurrent_stride(L, rc, sizeof(floating))
     for ch in prange(n_chunks(L.B, rc), schedule="static", chunksize=1,
                      num_threads=nthreads):
         fpenv = cbptt_ftz_enter()
         layer_rows_forward(L, ch * rc, chunk_end(ch, L.B, rc), x, w_ih_p,
-                           w_hh_p, bias, h0, c0, z, c, h, keep)
+                           w_hh_p, bias, bias_hh, h0, c0, z, c, h,
+                           paged + ch * zs if paged != NULL else NULL, keep)
         cbptt_ftz_leave(fpenv)
 
 
@@ -394,15 +512,20 @@ cdef inline void group_weight_grads(
         const floating *hp,       # IN  (m, Hr) h(t-1) of the group's rows
         const floating *xt,       # IN  (m, I) x(t)
         const floating *d_t,      # IN  (m, G*H) delta(t), rows G*H apart
-        floating *part,           # IN/OUT (Hr + I + 1, G*H) the partial
+        const floating *dh_t,     # IN  (m, G*H) delta_hh(t) (apart), or NULL
+        floating *part,           # IN/OUT (Hr + I + nb, G*H) the partial
         bint more,                # add to it (else overwrite)
 ) noexcept nogil:
-    """[dW_hh | dW_ih | db]^T (+)= [h(t-1) | x(t) | 1]^T delta(t) over the
-    group's m rows of one step (db as column sums)."""
+    """[dW_hh | dW_ih | db_ih (| db_hh)]^T (+)= [h(t-1) | x(t) | 1 (| 1)]^T
+    delta(t) over the group's m rows of one step (the biases as column
+    sums), the dW_hh and db_hh rows from delta_hh(t) when it is given."""
+    cdef const floating *d_r = dh_t if dh_t != NULL else d_t
     if Hr:
-        small_mm(Hr, GH, m, hp, 1, Hr, d_t, GH, part, GH, more)
+        small_mm(Hr, GH, m, hp, 1, Hr, d_r, GH, part, GH, more)
     small_mm(I, GH, m, xt, 1, I, d_t, GH, part + <long> Hr * GH, GH, more)
     col_sums(m, GH, d_t, GH, part + <long> (Hr + I) * GH, more)
+    if dh_t != NULL:
+        col_sums(m, GH, dh_t, GH, part + <long> (Hr + I + 1) * GH, more)
 
 
 cdef inline void layer_rows_backward(
@@ -416,9 +539,10 @@ cdef inline void layer_rows_backward(
         const floating *grad_h,   # IN  (T, B, H) e_h(t)
         const floating *grad_c,   # IN  (T, B, H) e_c(t) (LSTM), or NULL
         floating *delta,          # OUT (T, B, G*H) dL/dz(t)
+        floating *delta_hh,       # OUT (T, B, G*H) dL/dzh(t) (apart), or NULL
         floating *delta_c,        # OUT (T, B, H) dL/dc(t) (LSTM)
-        floating *carry_h,        # OUT (m, H) the h carry (LSTM), dh0 of
-                                  #     the rows at the end
+        floating *carry_h,        # OUT (m, H) the h carry (L.carries), dh0
+                                  #     of the rows at the end
         floating *carry_c,        # OUT (m, H) the c carry (LSTM): dc0
         floating *d_x,            # OUT (T, B, I), or NULL to skip
         const floating *x,        # IN  (T, B, I) (in-loop weight gradients)
@@ -431,8 +555,8 @@ cdef inline void layer_rows_backward(
 ) noexcept nogil:
     """The reverse time loop for sequences [lo, hi). An Elman layer carries
     its error in delta(t-1) itself (the next step's cell reads it there), a
-    CEC reads delta(t+1), an LSTM carries h and c errors in the rows' own
-    (m, H) buffers."""
+    CEC reads delta(t+1), the other cells carry their errors (L.carries) in
+    the rows' own (m, H) buffers."""
     cdef int T = L.T, B = L.B, I = L.I, H = L.H, GH = width(L)
     cdef int Hr = recurrent_rows(L)
     cdef int t, g0, gm, m = hi - lo
@@ -442,18 +566,27 @@ cdef inline void layer_rows_backward(
     cdef long rg = <long> lo * GH
     cdef bint carry = False
     cdef floating *d_t
-    cdef bint lstm = L.kind == CELL_LSTM
+    cdef floating *dh_t
+    cdef const floating *hp
+    cdef const floating *cp
+    cdef bint cached = not cache_is_h(L)
     for t in range(T - 1, -1, -1):
         d_t = delta + t * BGH + rg
-        cell_backward(L, m, carry, z + t * BGH + rg if lstm else NULL,
-                      c + t * BH + rh if lstm else NULL,
-                      ((c + (t - 1) * BH if t > 0 else c0) + rh) if lstm
-                      else NULL,
-                      h + t * BH + rh if h != NULL else NULL,
+        dh_t = delta_hh + t * BGH + rg if delta_hh != NULL else d_t
+        hp = NULL
+        if h != NULL and h0 != NULL:
+            hp = (h + (t - 1) * BH if t > 0 else h0) + rh
+        cp = NULL
+        if c != NULL and (t > 0 or c0 != NULL):
+            cp = (c + (t - 1) * BH if t > 0 else c0) + rh
+        cell_backward(L, m, carry, z + t * BGH + rg if cached else NULL,
+                      c + t * BH + rh if c != NULL else NULL, cp,
+                      h + t * BH + rh if h != NULL else NULL, hp,
                       grad_h + t * BH + rh,
                       grad_c + t * BH + rh if grad_c != NULL else NULL,
                       carry_h, carry_c, d_t + BGH, d_t,
-                      delta_c + t * BH + rh if lstm else NULL)
+                      dh_t if delta_hh != NULL else NULL,
+                      delta_c + t * BH + rh if delta_c != NULL else NULL)
         if d_x != NULL:
             # dx(t) = delta(t) W_ih:  (m x I) = (m x G*H)(G*H x I)
             small_mm(m, I, GH, d_t, GH, 1, w_ih_p, 0,
@@ -467,6 +600,8 @@ cdef inline void layer_rows_backward(
                     ((h + (t - 1) * BH if t > 0 else h0) + <long> g0 * H)
                     if Hr else NULL,
                     x + (<long> t * B + g0) * I, delta + t * BGH + <long> g0 * GH,
+                    delta_hh + t * BGH + <long> g0 * GH
+                    if delta_hh != NULL else NULL,
                     partials + (g0 - lo) // WG_GROUP * pstride, t < T - 1)
                 g0 += gm
         carry = carries_into(t, truncate)
@@ -474,14 +609,29 @@ cdef inline void layer_rows_backward(
             if t == 0:
                 # dh0 = delta(0): the self-weight is 1
                 memcpy(carry_h, d_t, m * H * sizeof(floating))
-        elif carry and not lstm:
+        elif carry and not L.carries:
             # delta(t-1) = delta(t) W_hh:  (m x H) = (m x H)(H x H), the
             # carried error the Elman step finishes in place
             small_mm_blocked(m, H, GH, d_t, GH, w_hh_p, d_t - BGH, H, False)
         elif carry or t == 0:
-            # carry_h = delta(t) W_hh (dh0 at t = 0):
-            #   (m x H) = (m x G*H)(G*H x H)
-            small_mm_blocked(m, H, GH, d_t, GH, w_hh_p, carry_h, H, False)
+            # carry_h (+)= delta_hh(t) W_hh (dh0 at t = 0), added to the
+            # direct part the cell wrote: (m x H) = (m x G*H)(G*H x H)
+            small_mm_blocked(m, H, GH, dh_t, GH, w_hh_p, carry_h, H,
+                             L.direct)
+
+
+cdef inline const floating *delta_block(
+        int n, int kc, const floating *d, long N, floating *delta_p,
+        long *ldd) noexcept nogil:
+    """The (kc x n) block ``d`` (rows N apart) as a product operand: packed
+    into ``delta_p`` above PACK_MIN_BYTES a row (``ldd`` 0), else in place
+    (``ldd`` N)."""
+    if n * sizeof(floating) > PACK_MIN_BYTES:
+        pack(n, kc, d, N, 1, delta_p)
+        ldd[0] = 0
+        return delta_p
+    ldd[0] = N
+    return d
 
 
 cdef inline void weight_grads_t(
@@ -490,12 +640,14 @@ cdef inline void weight_grads_t(
         const floating *h0,       # IN  (B, Hr) (unused if Hr == 0)
         const floating *h,        # IN  (T, B, Hr) (unused if Hr == 0)
         const floating *delta,    # IN  (T, B, N) dL/dz(t)
-        floating *grads_t,        # OUT (Hr + I + 1, N), columns [j0, j1)
+        const floating *delta_hh, # IN  (T, B, N) dL/dzh(t) (apart), or NULL
+        floating *grads_t,        # OUT (Hr + I + nb, N), columns [j0, j1)
         floating *delta_p,        # WORK (GRAD_K_BLOCK * (j1 - j0))
 ) noexcept nogil:
-    """Columns [j0, j1) of [dW_hh | dW_ih | db]^T = [h(t-1) | x(t) | 1]^T
-    delta(t) summed over every step t and sequence (Hr = 0: no recurrent
-    part), in one order for every element.
+    """Columns [j0, j1) of [dW_hh | dW_ih | db_ih (| db_hh)]^T = [h(t-1) |
+    x(t) | 1 (| 1)]^T delta(t) summed over every step t and sequence (Hr =
+    0: no recurrent part; with delta_hh, the dW_hh and db_hh rows take it
+    for delta), in one order for every element.
 
     The sum over the T*B rows runs in blocks of GRAD_K_BLOCK rows (the first
     B rows take h0 for h(t-1)); the block's columns [j0, j1) of delta are
@@ -515,15 +667,18 @@ cdef inline void weight_grads_t(
         kend = min(k0 + GRAD_K_BLOCK, B if k0 < B else TB)
         kc = <int> (kend - k0)
         more = k0 > 0
-        # the block of delta: (kc x n), packed when that pays
-        if n * sizeof(floating) > PACK_MIN_BYTES:
-            pack(n, kc, delta + k0 * N + j0, N, 1, delta_p)
-            dp = delta_p
-            ldd = 0
-        else:
-            dp = delta + k0 * N + j0
-            ldd = N
-        if Hr > 0:
+        if delta_hh != NULL:
+            # the recurrent side's rows from the block of delta_hh
+            dp = delta_block(n, kc, delta_hh + k0 * N + j0, N, delta_p, &ldd)
+            # dW_hh^T (+)= h(t-1)^T delta_hh:  (Hr x n) = (Hr x kc)(kc x n)
+            hp = h0 + k0 * Hr if k0 < B else h + (k0 - B) * Hr
+            small_mm(Hr, n, kc, hp, 1, Hr, dp, ldd, out, N, more)
+            # db_hh (+)= 1^T delta_hh:  (1 x n) = (1 x kc)(kc x n)
+            small_mm(1, n, kc, &one, 0, 0, dp, ldd,
+                     out + <long> (Hr + I + 1) * N, N, more)
+        # the block of delta: (kc x n)
+        dp = delta_block(n, kc, delta + k0 * N + j0, N, delta_p, &ldd)
+        if Hr > 0 and delta_hh == NULL:
             # dW_hh^T (+)= h(t-1)^T delta:  (Hr x n) = (Hr x kc)(kc x n)
             hp = h0 + k0 * Hr if k0 < B else h + (k0 - B) * Hr
             small_mm(Hr, n, kc, hp, 1, Hr, dp, ldd, out, N, more)
@@ -563,10 +718,13 @@ cdef inline void layer_backward(
         const floating *grad_h,   # IN  (T, B, H) e_h(t)
         const floating *grad_c,   # IN  (T, B, H) e_c(t) (LSTM), or NULL
         floating *delta,          # OUT (T, B, G*H) dL/dz(t)
+        floating *delta_hh,       # OUT (T, B, G*H) dL/dzh(t) (apart), else
+                                  #     NULL
         floating *delta_c,        # OUT (T, B, H) dL/dc(t) (LSTM), else NULL
         floating *d_w_ih,         # OUT (G*H, I)
         floating *d_w_hh,         # OUT (G*H, H), or NULL (CEC)
-        floating *d_bias,         # OUT (G*H,)
+        floating *d_bias,         # OUT (G*H,) (db_ih with the side apart)
+        floating *d_bias_hh,      # OUT (G*H,) db_hh (apart), else NULL
         floating *d_h0,           # OUT (B, H)
         floating *d_c0,           # OUT (B, H) (LSTM), else NULL
         floating *d_x,            # OUT (T, B, I), or NULL to skip
@@ -579,11 +737,11 @@ cdef inline void layer_backward(
     result depends on nthreads."""
     cdef int ch, rc, GH = width(L), I = L.I, H = L.H, B = L.B
     cdef int Hr = recurrent_rows(L)
-    cdef int M = Hr + I + 1
+    cdef int M = grad_rows(L)
     cdef int part = grad_part(GH, nthreads)
     cdef unsigned int fpenv
     cdef bint fused = fused_weight_grads(L, sizeof(floating))
-    cdef bint lstm = L.kind == CELL_LSTM
+    cdef int nc = L.carries
     # each part from a cache line (backward_work)
     cdef floating *w_hh_p = work
     cdef floating *w_ih_p = w_hh_p + whole_lines(<long> GH * Hr,
@@ -605,30 +763,31 @@ cdef inline void layer_backward(
         if fused:
             partials = paged
         layer_rows_backward(L, 0, B, truncate, w_hh_p, w_ih_p, c0, z, c, h,
-                            grad_h, grad_c, delta, delta_c, d_h0, d_c0, d_x,
-                            x, h0, partials, ps)
+                            grad_h, grad_c, delta, delta_hh, delta_c, d_h0,
+                            d_c0, d_x, x, h0, partials, ps)
     else:
         rc = backward_chunk(L, nthreads, sizeof(floating))
-        if lstm:
+        if nc:
             # each chunk carries its errors in its own pages, copied to dh0
-            # and dc0 at the end (two threads updating one page every step
-            # slow each other down)
+            # (and dc0) at the end (two threads updating one page every
+            # step slow each other down)
             cs = carry_stride(L, rc, sizeof(floating))
         if fused:
-            partials = paged + 2 * n_chunks(B, rc) * cs
+            partials = paged + nc * n_chunks(B, rc) * cs
         for ch in prange(n_chunks(B, rc), schedule="static", chunksize=1,
                          num_threads=nthreads):
             fpenv = cbptt_ftz_enter()
-            ch_h = carries + 2 * ch * cs if lstm else d_h0 + <long> ch * rc * H
-            ch_c = ch_h + cs
+            ch_h = carries + nc * ch * cs if nc else d_h0 + <long> ch * rc * H
+            ch_c = ch_h + cs if nc == 2 else NULL
             layer_rows_backward(L, ch * rc, chunk_end(ch, B, rc), truncate,
                                 w_hh_p, w_ih_p, c0, z, c, h, grad_h, grad_c,
-                                delta, delta_c, ch_h, ch_c, d_x, x, h0,
-                                partials + ch * rc // WG_GROUP * ps
+                                delta, delta_hh, delta_c, ch_h, ch_c, d_x, x,
+                                h0, partials + ch * rc // WG_GROUP * ps
                                 if fused else NULL, ps)
-            if lstm:
+            if nc:
                 memcpy(d_h0 + <long> ch * rc * H, ch_h,
                        (chunk_end(ch, B, rc) - ch * rc) * H * sizeof(floating))
+            if nc == 2:
                 memcpy(d_c0 + <long> ch * rc * H, ch_c,
                        (chunk_end(ch, B, rc) - ch * rc) * H * sizeof(floating))
             cbptt_ftz_leave(fpenv)
@@ -636,21 +795,25 @@ cdef inline void layer_backward(
         add_partials(<long> M * GH, n_chunks(B, WG_GROUP), ps, partials,
                      grads_t)
     elif nthreads <= 1:
-        weight_grads_t(0, GH, L.T, B, I, Hr, GH, x, h0, h, delta, grads_t,
-                       delta_p)
+        weight_grads_t(0, GH, L.T, B, I, Hr, GH, x, h0, h, delta, delta_hh,
+                       grads_t, delta_p)
     else:
         # columns of the result in parts (grad_part), taken dynamically
         for ch in prange(n_chunks(GH, part), schedule="dynamic", chunksize=1,
                          num_threads=nthreads):
             fpenv = cbptt_ftz_enter()
             weight_grads_t(ch * part, chunk_end(ch, GH, part),
-                           L.T, B, I, Hr, GH, x, h0, h, delta, grads_t,
+                           L.T, B, I, Hr, GH, x, h0, h, delta, delta_hh,
+                           grads_t,
                            delta_p + <long> threadid() * GRAD_K_BLOCK * part)
             cbptt_ftz_leave(fpenv)
     if Hr:
         transpose_into(GH, Hr, grads_t, d_w_hh)
     transpose_into(GH, I, grads_t + <long> Hr * GH, d_w_ih)
     memcpy(d_bias, grads_t + <long> (Hr + I) * GH, GH * sizeof(floating))
+    if d_bias_hh != NULL:
+        memcpy(d_bias_hh, grads_t + <long> (Hr + I + 1) * GH,
+               GH * sizeof(floating))
 
 
 # ---------------------------------------------------------------------------
@@ -673,16 +836,19 @@ cdef inline void *work_alloc(long n_line, long n_paged,
 cdef inline int layer_forward_run(
         const Layer *L, int nthreads, const floating *x,
         const floating *w_ih, const floating *w_hh, const floating *bias,
-        const floating *h0, const floating *c0, floating *z, floating *c,
-        floating *h, bint keep) except -1:
+        const floating *bias_hh, const floating *h0, const floating *c0,
+        floating *z, floating *c, floating *h, bint keep) except -1:
     """layer_forward on checked arrays, with its workspace."""
     cdef unsigned int fpenv
-    cdef void *mem = work_alloc(forward_work(L, sizeof(floating)), 0,
-                                sizeof(floating))
+    cdef long n_work = forward_work(L, sizeof(floating))
+    cdef long n_paged = forward_paged(L, nthreads, sizeof(floating))
+    cdef void *mem = work_alloc(n_work, n_paged, sizeof(floating))
+    cdef floating *w = line_start(<floating *> mem)
     with nogil:
         fpenv = cbptt_ftz_enter()
-        layer_forward(L, nthreads, x, w_ih, w_hh, bias, h0, c0, z, c, h,
-                      line_start(<floating *> mem), keep)
+        layer_forward(L, nthreads, x, w_ih, w_hh, bias, bias_hh, h0, c0, z,
+                      c, h, w, page_start(w + n_work) if n_paged else NULL,
+                      keep)
         cbptt_ftz_leave(fpenv)
     free(mem)
     return 0
@@ -693,8 +859,9 @@ cdef inline int layer_backward_run(
         const floating *w_ih, const floating *w_hh, const floating *h0,
         const floating *c0, const floating *z, const floating *c,
         const floating *h, const floating *grad_h, const floating *grad_c,
-        floating *delta, floating *delta_c, floating *d_w_ih,
-        floating *d_w_hh, floating *d_bias, floating *d_h0, floating *d_c0,
+        floating *delta, floating *delta_hh, floating *delta_c,
+        floating *d_w_ih, floating *d_w_hh, floating *d_bias,
+        floating *d_bias_hh, floating *d_h0, floating *d_c0,
         floating *d_x) except -1:
     """layer_backward on checked arrays, with its workspace."""
     cdef unsigned int fpenv
@@ -705,8 +872,8 @@ cdef inline int layer_backward_run(
     with nogil:
         fpenv = cbptt_ftz_enter()
         layer_backward(L, truncate, nthreads, x, w_ih, w_hh, h0, c0, z, c, h,
-                       grad_h, grad_c, delta, delta_c, d_w_ih, d_w_hh, d_bias,
-                       d_h0, d_c0, d_x, w,
+                       grad_h, grad_c, delta, delta_hh, delta_c, d_w_ih,
+                       d_w_hh, d_bias, d_bias_hh, d_h0, d_c0, d_x, w,
                        page_start(w + n_work) if n_paged else NULL)
         cbptt_ftz_leave(fpenv)
     free(mem)

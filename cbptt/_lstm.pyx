@@ -1,4 +1,4 @@
-"""Compiled constant error carousel (CEC) and LSTM layers: forward and exact BPTT.
+"""Compiled constant error carousel (CEC), LSTM and GRU layers: forward and exact BPTT.
 
 Design contract
 ---------------
@@ -82,6 +82,21 @@ d_x)``
     IN ``x``, ``w_ih``, ``grad_h (T,B,H)``, ``truncate``; OUT ``delta
     (T,B,H)``, ``d_w_ih (H,I)``, ``d_bias (H,)``, ``d_h0 (B,H)``, ``d_x
     (T,B,I)`` or None.
+``gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, gates, hn, h)``
+    PyTorch's GRU (gates ``r, z, n``, ``G = 3``; the equations are in
+    ``src/cbptt_gru.h``): IN ``x (T,B,I)``, ``w_ih (3H,I)``, ``w_hh
+    (3H,H)``, ``b_ih (3H,)``, ``b_hh (3H,)``, ``h0 (B,H)``; OUT ``gates
+    (T,B,3H)`` (activated r, z, n), ``hn (T,B,H)`` (``W_hn h(t-1) +
+    b_hn``), ``h (T,B,H)``. ``gates (1,B,3H)`` with ``hn (2,B,H)`` (T >= 2)
+    asks for a forward that will not be differentiated, as for the LSTM.
+``gru_backward(x, w_ih, w_hh, h0, gates, hn, h, grad_h, truncate, delta,
+delta_hh, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_h0, d_x)``
+    IN the forward's inputs and outputs, ``grad_h (T,B,H)``, ``truncate``;
+    OUT ``delta (T,B,3H)`` (dL/d(W_ih x + b_ih)), ``delta_hh (T,B,3H)``
+    (dL/d(W_hh h + b_hh): ``r delta_n`` in the n rows), ``d_w_ih``,
+    ``d_w_hh``, ``d_b_ih``, ``d_b_hh``, ``d_h0 (B,H)``, ``d_x (T,B,I)`` or
+    None. At a window start (truncation) the error through h(t-1), by
+    ``W_hh`` and by the direct path ``z h(t-1)``, is dropped.
 """
 from cython cimport floating
 from libc.float cimport DBL_MAX, FLT_MAX
@@ -92,8 +107,8 @@ from cbptt._scan import (aligned_empty, all_finite_arrays, forward_inputs,
                          grad_input, preact_bound_or_none)
 from cbptt._validation import check_kernel_sizes
 
-from cbptt._layer cimport (CELL_CEC, CELL_LSTM, Layer, ROW_CHUNK,
-                           layer_backward_run, layer_forward_run)
+from cbptt._layer cimport (CELL_CEC, CELL_GRU, CELL_LSTM, Layer, ROW_CHUNK,
+                           layer_backward_run, layer_forward_run, make_layer)
 from cbptt._scan cimport data_if, data_of, result_dims
 from cbptt._simd cimport cbptt_fork_guard
 from cbptt._simd cimport cbptt_isa, cbptt_isa_limit, cbptt_max_threads
@@ -124,22 +139,11 @@ cdef int threads_for(int T, int B, int GH, int H, int itemsize) noexcept nogil:
 
 cdef inline Layer lstm_layer(int T, int B, int I, int H,
                              bint forget_gate) noexcept nogil:
-    cdef Layer L
-    L.kind = CELL_LSTM
-    L.act = 0
-    L.forget_gate = forget_gate
-    L.T, L.B, L.I, L.H = T, B, I, H
-    L.G = 4 if forget_gate else 3
-    return L
+    return make_layer(CELL_LSTM, 0, forget_gate, T, B, I, H)
 
 
 cdef inline Layer cec_layer(int T, int B, int I, int H) noexcept nogil:
-    cdef Layer L
-    L.kind = CELL_CEC
-    L.act = 0
-    L.forget_gate = 0
-    L.T, L.B, L.I, L.H, L.G = T, B, I, H, 1
-    return L
+    return make_layer(CELL_CEC, 0, 0, T, B, I, H)
 
 
 cdef int _check_sizes(str where, int T, int B, int I, int H,
@@ -220,7 +224,8 @@ cdef int lstm_forward_run(int T, int B, int I, int H, bint forget_gate,
     cdef Layer L = lstm_layer(T, B, I, H, forget_gate)
     return layer_forward_run(&L, threads_for(T, B, L.G * H, H,
                                              sizeof(floating)),
-                             x, w_ih, w_hh, bias, h0, c0, gates, c, h, keep)
+                             x, w_ih, w_hh, bias, <floating *> NULL, h0, c0,
+                             gates, c, h, keep)
 
 
 cdef int lstm_backward_run(
@@ -237,8 +242,9 @@ cdef int lstm_backward_run(
     return layer_backward_run(&L, truncate, threads_for(T, B, L.G * H, H,
                                                         sizeof(floating)),
                               x, w_ih, w_hh, h0, c0, gates, c, h, grad_h,
-                              grad_c, delta, delta_c, d_w_ih, d_w_hh, d_bias,
-                              d_h0, d_c0, d_x)
+                              grad_c, delta, <floating *> NULL, delta_c,
+                              d_w_ih, d_w_hh, d_bias, <floating *> NULL, d_h0,
+                              d_c0, d_x)
 
 
 def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
@@ -523,8 +529,9 @@ def cec_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     _check_disjoint(w, ("h", "x", "w_ih", "bias", "h0"), s, 1, 5)
     cdef Layer L = cec_layer(T, B, I, H)
     layer_forward_run(&L, 1, &x[0, 0, 0], &w_ih[0, 0], <floating *> NULL,
-                      &bias[0], &h0[0, 0], <floating *> NULL, &h[0, 0, 0],
-                      <floating *> NULL, &h[0, 0, 0], True)
+                      &bias[0], <floating *> NULL, &h0[0, 0],
+                      <floating *> NULL, &h[0, 0, 0], <floating *> NULL,
+                      &h[0, 0, 0], True)
 
 
 def cec_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
@@ -568,8 +575,125 @@ def cec_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                        <floating *> NULL, <floating *> NULL, <floating *> NULL,
                        <floating *> NULL, <floating *> NULL, <floating *> NULL,
                        &grad_h[0, 0, 0], <floating *> NULL, &delta[0, 0, 0],
-                       <floating *> NULL, &d_w_ih[0, 0], <floating *> NULL,
-                       &d_bias[0], &d_h0[0, 0], <floating *> NULL, p_d_x)
+                       <floating *> NULL, <floating *> NULL, &d_w_ih[0, 0],
+                       <floating *> NULL, &d_bias[0], <floating *> NULL,
+                       &d_h0[0, 0], <floating *> NULL, p_d_x)
+
+
+def gru_threads_used(int T, int B, int H, int itemsize=4):
+    """How many threads the GRU kernels use for B sequences of T steps and
+    H units (float32 for ``itemsize`` 4, float64 for 8)."""
+    return threads_for(T, B, 3 * H, H, itemsize)
+
+
+def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
+                const floating[:, ::1] w_hh, const floating[::1] b_ih,
+                const floating[::1] b_hh, const floating[:, ::1] h0,
+                floating[:, :, ::1] gates, floating[:, :, ::1] hn,
+                floating[:, :, ::1] h):
+    """Run the GRU forward kernel on time-major arrays (fills gates, hn, h).
+
+    ``gates (1, B, 3H)`` with ``hn (2, B, H)`` (T >= 2) asks for a forward
+    that will not be differentiated (hn(t) in slot t % 2)."""
+    cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_hh.shape[1]
+    cdef int GH = 3 * H
+    cdef Py_ssize_t TB = <Py_ssize_t> T * B, n = sizeof(floating)
+    cdef Span s[9]          # outputs first, then inputs
+    w = "gru_forward"
+    _check_sizes(w, T, B, I, H, 0)
+    cdef bint keep = not (T >= 2 and gates.shape[0] == 1 and hn.shape[0] == 2)
+    cdef int Tk = T if keep else 1
+    _expect(w, "w_ih", w_ih.shape, 2, GH, I)
+    _expect(w, "w_hh", w_hh.shape, 2, GH, H)
+    _expect(w, "b_ih", b_ih.shape, 1, GH)
+    _expect(w, "b_hh", b_hh.shape, 1, GH)
+    _expect(w, "h0", h0.shape, 2, B, H)
+    _expect(w, "gates", gates.shape, 3, Tk, B, GH)
+    _expect(w, "hn", hn.shape, 3, T if keep else 2, B, H)
+    _expect(w, "h", h.shape, 3, T, B, H)
+    s[0] = _span(&gates[0, 0, 0], <Py_ssize_t> Tk * B * GH * n)
+    s[1] = _span(&hn[0, 0, 0], hn.shape[0] * B * H * n)
+    s[2] = _span(&h[0, 0, 0], TB * H * n)
+    s[3] = _span(&x[0, 0, 0], TB * I * n)
+    s[4] = _span(&w_ih[0, 0], GH * I * n)
+    s[5] = _span(&w_hh[0, 0], GH * H * n)
+    s[6] = _span(&b_ih[0], GH * n)
+    s[7] = _span(&b_hh[0], GH * n)
+    s[8] = _span(&h0[0, 0], B * H * n)
+    _check_disjoint(w, ("gates", "hn", "h", "x", "w_ih", "w_hh", "b_ih",
+                        "b_hh", "h0"), s, 3, 9)
+    cdef Layer L = make_layer(CELL_GRU, 0, 0, T, B, I, H)
+    layer_forward_run(&L, threads_for(T, B, GH, H, sizeof(floating)),
+                      &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0],
+                      &b_hh[0], &h0[0, 0], <floating *> NULL,
+                      &gates[0, 0, 0], &hn[0, 0, 0], &h[0, 0, 0], keep)
+
+
+def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
+                 const floating[:, ::1] w_hh, const floating[:, ::1] h0,
+                 const floating[:, :, ::1] gates,
+                 const floating[:, :, ::1] hn, const floating[:, :, ::1] h,
+                 const floating[:, :, ::1] grad_h, int truncate,
+                 floating[:, :, ::1] delta, floating[:, :, ::1] delta_hh,
+                 floating[:, ::1] d_w_ih, floating[:, ::1] d_w_hh,
+                 floating[::1] d_b_ih, floating[::1] d_b_hh,
+                 floating[:, ::1] d_h0, floating[:, :, ::1] d_x):
+    """Run the GRU backward kernel on time-major arrays (fills the OUTs).
+
+    ``d_x`` may be None (skip dL/dx).
+    """
+    cdef int T = x.shape[0], B = x.shape[1], I = x.shape[2], H = w_hh.shape[1]
+    cdef int GH = 3 * H
+    cdef Py_ssize_t TB = <Py_ssize_t> T * B, n = sizeof(floating)
+    cdef Span s[16]          # outputs first, then inputs
+    cdef floating *p_d_x = NULL
+    w = "gru_backward"
+    _check_sizes(w, T, B, I, H, truncate)
+    _expect(w, "w_ih", w_ih.shape, 2, GH, I)
+    _expect(w, "w_hh", w_hh.shape, 2, GH, H)
+    _expect(w, "h0", h0.shape, 2, B, H)
+    _expect(w, "gates", gates.shape, 3, T, B, GH)
+    _expect(w, "hn", hn.shape, 3, T, B, H)
+    _expect(w, "h", h.shape, 3, T, B, H)
+    _expect(w, "grad_h", grad_h.shape, 3, T, B, H)
+    _expect(w, "delta", delta.shape, 3, T, B, GH)
+    _expect(w, "delta_hh", delta_hh.shape, 3, T, B, GH)
+    _expect(w, "d_w_ih", d_w_ih.shape, 2, GH, I)
+    _expect(w, "d_w_hh", d_w_hh.shape, 2, GH, H)
+    _expect(w, "d_b_ih", d_b_ih.shape, 1, GH)
+    _expect(w, "d_b_hh", d_b_hh.shape, 1, GH)
+    _expect(w, "d_h0", d_h0.shape, 2, B, H)
+    if d_x is not None:
+        _expect(w, "d_x", d_x.shape, 3, T, B, I)
+        p_d_x = &d_x[0, 0, 0]
+    s[0] = _span(&delta[0, 0, 0], TB * GH * n)
+    s[1] = _span(&delta_hh[0, 0, 0], TB * GH * n)
+    s[2] = _span(&d_w_ih[0, 0], GH * I * n)
+    s[3] = _span(&d_w_hh[0, 0], GH * H * n)
+    s[4] = _span(&d_b_ih[0], GH * n)
+    s[5] = _span(&d_b_hh[0], GH * n)
+    s[6] = _span(&d_h0[0, 0], B * H * n)
+    s[7] = _span(p_d_x, TB * I * n)
+    s[8] = _span(&x[0, 0, 0], TB * I * n)
+    s[9] = _span(&w_ih[0, 0], GH * I * n)
+    s[10] = _span(&w_hh[0, 0], GH * H * n)
+    s[11] = _span(&h0[0, 0], B * H * n)
+    s[12] = _span(&gates[0, 0, 0], TB * GH * n)
+    s[13] = _span(&hn[0, 0, 0], TB * H * n)
+    s[14] = _span(&h[0, 0, 0], TB * H * n)
+    s[15] = _span(&grad_h[0, 0, 0], TB * H * n)
+    _check_disjoint(w, ("delta", "delta_hh", "d_w_ih", "d_w_hh", "d_b_ih",
+                        "d_b_hh", "d_h0", "d_x", "x", "w_ih", "w_hh", "h0",
+                        "gates", "hn", "h", "grad_h"), s, 8, 16)
+    cdef Layer L = make_layer(CELL_GRU, 0, 0, T, B, I, H)
+    layer_backward_run(&L, truncate, threads_for(T, B, GH, H,
+                                                 sizeof(floating)),
+                       &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0],
+                       <floating *> NULL, &gates[0, 0, 0], &hn[0, 0, 0],
+                       &h[0, 0, 0], &grad_h[0, 0, 0], <floating *> NULL,
+                       &delta[0, 0, 0], &delta_hh[0, 0, 0], <floating *> NULL,
+                       &d_w_ih[0, 0], &d_w_hh[0, 0], &d_b_ih[0], &d_b_hh[0],
+                       &d_h0[0, 0], <floating *> NULL, p_d_x)
 
 
 def _set_parallel_min_work(long work_f, long work_d):

@@ -382,15 +382,25 @@ class Trainer:
                           v.grad_top.reshape(Tw * B, H), weight)
 
 
+def _bias_bound(p):
+    """``|b|`` of a layer's pre-activations, float64: the sum of the absolute
+    values of all its bias vectors (one ``bias``, or a GRU's ``bias_ih`` and
+    ``bias_hh``, whose ``r * (W_hn h + b_hn)`` with ``0 < r < 1`` stays
+    within the same bound)."""
+    return sum(np.abs(v.astype(np.float64)) for name, v in p.items()
+               if name.startswith("bias"))
+
+
 def _preact_worst(p, x_max, h_in):
     """max_j of the bound sum_k |W_ih[j,k]| x_max[k] + sum_k |W_hh[j,k]|
     h_in[k] + |b[j]| on a layer's pre-activations (float64; NaN or inf when
     an input maximum is)."""
-    worst = _scan.preact_bound_or_none(p["bias"], p["weight_ih"], x_max,
+    bias = p["bias"] if "bias" in p else _bias_bound(p)
+    worst = _scan.preact_bound_or_none(bias, p["weight_ih"], x_max,
                                        p["weight_hh"], h_in)
     if worst is None:
         with np.errstate(over="ignore", invalid="ignore"):
-            bound = (np.abs(p["bias"]).astype(np.float64)
+            bound = (_bias_bound(p)
                      + np.abs(p["weight_ih"].astype(np.float64)) @ x_max
                      + np.abs(p["weight_hh"].astype(np.float64)) @ h_in)
             worst = float(bound.max())
@@ -431,7 +441,7 @@ def _locate_layer(p, inp, h, lengths):
         if "weight_hh" in p:
             w_ih = np.abs(p["weight_ih"].astype(np.float64))
             w_hh = np.abs(p["weight_hh"].astype(np.float64))
-            b = np.abs(p["bias"].astype(np.float64))
+            b = _bias_bound(p)
             h_prev = np.zeros((B, H))
             for t in range(T):
                 bound = (np.abs(inp[t].astype(np.float64)) @ w_ih.T

@@ -331,7 +331,7 @@ def error_flow(X, weights, *, cell="elman", activation="tanh",
     weights : dict
         The layer's weights in PyTorch's names: ``weight_ih``, ``weight_hh``
         (not for a CEC) and ``bias``, e.g. ``estimator.coefs_[0]``.
-    cell : {"elman", "cec", "lstm", "lstm1997"}, default="elman"
+    cell : {"elman", "cec", "lstm", "lstm1997", "gru"}, default="elman"
         The layer's cell.
     activation : {"tanh", "logistic", "relu", "identity"}, default="tanh"
         The Elman activation (ignored by other cells).
@@ -578,7 +578,7 @@ def error_signals(X, layers, grad_h, *, cell="elman", activation="tanh",
         the sequences ``X[index]`` (all of length L) given their top-layer
         outputs ``h_top`` of shape (len(index), L, H_top): that is how a
         loss on a readout of h is differentiated.
-    cell : {"elman", "cec", "lstm", "lstm1997"}, default="elman"
+    cell : {"elman", "cec", "lstm", "lstm1997", "gru"}, default="elman"
         The cell of every layer without its own ``"cell"``.
     activation : str, default="tanh"
         The Elman activation of every layer without its own.

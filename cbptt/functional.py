@@ -652,14 +652,19 @@ def _check_forget_gate(forget_gate):
 
 def _check_gate_rows(weight_ih, forget_gate):
     """``weight_ih`` as a 2-D array of shape (G*H, I); returns it and H."""
-    gates = _LSTM_GATES[forget_gate]
+    return _check_stacked_rows(weight_ih, _LSTM_GATES[forget_gate],
+                               f" (forget_gate={forget_gate})")
+
+
+def _check_stacked_rows(weight_ih, gates, note=""):
+    """``weight_ih`` as a 2-D array of the ``gates``' stacked rows, shape
+    (G*H, I); returns it and H."""
     G = len(gates)
     w = as_array("weight_ih", weight_ih, 2)
     if w.shape[0] < G or w.shape[0] % G != 0 or w.shape[1] < 1:
         raise ValueError(
             f"weight_ih has shape {w.shape}; expected ({G}*H, I) with H >= 1 "
-            f"and I >= 1: the {G} gates {', '.join(gates)} stacked "
-            f"(forget_gate={forget_gate})")
+            f"and I >= 1: the {G} gates {', '.join(gates)} stacked{note}")
     check_index_limit("weight_ih", w.shape[0], "G*H (its number of rows)")
     return w, w.shape[0] // G
 
@@ -1112,3 +1117,323 @@ def lstm_backward(forward_result, grad_h, grad_c=None, truncate=None,
                          h0=d_h0, c0=d_c0, x=_layout(d_x, r.batch_first),
                          delta=_layout(delta, r.batch_first),
                          delta_c=_layout(delta_c, r.batch_first))
+
+
+# ---------------------------------------------------------------------------
+# The GRU layer (PyTorch's torch.nn.GRU)
+# ---------------------------------------------------------------------------
+
+__all__ += ["GRUForwardResult", "GRUGradients", "gru_forward", "gru_backward"]
+
+_GRU_GATES = ("r", "z", "n")
+
+
+@dataclass(frozen=True, eq=False)
+class GRUForwardResult:
+    """What :func:`gru_forward` computed and what :func:`gru_backward` needs.
+
+    Attributes
+    ----------
+    h : ndarray of shape (batch, T, H)
+        Outputs h(t) = (1 - z) * n + z * h(t-1) for every step.
+    gates : ndarray of shape (batch, T, 3*H)
+        The activated gates of every step, stacked in PyTorch's order r, z,
+        n.
+    x : ndarray of shape (batch, T, I)
+        The input, in the working dtype.
+    weight_ih : ndarray of shape (3*H, I)
+    weight_hh : ndarray of shape (3*H, H)
+    bias_ih : ndarray of shape (3*H,)
+    bias_hh : ndarray of shape (3*H,)
+    h0 : ndarray of shape (batch, H)
+        The initial state (zeros when none was given).
+    batch_first : bool
+        The layout of the per-step arrays: (batch, T, .) when True,
+        time-major (T, batch, .) when False (as passed to the forward pass).
+    """
+
+    h: np.ndarray
+    gates: np.ndarray
+    x: np.ndarray
+    weight_ih: np.ndarray
+    weight_hh: np.ndarray
+    bias_ih: np.ndarray
+    bias_hh: np.ndarray
+    h0: np.ndarray
+    _x_tm: np.ndarray = field(repr=False)
+    _h_tm: np.ndarray = field(repr=False)
+    _gates_tm: np.ndarray = field(repr=False)
+    _hn_tm: np.ndarray = field(repr=False)     # W_hn h(t-1) + b_hn
+    batch_first: bool = True
+
+    @property
+    def h_last(self):
+        """The final state h(T-1), shape (batch, H)."""
+        return self._h_tm[-1]
+
+
+_FIELDS[GRUForwardResult] = {f.name for f in fields(GRUForwardResult)}
+
+GRUGradients = namedtuple(
+    "GRUGradients",
+    ["weight_ih", "weight_hh", "bias_ih", "bias_hh", "h0", "x", "delta"])
+GRUGradients.__doc__ = """Gradients of the loss returned by :func:`gru_backward`.
+
+Fields
+------
+weight_ih : ndarray of shape (3*H, I)
+weight_hh : ndarray of shape (3*H, H)
+bias_ih : ndarray of shape (3*H,)
+bias_hh : ndarray of shape (3*H,)
+h0 : ndarray of shape (batch, H)
+    Gradient with respect to the initial state (at the zero state when
+    ``h0`` was None).
+x : ndarray of shape (batch, T, I), or None
+    dL/dx; None when ``input_grad=False``.
+delta : ndarray of shape (batch, T, 3*H)
+    The error signals of the input side's pre-activations, dL/d(weight_ih
+    @ x(t) + bias_ih), in the gates' order r, z, n. The recurrent side's
+    equal them in the r and z rows and are ``r * delta_n`` in the n rows.
+"""
+
+
+def _gru_inputs(x, weight_ih, weight_hh, bias_ih, bias_hh, h0, batch_first):
+    """The checked inputs of a GRU forward pass as ``(batch_first, x_tm,
+    x_max, w_ih, w_hh, b_ih, b_hh, h0)``: the layout flag as a bool, then
+    read-only private copies in the working dtype (``x_tm`` time-major with
+    its column maxima; ``h0`` None when given as None)."""
+    if type(batch_first) is bool:
+        fast = _scan.forward_inputs(x, batch_first, len(_GRU_GATES),
+                                    weight_ih, weight_hh, bias_ih, h0, None)
+        if fast is not None:
+            x_tm, x_max, w_ih, w_hh, b_ih, h0k, _ = fast
+            b_hh = _check_weight("bias_hh", bias_hh, b_ih.shape)
+            return (batch_first, x_tm, x_max, w_ih, w_hh, b_ih,
+                    owned(b_hh, x_tm.dtype), h0k)
+    batch_first = _check_layout(batch_first)
+    x = _check_input(x, batch_first)
+    weight_ih, H = _check_stacked_rows(weight_ih, _GRU_GATES)
+    B, T, I = _sizes(x, batch_first)
+    GH = len(_GRU_GATES) * H
+    weight_ih = _check_weight("weight_ih", weight_ih, (GH, I))
+    weight_hh = _check_weight("weight_hh", weight_hh, (GH, H))
+    bias_ih = _check_weight("bias_ih", bias_ih, (GH,))
+    bias_hh = _check_weight("bias_hh", bias_hh, (GH,))
+    h0 = _check_state("h0", h0, B, H)
+    dtype = working_dtype(x, weight_ih, weight_hh, bias_ih, bias_hh, h0)
+    x_tm, x_max = _input_tm(x, dtype, batch_first)
+    return (batch_first, x_tm, x_max, owned(weight_ih, dtype),
+            owned(weight_hh, dtype), owned(bias_ih, dtype),
+            owned(bias_hh, dtype), None if h0 is None else owned(h0, dtype))
+
+
+def gru_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0=None,
+                batch_first=True):
+    """Forward pass of a GRU layer over a whole sequence (PyTorch's ``nn.GRU``).
+
+    With ``sigma`` the logistic function and gates stacked in PyTorch's
+    order r, z, n, for t = 0..T-1::
+
+        r = sigma(W_ir x(t) + b_ir + W_hr h(t-1) + b_hr)
+        z = sigma(W_iz x(t) + b_iz + W_hz h(t-1) + b_hz)
+        n = tanh(W_in x(t) + b_in + r * (W_hn h(t-1) + b_hn))
+        h(t) = (1 - z) * n + z * h(t-1)
+
+    in compiled code with the GIL released. ``b_hn`` stays inside ``r *
+    (...)``, so the two biases are kept apart, as in ``torch.nn.GRU``.
+
+    Parameters
+    ----------
+    x : array-like of shape (batch, T, I), or (T, batch, I)
+        Input sequences (the second form with ``batch_first=False``).
+    weight_ih : array-like of shape (3*H, I)
+        Input weights of the gates r, z, n, stacked (``weight_ih_l0``).
+    weight_hh : array-like of shape (3*H, H)
+        Recurrent weights of the gates, stacked (``weight_hh_l0``).
+    bias_ih : array-like of shape (3*H,)
+        Input-side biases (``bias_ih_l0``).
+    bias_hh : array-like of shape (3*H,)
+        Recurrent-side biases (``bias_hh_l0``).
+    h0 : array-like of shape (batch, H), default=None
+        Initial state h(-1); zeros when None.
+    batch_first : bool, default=True
+        The layout of ``x`` and of every per-step array returned (and of the
+        ``grad_h`` the backward pass takes): (batch, T, .) when True,
+        time-major (T, batch, .) when False, like PyTorch's ``nn.GRU``.
+
+    Returns
+    -------
+    result : GRUForwardResult
+        ``result.h`` of shape (batch, T, H) and the activated
+        ``result.gates`` of shape (batch, T, 3*H); the rest is what
+        :func:`gru_backward` needs. Its arrays are read-only private copies.
+
+    Raises
+    ------
+    ValueError
+        On a wrong number of dimensions, mismatched sizes (``weight_ih``'s
+        rows must be a multiple of 3), empty arrays or non-finite values;
+        and when the inputs and weights are so large that the gate
+        pre-activations could overflow the working dtype.
+    TypeError
+        On a non-numeric, boolean or complex dtype.
+
+    See Also
+    --------
+    gru_backward : the exact gradient of this pass (BPTT).
+    lstm_forward : the LSTM layer.
+
+    References
+    ----------
+    .. [1] K. Cho et al., "Learning phrase representations using RNN
+       encoder-decoder for statistical machine translation", EMNLP 2014.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cbptt import gru_forward
+    >>> rng = np.random.default_rng(0)
+    >>> B, T, I, H = 2, 5, 3, 4
+    >>> res = gru_forward(rng.standard_normal((B, T, I)),
+    ...                   rng.standard_normal((3 * H, I)) * 0.3,
+    ...                   rng.standard_normal((3 * H, H)) * 0.3,
+    ...                   np.zeros(3 * H), np.zeros(3 * H))
+    >>> res.h.shape, res.gates.shape
+    ((2, 5, 4), (2, 5, 12))
+    """
+    batch_first, x_tm, x_max, w_ih, w_hh, b_ih, b_hh, h0k = _gru_inputs(
+        x, weight_ih, weight_hh, bias_ih, bias_hh, h0, batch_first)
+    T, B, _ = x_tm.shape
+    H = w_hh.shape[1]
+    dtype = x_tm.dtype
+    given = h0k is not None
+    if not given:
+        h0k = frozen_zeros((B, H), dtype)
+    gates_tm = aligned_empty((T, B, 3 * H), dtype)
+    hn_tm = aligned_empty((T, B, H), dtype)
+    h_tm = aligned_empty((T, B, H), dtype)
+    _lstm.gru_forward(x_tm, w_ih, w_hh, b_ih, b_hh, h0k, gates_tm, hn_tm,
+                      h_tm)
+    for a in (gates_tm, hn_tm, h_tm):
+        a.setflags(write=False)
+    # No overflow hidden by the saturating gates: bound |W x + b_ih| +
+    # |W h + b_hh| (h(t) is a convex combination of n in [-1, 1] and
+    # h(t-1), so |h| <= max(1, |h0|)).
+    if T == 1:
+        h_in = colmax_abs(h0k)
+    else:
+        h_in = np.maximum(colmax_abs(h0k), 1.0) if given else _ones(H)
+    with np.errstate(over="ignore"):
+        b_abs = np.abs(b_ih) + np.abs(b_hh)
+    check_preactivation_range("gru_forward", dtype, b_abs,
+                              (w_ih, x_max), (w_hh, h_in))
+    return _result(
+        GRUForwardResult, h=_layout(h_tm, batch_first),
+        gates=_layout(gates_tm, batch_first), x=_layout(x_tm, batch_first),
+        weight_ih=w_ih, weight_hh=w_hh, bias_ih=b_ih, bias_hh=b_hh, h0=h0k,
+        _x_tm=x_tm, _h_tm=h_tm, _gates_tm=gates_tm, _hn_tm=hn_tm,
+        batch_first=batch_first)
+
+
+def gru_backward(forward_result, grad_h, truncate=None, input_grad=True):
+    """Backpropagation through time for a GRU layer: every exact gradient.
+
+    With ``grad_h(t) = dL/dh(t)`` the loss's own derivative at step t,
+    ``hn = W_hn h(t-1) + b_hn`` and ``dh(t)`` the whole dL/dh(t)::
+
+        dh(t)   = grad_h(t) + z(t+1) * dh(t+1) + weight_hh.T @ delta_hh(t+1)
+        delta_n = dh * (1 - z) * (1 - n**2)
+        delta_z = dh * (h(t-1) - n) * z * (1 - z)
+        delta_r = delta_n * hn * r * (1 - r)
+        delta    = [delta_r, delta_z, delta_n]          (input side)
+        delta_hh = [delta_r, delta_z, r * delta_n]      (recurrent side)
+
+    and the weights' gradients are sums over the unrolled copies:
+    ``dL/dweight_ih = sum_t delta(t) x(t)^T``, ``dL/dbias_ih = sum_t
+    delta(t)``, ``dL/dweight_hh = sum_t delta_hh(t) h(t-1)^T``,
+    ``dL/dbias_hh = sum_t delta_hh(t)``.
+
+    Parameters
+    ----------
+    forward_result : GRUForwardResult
+        What :func:`gru_forward` returned.
+    grad_h : array-like of shape (batch, T, H)
+        dL/dh(t) for every step (zero where the loss does not look).
+    truncate : int or None, default=None
+        None for full BPTT. A positive k cuts the time axis into windows
+        [0, k), [k, 2k), ...; error flows backward within a window and never
+        across a boundary, neither through ``weight_hh`` nor through the
+        direct path ``z * h(t-1)`` (PyTorch's ``h = h.detach()`` every k
+        steps). The state still flows forward across windows. k >= T is
+        full BPTT.
+    input_grad : bool, default=True
+        Whether to compute dL/dx (the ``x`` field). False skips that
+        product; ``x`` is then None.
+
+    Returns
+    -------
+    grads : GRUGradients
+        Named tuple ``(weight_ih, weight_hh, bias_ih, bias_hh, h0, x,
+        delta)``: the gradient of the loss with respect to each input of
+        the forward pass and the input side's error signals ``delta`` of
+        shape (batch, T, 3*H).
+
+    Raises
+    ------
+    ValueError
+        If ``grad_h``'s shape differs from ``forward_result.h``'s, it holds
+        non-finite values, or ``truncate`` is not a positive int; and when a
+        gradient overflows the working dtype.
+    TypeError
+        If ``forward_result`` is not a :class:`GRUForwardResult`.
+
+    See Also
+    --------
+    gru_forward : the pass this differentiates.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cbptt import gru_forward, gru_backward
+    >>> rng = np.random.default_rng(0)
+    >>> B, T, I, H = 2, 6, 3, 4
+    >>> res = gru_forward(rng.standard_normal((B, T, I)),
+    ...                   rng.standard_normal((3 * H, I)) * 0.3,
+    ...                   rng.standard_normal((3 * H, H)) * 0.3,
+    ...                   np.zeros(3 * H), np.zeros(3 * H))
+    >>> g = np.zeros_like(res.h); g[:, -1] = 1.0     # loss = sum of h(T-1)
+    >>> grads = gru_backward(res, g, truncate=3)
+    >>> grads.weight_hh.shape, grads.bias_hh.shape, grads.delta.shape
+    ((12, 4), (12,), (2, 6, 12))
+    """
+    r = _check_result(forward_result, GRUForwardResult, "gru_forward")
+    trunc = check_truncate(truncate)
+    T, B, H = r._h_tm.shape
+    I = r._x_tm.shape[2]
+    GH = 3 * H
+    dtype = r._h_tm.dtype
+    g_tm = _check_grad("grad_h", grad_h, T, B, H, dtype, r.batch_first)
+    input_grad = _check_flag("input_grad", input_grad)
+    delta = aligned_empty((T, B, GH), dtype)
+    delta_hh = aligned_empty((T, B, GH), dtype)
+    d_w_ih = np.empty((GH, I), dtype)
+    d_w_hh = np.empty((GH, H), dtype)
+    d_b_ih = np.empty(GH, dtype)
+    d_b_hh = np.empty(GH, dtype)
+    d_h0 = np.empty((B, H), dtype)
+    d_x = aligned_empty((T, B, I), dtype) if input_grad else None
+    _lstm.gru_backward(r._x_tm, r.weight_ih, r.weight_hh, r.h0, r._gates_tm,
+                       r._hn_tm, r._h_tm, g_tm, trunc, delta, delta_hh,
+                       d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_h0, d_x)
+    # d_b_ih sums every delta(t) in floating point, so a NaN or infinite
+    # delta makes it non-finite: delta itself is scanned only then.
+    check_outputs_finite(
+        "gru_backward", dtype, "Scale grad_h or the weights down, or "
+        "truncate the backward pass (truncate=k).",
+        **({} if _scan.all_finite(d_b_ih) else {"delta": delta}),
+        weight_ih=d_w_ih, weight_hh=d_w_hh, bias_ih=d_b_ih, bias_hh=d_b_hh,
+        h0=d_h0, x=d_x)
+    return GRUGradients(weight_ih=d_w_ih, weight_hh=d_w_hh, bias_ih=d_b_ih,
+                        bias_hh=d_b_hh, h0=d_h0,
+                        x=_layout(d_x, r.batch_first),
+                        delta=_layout(delta, r.batch_first))

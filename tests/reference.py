@@ -189,7 +189,33 @@ def _lstm_ref(forget_gate):
     return ref
 
 
+def gru_forward_ref(x, w_ih, w_hh, b_ih, b_hh, h0=None):
+    """PyTorch's GRU, step by step (batch-first, float64): h of every step
+    and the activated gates r, z, n."""
+    B, T, _ = x.shape
+    H = w_hh.shape[1]
+    h = np.zeros((B, H)) if h0 is None else np.asarray(h0, np.float64)
+    hs, gates = np.empty((B, T, H)), np.empty((B, T, 3 * H))
+    sig = lambda a: 1.0 / (1.0 + np.exp(-a))  # noqa: E731
+    for t in range(T):
+        gi = x[:, t] @ w_ih.T + b_ih
+        gh = h @ w_hh.T + b_hh
+        r = sig(gi[:, :H] + gh[:, :H])
+        z = sig(gi[:, H:2 * H] + gh[:, H:2 * H])
+        n = np.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
+        h = (1 - z) * n + z * h
+        hs[:, t], gates[:, t] = h, np.concatenate([r, z, n], 1)
+    return hs, gates
+
+
+def _gru_ref(x, w, activation, state):
+    hs, _ = gru_forward_ref(x, w["weight_ih"], w["weight_hh"], w["bias_ih"],
+                            w["bias_hh"], None if state is None else state[0])
+    return hs, (hs[:, -1],)
+
+
 # cell name -> f(x, weights, activation, state) -> (h of every step, the
 # state tuple after the last step); batch-first, float64.
 CELL_FORWARD_REF = {"elman": _elman_ref, "cec": _cec_ref,
-                    "lstm": _lstm_ref(True), "lstm1997": _lstm_ref(False)}
+                    "lstm": _lstm_ref(True), "lstm1997": _lstm_ref(False),
+                    "gru": _gru_ref}

@@ -594,7 +594,7 @@ def test_estimator_methods_refuse_bad_y_and_wrong_features(cls_name):
 
 
 BAD_PARAMS = [("hidden_layer_sizes", v) for v in (0, -1, (), (0,), "abc", (4, -2))] + [
-    ("cell", "gru"), ("activation", "softmax"), ("solver", "lbfgs"),
+    ("cell", "rnn"), ("activation", "softmax"), ("solver", "lbfgs"),
     ("learning_rate_init", 0.0), ("learning_rate_init", -1.0), ("batch_size", 0),
     ("max_iter", 0), ("alpha", -1.0), ("clip_norm", 0.0), ("bptt_truncate", 0),
     ("output", "all"), ("tol", -1.0), ("validation_fraction", 1.0)]

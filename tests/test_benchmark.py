@@ -15,6 +15,11 @@ import bench_epoch as be  # noqa: E402
 NAMES = ("weight_ih", "weight_hh", "bias", "w_out", "b_out")
 
 
+def _names(cell):
+    """The job's trained parameters: one bias, or the GRU's two."""
+    return ("weight_ih", "weight_hh") + be.BIASES[cell] + ("w_out", "b_out")
+
+
 def _epoch(impl, cell, batches, params):
     impl.prepare(cell, batches, params)
     impl.epoch()
@@ -23,9 +28,11 @@ def _epoch(impl, cell, batches, params):
 
 def _torch_params(impl):
     rnn, head = impl.rnn, impl.head
+    biases = (dict(bias_ih=rnn.bias_ih_l0, bias_hh=rnn.bias_hh_l0)
+              if type(rnn).__name__ == "GRU"
+              else dict(bias=rnn.bias_ih_l0 + rnn.bias_hh_l0))
     return dict(weight_ih=rnn.weight_ih_l0, weight_hh=rnn.weight_hh_l0,
-                bias=rnn.bias_ih_l0 + rnn.bias_hh_l0, w_out=head.weight,
-                b_out=head.bias)
+                **biases, w_out=head.weight, b_out=head.bias)
 
 
 @pytest.mark.parametrize("cell", ["elman", "lstm"])
@@ -52,21 +59,25 @@ def _cbptt_loss_and_grads(cell, p, x_tm, y):
     mini-batch, through cbptt's functional API (what CbpttImpl.epoch does
     before its update)."""
     import cbptt
-    fwd, bwd = ((cbptt.lstm_forward, cbptt.lstm_backward) if cell == "lstm"
-                else (cbptt.rnn_forward, cbptt.rnn_backward))
-    res = fwd(x_tm, p["weight_ih"], p["weight_hh"], p["bias"], batch_first=False)
+    prefix = "rnn" if cell == "elman" else cell
+    fwd = getattr(cbptt, f"{prefix}_forward")
+    bwd = getattr(cbptt, f"{prefix}_backward")
+    biases = be.BIASES[cell]
+    res = fwd(x_tm, p["weight_ih"], p["weight_hh"], *(p[b] for b in biases),
+              batch_first=False)
     pred = res.h_last @ p["w_out"].T + p["b_out"]
     d_pred = 2.0 * (pred - y) / pred.size
     grad_h = np.zeros(res.h.shape, pred.dtype)
     grad_h[-1] = d_pred @ p["w_out"]
     g = bwd(res, grad_h, input_grad=False)
     return ((pred - y) ** 2).mean(), dict(
-        weight_ih=g.weight_ih, weight_hh=g.weight_hh, bias=g.bias,
+        weight_ih=g.weight_ih, weight_hh=g.weight_hh,
+        **{b: getattr(g, b) for b in biases},
         w_out=d_pred.T @ res.h_last, b_out=d_pred.sum(0))
 
 
 @pytest.mark.parametrize("dtype,rtol", [("float64", 1e-10), ("float32", 2e-4)])
-@pytest.mark.parametrize("cell", ["elman", "lstm"])
+@pytest.mark.parametrize("cell", ["elman", "lstm", "gru"])
 def test_jax_loss_and_gradients_equal_cbptt(cell, dtype, rtol):
     pytest.importorskip("jax", reason="jax not installed")
     batches, params = be.make_job(cell, dtype, H=5, T=4)
@@ -84,14 +95,14 @@ def test_jax_loss_and_gradients_equal_cbptt(cell, dtype, rtol):
                                    atol=rtol * np.abs(g).max(), err_msg=name)
 
 
-@pytest.mark.parametrize("cell", ["elman", "lstm"])
+@pytest.mark.parametrize("cell", ["elman", "lstm", "gru"])
 def test_jax_and_batch_first_epochs_agree_with_cbptt(cell):
     """After one epoch: JAX's jitted steps, cbptt on batch-first arrays and
     PyTorch's batch_first modules hold cbptt's time-major weights."""
     batches, params = be.make_job(cell, "float64", H=6, T=5)
     ours = _epoch(be.CbpttImpl(), cell, batches, params)
     bf = _epoch(be.CbpttImpl(batch_first=True), cell, batches, params)
-    for name in NAMES:
+    for name in _names(cell):
         np.testing.assert_allclose(bf.p[name], ours.p[name], rtol=1e-12,
                                    atol=1e-14, err_msg=name)
     for a, b in zip(bf.infer(), ours.infer()):
@@ -104,7 +115,7 @@ def test_jax_and_batch_first_epochs_agree_with_cbptt(cell):
     if be.JaxImpl().available(cell) is not None:
         pytest.skip("jax not installed")
     jx = _epoch(be.JaxImpl(), cell, batches, params)
-    for name in NAMES:
+    for name in _names(cell):
         assert not np.allclose(np.asarray(jx.p[name]), params[name]), name
         np.testing.assert_allclose(np.asarray(jx.p[name]), ours.p[name],
                                    rtol=1e-10, atol=1e-12, err_msg=name)
@@ -149,6 +160,27 @@ def test_table_gains_the_jax_and_batch_first_columns():
     assert "## JAX/XLA" not in without
     assert "Skipped: jax: jax not installed (pip install jax jaxlib)." in without
     assert "| 50.0 | - | 9.0 |" in without            # the column stays, empty
+
+
+def test_cbptt_and_torch_gru_epochs_agree():
+    # no NumPy GRU: cbptt's epoch against torch.nn.GRU's, both biases trained
+    if be.TorchImpl(1).available("gru"):
+        pytest.skip("torch not installed")
+    assert be.NumpyImpl().available("gru")
+    batches, params = be.make_job("gru", "float64", H=6, T=5)
+    ours = _epoch(be.CbpttImpl(), "gru", batches, params)
+    torch = _epoch(be.TorchImpl(1), "gru", batches, params)
+    rnn, head = torch.rnn, torch.head
+    theirs = dict(weight_ih=rnn.weight_ih_l0, weight_hh=rnn.weight_hh_l0,
+                  bias_ih=rnn.bias_ih_l0, bias_hh=rnn.bias_hh_l0,
+                  w_out=head.weight, b_out=head.bias)
+    for name, value in theirs.items():
+        assert not np.allclose(ours.p[name], params[name]), name  # it trained
+        np.testing.assert_allclose(value.detach().numpy(), ours.p[name],
+                                   rtol=1e-9, atol=1e-12, err_msg=name)
+    for a, b in zip(ours.infer(), torch.infer()):
+        np.testing.assert_allclose(a, b.detach().numpy(), rtol=1e-10,
+                                   atol=1e-12)
 
 
 def test_ratios_pair_the_samples_of_each_round():

@@ -158,7 +158,7 @@ def test_error_flow_result_helpers():
 
 
 @pytest.mark.parametrize("call, exc, match", [
-    (lambda X, w: error_flow(X, w, cell="gru"), ValueError, "cell='gru'"),
+    (lambda X, w: error_flow(X, w, cell="rnn"), ValueError, "cell='rnn'"),
     (lambda X, w: error_flow(X, w, activation="softplus"), ValueError,
      "activation='softplus'"),
     (lambda X, w: error_flow(X, {"weight_ih": w["weight_ih"]}), ValueError,

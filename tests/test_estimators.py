@@ -262,7 +262,7 @@ def test_bad_y(rng):
 def test_bad_parameters(rng):
     X = rng.standard_normal((6, 5, 2))
     with pytest.raises(ValueError, match="cell"):
-        RNNRegressor(cell="gru").fit(X, np.zeros(6))
+        RNNRegressor(cell="rnn").fit(X, np.zeros(6))
     with pytest.raises(ValueError, match="hidden_layer_sizes"):
         RNNRegressor(hidden_layer_sizes=(4, 0)).fit(X, np.zeros(6))
     with pytest.raises(ValueError, match="clip_norm"):

@@ -66,6 +66,20 @@ def test_saturated_tanh_overflow_is_refused_by_every_method(dtype):
     assert np.isfinite(est.predict(X[:2])).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gru_overflow_is_refused(dtype):
+    """The GRU's bound counts both of its biases; n = tanh(inf) = 1 would
+    hide the overflow."""
+    est, _, _ = _fitted(cell="gru", dtype=dtype)
+    _set(est, weight_ih_l0=1.0)
+    X = np.zeros((3, 4, 1), dtype)
+    X[1, 2:] = 1e308 if dtype == np.float64 else 3e38
+    with pytest.raises(ValueError, match="X") as info:
+        est.predict(X)
+    assert _step(str(info.value)) == (1, 2)
+    assert np.isfinite(est.predict(X[:1])).all()
+
+
 def test_classifier_methods_refuse_overflow():
     est, _, _ = _fitted(cls=RNNClassifier, cell="lstm")
     _set(est, weight_ih_l0=1e308)

@@ -573,8 +573,11 @@ def test_estimators_refuse_to_save_unfitted(tmp_path, cls_name):
     (lambda m: m["fitted"].pop("_n_step_features"), ("inconsistent",
                                                      "_n_step_features")),
     (lambda m: m["fitted"].update(_output="all"), ("inconsistent", "_output")),
+    (lambda m: m["fitted"]["_arch"]["__dict__"].update(cell="nope"),
+     ("inconsistent", "nope")),
+    # a known cell whose parameters are not those saved
     (lambda m: m["fitted"]["_arch"]["__dict__"].update(cell="gru"),
-     ("inconsistent", "gru")),
+     ("inconsistent", "bias_hh")),
     (lambda m: m["fitted"]["_optimizer_state"]["__dict__"].update(t=-1),
      ("inconsistent", "optimizer")),
 ])

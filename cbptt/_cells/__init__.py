@@ -14,10 +14,12 @@ reference equations in ``tests/reference.py``.
 from cbptt._cells.base import Cell
 from cbptt._cells.cec import CECCell
 from cbptt._cells.elman import ElmanCell
+from cbptt._cells.gru import GRUCell
 from cbptt._cells.init import glorot_uniform, orthogonal
 from cbptt._cells.lstm import LSTM1997Cell, LSTMCell
 
-CELLS = {cls.name: cls for cls in (LSTMCell, LSTM1997Cell, ElmanCell, CECCell)}
+CELLS = {cls.name: cls for cls in (LSTMCell, LSTM1997Cell, ElmanCell, CECCell,
+                                   GRUCell)}
 
 __all__ = ["CELLS", "Cell", "get_cell", "glorot_uniform", "make_cell",
            "orthogonal"]

@@ -42,7 +42,12 @@ Methods
 -------
 param_specs(I, H)
     The layer's parameters as ``(name, shape, decay)`` in PyTorch's layout;
-    ``decay`` says whether L2 applies (weight matrices yes, biases no).
+    ``decay`` says whether L2 applies (weight matrices, named ``weight_*``,
+    yes; biases, named ``bias*``, no). A cell has one ``bias`` (PyTorch's
+    ``bias_ih + bias_hh``, where the two only ever appear summed), or
+    ``bias_ih`` and ``bias_hh`` when its equations keep the recurrent
+    side's bias apart (the layer driver's ``apart``: a separate recurrent
+    product, bias and error signal).
 init_params(p, rng, forget_bias)
     Fill the views ``p`` in place from ``rng`` in a fixed order, so that a
     seed gives bitwise the same network.
