@@ -1087,15 +1087,21 @@ class _BaseRNN(BaseEstimator):
 
     def _score_sequence(self, X, y, sample_weight, metric):
         """``metric`` over every valid step (output="sequence")."""
-        seqs, z = self._forward(X)
-        y = sequence_targets(y, seqs)
-        mask = seqs.valid_mask()
-        y_steps = np.swapaxes(y, 0, 1)[mask]
-        pred = self._steps_prediction(z[mask])
+        y_steps, pred, mask = self._step_pairs(X, y)
         if sample_weight is not None:
             sw = np.asarray(sample_weight, dtype=np.float64)
             sample_weight = np.broadcast_to(sw[None, :], mask.shape)[mask]
         return metric(y_steps, pred, sample_weight=sample_weight)
+
+    def _step_pairs(self, X, y):
+        """The (true, predicted) targets ``score`` compares with
+        ``output="sequence"``: one row per valid step, in the order of the
+        ``(T, N)`` mask that is also returned (``cbptt.dask.score`` sums
+        statistics of these pairs block by block)."""
+        seqs, z = self._forward(X)
+        y = sequence_targets(y, seqs)
+        mask = seqs.valid_mask()
+        return np.swapaxes(y, 0, 1)[mask], self._steps_prediction(z[mask]), mask
 
     # -------------------------------------------------------------- interop --
     def to_torch_state_dict(self):
