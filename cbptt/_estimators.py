@@ -46,7 +46,7 @@ from sklearn.utils.multiclass import (_check_partial_fit_first_call,
                                       check_classification_targets)
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from cbptt import _persistence
+from cbptt import _persistence, _scan
 from cbptt._activations import ACTIVATIONS
 from cbptt._cells import CELLS, make_cell
 from cbptt._network import (Network, NonFiniteError, SoftmaxCrossEntropy,
@@ -756,7 +756,9 @@ class _BaseRNN(BaseEstimator):
                 raise ValueError(
                     f"the validation set has {idx_val.size} sequence(s); "
                     "increase validation_fraction or the number of samples")
-            val = (seqs.take(idx_val), targets[idx_val])
+            # Scored by gathering its rows from X: no copy of them.
+            val = (seqs, targets[idx_val],
+                   np.ascontiguousarray(idx_val, dtype=np.intp))
             best_params = params.copy()
         n_train = idx_train.size
         B = self._batch_size(n_train)
@@ -903,14 +905,21 @@ class _BaseRNN(BaseEstimator):
             out[pad] = fill
         return out
 
-    def _score_internal(self, net, params, seqs, targets):
-        """The validation score (R^2 or accuracy) on encoded targets."""
+    def _score_internal(self, net, params, seqs, targets, rows=None):
+        """The validation score (R^2 or accuracy) on encoded targets of the
+        sequences ``rows`` of ``seqs`` (None: all), gathered from its data."""
         z = predict_raw(net, params, seqs.data, seqs.lengths,
-                        self._arch["output"], batch_first=True)
+                        self._arch["output"], batch_first=True, rows=rows)
         if self._arch["output"] == "last":
             return self._score_values(z, targets)
-        mask = seqs.valid_mask()
-        return self._score_values(z[mask], np.swapaxes(targets, 0, 1)[mask])
+        lengths = seqs.lengths
+        if rows is not None and lengths is not None:
+            lengths = lengths[rows]
+        n, T = targets.shape[0], z.shape[0]       # T: the rows' longest
+        mask = (np.ones((T, n), bool) if lengths is None
+                else np.arange(T)[:, None] < lengths[None, :])
+        return self._score_values(
+            z[mask], np.swapaxes(targets[:, :T], 0, 1)[mask])
 
     def _make_coefs(self):
         layers, out = self._net.views(self._params)
@@ -1326,10 +1335,20 @@ __NOTES__
             if y2.dtype.kind not in "fiu":
                 y2 = check_array(y2, allow_nd=True, dtype=dtype,
                                  ensure_all_finite=False, input_name="y")
-            y2 = np.array(y2, dtype=dtype)
-            valid = seqs.valid_mask().T
-            check_array(y2[valid], dtype=dtype, input_name="y")
-            y2[~valid] = 0.0
+            # Training only reads the targets: the caller's array serves
+            # when it already is C-contiguous in the compute dtype and has no
+            # padded steps to zero; otherwise one private copy.
+            padded = seqs.lengths is not None
+            if padded or y2.dtype != dtype or not y2.flags.c_contiguous:
+                y2 = np.array(y2, dtype=dtype)
+            if padded:
+                valid = seqs.valid_mask().T
+                y2[~valid] = 0.0
+            # Finite everywhere, pads zeroed: the valid steps are; otherwise
+            # scikit-learn's check on them raises its own error.
+            if not (y2.size and _scan.all_finite(y2.reshape(-1))):
+                check_array(y2[seqs.valid_mask().T], dtype=dtype,
+                            input_name="y")
         if cold:
             self._y_ndim = ndim
         return np.ascontiguousarray(y2, dtype=dtype), y2.shape[-1]
