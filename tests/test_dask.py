@@ -374,3 +374,45 @@ def test_import_without_dask_says_what_to_install(monkeypatch):
         monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(ImportError, match=r'pip install "cbptt\[dask\]"'):
         __import__("cbptt.dask")
+
+
+# -- the README section -----------------------------------------------------------
+
+def test_readme_more_data_section_runs(tmp_path, monkeypatch, capsys):
+    """Every block of README.md's "## More data, more machines" runs as
+    written, in order in one namespace, against the local cluster it starts
+    (the Ray block only where Ray is installed)."""
+    from pathlib import Path
+    import re
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = text.split("\n## More data, more machines\n", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) == 4
+    try:
+        import ray                                          # noqa: F401
+    except ImportError:
+        blocks = [b for b in blocks if "import ray" not in b
+                  and "from ray" not in b]
+    monkeypatch.chdir(tmp_path)                  # the first block writes .npy
+    environ = dict(os.environ)                   # the nanny sets OMP_NUM_THREADS
+    namespace = {}
+    try:
+        with warnings.catch_warnings():
+            _quiet()
+            warnings.filterwarnings("ignore", message="Port .* is already in use")
+            for i, block in enumerate(blocks):
+                exec(compile(block, f"README More data block {i}", "exec"),
+                     namespace)
+    finally:
+        for name in ("client", "cluster"):
+            if name in namespace:
+                namespace[name].close()
+        if "ray" in sys.modules:
+            sys.modules["ray"].shutdown()
+        os.environ.clear()
+        os.environ.update(environ)
+    out = capsys.readouterr().out
+    assert "R^2:" in out and "'cell'" in out
+    est = namespace["est"]
+    assert est.best_validation_score_ > 0.9      # the streamed model learnt
