@@ -144,7 +144,11 @@ def _blocks(X, y, name="X"):
         xs = [X.blocks[i] for i in range(X.numblocks[0])]
         if y is None:
             return [(b, None, n) for b, n in zip(xs, X.chunks[0])]
-        if isinstance(y, db.Bag) or not hasattr(y, "shape"):
+        if isinstance(y, db.Bag):
+            raise TypeError(
+                f"{name} is a Dask array, so y must be a Dask or NumPy array "
+                "of as many samples, got a Dask bag")
+        if not hasattr(y, "shape"):
             y = np.asarray(y)
         if y.ndim < 1 or y.shape[0] != X.shape[0]:
             raise ValueError(
@@ -358,9 +362,9 @@ def fit_incremental(estimator, X, y, *, epochs, validation=None, client=None,
     if (isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral)
             or epochs < 1):
         raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
-    blocks = _blocks(X, y)
     if y is None:
         raise ValueError("y is None; fit_incremental needs targets")
+    blocks = _blocks(X, y)
     n_held, val = _check_validation(validation, estimator, len(blocks))
     client = _client(client)
     saved = copy.deepcopy(estimator.__dict__)
@@ -454,9 +458,9 @@ def _concat(parts):
 
 
 # ------------------------------------------------------------ predicting --
-def _predict_block(xb, estimator):
+def _predict_block(xb, estimator, dtype):
     with _TaskThreads():
-        return estimator.predict(xb)
+        return estimator.predict(xb).astype(dtype, copy=False)
 
 
 def _predict_partition(seqs, estimator):
@@ -486,6 +490,10 @@ def predict(estimator, X):
         ``output="sequence"``. For a bag, a bag of one prediction per
         sequence, each equal to predicting its partition in memory (the
         whole list, padded to its own longest sequence, agrees to rounding).
+        A classifier with ``output="sequence"`` and labels that are not
+        floats gives an object array (whether or not a block holds padded
+        sequences, whose padded steps are None, as with ``predict``): the
+        same values as in-memory ``predict``.
 
     Raises
     ------
@@ -520,15 +528,18 @@ def predict(estimator, X):
     _check_array_x(X)
     # The layout of one prediction, from one sequence of zeros.
     probe = estimator.predict(np.zeros((1,) + X.shape[1:], X.dtype))
-    tail, out_ndim = probe.shape[1:], probe.ndim
+    tail, out_ndim, dtype = probe.shape[1:], probe.ndim, probe.dtype
+    if (is_classifier(estimator) and estimator._output == "sequence"
+            and estimator.classes_.dtype.kind != "f"):
+        dtype = np.dtype(object)     # None at the padded steps of a block
     kwargs = {}
     if out_ndim < X.ndim:
         kwargs["drop_axis"] = list(range(out_ndim, X.ndim))
     elif out_ndim > X.ndim:
         kwargs["new_axis"] = list(range(X.ndim, out_ndim))
-    return X.map_blocks(_predict_block, estimator, dtype=probe.dtype,
+    return X.map_blocks(_predict_block, estimator, dtype, dtype=dtype,
                         chunks=(X.chunks[0],) + tuple((s,) for s in tail),
-                        meta=np.empty((0,) * out_ndim, probe.dtype), **kwargs)
+                        meta=np.empty((0,) * out_ndim, dtype), **kwargs)
 
 
 # ----------------------------------------------------------------- scoring --
