@@ -96,7 +96,9 @@ def task_threads():
 
 class _TaskThreads:
     """``with _TaskThreads():`` limits OpenMP and BLAS to :func:`task_threads`
-    inside a Dask task (no limit elsewhere)."""
+    inside a Dask task (no limit elsewhere). OpenMP's limit belongs to the
+    calling thread; OpenBLAS's is process-wide, so tasks running at once in
+    one process share it."""
 
     def __enter__(self):
         n = task_threads()
@@ -413,6 +415,8 @@ def _fit_blocks(estimator, blocks, epochs, n_held, val, client, classes):
             xb, yb = _gather(started, client)
             if j + 1 < len(sequence):           # computed while we train
                 started = _materialise(sequence[j + 1], client)
+            if len(xb) == 0:                    # an empty chunk or partition
+                continue
             yb = _as_block_y(yb, estimator)
             estimator.partial_fit(xb, yb, **kwargs)
             kwargs.pop("classes", None)
@@ -421,6 +425,8 @@ def _fit_blocks(estimator, blocks, epochs, n_held, val, client, classes):
                 total += estimator.loss_ * n
                 count += n
             del xb, yb
+        if not hasattr(estimator, "_params"):
+            raise ValueError("X holds no sequences: every block is empty")
         n_epochs += 1
         loss = total / count if count else np.nan
         history.append(loss)
@@ -440,7 +446,8 @@ def _fit_blocks(estimator, blocks, epochs, n_held, val, client, classes):
     estimator.loss_curve_ = history
     estimator._no_improvement_count = stall
     if val is not None:
-        np.copyto(estimator._params, best_params)
+        if best_params is not None:             # None: no score was a number
+            np.copyto(estimator._params, best_params)
         estimator.validation_scores_ = scores
         estimator.best_validation_score_ = best_score
         estimator.best_loss_ = None
@@ -458,7 +465,9 @@ def _concat(parts):
 
 
 # ------------------------------------------------------------ predicting --
-def _predict_block(xb, estimator, dtype):
+def _predict_block(xb, estimator, dtype, tail):
+    if xb.shape[0] == 0:                         # an empty chunk
+        return np.empty((0,) + tail, dtype)
     with _TaskThreads():
         return estimator.predict(xb).astype(dtype, copy=False)
 
@@ -537,7 +546,7 @@ def predict(estimator, X):
         kwargs["drop_axis"] = list(range(out_ndim, X.ndim))
     elif out_ndim > X.ndim:
         kwargs["new_axis"] = list(range(X.ndim, out_ndim))
-    return X.map_blocks(_predict_block, estimator, dtype, dtype=dtype,
+    return X.map_blocks(_predict_block, estimator, dtype, tail, dtype=dtype,
                         chunks=(X.chunks[0],) + tuple((s,) for s in tail),
                         meta=np.empty((0,) * out_ndim, dtype), **kwargs)
 
@@ -550,9 +559,9 @@ def _block_sums(xb, yb, estimator):
     output, with ``m2 = sum (y - mean)^2`` about the block's own mean and
     ``ssr = sum (y - y_pred)^2``.
     """
+    if len(xb) == 0:                             # an empty chunk or partition
+        return None
     with _TaskThreads():
-        if isinstance(xb, list) and not xb:
-            return None
         yb = _as_block_y(yb, estimator)
         if not is_classifier(estimator):
             check_real_numbers(yb, "y")

@@ -262,6 +262,12 @@ def test_ragged_bag_sequence_to_sequence(client):
     with warnings.catch_warnings():
         _quiet()
         cdask.fit_incremental(est, bX, by, epochs=3, client=client)
+        # An empty partition is skipped (it shifts the block order only).
+        padded = db.from_delayed(bX.to_delayed() + [dask.delayed([])])
+        padded_y = db.from_delayed(by.to_delayed() + [dask.delayed([])])
+        same = cdask.fit_incremental(
+            RNNRegressor(**est.get_params()), padded, padded_y, epochs=3,
+            client=client)
     got = cdask.predict(est, bX).compute()
     # Exactly what predicting each partition in memory gives; the whole
     # list is padded to another length (other product shapes), so to rounding.
@@ -274,6 +280,7 @@ def test_ragged_bag_sequence_to_sequence(client):
         np.testing.assert_allclose(a, c, rtol=1e-13, atol=1e-15)
     assert abs(cdask.score(est, bX, by, client=client)
                - est.score(seqs, targets)) < 1e-12
+    assert same.n_iter_ == 3 and np.isfinite(same.loss_curve_).all()
 
 
 # -- prediction and scoring ------------------------------------------------------
@@ -318,6 +325,11 @@ def test_blockwise_predict_and_score_equal_in_memory(client, kind):
         np.testing.assert_array_equal(got, want)
     s = cdask.score(est, dX, da.from_array(y, chunks=45), client=client)
     assert abs(s - est.score(X, y)) < 1e-12
+    # An empty chunk predicts nothing and adds nothing to the score.
+    dX0 = da.from_array(X, chunks=((40, 0, 50),) + X.shape[1:])
+    got0 = cdask.predict(est, dX0).compute()
+    assert got0.tolist() == want.tolist()
+    assert abs(cdask.score(est, dX0, y, client=client) - s) < 1e-12
     if kind == "regressor-last":
         per_block = np.mean([r2_score(y[i:i + 30], want[i:i + 30])
                              for i in range(0, 90, 30)])
@@ -364,6 +376,9 @@ def test_bad_input_gives_clear_errors(threaded_client):
         fit(est, bag, y, epochs=1)
     with pytest.raises(ValueError, match="partitions"):
         fit(est, bag, db.from_sequence(list(y), npartitions=3), epochs=1)
+    with pytest.raises(ValueError, match="every block is empty"):
+        fit(est, db.from_delayed([dask.delayed([])]),
+            db.from_delayed([dask.delayed([])]), epochs=1)
     with pytest.raises(NotFittedError):
         cdask.predict(est, dX)
     with pytest.raises(NotFittedError):
