@@ -53,7 +53,7 @@ from sklearn.utils.multiclass import (_check_partial_fit_first_call,
                                       check_classification_targets)
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from cbptt import _persistence
+from cbptt import _persistence, _scan
 from cbptt._activations import ACTIVATIONS
 from cbptt._cells import CELLS, make_cell
 from cbptt._docs import DOCS_URL
@@ -1013,7 +1013,9 @@ class _BaseRNN(BaseEstimator):
                 raise ValueError(
                     f"the validation set has {idx_val.size} sequence(s); "
                     "increase validation_fraction or the number of samples")
-            val = (seqs.take(idx_val), targets[idx_val],
+            # Scored by gathering its rows from X: no copy of them.
+            val = (seqs, targets[idx_val],
+                   np.ascontiguousarray(idx_val, dtype=np.intp),
                    None if weights is None else
                    _validation_weights(weights, idx_val))
             best_params = params.copy()
@@ -1196,17 +1198,23 @@ class _BaseRNN(BaseEstimator):
             out[pad] = fill
         return out
 
-    def _score_internal(self, net, params, seqs, targets, weight=None):
-        """The validation score (R^2 or accuracy) on encoded targets,
-        weighted by ``weight`` (as ``weights.rows``) when given."""
+    def _score_internal(self, net, params, seqs, targets, rows=None,
+                        weight=None):
+        """The validation score (R^2 or accuracy) on encoded targets of the
+        sequences ``rows`` of ``seqs`` (None: all), gathered from its data,
+        weighted by ``weight`` (as ``weights.rows`` of those rows) when
+        given."""
         z = predict_raw(net, params, seqs.data, seqs.lengths,
-                        self._arch["output"], batch_first=True)
+                        self._arch["output"], batch_first=True, rows=rows)
         if self._arch["output"] == "last":
             return self._score_values(z, targets, weight)
-        mask = seqs.valid_mask()
-        # seqs.take trimmed the validation sequences to their longest; the
-        # targets (and weights) still span the training set's steps.
-        T = mask.shape[0]
+        lengths = seqs.lengths
+        if rows is not None and lengths is not None:
+            lengths = lengths[rows]
+        n, T = targets.shape[0], z.shape[0]       # T: the rows' longest
+        mask = (np.ones((T, n), bool) if lengths is None
+                else np.arange(T)[:, None] < lengths[None, :])
+        # the targets (and weights) still span the training set's steps
         if weight is not None:
             weight = np.swapaxes(weight[:, :T], 0, 1)[mask].reshape(-1)
         return self._score_values(
@@ -1403,15 +1411,21 @@ class _BaseRNN(BaseEstimator):
 
     def _score_sequence(self, X, y, sample_weight, metric):
         """``metric`` over every valid step (output="sequence")."""
-        seqs, z = self._forward(X)
-        y = sequence_targets(y, seqs)
-        mask = seqs.valid_mask()
-        y_steps = np.swapaxes(y, 0, 1)[mask]
-        pred = self._steps_prediction(z[mask])
+        y_steps, pred, mask = self._step_pairs(X, y)
         if sample_weight is not None:
             sw = np.asarray(sample_weight, dtype=np.float64)
             sample_weight = np.broadcast_to(sw[None, :], mask.shape)[mask]
         return metric(y_steps, pred, sample_weight=sample_weight)
+
+    def _step_pairs(self, X, y):
+        """The (true, predicted) targets ``score`` compares with
+        ``output="sequence"``: one row per valid step, in the order of the
+        ``(T, N)`` mask that is also returned (``cbptt.dask.score`` sums
+        statistics of these pairs block by block)."""
+        seqs, z = self._forward(X)
+        y = sequence_targets(y, seqs)
+        mask = seqs.valid_mask()
+        return np.swapaxes(y, 0, 1)[mask], self._steps_prediction(z[mask]), mask
 
     # -------------------------------------------------------------- interop --
     def to_torch_state_dict(self):
@@ -1640,10 +1654,20 @@ __NOTES__
             if y2.dtype.kind not in "fiu":
                 y2 = check_array(y2, allow_nd=True, dtype=dtype,
                                  ensure_all_finite=False, input_name="y")
-            y2 = np.array(y2, dtype=dtype)
-            valid = seqs.valid_mask().T
-            check_array(y2[valid], dtype=dtype, input_name="y")
-            y2[~valid] = 0.0
+            # Training only reads the targets: the caller's array serves
+            # when it already is C-contiguous in the compute dtype and has no
+            # padded steps to zero; otherwise one private copy.
+            padded = seqs.lengths is not None
+            if padded or y2.dtype != dtype or not y2.flags.c_contiguous:
+                y2 = np.array(y2, dtype=dtype)
+            if padded:
+                valid = seqs.valid_mask().T
+                y2[~valid] = 0.0
+            # Finite everywhere, pads zeroed: the valid steps are; otherwise
+            # scikit-learn's check on them raises its own error.
+            if not (y2.size and _scan.all_finite(y2.reshape(-1))):
+                check_array(y2[seqs.valid_mask().T], dtype=dtype,
+                            input_name="y")
         if cold:
             self._y_ndim = ndim
         return np.ascontiguousarray(y2, dtype=dtype), y2.shape[-1]

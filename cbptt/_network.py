@@ -510,7 +510,7 @@ def _check_output(z, lengths, s, last, dtype, T):
 
 
 def predict_raw(net, params, x, lengths, output, max_elements=1 << 22,
-                batch_first=False, check=False):
+                batch_first=False, check=False, rows=None):
     """The output layer's values ``z`` (before the loss's transform).
 
     Parameters
@@ -532,6 +532,11 @@ def predict_raw(net, params, x, lengths, output, max_elements=1 << 22,
     check : bool
         Refuse values that left the dtype's range (:class:`OverflowInX`,
         naming the sample and step) instead of returning them.
+    rows : ndarray of intp or None
+        With ``batch_first``: predict only the sequences ``x[rows]``,
+        gathered chunk by chunk (the results of ``x[rows]`` trimmed to its
+        longest sequence, without copying it); ``lengths`` stays that of
+        ``x``. None: every sequence.
 
     Returns
     -------
@@ -540,6 +545,11 @@ def predict_raw(net, params, x, lengths, output, max_elements=1 << 22,
         meaningless (the caller masks them).
     """
     T, N = (x.shape[1], x.shape[0]) if batch_first else (x.shape[0], x.shape[1])
+    if rows is not None:
+        N = rows.size
+        if lengths is not None:
+            lengths = lengths[rows]
+            T = int(lengths.max())
     p_layers, p_out = net.views(params)
     W, b = p_out["weight"], p_out["bias"]
     k = net.n_outputs
@@ -552,8 +562,8 @@ def predict_raw(net, params, x, lengths, output, max_elements=1 << 22,
         v = ws.views(Tb, e - s)
         if batch_first:
             _train.gather_batch_first(
-                x, np.arange(s, e), None if lengths is None else lengths[s:e],
-                v.x)
+                x, np.arange(s, e) if rows is None else rows[s:e],
+                None if lengths is None else lengths[s:e], v.x)
         else:
             np.copyto(v.x, x[:Tb, s:e])
         h = forward_stack(net, p_layers, v.x, v, v.zero_states)

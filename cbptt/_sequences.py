@@ -220,7 +220,10 @@ def _ndim(X):
 
 
 def _list_to_padded(X, dtype):
-    """A list of (T_i, F) / (T_i,) arrays as a NaN-padded (N, T_max, F) array."""
+    """A list of (T_i, F) / (T_i,) arrays as a NaN-padded (N, T_max, F) array,
+    and the lengths (None when every sequence is finite and has T_max steps;
+    a sequence that is not all finite leaves them to
+    :func:`_lengths_from_nan`, which raises or reads its own trailing NaN)."""
     arrays = []
     for i, e in enumerate(X):
         a = check_array(e, ensure_2d=False, allow_nd=True,
@@ -257,9 +260,18 @@ def _list_to_padded(X, dtype):
                  else np.float64)
     T = max(a.shape[0] for a in arrays)
     out = np.full((len(arrays), T, n_feat.pop()), np.nan, dtype)
+    finite = True
     for i, a in enumerate(arrays):
         out[i, :a.shape[0]] = a
-    return out
+        finite = finite and _scan.all_finite(out[i, :a.shape[0]].reshape(-1))
+    if not finite:
+        return out, _lengths_from_nan(out)
+    lengths = np.array([a.shape[0] for a in arrays], np.intp)
+    return out, (None if (lengths == T).all() else lengths)
+
+
+#: Values per chunk of the padding scan's element-wise masks.
+_SCAN_CHUNK = 1 << 20
 
 
 def _lengths_from_nan(X):
@@ -270,23 +282,33 @@ def _lengths_from_nan(X):
     if (X.dtype.type in (np.float32, np.float64) and X.flags.c_contiguous
             and X.size and _scan.all_finite(X.reshape(-1))):
         return None                     # one compiled pass: no NaN, no inf
-    if np.isinf(X).any():
-        n, t, _ = np.argwhere(np.isinf(X))[0]
-        raise ValueError(f"X contains infinity (inf), e.g. at sample {n}, "
-                         f"step {t}; expected finite values (NaN only as "
-                         "trailing padding)")
-    nan = np.isnan(X)
-    if not nan.any():
+    # Element-wise masks are made a chunk of sequences at a time (at most
+    # _SCAN_CHUNK values), so the scan never holds a mask the size of X.
+    N, T, F = X.shape
+    step = max(1, _SCAN_CHUNK // max(1, T * F))
+    chunks = [slice(s, s + step) for s in range(0, N, step)]
+    for c in chunks:
+        inf = np.isinf(X[c])
+        if inf.any():
+            n, t, _ = np.argwhere(inf)[0]
+            raise ValueError(f"X contains infinity (inf), e.g. at sample "
+                             f"{n + c.start}, step {t}; expected finite "
+                             "values (NaN only as trailing padding)")
+    pad = np.empty((N, T), bool)                    # (N, T) whole-step NaN
+    partial = np.empty((N, T), bool)
+    for c in chunks:
+        nan = np.isnan(X[c])
+        np.all(nan, axis=2, out=pad[c])
+        np.any(nan, axis=2, out=partial[c])
+    if not partial.any():
         return None
-    pad = nan.all(axis=2)                           # (N, T) whole-step NaN
-    partial = nan.any(axis=2) & ~pad
+    partial &= ~pad
     if partial.any():
         n, t = np.argwhere(partial)[0]
         raise ValueError(f"X contains NaN in some but not all features of "
                          f"sample {n}, step {t}; NaN is only allowed as "
                          "trailing padding (every feature of every step after "
                          "a sequence's last step)")
-    N, T = pad.shape
     real = ~pad
     has_real = real.any(axis=1)
     if not has_real.all():
@@ -419,13 +441,14 @@ def validate_sequences(estimator, X, *, reset, dtype=None):
     original = X
     check_real_numbers(X)
     ndim = None
+    lengths = False                     # not known yet
     if not _is_ragged(X):
         ndim = _ndim(X)
         if ndim not in (2, 3):
             _refuse_ndim(X, ndim)
     if ndim is None:
         layout = "list"
-        X = _list_to_padded(X, dtype)
+        X, lengths = _list_to_padded(X, dtype)
     elif ndim == 3:
         layout = "3d"
         X = _check_3d(X, dtype)
@@ -466,12 +489,13 @@ def validate_sequences(estimator, X, *, reset, dtype=None):
             + _features_hint(X, layout, estimator._n_step_features,
                              getattr(estimator, "_input_layout", None)))
     X = np.ascontiguousarray(X)         # a copy only when X is strided
-    try:
-        lengths = _lengths_from_nan(X)
-    except ValueError:
-        if X.dtype == np.float32:
-            _refuse_cast_overflow(original, X, layout)
-        raise
+    if lengths is False:
+        try:
+            lengths = _lengths_from_nan(X)
+        except ValueError:
+            if X.dtype == np.float32:
+                _refuse_cast_overflow(original, X, layout)
+            raise
     return Sequences(X, lengths, layout)
 
 

@@ -132,3 +132,58 @@ def test_fit_predict_cycles_leave_rss_flat():
         gc.collect()
         grown = rss_bytes() - before
     assert grown < 25 * MB, f"RSS grew by {grown / MB:.1f} MB over 200 fit/predict cycles"
+
+
+def _fit_peak(est, X, y):
+    """Bytes tracemalloc saw at the peak of ``est.fit(X, y)`` above the start
+    (the inputs already allocated)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X[:40], y[:40])                  # the buffer pool, imports
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            est.fit(X, y)
+            return tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+
+
+@pytest.mark.parametrize("kind", ["array", "list", "sequence_targets"])
+def test_fit_keeps_no_second_copy_of_the_training_set(kind):
+    """fit reads the caller's arrays: a 3-D float array and per-step targets
+    are not copied (peak a small share of X; the per-step targets of one
+    feature were copied three to four times, 4.1x X), and a list costs its
+    padded array once (no mask the size of X on top: it was 1.19x)."""
+    rng = np.random.default_rng(0)
+    F = 1 if kind == "sequence_targets" else 8
+    X = rng.standard_normal((2000, 60, F))
+    y = rng.standard_normal(2000)
+    est = cbptt.RNNRegressor(hidden_layer_sizes=(4,), cell="elman",
+                             max_iter=1, random_state=0)
+    if kind == "sequence_targets":
+        y = rng.standard_normal((2000, 60))
+        est.set_params(output="sequence")
+    if kind == "list":
+        X = [x[:30 + i % 31] for i, x in enumerate(X)]
+    padded = 2000 * 60 * F * 8                   # X as one float64 array
+    peak = _fit_peak(est, X, y)
+    bound = 1.1 if kind == "list" else 0.5
+    assert peak < bound * padded, (
+        f"fit's peak {peak / MB:.1f} MB with X of {padded / MB:.1f} MB")
+
+
+def test_early_stopping_scores_padded_sequence_targets_in_place():
+    """The validation rows are gathered from X (no copy); their longest
+    sequence may be shorter than X's (this raised IndexError when the rows
+    were copied and trimmed but the targets were not)."""
+    rng = np.random.default_rng(0)
+    X = [rng.standard_normal((30 if i == 0 else 5, 2)) for i in range(50)]
+    y = [x[:, 0].cumsum() for x in X]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = cbptt.RNNRegressor(hidden_layer_sizes=(4,), output="sequence",
+                                 early_stopping=True, max_iter=3,
+                                 random_state=0).fit(X, y)
+    assert len(est.validation_scores_) == 3
+    assert np.isfinite(est.validation_scores_).all()
