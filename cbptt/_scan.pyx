@@ -107,9 +107,8 @@ cdef enum:
 # forward pass's copies and outputs, a backward pass's gradients) just
 # after the previous ones were dropped; fresh memory of that size comes
 # from the operating system each time (glibc maps it, or trims the heap
-# top it came from), zeroed page by page on first touch, which took as
-# long as the kernel itself on some calls (an LSTM float32 H = 64 epoch
-# here: 1.15x with the pool).
+# top it came from), zeroed page by page on first touch, which can take as
+# long as the kernel itself; the pool hands the dropped buffers out again.
 cdef list _pool = []
 cdef Py_ssize_t _pool_bytes = 0
 # Buffers smaller than this are not pooled (the heap recycles them).

@@ -68,8 +68,8 @@ cdef inline void col_sums(long rows, int n, const floating *a, long lda,
 
 # Rows of a packed weight matrix per block in the per-step products: a panel
 # of a block (128 rows x 64 floats, 32 doubles, with AVX-512) is 32 KiB, so
-# it stays in L1 while the rows of the batch pass over it (measured at
-# H = 256, B = 32: 70 against 56 multiply-adds per ns without blocks).
+# it stays in L1 while the rows of the batch pass over it, instead of being
+# fetched from L2 once per row.
 cdef enum:
     MM_K_BLOCK = 128
 
@@ -112,9 +112,8 @@ cdef inline int chunk_end(int c, int rows, int chunk) noexcept nogil:
 
 
 # Bytes per cache line: the packed weights start on one, or every vector
-# load of a panel row straddles two lines (measured at H = 256, float64:
-# packed weights 16 bytes past a line, as NumPy's large allocations are,
-# cost 1.15x per product, 32 bytes past 1.7x). Bytes per memory page: two
+# load of a panel row straddles two lines (NumPy's large allocations start
+# 16 bytes past one). Bytes per memory page: two
 # threads that write one page every step slow each other down, so
 # per-thread work areas start on pages of their own.
 cdef enum:

@@ -192,9 +192,8 @@ PAGE_BYTES = 4096
 #: ``aligned_empty(shape, dtype)``: an uninitialised C-contiguous array whose
 #: data start on a page (on a 64-byte line when smaller than a page), for
 #: the kernels' per-step outputs. NumPy's own allocations start 16 bytes past
-#: a page, so each thread's rows of a step straddled a page of the other's;
-#: aligned, a second thread gave 1.35x over one for the float32 LSTM forward
-#: at H = 16 (B = 32) instead of 1.09x.
+#: a page, so each thread's rows of a step would straddle a page of the
+#: other's, and two threads writing one page slow each other down.
 aligned_empty = _scan.aligned_empty
 
 

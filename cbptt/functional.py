@@ -111,8 +111,8 @@ def release_buffers():
     ``h``, gates, ``delta``, ...) come from a pool: when every array and
     view of an earlier result is gone, its memory is handed out again for
     an array of the same size, which spares the operating system's
-    zero-filling of fresh pages every mini-batch of a training loop (up to
-    1.15x a training epoch measured here). A buffer is reused only once
+    zero-filling of fresh pages every mini-batch of a training loop (see
+    the performance page). A buffer is reused only once
     nothing refers to it, so results never change; the pool holds at most
     256 MiB, and a call that finds no free buffer of its size lets every
     free one go. This lets them go now (e.g. after training, before other

@@ -165,8 +165,8 @@ void cbptt_mm_body_##S##_##SUF(                                               \
 /* The body once generic and, in float, once for row-major A and packed W  \
  * (ak = 1, ldw = 0: the per-step products and the input projection), with \
  * the accumulate flag a constant too: the compiler then addresses A's     \
- * rows directly (measured at H = 16, float32: the Elman forward 1.14x,    \
- * its backward 1.11x; in double the same made them 0.97x and 0.96x). */   \
+ * rows directly. Only in float: in double the specialisation measured    \
+ * slower (BENCHMARKS.md, docs/performance.md). */                         \
 ATTR static void cbptt_mm_##S##_##SUF(                                        \
     int m, int n, int k, const T *a, long lda, long ak, const T *w,           \
     long ldw_plain, T *c, long ldc, int accumulate)                           \
