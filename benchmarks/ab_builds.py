@@ -84,6 +84,12 @@ def main(argv=None):
                              "as bench_epoch, every CPU)")
     parser.add_argument("--quick", action="store_true",
                         help="two configurations, 3 rounds")
+    parser.add_argument("--cells", nargs="+", default=["elman", "lstm"],
+                        help="cells to compare (both builds must have them; "
+                             "default: elman lstm)")
+    parser.add_argument("--configs", nargs="+", default=None, metavar="HxT",
+                        help="(H, T) configurations, e.g. 64x100 (default: "
+                             "bench_epoch's)")
     args = parser.parse_args(argv)
     sys.path.insert(0, HERE)
     import bench_epoch
@@ -91,10 +97,11 @@ def main(argv=None):
         found = where(path)
         if not found.startswith(os.path.abspath(path)):
             raise SystemExit(f"{path}: the worker imports cbptt from {found}")
-    configs = [(cell, dtype, H, T) for cell in bench_epoch.CELLS
-               for dtype in bench_epoch.DTYPES
-               for H, T in (bench_epoch.QUICK_CONFIGS if args.quick
-                            else bench_epoch.CONFIGS)]
+    shapes = (bench_epoch.QUICK_CONFIGS if args.quick else
+              [tuple(int(v) for v in c.split("x")) for c in args.configs]
+              if args.configs else bench_epoch.CONFIGS)
+    configs = [(cell, dtype, H, T) for cell in args.cells
+               for dtype in bench_epoch.DTYPES for H, T in shapes]
     rounds = 3 if args.quick else args.rounds
     procs = {name: start(path, args.threads) for name, path in
              (("old", args.old), ("new", args.new))}
