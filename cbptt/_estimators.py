@@ -161,14 +161,7 @@ def _training_loss(est, net, params, seqs, targets, l2_div, weights=None):
         sw = np.asarray(weights.rows, np.float64)
         sw = sw.reshape(mask.shape)[mask] if output == "sequence" else sw
     with np.errstate(over="ignore", invalid="ignore"):
-        if isinstance(est._loss(), SoftmaxCrossEntropy):
-            codes = np.asarray(y).reshape(-1).astype(np.intp)
-            top = z.max(axis=1)
-            lse = top + np.log(np.exp(z - top[:, None]).sum(axis=1))
-            losses = lse - z[np.arange(z.shape[0]), codes]
-        else:
-            y = np.asarray(y, np.float64).reshape(z.shape)
-            losses = 0.5 * ((z - y) ** 2).sum(axis=1)
+        losses = est._sample_losses(z, y)
         mean = (losses.mean() if sw is None
                 else float(sw @ losses) / float(sw.sum()))
         w = params[:net.n_decay].astype(np.float64)
@@ -236,6 +229,36 @@ def _check_converted_finite(layers, out, dtype):
                 f"{np.dtype(dtype)}: its values overflow the {np.dtype(dtype)} "
                 f"range (largest finite {float(np.finfo(dtype).max):.3g}); "
                 "expected parameters that stay finite")
+
+
+def _params_from_coefs(net, coefs):
+    """The flat parameter vector of ``net`` from loaded ``coefs_`` (one dict
+    of arrays per recurrent layer and the output layer); raises
+    ``ValueError`` when their number, keys, shapes or dtypes disagree with
+    the network, or the converted values are not finite."""
+    if not isinstance(coefs, list) or len(coefs) != net.n_layers + 1:
+        raise ValueError(f"coefs_ has {len(coefs)} entries; expected "
+                         f"{net.n_layers + 1} (one per recurrent layer "
+                         "and the output layer)")
+    dtypes = {np.asarray(a).dtype for d in coefs for a in d.values()}
+    if len(dtypes) != 1 or dtypes.pop() not in (np.float32, np.float64):
+        raise ValueError("coefs_ holds arrays of dtypes "
+                         f"{sorted(map(str, dtypes))}; expected all "
+                         "float32 or all float64")
+    params = np.empty(net.size, np.asarray(coefs[-1]["bias"]).dtype)
+    layers, out = net.views(params)
+    for k, (views, saved) in enumerate(zip(layers + [out], coefs)):
+        if not isinstance(saved, dict) or set(saved) != set(views):
+            raise ValueError(f"coefs_[{k}] has keys {sorted(saved)}; "
+                             f"expected {sorted(views)}")
+        for name, view in views.items():
+            if np.shape(saved[name]) != view.shape:
+                raise ValueError(
+                    f"coefs_[{k}][{name!r}] has shape "
+                    f"{np.shape(saved[name])}; expected {view.shape}")
+            view[...] = saved[name]
+    _check_converted_finite(layers, out, params.dtype)
+    return params
 
 
 def _is_int(v, least=0):
@@ -689,6 +712,66 @@ _SAMPLE_WEIGHT = """\
             with a positive sum."""
 
 
+class _Batches:
+    """An epoch's mini-batches, gathered time-major for :meth:`Trainer.batch`.
+
+    ``batches(order, in_order)`` yields ``(number, args)`` per batch of
+    ``B`` rows of ``order``: ``args`` is ``(x, lengths, y)`` plus, with
+    sample weights, the rows' weights and their sum (the L2 divisor). The
+    inputs ``x (T_b, B, F)`` (``T_b`` the batch's longest sequence), the
+    per-step targets ``(T_b, B, K)`` and weights ``(T_b, B, 1)`` of
+    ``output="sequence"`` are copied into buffers allocated once per fit;
+    the targets of ``output="last"`` are a view of the training targets when
+    the rows come in order (``in_order``).
+    """
+
+    def __init__(self, seqs, targets, weights, B, output, dtype):
+        n, T, F = seqs.data.shape
+        self.data, self.lengths = seqs.data, seqs.lengths
+        self.B, self.T, self.F = B, T, F
+        self.weights = weights
+        self.last = output == "last"
+        self.xbuf = np.empty(T * B * F, dtype)
+        if self.last:
+            self.targets = targets
+        else:                           # batch-first (N, T, K) like X
+            self.targets = np.ascontiguousarray(targets).reshape(n, T, -1)
+            self.K = self.targets.shape[2]
+            self.ybuf = np.empty(T * B * self.K, targets.dtype)
+            if weights is not None:
+                self.wbuf = np.empty(T * B, dtype)
+
+    def __call__(self, order, in_order):
+        B, F = self.B, self.F
+        for s in range(0, order.size, B):
+            rows = order[s:s + B]
+            Bc = rows.size
+            lb = None if self.lengths is None else self.lengths[rows]
+            Tb = self.T if lb is None else int(lb.max())
+            xb = self.xbuf[:Tb * Bc * F].reshape(Tb, Bc, F)
+            gather_batch_first(self.data, rows, lb, xb)
+            if self.last:
+                yb = self.targets[s:s + B] if in_order else self.targets[rows]
+            else:
+                yb = self.ybuf[:Tb * Bc * self.K].reshape(Tb, Bc, self.K)
+                gather_batch_first(self.targets, rows, None, yb)
+            if self.weights is None:
+                yield s // B + 1, (xb, lb, yb)
+            else:
+                yield s // B + 1, (xb, lb, yb, *self._weights(rows, lb, Tb))
+
+    def _weights(self, rows, lengths, T):
+        """The rows' sample weights (time-major ``(T, B, 1)`` for
+        output="sequence") and the L2 divisor ``sum_b w_b``."""
+        w = self.weights
+        if self.last:
+            wb = w.rows[rows]
+        else:
+            wb = self.wbuf[:T * rows.size].reshape(T, rows.size, 1)
+            gather_batch_first(w.rows, rows, lengths, wb)
+        return wb, float(w.per_sequence[rows].sum())
+
+
 class _BaseRNN(BaseEstimator):
     """Shared machinery of the RNN estimators (not for direct use)."""
 
@@ -858,15 +941,7 @@ class _BaseRNN(BaseEstimator):
         rng = (check_random_state(self.random_state)
                if cold or not _is_valid_seed(self.random_state) else None)
         if cold:
-            net = Network(make_cell(self.cell, self.activation),
-                          seqs.n_features, hidden, n_outputs)
-            params = net.init_params(rng, seqs.dtype, self.forget_bias)
-            self._arch = {k: getattr(self, k) for k in _ARCHITECTURE}
-            self._arch["hidden_layer_sizes"] = hidden
-            self.n_iter_ = 0
-            self.loss_ = None
-            self.loss_curve_ = []
-            self.validation_scores_ = None
+            net, params = self._initialize(seqs, hidden, n_outputs, rng)
             old_opt = None
         else:
             net = self._net
@@ -906,8 +981,30 @@ class _BaseRNN(BaseEstimator):
             self.error_flow_ = error_flow
         return interrupted
 
+    def _initialize(self, seqs, hidden, n_outputs, rng):
+        """A new network for ``seqs`` and its initial weights; the fitted
+        architecture and the histories start afresh."""
+        net = Network(make_cell(self.cell, self.activation),
+                      seqs.n_features, hidden, n_outputs)
+        params = net.init_params(rng, seqs.dtype, self.forget_bias)
+        self._arch = {k: getattr(self, k) for k in _ARCHITECTURE}
+        self._arch["hidden_layer_sizes"] = hidden
+        self.n_iter_ = 0
+        self.loss_ = None
+        self.loss_curve_ = []
+        self.validation_scores_ = None
+        return net, params
+
     def _before_fit(self, incremental, classes):
         """Hook run first inside the rollback scope of a fit."""
+
+    # Hooks the regressor and the classifier override: the loss, the
+    # encoding of y, the scores, and the fitted attributes about the targets.
+    _target_attributes = ()
+
+    def _check_loaded_targets(self):
+        """Hook of :meth:`_rebuild_from_fitted`: raise ``ValueError`` when
+        the loaded fitted attributes about the targets are inconsistent."""
 
     def _start_history(self):
         """Reset the stopping bookkeeping (each fit call; histories append)."""
@@ -1002,161 +1099,57 @@ class _BaseRNN(BaseEstimator):
 
     def _fit_epochs(self, net, params, opt, seqs, targets, rng, incremental,
                     interrupt, weights=None):
-        n = seqs.n_samples
+        """The stochastic fitting loop (scikit-learn MLP's ``_fit_stochastic``).
+
+        Epochs of mini-batch updates on the training rows, in place on
+        ``params`` and ``opt``. A divergence falls back to the last finite
+        weights (:meth:`_diverged`); the stopping rule is
+        :meth:`_update_no_improvement_count`. With early stopping the best
+        validated weights are put back at the end.
+        """
         if rng is None and (self.early_stopping or self.shuffle):
             rng = check_random_state(self.random_state)
-        idx_train = np.arange(n)
-        val = None
-        if self.early_stopping:
-            idx_train, idx_val = self._split(idx_train, targets, rng)
-            if idx_val.size < 2:
-                raise ValueError(
-                    f"the validation set has {idx_val.size} sequence(s); "
-                    "increase validation_fraction or the number of samples")
-            # Scored by gathering its rows from X: no copy of them.
-            val = (seqs, targets[idx_val],
-                   np.ascontiguousarray(idx_val, dtype=np.intp),
-                   None if weights is None else
-                   _validation_weights(weights, idx_val))
-            best_params = params.copy()
-        n_train = idx_train.size
-        # The L2 term's divisor: sequences, or their summed weights.
-        l2_div = n_train
-        if weights is not None:
-            w_rows, w_seq = weights.rows, weights.per_sequence
-            l2_div = float(w_seq[idx_train].sum())
-            if not l2_div > 0:
-                raise ValueError("sample_weight is zero for every training "
-                                 "sequence (after the validation split); "
-                                 "give some training sequences a positive "
-                                 "weight")
-        B = self._batch_size(n_train)
-        _, T, F = seqs.data.shape
+        idx_train, val = self._validation_split(seqs, targets, weights, rng)
+        l2_div = self._l2_divisor(weights, idx_train)
+        B = self._batch_size(idx_train.size)
         k = self.bptt_truncate
-        trunc = k if k is not None and k < T else None
-        ws = Workspace(net, trunc or T, B, params.dtype)
+        trunc = k if k is not None and k < seqs.n_steps else None
         trainer = Trainer(net, params, self._loss(), self._arch["output"],
-                          trunc, opt, ws)
-        xbuf = np.empty(T * B * F, params.dtype)
-        data, lengths = seqs.data, seqs.lengths
-        half_alpha = 0.5 * self.alpha
-        last = self._arch["output"] == "last"
-        if not last:                    # batch-first (N, T, K) like X
-            targets = np.ascontiguousarray(targets).reshape(n, T, -1)
-            K = targets.shape[2]
-            ybuf = np.empty(T * B * K, targets.dtype)
-            if weights is not None:
-                wbuf = np.empty(T * B, params.dtype)
-        n_epochs = 1 if incremental else self.max_iter
+                          trunc, opt,
+                          Workspace(net, trunc or seqs.n_steps, B,
+                                    params.dtype))
+        batches = _Batches(seqs, targets, weights, B, self._arch["output"],
+                           params.dtype)
+        best_params = params.copy() if val is not None else None
         if not incremental:
             self.n_iter_ = 0
         snap = None
-        for _ in range(n_epochs):
+        for _ in range(1 if incremental else self.max_iter):
             tic = time.perf_counter()
             order = rng.permutation(idx_train) if self.shuffle else idx_train
-            # Rows s..s+B-1 in order: targets as a view, not a fancy copy.
-            in_order = order is idx_train and not self.early_stopping
             # The weights at the start of this epoch, of the one before and
             # of the call: where a divergence falls back to (_fall_back).
             prev, snap = snap, (params.copy(), opt.snapshot())
             first = snap if prev is None else first
-            total = count = l2 = 0.0
             epoch = len(self.loss_curve_) + 1
             try:
-                for s in range(0, n_train, B):
-                    rows = order[s:s + B]
-                    Bc = rows.size
-                    lb = None if lengths is None else lengths[rows]
-                    Tb = T if lb is None else int(lb.max())
-                    xb = xbuf[:Tb * Bc * F].reshape(Tb, Bc, F)
-                    gather_batch_first(data, rows, lb, xb)
-                    if last:
-                        yb = targets[s:s + B] if in_order else targets[rows]
-                    else:
-                        yb = ybuf[:Tb * Bc * K].reshape(Tb, Bc, K)
-                        gather_batch_first(targets, rows, None, yb)
-                    if weights is None:
-                        s_b, n_b = trainer.batch(xb, lb, yb)
-                    else:
-                        s_b, n_b = trainer.batch(
-                            xb, lb, yb, *self._batch_weights(
-                                w_rows, w_seq, rows, lb, Tb,
-                                None if last else wbuf))
-                    total += s_b
-                    count += n_b
-                    if n_b:             # an all-zero-weight batch: no update
-                        l2 += half_alpha * opt.weight_sq
-                    interrupt.checkpoint(epoch, s // B + 1)
-                if not np.isfinite(params).all():
-                    raise NonFiniteError("weights")
+                loss = self._run_epoch(trainer, batches, order,
+                                       order is idx_train and val is None,
+                                       interrupt, epoch, l2_div)
             except NonFiniteError as exc:
-                remedy = ("Set clip_norm (global gradient-norm clipping), lower "
-                          "learning_rate_init, or scale the input (e.g. with "
-                          "StandardScaler).")
-                if self.on_nonfinite == "raise":
-                    # _fit puts the estimator back as it was before the call.
-                    raise FloatingPointError(
-                        f"Training stopped in epoch {epoch}: the {exc.what} "
-                        "became NaN or infinite (on_nonfinite='raise'); the "
-                        f"estimator is left as it was before this call. {remedy}"
-                    ) from None
-                kept = _fall_back(self, net, params, opt, seqs, targets,
-                                  l2_div, weights, [snap, prev, first])
-                if kept is None:
-                    raise FloatingPointError(
-                        f"Training stopped in epoch {epoch}: the {exc.what} "
-                        "became NaN or infinite, and no weights of this call "
-                        "(from the start of that epoch, of the epoch before, "
-                        "or of the call) give a finite training loss and "
-                        "finite predictions on the training data; the "
-                        "estimator is left as it was before this call. "
-                        f"{remedy}") from None
-                warnings.warn(
-                    f"Training stopped in epoch {epoch}: the {exc.what} became "
-                    "NaN or infinite; the last weights whose training loss "
-                    f"and predictions are finite were kept ({kept}). {remedy}",
-                    ConvergenceWarning)
+                self._diverged(exc.what, epoch, net, params, opt, seqs,
+                               targets, l2_div, weights, [snap, prev, first])
                 break
-            loss = (total / count if count > 0 else 0.0) + l2 / l2_div
-            self.n_iter_ += 1
-            self.loss_ = loss
-            self.loss_curve_.append(loss)
-            if self.record_error_flow == "epoch":
-                flow = self._measure_error_flow(net, params, seqs,
-                                                with_factors=False)
-                self.error_flow_history_.append(
-                    None if flow is None else flow.ratio)
-            if val is not None:
-                score = self._score_internal(net, params, *val)
-                self.validation_scores_.append(score)
-                if score < self.best_validation_score_ + self.tol:
-                    self._no_improvement_count += 1
-                else:
-                    self._no_improvement_count = 0
-                if score > self.best_validation_score_:
-                    self.best_validation_score_ = score
-                    best_params = params.copy()
-            else:
-                if loss > self.best_loss_ - self.tol:
-                    self._no_improvement_count += 1
-                else:
-                    self._no_improvement_count = 0
-                self.best_loss_ = min(self.best_loss_, loss)
+            score, best = self._end_epoch(loss, net, params, seqs, val)
+            if best:
+                np.copyto(best_params, params)
             if self.verbose:
                 line = f"Epoch {epoch}: loss = {loss:.8f}"
-                if val is not None:
+                if score is not None:
                     line += f", validation score = {score:.6f}"
                 print(f"{line}, {time.perf_counter() - tic:.3f} s")
             interrupt.checkpoint(epoch, 0)
-            if incremental:
-                break
-            if self._no_improvement_count > self.n_iter_no_change:
-                if self.verbose:
-                    what = ("Validation score" if val is not None
-                            else "Training loss")
-                    print(f"{what} did not improve more than tol={self.tol} "
-                          f"for {self.n_iter_no_change} consecutive epochs. "
-                          "Stopping.")
+            if incremental or self._stop_now(val is not None):
                 break
         else:
             if not incremental:
@@ -1166,6 +1159,137 @@ class _BaseRNN(BaseEstimator):
                     ConvergenceWarning)
         if val is not None:
             np.copyto(params, best_params)
+
+    def _validation_split(self, seqs, targets, weights, rng):
+        """The training rows, and the validation set ``(seqs, targets,
+        rows, weights)`` for :meth:`_score_internal` (None without early
+        stopping). The validation sequences are scored by gathering their
+        rows from X: no copy of them."""
+        idx = np.arange(seqs.n_samples)
+        if not self.early_stopping:
+            return idx, None
+        idx_train, idx_val = self._split(idx, targets, rng)
+        if idx_val.size < 2:
+            raise ValueError(
+                f"the validation set has {idx_val.size} sequence(s); "
+                "increase validation_fraction or the number of samples")
+        return idx_train, (seqs, targets[idx_val],
+                           np.ascontiguousarray(idx_val, dtype=np.intp),
+                           None if weights is None else
+                           _validation_weights(weights, idx_val))
+
+    @staticmethod
+    def _l2_divisor(weights, idx_train):
+        """The L2 term's divisor: the training sequences, or their summed
+        sample weights."""
+        if weights is None:
+            return idx_train.size
+        l2_div = float(weights.per_sequence[idx_train].sum())
+        if not l2_div > 0:
+            raise ValueError("sample_weight is zero for every training "
+                             "sequence (after the validation split); "
+                             "give some training sequences a positive "
+                             "weight")
+        return l2_div
+
+    def _run_epoch(self, trainer, batches, order, in_order, interrupt, epoch,
+                   l2_div):
+        """One pass of mini-batch updates over the rows ``order``; returns
+        the epoch's loss: the mean (weighted) batch loss plus the L2 term
+        ``alpha/2 |w|^2 / l2_div`` averaged over the updates. Raises
+        :class:`NonFiniteError` when the loss or the weights stop being
+        finite."""
+        opt = trainer.optimizer
+        half_alpha = 0.5 * self.alpha
+        total = count = l2 = 0.0
+        for number, args in batches(order, in_order):
+            s_b, n_b = trainer.batch(*args)
+            total += s_b
+            count += n_b
+            if n_b:                     # an all-zero-weight batch: no update
+                l2 += half_alpha * opt.weight_sq
+            interrupt.checkpoint(epoch, number)
+        if not np.isfinite(trainer.params).all():
+            raise NonFiniteError("weights")
+        return (total / count if count > 0 else 0.0) + l2 / l2_div
+
+    def _diverged(self, what, epoch, net, params, opt, seqs, targets, l2_div,
+                  weights, snaps):
+        """The ``what`` (loss or weights) became non-finite in ``epoch``:
+        raise with ``on_nonfinite="raise"`` (``_fit`` rolls back), else keep
+        the last weights of ``snaps`` with a finite training loss and warn;
+        raise when there are none."""
+        remedy = ("Set clip_norm (global gradient-norm clipping), lower "
+                  "learning_rate_init, or scale the input (e.g. with "
+                  "StandardScaler).")
+        if self.on_nonfinite == "raise":
+            raise FloatingPointError(
+                f"Training stopped in epoch {epoch}: the {what} became NaN "
+                "or infinite (on_nonfinite='raise'); the estimator is left "
+                f"as it was before this call. {remedy}") from None
+        kept = _fall_back(self, net, params, opt, seqs, targets, l2_div,
+                          weights, snaps)
+        if kept is None:
+            raise FloatingPointError(
+                f"Training stopped in epoch {epoch}: the {what} became NaN "
+                "or infinite, and no weights of this call (from the start of "
+                "that epoch, of the epoch before, or of the call) give a "
+                "finite training loss and finite predictions on the training "
+                "data; the estimator is left as it was before this call. "
+                f"{remedy}") from None
+        warnings.warn(
+            f"Training stopped in epoch {epoch}: the {what} became NaN or "
+            "infinite; the last weights whose training loss and predictions "
+            f"are finite were kept ({kept}). {remedy}", ConvergenceWarning)
+
+    def _end_epoch(self, loss, net, params, seqs, val):
+        """Record a finished epoch: the loss curve, the error flow, the
+        validation score and the no-improvement counter. Returns the score
+        (None without early stopping) and whether it is the best so far."""
+        self.n_iter_ += 1
+        self.loss_ = loss
+        self.loss_curve_.append(loss)
+        if self.record_error_flow == "epoch":
+            flow = self._measure_error_flow(net, params, seqs,
+                                            with_factors=False)
+            self.error_flow_history_.append(
+                None if flow is None else flow.ratio)
+        score = None
+        if val is not None:
+            score = self._score_internal(net, params, *val)
+            self.validation_scores_.append(score)
+        return score, self._update_no_improvement_count(loss, score)
+
+    def _update_no_improvement_count(self, loss, score):
+        """scikit-learn MLP's rule: count the epochs in a row whose
+        validation score (with early stopping) or training loss did not
+        improve on the best by more than ``tol``; keep the best. Returns
+        whether the validation score is a new best."""
+        if score is not None:
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                return True
+            return False
+        if loss > self.best_loss_ - self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        self.best_loss_ = min(self.best_loss_, loss)
+        return False
+
+    def _stop_now(self, validating):
+        """Whether the no-improvement counter ends the fit (and say so)."""
+        if self._no_improvement_count <= self.n_iter_no_change:
+            return False
+        if self.verbose:
+            what = "Validation score" if validating else "Training loss"
+            print(f"{what} did not improve more than tol={self.tol} for "
+                  f"{self.n_iter_no_change} consecutive epochs. Stopping.")
+        return True
 
     # --------------------------------------------------------- predicting --
     def _forward(self, X):
@@ -1219,18 +1343,6 @@ class _BaseRNN(BaseEstimator):
             weight = np.swapaxes(weight[:, :T], 0, 1)[mask].reshape(-1)
         return self._score_values(
             z[mask], np.swapaxes(targets[:, :T], 0, 1)[mask], weight)
-
-    @staticmethod
-    def _batch_weights(w_rows, w_seq, rows, lengths, T, wbuf):
-        """A mini-batch's sample weights for :meth:`Trainer.batch`: the rows'
-        weights (time-major ``(T, B, 1)`` in ``wbuf`` for output="sequence")
-        and the L2 divisor ``sum_b w_b``."""
-        if wbuf is None:
-            wb = w_rows[rows]
-        else:
-            wb = wbuf[:T * rows.size].reshape(T, rows.size, 1)
-            gather_batch_first(w_rows, rows, lengths, wb)
-        return wb, float(w_seq[rows].sum())
 
     def _make_coefs(self):
         layers, out = self._net.views(self._params)
@@ -1323,11 +1435,7 @@ class _BaseRNN(BaseEstimator):
         state = self.__dict__.pop("_optimizer_state", None)
         needed = ["coefs_", "n_outputs_", "n_iter_", "loss_curve_", "_arch",
                   "_output", "_input_layout", "_n_step_features",
-                  "_no_improvement_count"]
-        if isinstance(self, RegressorMixin):
-            needed.append("_y_ndim")
-        else:
-            needed.append("classes_")
+                  "_no_improvement_count", *self._target_attributes]
         missing = [k for k in needed if not hasattr(self, k)]
         if missing:
             raise ValueError(f"the fitted attributes {missing} are missing")
@@ -1343,65 +1451,41 @@ class _BaseRNN(BaseEstimator):
         if self._input_layout not in ("2d", "3d", "list"):
             raise ValueError(f"_input_layout is {self._input_layout!r}; "
                              "expected '2d', '3d' or 'list'")
-        ndims = (1, 2) if self._output == "last" else (2, 3)
-        if isinstance(self, RegressorMixin) and self._y_ndim not in ndims:
-            raise ValueError(f"_y_ndim is {self._y_ndim!r}; expected one of "
-                             f"{ndims}")
         for name in ("_n_step_features", "n_outputs_"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) \
                     or v < 1:
                 raise ValueError(f"{name} is {v!r}; expected a positive int")
-        if not isinstance(self, RegressorMixin) and \
-                np.shape(self.classes_) != (self.n_outputs_,):
-            raise ValueError(f"classes_ has shape {np.shape(self.classes_)}; "
-                             f"expected ({self.n_outputs_},) like n_outputs_")
+        self._check_loaded_targets()
         _check_loaded_attributes(self, state)
         cell = make_cell(arch["cell"], arch["activation"])
         _check_coef_shapes(cell, self._n_step_features, hidden,
                            self.n_outputs_, self.coefs_)
         net = Network(cell, self._n_step_features, hidden, self.n_outputs_)
-        coefs = self.coefs_
-        if not isinstance(coefs, list) or len(coefs) != net.n_layers + 1:
-            raise ValueError(f"coefs_ has {len(coefs)} entries; expected "
-                             f"{net.n_layers + 1} (one per recurrent layer "
-                             "and the output layer)")
-        dtypes = {np.asarray(a).dtype for d in coefs for a in d.values()}
-        if len(dtypes) != 1 or dtypes.pop() not in (np.float32, np.float64):
-            raise ValueError("coefs_ holds arrays of dtypes "
-                             f"{sorted(map(str, dtypes))}; expected all "
-                             "float32 or all float64")
-        params = np.empty(net.size, np.asarray(coefs[-1]["bias"]).dtype)
-        layers, out = net.views(params)
-        for k, (views, saved) in enumerate(zip(layers + [out], coefs)):
-            if not isinstance(saved, dict) or set(saved) != set(views):
-                raise ValueError(f"coefs_[{k}] has keys {sorted(saved)}; "
-                                 f"expected {sorted(views)}")
-            for name, view in views.items():
-                if np.shape(saved[name]) != view.shape:
-                    raise ValueError(
-                        f"coefs_[{k}][{name!r}] has shape "
-                        f"{np.shape(saved[name])}; expected {view.shape}")
-                view[...] = saved[name]
-        _check_converted_finite(layers, out, params.dtype)
         self._net = net
-        self._params = params
+        self._params = _params_from_coefs(net, self.coefs_)
         self.coefs_ = self._make_coefs()
-        self._optimizer = None
-        if state is not None and state.get("solver") == self.solver:
-            opt = self._make_optimizer(net, params.dtype, None)
-            s1, s2 = state["s1"], state["s2"]
-            t = state["t"]
-            if (np.shape(s1) != opt.s1.shape or s1.dtype != params.dtype
-                    or (s2 is None) != (opt.s2 is opt.s1)
-                    or (s2 is not None and (np.shape(s2) != opt.s2.shape
-                                            or s2.dtype != params.dtype))
-                    or isinstance(t, bool) or not isinstance(t, int) or t < 0):
-                raise ValueError("the optimizer state does not match the "
-                                 f"network ({net.size} parameters, "
-                                 f"solver={self.solver!r}, {params.dtype})")
-            opt.restore((s1, s2, t))
-            self._optimizer = opt
+        self._optimizer = self._restore_optimizer(state)
+
+    def _restore_optimizer(self, state):
+        """The optimizer of a loaded fit from its saved state (None when
+        there is none or it belongs to another solver)."""
+        if state is None or state.get("solver") != self.solver:
+            return None
+        net, params = self._net, self._params
+        opt = self._make_optimizer(net, params.dtype, None)
+        s1, s2 = state["s1"], state["s2"]
+        t = state["t"]
+        if (np.shape(s1) != opt.s1.shape or s1.dtype != params.dtype
+                or (s2 is None) != (opt.s2 is opt.s1)
+                or (s2 is not None and (np.shape(s2) != opt.s2.shape
+                                        or s2.dtype != params.dtype))
+                or isinstance(t, bool) or not isinstance(t, int) or t < 0):
+            raise ValueError("the optimizer state does not match the "
+                             f"network ({net.size} parameters, "
+                             f"solver={self.solver!r}, {params.dtype})")
+        opt.restore((s1, s2, t))
+        return opt
 
     def _score(self, X, y, sample_weight, mixin_score, metric):
         """The mixin's score with ``output="last"``, else ``metric`` per step."""
@@ -1621,8 +1705,22 @@ __NOTES__
     """
 
 
+    _target_attributes = ("_y_ndim",)
+
     def _loss(self):
         return SquaredError()
+
+    @staticmethod
+    def _sample_losses(z, y):
+        """Each target's squared error ``||z - y||^2 / 2`` (float64 z)."""
+        y = np.asarray(y, np.float64).reshape(z.shape)
+        return 0.5 * ((z - y) ** 2).sum(axis=1)
+
+    def _check_loaded_targets(self):
+        ndims = (1, 2) if self._output == "last" else (2, 3)
+        if self._y_ndim not in ndims:
+            raise ValueError(f"_y_ndim is {self._y_ndim!r}; expected one of "
+                             f"{ndims}")
 
     def _stratify(self, targets):
         return None
@@ -1829,8 +1927,24 @@ __NOTES__
     """
 
 
+    _target_attributes = ("classes_",)
+
     def _loss(self):
         return SoftmaxCrossEntropy()
+
+    @staticmethod
+    def _sample_losses(z, codes):
+        """Each target's cross-entropy ``logsumexp(z) - z[code]`` (float64
+        z), shifted by the row's maximum so that exp cannot overflow."""
+        codes = np.asarray(codes).reshape(-1).astype(np.intp)
+        top = z.max(axis=1)
+        lse = top + np.log(np.exp(z - top[:, None]).sum(axis=1))
+        return lse - z[np.arange(z.shape[0]), codes]
+
+    def _check_loaded_targets(self):
+        if np.shape(self.classes_) != (self.n_outputs_,):
+            raise ValueError(f"classes_ has shape {np.shape(self.classes_)}; "
+                             f"expected ({self.n_outputs_},) like n_outputs_")
 
     def _stratify(self, targets):
         if self.output != "last":
