@@ -277,8 +277,9 @@ def _layout(a_tm, batch_first):
 
 
 def _check_grad(name, g, T, B, H, dtype, batch_first):
-    # The common case (a finite float ndarray of the right dtype and shape)
-    # in one compiled call; anything else gets the full checks below.
+    # Checks a loss gradient (raising the precise error) and returns it
+    # time-major and C-contiguous in ``dtype``: the common case (a finite
+    # float ndarray of the right dtype and shape) in one compiled call.
     g_tm = _scan.grad_input(g, batch_first, T, B, H, dtype.itemsize)
     if g_tm is not None:
         return g_tm
