@@ -1023,7 +1023,11 @@ def lstm_backward(forward_result, grad_h, grad_c=None, truncate=None,
             r._c_tm, r._h_tm, grad_h, grad_c, r.batch_first, r.forget_gate,
             trunc, input_grad, False)
     if out is not None:
-        return _lstm_gradients(r, *out)
+        delta, delta_c, d_w_ih, d_w_hh, d_b, d_h0, d_c0, d_x = out
+        return LSTMGradients(weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b,
+                             h0=d_h0, c0=d_c0, x=_layout(d_x, r.batch_first),
+                             delta=_layout(delta, r.batch_first),
+                             delta_c=_layout(delta_c, r.batch_first))
     # raise the precise error, or convert
     T, B, H = r._h_tm.shape
     dtype = r._h_tm.dtype
@@ -1047,11 +1051,6 @@ def lstm_backward(forward_result, grad_h, grad_c=None, truncate=None,
                                               "delta_c": delta_c}),
         weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b, h0=d_h0, c0=d_c0,
         x=d_x)
-    return _lstm_gradients(r, *out)
-
-
-def _lstm_gradients(r, delta, delta_c, d_w_ih, d_w_hh, d_b, d_h0, d_c0, d_x):
-    """The LSTMGradients of the compiled backward pass's time-major arrays."""
     return LSTMGradients(weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b,
                          h0=d_h0, c0=d_c0, x=_layout(d_x, r.batch_first),
                          delta=_layout(delta, r.batch_first),
