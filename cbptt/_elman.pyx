@@ -17,19 +17,18 @@ is time-major and C-contiguous, ``(T, B, .)``; the public API
 ``def`` wrappers check shapes before the driver runs without the GIL.
 """
 from cython cimport floating
-from libc.float cimport DBL_MAX, FLT_MAX
 
 import numpy as np
 
 from cbptt._scan import (aligned_empty, all_finite_arrays, forward_inputs,
-                         grad_input, preact_bound_or_none)
-from cbptt._validation import check_kernel_sizes
+                         grad_input)
+from cbptt._validation import check_kernel_sizes, colmax_abs
 
 from cbptt._kernels cimport (CBPTT_LOGISTIC, CBPTT_TANH, CBPTT_N_ACTIVATIONS,
                              cbptt_activation_names)
 from cbptt._layer cimport (CELL_ELMAN, Layer, layer_backward_run,
                            layer_forward_run, make_layer)
-from cbptt._scan cimport data_if, data_of, result_dims
+from cbptt._scan cimport data_if, data_of, preact_in_range, result_dims
 from cbptt._simd cimport cbptt_fork_guard
 from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_max_threads,
                           cbptt_bias_act_rows_f, cbptt_bias_act_rows_d)
@@ -93,37 +92,37 @@ cdef int backward_run(int T, int B, int I, int H, int act, int truncate,
 cdef object setflags = np.ndarray.setflags   # (a, False): read-only
 
 
-def forward_fast(x, w_ih, w_hh, bias, bint batch_first, int act):
-    """``rnn_forward``'s common case in one compiled call, or None.
+def forward_call(x, w_ih, w_hh, bias, h0, bint batch_first, int act):
+    """``rnn_forward`` in one compiled call, or None: its only path.
 
-    The common case: the arrays are ``forward_inputs``' common case
-    (``cbptt._scan``), h0 is None (the caller's), the activation saturates
-    (tanh or logistic) and the pre-activation bound is
-    within range. Then returns ``(x_tm, w_ih, w_hh, bias, h0, h)``: the
-    private read-only copies, read-only zeros for h0 and the read-only
-    time-major outputs. Anything else: None, nothing is raised, and the
-    caller's checked path gives the precise error. The same results as that
-    path, which runs the same kernel on the same copies.
+    Every valid call computes here: the arrays are ``forward_inputs``'
+    (``cbptt._scan``) common case, which every valid input is once
+    converted (float32 or float64 ndarrays of one dtype, consistent shapes,
+    finite values); ``h0`` may be None (zeros). Then the kernel runs and the
+    pre-activations' bound is checked as ``check_preactivation_range``
+    checks it (raising its ValueError): with h ranging over the states that
+    enter a step, h0 .. h(T-2), and ``|h| <= 1`` after h0 for a saturating
+    activation (no pass over h needed). Returns ``(x_tm, w_ih, w_hh, bias,
+    h0, h)``: private read-only copies (zeros for an h0 given as None) and
+    the read-only time-major outputs. Anything else: None, nothing is
+    raised, and the caller's checks give the precise error (or convert the
+    arrays for a second call).
     """
-    if act != CBPTT_LOGISTIC and act != CBPTT_TANH:
-        return None
-    fast = forward_inputs(x, batch_first, 1, w_ih, w_hh, bias, None, None)
+    fast = forward_inputs(x, batch_first, 1, w_ih, w_hh, bias, h0, None)
     if fast is None:
         return None
-    x_tm, x_max, w, u, b = fast[0], fast[1], fast[2], fast[3], fast[4]
+    x_tm, x_max, w, u, b, h0k = fast[0], fast[1], fast[2], fast[3], fast[4], \
+        fast[5]
     cdef int T = x_tm.shape[0], B = x_tm.shape[1], I = x_tm.shape[2]
     cdef int H = b.shape[0]
+    cdef bint bounded = act == CBPTT_LOGISTIC or act == CBPTT_TANH
     dtype = x_tm.dtype
-    # |h| <= 1 for every state entering a step (h0 = 0, then f's range)
-    worst = preact_bound_or_none(b, w, x_max, u, np.ones(H))
-    if worst is None or not worst <= (FLT_MAX / 4 if dtype.itemsize == 4
-                                      else DBL_MAX / 4):
-        return None
-    h0 = np.zeros((B, H), dtype)
-    setflags(h0, False)
+    if h0k is None:
+        h0k = np.zeros((B, H), dtype)
+        setflags(h0k, False)
     h = aligned_empty((T, B, H), dtype)
     cdef void *p[6]
-    for k, a in enumerate((x_tm, w, u, b, h0, h)):
+    for k, a in enumerate((x_tm, w, u, b, h0k, h)):
         p[k] = data_of(a)
     if dtype.itemsize == 4:
         forward_run[float](T, B, I, H, act, <float *> p[0], <float *> p[1],
@@ -134,21 +133,31 @@ def forward_fast(x, w_ih, w_hh, bias, bint batch_first, int act):
                             <double *> p[2], <double *> p[3],
                             <double *> p[4], <double *> p[5])
     setflags(h, False)
-    return x_tm, w, u, b, h0, h
+    # No overflow hidden by a saturating activation: bound |W x + W h + b|
+    if h0 is None and T > 1 and bounded:
+        h_in = np.ones(H)
+    else:
+        h_in = colmax_abs(h0k)
+        if T > 1:
+            h_in = np.maximum(h_in, 1.0 if bounded else colmax_abs(h[:T - 1]))
+    preact_in_range("rnn_forward", dtype, b, w, x_max, u, h_in)
+    return x_tm, w, u, b, h0k, h
 
 
-def backward_fast(x_tm, w_ih, w_hh, h0, h_tm, g, bint batch_first, int act,
-                  int truncate, bint input_grad):
-    """``rnn_backward``'s common case in one compiled call, or None.
+def backward_call(x_tm, w_ih, w_hh, h0, h_tm, g, bint batch_first, int act,
+                  int truncate, bint input_grad, bint checked):
+    """``rnn_backward`` in one compiled call, or None: its only path.
 
-    ``x_tm`` .. ``h_tm`` are a forward result's private arrays; the common
-    case: ``g`` as ``grad_input``'s (``cbptt._scan``), whose values are not
-    scanned first: a non-finite one makes ``delta`` and then ``db`` (the sum
-    of every ``delta``) non-finite, which the check of the results catches.
-    Returns ``(delta, d_w_ih, d_w_hh, d_b, d_h0, d_x)`` (time-major, ``d_x``
-    None unless ``input_grad``) when every gradient is finite. Anything
-    else: None, nothing is raised, and the caller's checked path (which
-    runs the kernel again) gives the precise error.
+    ``x_tm`` .. ``h_tm`` are a forward result's private arrays; ``g`` as
+    ``grad_input``'s common case (``cbptt._scan``), whose values are not
+    scanned first unless ``checked`` (the caller checked them): a
+    non-finite one makes ``delta`` and then ``db`` (the sum of every
+    ``delta``) non-finite. Returns ``(delta, d_w_ih, d_w_hh, d_b, d_h0,
+    d_x)`` (time-major, ``d_x`` None unless ``input_grad``); unless
+    ``checked``, only when every gradient is finite (else None, and the
+    caller's check of ``grad_h`` names the culprit; after it, a non-finite
+    gradient is an overflow the caller reports). Arrays that disagree
+    (a result built by hand): None, nothing is raised.
     """
     cdef int d[4]
     cdef int s = result_dims(x_tm, h_tm, d)
@@ -156,8 +165,6 @@ def backward_fast(x_tm, w_ih, w_hh, h0, h_tm, g, bint batch_first, int act,
         return None
     cdef int T = d[0], B = d[1], H = d[2], I = d[3]
     dtype = h_tm.dtype
-    # the inputs' pointers, checked: a result whose arrays disagree (e.g.
-    # built by hand) takes the checked path, which refuses it
     cdef void *p[12]
     p[0] = data_if(x_tm, s, T, B, I)
     p[1] = data_if(w_ih, s, H, I)
@@ -192,7 +199,8 @@ def backward_fast(x_tm, w_ih, w_hh, h0, h_tm, g, bint batch_first, int act,
             <double *> p[5], <double *> p[6], <double *> p[7],
             <double *> p[8], <double *> p[9], <double *> p[10],
             <double *> p[11])
-    if not all_finite_arrays((d_b, d_w_ih, d_w_hh, d_h0, d_x)):
+    if not checked and not all_finite_arrays((d_b, d_w_ih, d_w_hh, d_h0,
+                                              d_x)):
         return None
     return delta, d_w_ih, d_w_hh, d_b, d_h0, d_x
 

@@ -99,17 +99,18 @@ delta_hh, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_h0, d_x)``
     ``W_hh`` and by the direct path ``z h(t-1)``, is dropped.
 """
 from cython cimport floating
-from libc.float cimport DBL_MAX, FLT_MAX
 
 import numpy as np
 
 from cbptt._scan import (aligned_empty, all_finite_arrays, forward_inputs,
-                         grad_input, preact_bound_or_none)
-from cbptt._validation import check_kernel_sizes
+                         grad_input)
+from cbptt._validation import (check_kernel_sizes, check_outputs_finite,
+                               colmax_abs)
 
 from cbptt._layer cimport (CELL_CEC, CELL_GRU, CELL_LSTM, Layer, ROW_CHUNK,
                            layer_backward_run, layer_forward_run, make_layer)
-from cbptt._scan cimport data_if, data_of, result_dims
+from cbptt._scan cimport (data_if, data_of, owned_if, preact_in_range,
+                          result_dims)
 from cbptt._simd cimport cbptt_fork_guard
 from cbptt._simd cimport cbptt_isa, cbptt_isa_limit, cbptt_max_threads
 
@@ -371,42 +372,43 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
 cdef object setflags = np.ndarray.setflags   # (a, False): read-only
 
 
-def forward_fast(x, w_ih, w_hh, bias, bint batch_first, bint forget_gate,
-                 bint cache):
-    """``lstm_forward``'s common case in one compiled call, or None.
+def forward_call(x, w_ih, w_hh, bias, h0, c0, bint batch_first,
+                 bint forget_gate, bint cache):
+    """``lstm_forward`` in one compiled call, or None: its only path.
 
-    The common case: the arrays are ``forward_inputs``' common case
-    (``cbptt._scan``), h0 and c0 are None (the caller's) and the
-    pre-activation bound is within range. Then returns ``(x_tm, w_ih, w_hh,
-    bias, h0, c0, gates, c, h)``: the private read-only copies, read-only
-    zeros for h0 and c0 and the read-only time-major outputs (without
-    ``cache``, T >= 2: the last step's gates and c(T-1) only, as
-    ``lstm_forward`` keeps them). Anything else: None, nothing is raised,
-    and the caller's checked path gives the precise error. The same results
-    as that path, which runs the same kernel on the same copies.
+    Every valid call computes here: the arrays are ``forward_inputs``'
+    (``cbptt._scan``) common case, which every valid input is once
+    converted; ``h0`` and ``c0`` may be None (zeros). Then the kernel runs,
+    the gates' pre-activation bound is checked as
+    ``check_preactivation_range`` checks it (``|h(t)| = |o tanh(c)| <= 1``
+    after h0), and from a given c0 the cell states are scanned (|c(t)| <=
+    |c0| + t + 1: from zero they cannot overflow; without the cache only
+    c(T-1) is left, which suffices, as ``f c + i g`` with ``f >= 0`` and
+    ``|i g| <= 1`` cannot make an overflowed c finite again); both raise
+    their ValueError. Returns ``(x_tm, w_ih, w_hh, bias, h0, c0, gates, c,
+    h)``: private read-only copies (zeros for a state given as None) and the
+    read-only time-major outputs (without ``cache``, T >= 2: the last
+    step's gates and c(T-1) only). Anything else: None, nothing is raised,
+    and the caller's checks give the precise error (or convert the arrays
+    for a second call).
     """
     cdef int G = 4 if forget_gate else 3
-    fast = forward_inputs(x, batch_first, G, w_ih, w_hh, bias, None, None)
+    fast = forward_inputs(x, batch_first, G, w_ih, w_hh, bias, h0, c0)
     if fast is None:
         return None
-    x_tm, x_max, w, u, b = fast[0], fast[1], fast[2], fast[3], fast[4]
+    x_tm, x_max, w, u, b, h0k, c0k = fast
     cdef int T = x_tm.shape[0], B = x_tm.shape[1], I = x_tm.shape[2]
     cdef int GH = b.shape[0]
     cdef int H = GH // G
     dtype = x_tm.dtype
-    # |h| <= 1 for every state entering a step (h0 = 0, then o tanh(c))
-    worst = preact_bound_or_none(b, w, x_max, u, np.ones(H))
-    if worst is None or not worst <= (FLT_MAX / 4 if dtype.itemsize == 4
-                                      else DBL_MAX / 4):
-        return None
-    h0 = np.zeros((B, H), dtype)
-    c0 = np.zeros((B, H), dtype)
+    h0k = zeros_if_none(h0k, B, H, dtype)
+    c0k = zeros_if_none(c0k, B, H, dtype)
     cdef bint keep = cache or T == 1
     gates = aligned_empty((T if keep else 1, B, GH), dtype)
     c = aligned_empty((T if keep else 2, B, H), dtype)
     h = aligned_empty((T, B, H), dtype)
     cdef void *p[9]
-    for k, a in enumerate((x_tm, w, u, b, h0, c0, gates, c, h)):
+    for k, a in enumerate((x_tm, w, u, b, h0k, c0k, gates, c, h)):
         p[k] = data_of(a)
     if dtype.itemsize == 4:
         lstm_forward_run[float](
@@ -421,9 +423,34 @@ def forward_fast(x, w_ih, w_hh, bias, bint batch_first, bint forget_gate,
             <double *> p[8])
     if not keep:                # c(T-1), as with the whole cache
         c = c[(T - 1) % 2:(T - 1) % 2 + 1]
-    for a in (h0, c0, gates, c, h):
+    for a in (gates, c, h):
         setflags(a, False)
-    return x_tm, w, u, b, h0, c0, gates, c, h
+    preact_in_range("lstm_forward", dtype, b, w, x_max, u,
+                    states_bound(h0, h0k, T, H))
+    if c0 is not None:
+        check_outputs_finite("lstm_forward", dtype, "Scale c0 down.", c=c)
+    return x_tm, w, u, b, h0k, c0k, gates, c, h
+
+
+cdef object zeros_if_none(object a, int B, int H, object dtype):
+    """``a``, or read-only zeros (B, H) for an initial state given as None."""
+    if a is not None:
+        return a
+    a = np.zeros((B, H), dtype)
+    setflags(a, False)
+    return a
+
+
+cdef object states_bound(object given, object h0, int T, int H):
+    """A bound on |h| per unit over the states entering a step of a gated
+    cell (|h(t)| <= 1 after h0 for the LSTM; the GRU's h(t) is a convex
+    combination of n in [-1, 1] and h(t-1)): ``colmax |h0|`` for one step,
+    else 1 or, from a ``given`` h0, ``max(colmax |h0|, 1)``."""
+    if T == 1:
+        return colmax_abs(h0)
+    if given is None:
+        return np.ones(H)
+    return np.maximum(colmax_abs(h0), 1.0)
 
 
 def grad_arrays(int T, int B, int I, int H, int GH, dtype, bint input_grad):
@@ -437,21 +464,22 @@ def grad_arrays(int T, int B, int I, int H, int GH, dtype, bint input_grad):
             aligned_empty((T, B, I), dtype) if input_grad else None)
 
 
-def backward_fast(x_tm, w_ih, w_hh, h0, c0, gates_tm, c_tm, h_tm, g,
+def backward_call(x_tm, w_ih, w_hh, h0, c0, gates_tm, c_tm, h_tm, g, gc,
                   bint batch_first, bint forget_gate, int truncate,
-                  bint input_grad):
-    """``lstm_backward``'s common case (no ``grad_c``) in one compiled call,
-    or None.
+                  bint input_grad, bint checked):
+    """``lstm_backward`` in one compiled call, or None: its only path.
 
     ``x_tm`` .. ``h_tm`` are a forward result's private arrays (with the
-    whole cache); the common case: ``g`` as ``grad_input``'s
-    (``cbptt._scan``), whose values are not scanned first: a non-finite one
-    makes its step's ``delta_o`` and so ``db`` (the sum of every ``delta``)
-    non-finite, which the check of the results catches. Returns ``(delta,
-    delta_c, d_w_ih, d_w_hh, d_b, d_h0, d_c0, d_x)`` (time-major, ``d_x``
-    None unless ``input_grad``) when every gradient is finite. Anything
-    else: None, nothing is raised, and the caller's checked path (which
-    runs the kernel again) gives the precise error.
+    whole cache); ``g`` (and ``gc``, or None) as ``grad_input``'s common
+    case (``cbptt._scan``). ``g``'s values are not scanned first unless
+    ``checked`` (the caller checked them): a non-finite one makes its
+    step's ``delta_o`` and so ``db`` (the sum of every ``delta``)
+    non-finite; ``gc`` is scanned. Returns ``(delta, delta_c, d_w_ih,
+    d_w_hh, d_b, d_h0, d_c0, d_x)`` (time-major, ``d_x`` None unless
+    ``input_grad``); unless ``checked``, only when every gradient is finite
+    (else None, and the caller's check of ``grad_h`` names the culprit;
+    after it, a non-finite gradient is an overflow the caller reports).
+    Arrays that disagree (a result built by hand): None, nothing is raised.
     """
     cdef int d[4]
     cdef int s = result_dims(x_tm, h_tm, d)
@@ -460,9 +488,8 @@ def backward_fast(x_tm, w_ih, w_hh, h0, c0, gates_tm, c_tm, h_tm, g,
     cdef int T = d[0], B = d[1], H = d[2], I = d[3]
     cdef int GH = (4 if forget_gate else 3) * H
     dtype = h_tm.dtype
-    # the inputs' pointers, checked: a result whose arrays disagree (e.g.
-    # built by hand) takes the checked path, which refuses it
-    cdef void *p[17]
+    # the inputs' pointers, checked
+    cdef void *p[18]
     p[0] = data_if(x_tm, s, T, B, I)
     p[1] = data_if(w_ih, s, GH, I)
     p[2] = data_if(w_hh, s, GH, H)
@@ -478,30 +505,37 @@ def backward_fast(x_tm, w_ih, w_hh, h0, c0, gates_tm, c_tm, h_tm, g,
     g_tm = grad_input(g, batch_first, T, B, H, s, False)
     if g_tm is None:
         return None
+    gc_tm = None
+    if gc is not None:
+        gc_tm = grad_input(gc, batch_first, T, B, H, s, True)
+        if gc_tm is None:
+            return None
     delta, delta_c, d_w_ih, d_w_hh, d_b, d_h0, d_c0, d_x = grad_arrays(
         T, B, I, H, GH, dtype, input_grad)
     for k, a in enumerate((g_tm, delta, delta_c, d_w_ih, d_w_hh, d_b, d_h0,
                            d_c0)):
         p[8 + k] = data_of(a)
     p[16] = data_of(d_x) if input_grad else NULL
+    p[17] = data_of(gc_tm) if gc is not None else NULL
     if s == 4:
         lstm_backward_run[float](
             T, B, I, H, forget_gate, truncate, <float *> p[0],
             <float *> p[1], <float *> p[2], <float *> p[3], <float *> p[4],
             <float *> p[5], <float *> p[6], <float *> p[7], <float *> p[8],
-            NULL, <float *> p[9], <float *> p[10], <float *> p[11],
-            <float *> p[12], <float *> p[13], <float *> p[14],
-            <float *> p[15], <float *> p[16])
+            <float *> p[17], <float *> p[9], <float *> p[10],
+            <float *> p[11], <float *> p[12], <float *> p[13],
+            <float *> p[14], <float *> p[15], <float *> p[16])
     else:
         lstm_backward_run[double](
             T, B, I, H, forget_gate, truncate, <double *> p[0],
             <double *> p[1], <double *> p[2], <double *> p[3],
             <double *> p[4], <double *> p[5], <double *> p[6],
-            <double *> p[7], <double *> p[8], NULL, <double *> p[9],
-            <double *> p[10], <double *> p[11], <double *> p[12],
-            <double *> p[13], <double *> p[14], <double *> p[15],
-            <double *> p[16])
-    if not all_finite_arrays((d_b, d_w_ih, d_w_hh, d_h0, d_c0, d_x)):
+            <double *> p[7], <double *> p[8], <double *> p[17],
+            <double *> p[9], <double *> p[10], <double *> p[11],
+            <double *> p[12], <double *> p[13], <double *> p[14],
+            <double *> p[15], <double *> p[16])
+    if not checked and not all_finite_arrays((d_b, d_w_ih, d_w_hh, d_h0,
+                                              d_c0, d_x)):
         return None
     return delta, delta_c, d_w_ih, d_w_hh, d_b, d_h0, d_c0, d_x
 
@@ -580,6 +614,38 @@ def cec_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                        &d_h0[0, 0], <floating *> NULL, p_d_x)
 
 
+cdef int gru_forward_run(int T, int B, int I, int H, bint keep,
+                         const floating *x, const floating *w_ih,
+                         const floating *w_hh, const floating *b_ih,
+                         const floating *b_hh, const floating *h0,
+                         floating *gates, floating *hn,
+                         floating *h) except -1:
+    """The driver's GRU forward pass on checked arrays."""
+    cdef Layer L = make_layer(CELL_GRU, 0, 0, T, B, I, H)
+    return layer_forward_run(&L, threads_for(T, B, 3 * H, H,
+                                             sizeof(floating)),
+                             x, w_ih, w_hh, b_ih, b_hh, h0,
+                             <floating *> NULL, gates, hn, h, keep)
+
+
+cdef int gru_backward_run(
+        int T, int B, int I, int H, int truncate, const floating *x,
+        const floating *w_ih, const floating *w_hh, const floating *h0,
+        const floating *gates, const floating *hn, const floating *h,
+        const floating *grad_h, floating *delta, floating *delta_hh,
+        floating *d_w_ih, floating *d_w_hh, floating *d_b_ih,
+        floating *d_b_hh, floating *d_h0, floating *d_x) except -1:
+    """The driver's GRU backward pass on checked arrays (``d_x`` may be
+    NULL)."""
+    cdef Layer L = make_layer(CELL_GRU, 0, 0, T, B, I, H)
+    return layer_backward_run(&L, truncate, threads_for(T, B, 3 * H, H,
+                                                        sizeof(floating)),
+                              x, w_ih, w_hh, h0, <floating *> NULL, gates,
+                              hn, h, grad_h, <floating *> NULL, delta,
+                              delta_hh, <floating *> NULL, d_w_ih, d_w_hh,
+                              d_b_ih, d_b_hh, d_h0, <floating *> NULL, d_x)
+
+
 def gru_threads_used(int T, int B, int H, int itemsize=4):
     """How many threads the GRU kernels use for B sequences of T steps and
     H units (float32 for ``itemsize`` 4, float64 for 8)."""
@@ -622,11 +688,9 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     s[8] = _span(&h0[0, 0], B * H * n)
     _check_disjoint(w, ("gates", "hn", "h", "x", "w_ih", "w_hh", "b_ih",
                         "b_hh", "h0"), s, 3, 9)
-    cdef Layer L = make_layer(CELL_GRU, 0, 0, T, B, I, H)
-    layer_forward_run(&L, threads_for(T, B, GH, H, sizeof(floating)),
-                      &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0],
-                      &b_hh[0], &h0[0, 0], <floating *> NULL,
-                      &gates[0, 0, 0], &hn[0, 0, 0], &h[0, 0, 0], keep)
+    gru_forward_run(T, B, I, H, keep, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0],
+                    &b_ih[0], &b_hh[0], &h0[0, 0], &gates[0, 0, 0],
+                    &hn[0, 0, 0], &h[0, 0, 0])
 
 
 def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
@@ -685,15 +749,142 @@ def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     _check_disjoint(w, ("delta", "delta_hh", "d_w_ih", "d_w_hh", "d_b_ih",
                         "d_b_hh", "d_h0", "d_x", "x", "w_ih", "w_hh", "h0",
                         "gates", "hn", "h", "grad_h"), s, 8, 16)
-    cdef Layer L = make_layer(CELL_GRU, 0, 0, T, B, I, H)
-    layer_backward_run(&L, truncate, threads_for(T, B, GH, H,
-                                                 sizeof(floating)),
-                       &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0],
-                       <floating *> NULL, &gates[0, 0, 0], &hn[0, 0, 0],
-                       &h[0, 0, 0], &grad_h[0, 0, 0], <floating *> NULL,
-                       &delta[0, 0, 0], &delta_hh[0, 0, 0], <floating *> NULL,
-                       &d_w_ih[0, 0], &d_w_hh[0, 0], &d_b_ih[0], &d_b_hh[0],
-                       &d_h0[0, 0], <floating *> NULL, p_d_x)
+    gru_backward_run(T, B, I, H, truncate, &x[0, 0, 0], &w_ih[0, 0],
+                     &w_hh[0, 0], &h0[0, 0], &gates[0, 0, 0], &hn[0, 0, 0],
+                     &h[0, 0, 0], &grad_h[0, 0, 0], &delta[0, 0, 0],
+                     &delta_hh[0, 0, 0], &d_w_ih[0, 0], &d_w_hh[0, 0],
+                     &d_b_ih[0], &d_b_hh[0], &d_h0[0, 0], p_d_x)
+
+
+def gru_forward_call(x, w_ih, w_hh, b_ih, b_hh, h0, bint batch_first,
+                     bint cache):
+    """``gru_forward`` in one compiled call, or None: its only path.
+
+    Every valid call computes here: the arrays are ``forward_inputs``'
+    (``cbptt._scan``) common case with ``b_hh`` of ``b_ih``'s dtype and
+    shape, which every valid input is once converted; ``h0`` may be None
+    (zeros). Then the kernel runs and the gates' pre-activation bound
+    ``|W x + b_ih| + |W h + b_hh|`` is checked as
+    ``check_preactivation_range`` checks it (raising its ValueError). Returns ``(x_tm, w_ih, w_hh, b_ih, b_hh, h0, gates, hn, h)``:
+    private read-only copies (zeros for an h0 given as None) and the
+    read-only time-major outputs; without ``cache`` (T >= 2) the kernel
+    writes every step's gates and ``hn`` over the previous ones, and
+    ``gates`` and ``hn`` are None. Anything else: None, nothing is raised,
+    and the caller's checks give the precise error (or convert the arrays
+    for a second call).
+    """
+    fast = forward_inputs(x, batch_first, 3, w_ih, w_hh, b_ih, h0, None)
+    if fast is None:
+        return None
+    x_tm, x_max, w, u, bi, h0k = fast[0], fast[1], fast[2], fast[3], \
+        fast[4], fast[5]
+    cdef int T = x_tm.shape[0], B = x_tm.shape[1], I = x_tm.shape[2]
+    cdef int GH = bi.shape[0]
+    cdef int H = GH // 3
+    dtype = x_tm.dtype
+    bh = owned_if(b_hh, dtype.itemsize, GH)
+    if bh is None:
+        return None
+    h0k = zeros_if_none(h0k, B, H, dtype)
+    cdef bint keep = cache or T == 1
+    gates = aligned_empty((T if keep else 1, B, GH), dtype)
+    hn = aligned_empty((T if keep else 2, B, H), dtype)
+    h = aligned_empty((T, B, H), dtype)
+    cdef void *p[9]
+    for k, a in enumerate((x_tm, w, u, bi, bh, h0k, gates, hn, h)):
+        p[k] = data_of(a)
+    if dtype.itemsize == 4:
+        gru_forward_run[float](
+            T, B, I, H, keep, <float *> p[0], <float *> p[1], <float *> p[2],
+            <float *> p[3], <float *> p[4], <float *> p[5], <float *> p[6],
+            <float *> p[7], <float *> p[8])
+    else:
+        gru_forward_run[double](
+            T, B, I, H, keep, <double *> p[0], <double *> p[1],
+            <double *> p[2], <double *> p[3], <double *> p[4],
+            <double *> p[5], <double *> p[6], <double *> p[7],
+            <double *> p[8])
+    if cache:
+        setflags(gates, False)
+        setflags(hn, False)
+    else:
+        gates = hn = None
+    setflags(h, False)
+    with np.errstate(over="ignore"):
+        b_abs = np.abs(bi) + np.abs(bh)
+    preact_in_range("gru_forward", dtype, b_abs, w, x_max, u,
+                    states_bound(h0, h0k, T, H))
+    return x_tm, w, u, bi, bh, h0k, gates, hn, h
+
+
+def gru_backward_call(x_tm, w_ih, w_hh, h0, gates_tm, hn_tm, h_tm, g,
+                      bint batch_first, int truncate, bint input_grad,
+                      bint checked):
+    """``gru_backward`` in one compiled call, or None: its only path.
+
+    ``x_tm`` .. ``h_tm`` are a forward result's private arrays (with the
+    whole cache); ``g`` as ``grad_input``'s common case (``cbptt._scan``),
+    whose values are not scanned first unless ``checked``: a non-finite one
+    makes its step's ``delta_n`` and so ``d_b_ih`` (the sum of every
+    ``delta``) non-finite. Returns ``(delta, d_w_ih, d_w_hh, d_b_ih,
+    d_b_hh, d_h0, d_x)`` (time-major, ``d_x`` None unless ``input_grad``);
+    unless ``checked``, only when every gradient is finite (else None, and
+    the caller's check of ``grad_h`` names the culprit; after it, a
+    non-finite gradient is an overflow the caller reports). Arrays that
+    disagree (a result built by hand): None, nothing is raised.
+    """
+    cdef int d[4]
+    cdef int s = result_dims(x_tm, h_tm, d)
+    if s == 0:
+        return None
+    cdef int T = d[0], B = d[1], H = d[2], I = d[3]
+    cdef int GH = 3 * H
+    dtype = h_tm.dtype
+    cdef void *p[17]
+    p[0] = data_if(x_tm, s, T, B, I)
+    p[1] = data_if(w_ih, s, GH, I)
+    p[2] = data_if(w_hh, s, GH, H)
+    p[3] = data_if(h0, s, B, H)
+    p[4] = data_if(gates_tm, s, T, B, GH)
+    p[5] = data_if(hn_tm, s, T, B, H)
+    p[6] = data_if(h_tm, s, T, B, H)
+    if (p[0] == NULL or p[1] == NULL or p[2] == NULL or p[3] == NULL
+            or p[4] == NULL or p[5] == NULL or p[6] == NULL):
+        return None
+    g_tm = grad_input(g, batch_first, T, B, H, s, False)
+    if g_tm is None:
+        return None
+    delta = aligned_empty((T, B, GH), dtype)
+    delta_hh = aligned_empty((T, B, GH), dtype)
+    d_w_ih = np.empty((GH, I), dtype)
+    d_w_hh = np.empty((GH, H), dtype)
+    d_b_ih = np.empty(GH, dtype)
+    d_b_hh = np.empty(GH, dtype)
+    d_h0 = np.empty((B, H), dtype)
+    d_x = aligned_empty((T, B, I), dtype) if input_grad else None
+    for k, a in enumerate((g_tm, delta, delta_hh, d_w_ih, d_w_hh, d_b_ih,
+                           d_b_hh, d_h0)):
+        p[7 + k] = data_of(a)
+    p[15] = data_of(d_x) if input_grad else NULL
+    if s == 4:
+        gru_backward_run[float](
+            T, B, I, H, truncate, <float *> p[0], <float *> p[1],
+            <float *> p[2], <float *> p[3], <float *> p[4], <float *> p[5],
+            <float *> p[6], <float *> p[7], <float *> p[8], <float *> p[9],
+            <float *> p[10], <float *> p[11], <float *> p[12],
+            <float *> p[13], <float *> p[14], <float *> p[15])
+    else:
+        gru_backward_run[double](
+            T, B, I, H, truncate, <double *> p[0], <double *> p[1],
+            <double *> p[2], <double *> p[3], <double *> p[4],
+            <double *> p[5], <double *> p[6], <double *> p[7],
+            <double *> p[8], <double *> p[9], <double *> p[10],
+            <double *> p[11], <double *> p[12], <double *> p[13],
+            <double *> p[14], <double *> p[15])
+    if not checked and not all_finite_arrays((d_b_ih, d_b_hh, d_w_ih, d_w_hh,
+                                              d_h0, d_x)):
+        return None
+    return delta, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_h0, d_x
 
 
 def _set_parallel_min_work(long work_f, long work_d):

@@ -8,3 +8,6 @@ cdef void *data_of(object a) except NULL
 cdef void *data_if(object a, int itemsize, Py_ssize_t n0, Py_ssize_t n1,
                    Py_ssize_t n2=*)
 cdef int result_dims(object x_tm, object h_tm, int *dims) except -1
+cdef object owned_if(object a, int itemsize, Py_ssize_t n0, Py_ssize_t n1=*)
+cdef int preact_in_range(str func, object dtype, object bias, object w1,
+                         object v1, object w2, object v2) except -1

@@ -57,6 +57,7 @@ from cpython.buffer cimport (PyBUF_RECORDS, PyBUF_RECORDS_RO, PyBUF_SIMPLE,
                              PyBuffer_Release, PyObject_GetBuffer)
 from cpython.ref cimport Py_REFCNT
 from cython cimport floating
+from libc.float cimport DBL_MAX, FLT_MAX
 from libc.math cimport fabs
 from libc.string cimport memset
 
@@ -379,6 +380,42 @@ cdef void *data_if(object a, int itemsize, Py_ssize_t n0, Py_ssize_t n1,
         p = v.buf
     PyBuffer_Release(&v)
     return p
+
+
+cdef object owned_if(object a, int itemsize, Py_ssize_t n0, Py_ssize_t n1=0):
+    """A fresh read-only C-contiguous copy of ``a`` when it is a float ndarray
+    of ``itemsize`` bytes per value, C-contiguous, of shape (n0,) (or (n0,
+    n1) when ``n1``) and finite; else None, and nothing is raised."""
+    cdef Py_buffer v
+    if float_view(a, &v) != itemsize:
+        return None
+    try:
+        if not has_shape(&v, 2 if n1 else 1, n0, n1):
+            return None
+        if n1:
+            shape = (n0, n1)
+        else:
+            shape = (n0,)
+        return private_copy(&v, shape, F32 if itemsize == 4 else F64)
+    finally:
+        PyBuffer_Release(&v)
+
+
+cdef int preact_in_range(str func, object dtype, object bias, object w1,
+                         object v1, object w2, object v2) except -1:
+    """``check_preactivation_range(func, dtype, bias, (w1, v1), (w2, v2))``
+    of ``cbptt._validation`` (which raises its ValueError when the bound on
+    the pre-activations leaves a quarter of ``dtype``'s range), with the
+    bound computed here in one pass and that function called only when the
+    bound is not plainly within range (or the arrays are not the compiled
+    loop's): the same decision, the same message."""
+    worst = preact_bound_or_none(bias, w1, v1, w2, v2)
+    if worst is not None and <double> worst <= (
+            FLT_MAX / 4 if dtype.itemsize == 4 else DBL_MAX / 4):
+        return 0
+    from cbptt._validation import check_preactivation_range
+    check_preactivation_range(func, dtype, bias, (w1, v1), (w2, v2))
+    return 0
 
 
 cdef bint has_shape(const Py_buffer *v, int ndim, Py_ssize_t n0,

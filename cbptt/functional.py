@@ -12,26 +12,29 @@ Contract
   and returns every gradient plus the error signals ``delta``.
 * Internally the kernels store per-step arrays time-major ``(T, batch, .)``;
   the batch-first arrays returned here are views of that storage.
-* The common case (float32 or float64 ndarrays of one dtype, consistent
-  shapes, finite values) is checked and copied in one compiled call
-  (``_scan.forward_inputs``, ``_scan.grad_input``); for the Elman and LSTM
-  layers the whole call is one (``_elman.forward_fast``,
-  ``_elman.backward_fast``, ``_lstm.forward_fast``, ``_lstm.backward_fast``:
-  the checks, the allocations, the kernel, and a check that the gradients
-  are finite in place of a scan of ``grad_h`` first) when the forward pass
-  has no initial state given and the LSTM's backward pass no ``grad_c``.
-  Anything else takes the full checks, which raise every error. Results and errors are the same
-  either way (``tests/test_fastpath.py``).
+* One path per pass: every call computes through one compiled function
+  (``_elman.forward_call``/``backward_call``, ``_lstm.forward_call``/
+  ``backward_call``, ``_lstm.gru_forward_call``/``gru_backward_call``):
+  the checks of the common case (float32 or float64 ndarrays of one dtype,
+  consistent shapes, finite values; any initial states, either layout), the
+  private copies, the allocations, the kernel, the bound on the
+  pre-activations (``check_preactivation_range``: its decision and message)
+  and, in place of a scan of ``grad_h`` first, a check that the gradients
+  are finite. When it declines the arguments as given (a list, another
+  dtype, mixed dtypes, a bad value), the Python checks run: they raise the
+  precise error, or convert the arguments (to C-contiguous ndarrays of the
+  working dtype) for a second call of the same function, which must accept
+  them. So the results do not depend on the form of the input, only on its
+  values in the working dtype, and the errors are those of the checks
+  (``tests/test_one_path.py``).
 """
 from collections import namedtuple
 from dataclasses import dataclass, field, fields
-from functools import lru_cache
 
 import numpy as np
 
 from cbptt import _elman, _scan
 from cbptt import _lstm
-from cbptt._activations import get_activation
 from cbptt._validation import (as_array, check_activation, check_finite,
                                check_nonempty, check_shape, check_truncate,
                                time_major, time_major_colmax, to_kernel,
@@ -39,7 +42,7 @@ from cbptt._validation import (as_array, check_activation, check_finite,
 from cbptt._validation import aligned_empty
 from cbptt._validation import (check_index_limit, check_kernel_sizes,
                                check_outputs_finite,
-                               check_preactivation_range, colmax_abs,
+                               colmax_abs,
                                frozen_zeros, owned)
 
 __all__ = ["RNNForwardResult", "RNNGradients", "rnn_forward", "rnn_backward",
@@ -198,54 +201,63 @@ def _input_tm(x, dtype, batch_first):
     return x_tm, x_max
 
 
-def _forward_inputs(x, weight_ih, weight_hh, bias, h0, c0, batch_first,
-                    forget_gate=None):
-    """The checked inputs of an Elman (``forget_gate`` None) or LSTM forward
-    pass as ``(batch_first, x_tm, x_max, w_ih, w_hh, b, h0, c0)``: the
-    layout flag as a bool, then read-only private copies in the working
-    dtype (``x_tm`` time-major with its column maxima; a state given as None
-    stays None). The result keeps these copies: the caller's arrays may
-    change (in-place updates) before the backward pass reads them.
-
-    The common case (float ndarrays of one dtype, consistent shapes, finite
-    values) takes one compiled call; anything else gets the full checks,
-    which raise the precise error.
+def _checked_inputs(x, weight_ih, weight_hh, bias, h0, c0, batch_first,
+                    forget_gate=None, gates=None, bias_hh=False):
+    """The arguments of an Elman (``forget_gate`` and ``gates`` None), LSTM
+    or GRU (``gates`` its names, ``bias_hh`` given) forward pass, checked:
+    every bad one raises its precise error, in the order of the arguments.
+    Valid ones are returned as the compiled one-call path accepts them,
+    ``(x, w_ih, w_hh, b, h0, c0, batch_first)`` (with ``b_hh`` after ``b``
+    for the GRU): C-contiguous ndarrays of the working dtype (float32 if
+    every array is float32, else float64; a state given as None stays None)
+    and the layout flag as a bool. Called only when that path declined the
+    arguments as given; it copies them again (its copies are the result's).
     """
-    gates = 1 if forget_gate is None else len(_LSTM_GATES[forget_gate])
-    if type(batch_first) is bool:
-        fast = _scan.forward_inputs(x, batch_first, gates, weight_ih,
-                                    weight_hh, bias, h0, c0)
-        if fast is not None:
-            return (batch_first, *fast)
     batch_first = _check_layout(batch_first)
     x = _check_input(x, batch_first)
-    if forget_gate is None:
+    if gates is not None:
+        weight_ih, H = _check_stacked_rows(weight_ih, gates)
+    elif forget_gate is not None:
+        weight_ih, H = _check_gate_rows(weight_ih, forget_gate)
+    else:
         weight_ih = _check_hidden_size(weight_ih)
         H = weight_ih.shape[0]
-    else:
-        weight_ih, H = _check_gate_rows(weight_ih, forget_gate)
+    G = weight_ih.shape[0] // H
     B, T, I = _sizes(x, batch_first)
-    GH = gates * H
+    GH = G * H
     check_kernel_sizes("weight_ih", T, B, I, GH, H)
     weight_ih = _check_weight("weight_ih", weight_ih, (GH, I))
     weight_hh = _check_weight("weight_hh", weight_hh, (GH, H))
-    bias = _check_weight("bias", bias, (GH,))
+    biases = [_check_weight("bias_ih" if gates else "bias", bias, (GH,))]
+    if bias_hh is not False:
+        biases.append(_check_weight("bias_hh", bias_hh, (GH,)))
     h0 = _check_state("h0", h0, B, H)
     c0 = _check_state("c0", c0, B, H)
-    dtype = working_dtype(x, weight_ih, weight_hh, bias, h0, c0)
-    x_tm, x_max = _input_tm(x, dtype, batch_first)
-    return (batch_first, x_tm, x_max, owned(weight_ih, dtype),
-            owned(weight_hh, dtype), owned(bias, dtype),
-            None if h0 is None else owned(h0, dtype),
-            None if c0 is None else owned(c0, dtype))
+    dtype = working_dtype(x, weight_ih, weight_hh, *biases, h0, c0)
+    return (to_kernel(x, dtype), to_kernel(weight_ih, dtype),
+            to_kernel(weight_hh, dtype),
+            *[to_kernel(b, dtype) for b in biases],
+            None if h0 is None else to_kernel(h0, dtype),
+            None if c0 is None else to_kernel(c0, dtype), batch_first)
 
 
-@lru_cache(maxsize=16)
-def _ones(n):
-    """A read-only float64 vector of n ones (a bound on |h| for a saturating
-    unit), shared between calls: it is never handed to the caller."""
-    out = np.ones(n)
-    out.flags.writeable = False
+def _accepted(out, func):
+    """The compiled one-call path's answer to checked, converted arguments,
+    which it must accept."""
+    if out is None:
+        raise RuntimeError(f"{func}: internal error: the compiled call "
+                           "declined checked arguments; please report it")
+    return out
+
+
+def _result_accepted(out, producer):
+    """The compiled backward pass's answer to a checked ``grad_h``: None
+    only when the forward result's own arrays do not fit together (not
+    what ``producer`` returned, e.g. built or changed by hand)."""
+    if out is None:
+        raise ValueError("forward_result's arrays do not fit together "
+                         "(shapes, dtypes or layout); expected the result "
+                         f"{producer} returned, unchanged")
     return out
 
 
@@ -265,8 +277,9 @@ def _layout(a_tm, batch_first):
 
 
 def _check_grad(name, g, T, B, H, dtype, batch_first):
-    # The common case (a finite float ndarray of the right dtype and shape)
-    # in one compiled call; anything else gets the full checks below.
+    # Checks a loss gradient (raising the precise error) and returns it
+    # time-major and C-contiguous in ``dtype``: the common case (a finite
+    # float ndarray of the right dtype and shape) in one compiled call.
     g_tm = _scan.grad_input(g, batch_first, T, B, H, dtype.itemsize)
     if g_tm is not None:
         return g_tm
@@ -341,40 +354,16 @@ def rnn_forward(x, weight_ih, weight_hh, bias, h0=None, activation="tanh",
     (2, 5, 4)
     """
     act = check_activation(activation)
-    if h0 is None and type(batch_first) is bool:
-        # the common case in one compiled call (None: the checked path)
-        fast = _elman.forward_fast(x, weight_ih, weight_hh, bias, batch_first,
-                                   act)
-        if fast is not None:
-            x_tm, w_ih, w_hh, b, h0k, h_tm = fast
-            return _result(
-                RNNForwardResult, h=_layout(h_tm, batch_first),
-                x=_layout(x_tm, batch_first), weight_ih=w_ih,
-                weight_hh=w_hh, bias=b, h0=h0k, activation=activation,
-                _x_tm=x_tm, _h_tm=h_tm, batch_first=batch_first)
-    batch_first, x_tm, x_max, w_ih, w_hh, b, h0k, _ = _forward_inputs(
-        x, weight_ih, weight_hh, bias, h0, None, batch_first)
-    T, B, I = x_tm.shape
-    H = b.shape[0]
-    dtype = x_tm.dtype
-    if h0k is None:
-        h0k = frozen_zeros((B, H), dtype)
-    h_tm = aligned_empty((T, B, H), dtype)
-    _elman.elman_forward(x_tm, w_ih, w_hh, b, h0k, act, h_tm)
-    h_tm.setflags(write=False)
-    # No overflow hidden by a saturating activation: bound |W x + W h + b|
-    # with h ranging over the states that enter a step, h0 .. h(T-2)
-    # (|h| <= 1 for a bounded activation: no pass over h needed).
-    bounded = get_activation(activation).bounded
-    if h0 is None and T > 1 and bounded:
-        h_in = _ones(H)
-    else:
-        h_in = colmax_abs(h0k)
-        if T > 1:
-            h_in = np.maximum(h_in, 1.0 if bounded
-                              else colmax_abs(h_tm[:-1]))
-    check_preactivation_range("rnn_forward", dtype, b,
-                              (w_ih, x_max), (w_hh, h_in))
+    out = None
+    if type(batch_first) is bool:
+        out = _elman.forward_call(x, weight_ih, weight_hh, bias, h0,
+                                  batch_first, act)
+    if out is None:             # raise the precise error, or convert
+        x, w_ih, w_hh, b, h0, _, batch_first = _checked_inputs(
+            x, weight_ih, weight_hh, bias, h0, None, batch_first)
+        out = _accepted(_elman.forward_call(x, w_ih, w_hh, b, h0,
+                                            batch_first, act), "rnn_forward")
+    x_tm, w_ih, w_hh, b, h0k, h_tm = out
     return _result(
         RNNForwardResult, h=_layout(h_tm, batch_first),
         x=_layout(x_tm, batch_first), weight_ih=w_ih,
@@ -449,38 +438,28 @@ def rnn_backward(forward_result, grad_h, truncate=None, input_grad=True):
     r = forward_result
     trunc = check_truncate(truncate)
     act = check_activation(r.activation)
+    out = None
     if type(input_grad) is bool:
-        # the common case in one compiled call (None: the checked path)
-        fast = _elman.backward_fast(r._x_tm, r.weight_ih, r.weight_hh, r.h0,
-                                    r._h_tm, grad_h, r.batch_first, act,
-                                    trunc, input_grad)
-        if fast is not None:
-            delta, d_w_ih, d_w_hh, d_b, d_h0, d_x = fast
-            return RNNGradients(weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b,
-                                h0=d_h0, x=_layout(d_x, r.batch_first),
-                                delta=_layout(delta, r.batch_first))
-    T, B, H = r._h_tm.shape
-    I = r._x_tm.shape[2]
-    dtype = r._h_tm.dtype
-    g_tm = _check_grad("grad_h", grad_h, T, B, H, dtype, r.batch_first)
-
-    delta = aligned_empty((T, B, H), dtype)
-    d_w_ih = np.empty((H, I), dtype)
-    d_w_hh = np.empty((H, H), dtype)
-    d_b = np.empty(H, dtype)
-    d_h0 = np.empty((B, H), dtype)
-    d_x = aligned_empty((T, B, I), dtype) if _check_flag("input_grad",
-                                                    input_grad) else None
-    _elman.elman_backward(r._x_tm, r.weight_ih, r.weight_hh, r.h0, r._h_tm,
-                          g_tm, act, trunc, delta,
-                          d_w_ih, d_w_hh, d_b, d_h0, d_x)
-    # d_b sums every delta(t) in floating point, so a NaN or infinite delta
-    # makes d_b non-finite: delta itself is scanned only then.
-    check_outputs_finite(
-        "rnn_backward", dtype, "Scale grad_h or the weights down, truncate "
-        "the backward pass (truncate=k).",
-        **({} if _scan.all_finite(d_b) else {"delta": delta}),
-        weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b, h0=d_h0, x=d_x)
+        out = _elman.backward_call(r._x_tm, r.weight_ih, r.weight_hh, r.h0,
+                                   r._h_tm, grad_h, r.batch_first, act,
+                                   trunc, input_grad, False)
+    if out is not None:
+        delta, d_w_ih, d_w_hh, d_b, d_h0, d_x = out
+    else:                       # raise the precise error, or convert
+        g_tm = _check_grad("grad_h", grad_h, *r._h_tm.shape, r._h_tm.dtype,
+                           r.batch_first)
+        input_grad = _check_flag("input_grad", input_grad)
+        delta, d_w_ih, d_w_hh, d_b, d_h0, d_x = _result_accepted(
+            _elman.backward_call(r._x_tm, r.weight_ih, r.weight_hh, r.h0,
+                                 r._h_tm, g_tm, False, act, trunc,
+                                 input_grad, True), "rnn_forward")
+        # d_b sums every delta(t) in floating point, so a NaN or infinite
+        # delta makes d_b non-finite: delta itself is scanned only then.
+        check_outputs_finite(
+            "rnn_backward", r._h_tm.dtype, "Scale grad_h or the weights "
+            "down, truncate the backward pass (truncate=k).",
+            **({} if _scan.all_finite(d_b) else {"delta": delta}),
+            weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b, h0=d_h0, x=d_x)
     return RNNGradients(weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b, h0=d_h0,
                         x=_layout(d_x, r.batch_first),
                         delta=_layout(delta, r.batch_first))
@@ -933,55 +912,17 @@ def lstm_forward(x, weight_ih, weight_hh, bias, h0=None, c0=None,
     """
     forget_gate = _check_forget_gate(forget_gate)
     cache = _check_flag("cache", cache)
-    if h0 is None and c0 is None and type(batch_first) is bool:
-        # the common case in one compiled call (None: the checked path)
-        fast = _lstm.forward_fast(x, weight_ih, weight_hh, bias, batch_first,
-                                  forget_gate, cache)
-        if fast is not None:
-            x_tm, w_ih, w_hh, b, h0k, c0k, gates_tm, c_tm, h_tm = fast
-            return _result(
-                LSTMForwardResult, h=_layout(h_tm, batch_first),
-                c=_layout(c_tm, batch_first) if cache else None,
-                gates=_layout(gates_tm, batch_first) if cache else None,
-                x=_layout(x_tm, batch_first), weight_ih=w_ih,
-                weight_hh=w_hh, bias=b, h0=h0k, c0=c0k,
-                forget_gate=forget_gate, _x_tm=x_tm, _h_tm=h_tm, _c_tm=c_tm,
-                _gates_tm=gates_tm, batch_first=batch_first)
-    batch_first, x_tm, x_max, w_ih, w_hh, b, h0k, c0k = _forward_inputs(
-        x, weight_ih, weight_hh, bias, h0, c0, batch_first, forget_gate)
-    T, B, I = x_tm.shape
-    H = w_hh.shape[1]
-    GH = b.shape[0]
-    dtype = x_tm.dtype
-    if h0k is None:
-        h0k = frozen_zeros((B, H), dtype)
-    if c0k is None:
-        c0k = frozen_zeros((B, H), dtype)
-    # without cache (T >= 2): one step of gates, c(t) in slot t % 2
-    keep = cache or T == 1
-    gates_tm = aligned_empty((T if keep else 1, B, GH), dtype)
-    c_tm = aligned_empty((T if keep else 2, B, H), dtype)
-    h_tm = aligned_empty((T, B, H), dtype)
-    _lstm.lstm_forward(x_tm, w_ih, w_hh, b, h0k, c0k, forget_gate, gates_tm,
-                       c_tm, h_tm)
-    if not keep:                # c_last = c_tm[-1] as with the whole cache
-        c_tm = c_tm[(T - 1) % 2:(T - 1) % 2 + 1]
-    for a in (gates_tm, c_tm, h_tm):
-        a.setflags(write=False)
-    # No overflow hidden by the saturating gates: bound |W x + W h + b|
-    # (|h(t)| = |o tanh(c)| <= 1 after h0).
-    if T == 1:
-        h_in = colmax_abs(h0k)
-    else:
-        h_in = _ones(H) if h0 is None else np.maximum(colmax_abs(h0k), 1.0)
-    check_preactivation_range("lstm_forward", dtype, b,
-                              (w_ih, x_max), (w_hh, h_in))
-    # |c(t)| <= |c0| + t + 1 (gates in [0, 1], g in [-1, 1]): from zero, c
-    # cannot overflow; from a given c0 it is scanned. (Without cache only
-    # c(T-1) is left, which suffices: a c(t) that overflowed stays infinite
-    # or NaN, as f c + i g with f >= 0 and |i g| <= 1 cannot make it finite.)
-    if c0 is not None:
-        check_outputs_finite("lstm_forward", dtype, "Scale c0 down.", c=c_tm)
+    out = None
+    if type(batch_first) is bool:
+        out = _lstm.forward_call(x, weight_ih, weight_hh, bias, h0, c0,
+                                 batch_first, forget_gate, cache)
+    if out is None:             # raise the precise error, or convert
+        args = _checked_inputs(x, weight_ih, weight_hh, bias, h0, c0,
+                               batch_first, forget_gate)
+        out = _accepted(_lstm.forward_call(*args, forget_gate, cache),
+                        "lstm_forward")
+        batch_first = args[-1]
+    x_tm, w_ih, w_hh, b, h0k, c0k, gates_tm, c_tm, h_tm = out
     return _result(
         LSTMForwardResult, h=_layout(h_tm, batch_first),
         c=_layout(c_tm, batch_first) if cache else None,
@@ -1075,33 +1016,30 @@ def lstm_backward(forward_result, grad_h, grad_c=None, truncate=None,
                          "differentiate; run lstm_forward with cache=True "
                          "(the default) for a pass you will differentiate")
     trunc = check_truncate(truncate)
-    if grad_c is None and type(input_grad) is bool:
-        # the common case in one compiled call (None: the checked path)
-        fast = _lstm.backward_fast(
+    out = None
+    if type(input_grad) is bool:
+        out = _lstm.backward_call(
             r._x_tm, r.weight_ih, r.weight_hh, r.h0, r.c0, r._gates_tm,
-            r._c_tm, r._h_tm, grad_h, r.batch_first, r.forget_gate, trunc,
-            input_grad)
-        if fast is not None:
-            delta, delta_c, d_w_ih, d_w_hh, d_b, d_h0, d_c0, d_x = fast
-            return LSTMGradients(weight_ih=d_w_ih, weight_hh=d_w_hh,
-                                 bias=d_b, h0=d_h0, c0=d_c0,
-                                 x=_layout(d_x, r.batch_first),
-                                 delta=_layout(delta, r.batch_first),
-                                 delta_c=_layout(delta_c, r.batch_first))
+            r._c_tm, r._h_tm, grad_h, grad_c, r.batch_first, r.forget_gate,
+            trunc, input_grad, False)
+    if out is not None:
+        delta, delta_c, d_w_ih, d_w_hh, d_b, d_h0, d_c0, d_x = out
+        return LSTMGradients(weight_ih=d_w_ih, weight_hh=d_w_hh, bias=d_b,
+                             h0=d_h0, c0=d_c0, x=_layout(d_x, r.batch_first),
+                             delta=_layout(delta, r.batch_first),
+                             delta_c=_layout(delta_c, r.batch_first))
+    # raise the precise error, or convert
     T, B, H = r._h_tm.shape
-    I = r._x_tm.shape[2]
-    GH = r._gates_tm.shape[2]
     dtype = r._h_tm.dtype
     gh_tm = _check_grad("grad_h", grad_h, T, B, H, dtype, r.batch_first)
     gc_tm = None if grad_c is None else _check_grad(
         "grad_c", grad_c, T, B, H, dtype, r.batch_first)
-
-    delta, delta_c, d_w_ih, d_w_hh, d_b, d_h0, d_c0, d_x = _lstm.grad_arrays(
-        T, B, I, H, GH, dtype, _check_flag("input_grad", input_grad))
-    _lstm.lstm_backward(r._x_tm, r.weight_ih, r.weight_hh, r.h0, r.c0,
-                        r._gates_tm, r._c_tm, r._h_tm, gh_tm, gc_tm,
-                        r.forget_gate, trunc, delta, delta_c, d_w_ih, d_w_hh,
-                        d_b, d_h0, d_c0, d_x)
+    input_grad = _check_flag("input_grad", input_grad)
+    out = _result_accepted(_lstm.backward_call(
+        r._x_tm, r.weight_ih, r.weight_hh, r.h0, r.c0, r._gates_tm, r._c_tm,
+        r._h_tm, gh_tm, gc_tm, False, r.forget_gate, trunc, input_grad,
+        True), "lstm_forward")
+    delta, delta_c, d_w_ih, d_w_hh, d_b, d_h0, d_c0, d_x = out
     # d_b sums every delta(t) in floating point, and each delta_c(t) is a
     # factor of delta_i(t) (a non-finite factor makes a non-finite product),
     # so a NaN or infinite delta or delta_c makes d_b non-finite: the two
@@ -1136,9 +1074,9 @@ class GRUForwardResult:
     ----------
     h : ndarray of shape (batch, T, H)
         Outputs h(t) = (1 - z) * n + z * h(t-1) for every step.
-    gates : ndarray of shape (batch, T, 3*H)
+    gates : ndarray of shape (batch, T, 3*H), or None
         The activated gates of every step, stacked in PyTorch's order r, z,
-        n.
+        n (None after ``cache=False``).
     x : ndarray of shape (batch, T, I)
         The input, in the working dtype.
     weight_ih : ndarray of shape (3*H, I)
@@ -1197,38 +1135,8 @@ delta : ndarray of shape (batch, T, 3*H)
 """
 
 
-def _gru_inputs(x, weight_ih, weight_hh, bias_ih, bias_hh, h0, batch_first):
-    """The checked inputs of a GRU forward pass as ``(batch_first, x_tm,
-    x_max, w_ih, w_hh, b_ih, b_hh, h0)``: the layout flag as a bool, then
-    read-only private copies in the working dtype (``x_tm`` time-major with
-    its column maxima; ``h0`` None when given as None)."""
-    if type(batch_first) is bool:
-        fast = _scan.forward_inputs(x, batch_first, len(_GRU_GATES),
-                                    weight_ih, weight_hh, bias_ih, h0, None)
-        if fast is not None:
-            x_tm, x_max, w_ih, w_hh, b_ih, h0k, _ = fast
-            b_hh = _check_weight("bias_hh", bias_hh, b_ih.shape)
-            return (batch_first, x_tm, x_max, w_ih, w_hh, b_ih,
-                    owned(b_hh, x_tm.dtype), h0k)
-    batch_first = _check_layout(batch_first)
-    x = _check_input(x, batch_first)
-    weight_ih, H = _check_stacked_rows(weight_ih, _GRU_GATES)
-    B, T, I = _sizes(x, batch_first)
-    GH = len(_GRU_GATES) * H
-    weight_ih = _check_weight("weight_ih", weight_ih, (GH, I))
-    weight_hh = _check_weight("weight_hh", weight_hh, (GH, H))
-    bias_ih = _check_weight("bias_ih", bias_ih, (GH,))
-    bias_hh = _check_weight("bias_hh", bias_hh, (GH,))
-    h0 = _check_state("h0", h0, B, H)
-    dtype = working_dtype(x, weight_ih, weight_hh, bias_ih, bias_hh, h0)
-    x_tm, x_max = _input_tm(x, dtype, batch_first)
-    return (batch_first, x_tm, x_max, owned(weight_ih, dtype),
-            owned(weight_hh, dtype), owned(bias_ih, dtype),
-            owned(bias_hh, dtype), None if h0 is None else owned(h0, dtype))
-
-
 def gru_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0=None,
-                batch_first=True):
+                batch_first=True, cache=True):
     """Forward pass of a GRU layer over a whole sequence (PyTorch's ``nn.GRU``).
 
     With ``sigma`` the logistic function and gates stacked in PyTorch's
@@ -1260,13 +1168,23 @@ def gru_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0=None,
         The layout of ``x`` and of every per-step array returned (and of the
         ``grad_h`` the backward pass takes): (batch, T, .) when True,
         time-major (T, batch, .) when False, like PyTorch's ``nn.GRU``.
+    cache : bool, default=True
+        Keep every step's gates and ``W_hn h(t-1) + b_hn``, which
+        :func:`gru_backward` needs. False for a forward pass that will not
+        be differentiated (inference, what ``torch.no_grad()`` does): the
+        kernel then writes each step's gates over the previous ones, so
+        nothing of size T is stored but ``h`` (T*batch*4*H elements less);
+        ``result.gates`` is None, ``result.h_last`` is kept, and
+        :func:`gru_backward` refuses the result. ``h`` is bitwise the same
+        either way.
 
     Returns
     -------
     result : GRUForwardResult
         ``result.h`` of shape (batch, T, H) and the activated
-        ``result.gates`` of shape (batch, T, 3*H); the rest is what
-        :func:`gru_backward` needs. Its arrays are read-only private copies.
+        ``result.gates`` of shape (batch, T, 3*H) (None after
+        ``cache=False``); the rest is what :func:`gru_backward` needs. Its
+        arrays are read-only private copies.
 
     Raises
     ------
@@ -1276,7 +1194,7 @@ def gru_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0=None,
         and when the inputs and weights are so large that the gate
         pre-activations could overflow the working dtype.
     TypeError
-        On a non-numeric, boolean or complex dtype.
+        On a non-numeric, boolean or complex dtype, or a non-bool ``cache``.
 
     See Also
     --------
@@ -1300,33 +1218,27 @@ def gru_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0=None,
     ...                   np.zeros(3 * H), np.zeros(3 * H))
     >>> res.h.shape, res.gates.shape
     ((2, 5, 4), (2, 5, 12))
+    >>> inference = gru_forward(rng.standard_normal((B, T, I)),
+    ...                         rng.standard_normal((3 * H, I)) * 0.3,
+    ...                         rng.standard_normal((3 * H, H)) * 0.3,
+    ...                         np.zeros(3 * H), np.zeros(3 * H), cache=False)
+    >>> inference.h.shape, inference.h_last.shape, inference.gates is None
+    ((2, 5, 4), (2, 4), True)
     """
-    batch_first, x_tm, x_max, w_ih, w_hh, b_ih, b_hh, h0k = _gru_inputs(
-        x, weight_ih, weight_hh, bias_ih, bias_hh, h0, batch_first)
-    T, B, _ = x_tm.shape
-    H = w_hh.shape[1]
-    dtype = x_tm.dtype
-    given = h0k is not None
-    if not given:
-        h0k = frozen_zeros((B, H), dtype)
-    gates_tm = aligned_empty((T, B, 3 * H), dtype)
-    hn_tm = aligned_empty((T, B, H), dtype)
-    h_tm = aligned_empty((T, B, H), dtype)
-    _lstm.gru_forward(x_tm, w_ih, w_hh, b_ih, b_hh, h0k, gates_tm, hn_tm,
-                      h_tm)
-    for a in (gates_tm, hn_tm, h_tm):
-        a.setflags(write=False)
-    # No overflow hidden by the saturating gates: bound |W x + b_ih| +
-    # |W h + b_hh| (h(t) is a convex combination of n in [-1, 1] and
-    # h(t-1), so |h| <= max(1, |h0|)).
-    if T == 1:
-        h_in = colmax_abs(h0k)
-    else:
-        h_in = np.maximum(colmax_abs(h0k), 1.0) if given else _ones(H)
-    with np.errstate(over="ignore"):
-        b_abs = np.abs(b_ih) + np.abs(b_hh)
-    check_preactivation_range("gru_forward", dtype, b_abs,
-                              (w_ih, x_max), (w_hh, h_in))
+    cache = _check_flag("cache", cache)
+    out = None
+    if type(batch_first) is bool:
+        out = _lstm.gru_forward_call(x, weight_ih, weight_hh, bias_ih,
+                                     bias_hh, h0, batch_first, cache)
+    if out is None:             # raise the precise error, or convert
+        args = _checked_inputs(x, weight_ih, weight_hh, bias_ih, h0, None,
+                               batch_first, gates=_GRU_GATES,
+                               bias_hh=bias_hh)
+        out = _accepted(_lstm.gru_forward_call(*args[:5], args[5],
+                                               args[7], cache),
+                        "gru_forward")
+        batch_first = args[-1]
+    x_tm, w_ih, w_hh, b_ih, b_hh, h0k, gates_tm, hn_tm, h_tm = out
     return _result(
         GRUForwardResult, h=_layout(h_tm, batch_first),
         gates=_layout(gates_tm, batch_first), x=_layout(x_tm, batch_first),
@@ -1382,8 +1294,9 @@ def gru_backward(forward_result, grad_h, truncate=None, input_grad=True):
     ------
     ValueError
         If ``grad_h``'s shape differs from ``forward_result.h``'s, it holds
-        non-finite values, or ``truncate`` is not a positive int; and when a
-        gradient overflows the working dtype.
+        non-finite values, or ``truncate`` is not a positive int; when the
+        forward pass ran with ``cache=False``; and when a gradient overflows
+        the working dtype.
     TypeError
         If ``forward_result`` is not a :class:`GRUForwardResult`.
 
@@ -1407,32 +1320,34 @@ def gru_backward(forward_result, grad_h, truncate=None, input_grad=True):
     ((12, 4), (12,), (2, 6, 12))
     """
     r = _check_result(forward_result, GRUForwardResult, "gru_forward")
+    if r.gates is None:
+        raise ValueError("forward_result was computed with cache=False, "
+                         "which keeps no gates to differentiate; run "
+                         "gru_forward with cache=True (the default) for a "
+                         "pass you will differentiate")
     trunc = check_truncate(truncate)
-    T, B, H = r._h_tm.shape
-    I = r._x_tm.shape[2]
-    GH = 3 * H
-    dtype = r._h_tm.dtype
-    g_tm = _check_grad("grad_h", grad_h, T, B, H, dtype, r.batch_first)
-    input_grad = _check_flag("input_grad", input_grad)
-    delta = aligned_empty((T, B, GH), dtype)
-    delta_hh = aligned_empty((T, B, GH), dtype)
-    d_w_ih = np.empty((GH, I), dtype)
-    d_w_hh = np.empty((GH, H), dtype)
-    d_b_ih = np.empty(GH, dtype)
-    d_b_hh = np.empty(GH, dtype)
-    d_h0 = np.empty((B, H), dtype)
-    d_x = aligned_empty((T, B, I), dtype) if input_grad else None
-    _lstm.gru_backward(r._x_tm, r.weight_ih, r.weight_hh, r.h0, r._gates_tm,
-                       r._hn_tm, r._h_tm, g_tm, trunc, delta, delta_hh,
-                       d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_h0, d_x)
-    # d_b_ih sums every delta(t) in floating point, so a NaN or infinite
-    # delta makes it non-finite: delta itself is scanned only then.
-    check_outputs_finite(
-        "gru_backward", dtype, "Scale grad_h or the weights down, or "
-        "truncate the backward pass (truncate=k).",
-        **({} if _scan.all_finite(d_b_ih) else {"delta": delta}),
-        weight_ih=d_w_ih, weight_hh=d_w_hh, bias_ih=d_b_ih, bias_hh=d_b_hh,
-        h0=d_h0, x=d_x)
+    out = None
+    if type(input_grad) is bool:
+        out = _lstm.gru_backward_call(
+            r._x_tm, r.weight_ih, r.weight_hh, r.h0, r._gates_tm, r._hn_tm,
+            r._h_tm, grad_h, r.batch_first, trunc, input_grad, False)
+    if out is None:             # raise the precise error, or convert
+        g_tm = _check_grad("grad_h", grad_h, *r._h_tm.shape, r._h_tm.dtype,
+                           r.batch_first)
+        input_grad = _check_flag("input_grad", input_grad)
+        out = _result_accepted(_lstm.gru_backward_call(
+            r._x_tm, r.weight_ih, r.weight_hh, r.h0, r._gates_tm, r._hn_tm,
+            r._h_tm, g_tm, False, trunc, input_grad, True), "gru_forward")
+        delta, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_h0, d_x = out
+        # d_b_ih sums every delta(t) in floating point, so a NaN or infinite
+        # delta makes it non-finite: delta itself is scanned only then.
+        check_outputs_finite(
+            "gru_backward", r._h_tm.dtype, "Scale grad_h or the weights "
+            "down, or truncate the backward pass (truncate=k).",
+            **({} if _scan.all_finite(d_b_ih) else {"delta": delta}),
+            weight_ih=d_w_ih, weight_hh=d_w_hh, bias_ih=d_b_ih,
+            bias_hh=d_b_hh, h0=d_h0, x=d_x)
+    delta, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_h0, d_x = out
     return GRUGradients(weight_ih=d_w_ih, weight_hh=d_w_hh, bias_ih=d_b_ih,
                         bias_hh=d_b_hh, h0=d_h0,
                         x=_layout(d_x, r.batch_first),

@@ -68,13 +68,15 @@ def test_kernel_wrappers_check_before_narrowing(monkeypatch):
     monkeypatch.setattr(_elman, "check_kernel_sizes", record)
     monkeypatch.setattr(_lstm, "check_kernel_sizes", record)
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((5, 3, 2))
-    h0 = np.zeros((5, 4))           # a given h0 takes the checked paths
-    rnn_forward(x, rng.standard_normal((4, 2)), np.eye(4) * .5, np.zeros(4),
-                h0=h0)
-    lstm_forward(x, rng.standard_normal((12, 2)), np.zeros((12, 4)),
-                 np.zeros(12), h0=h0, forget_gate=False)
-    cec_forward(x, rng.standard_normal((4, 2)), np.zeros(4), h0=h0)
+    x = rng.standard_normal((3, 5, 2))          # time-major (T, B, I)
+    h0 = np.zeros((5, 4))
+    h = np.empty((3, 5, 4))
+    _elman.elman_forward(x, rng.standard_normal((4, 2)), np.eye(4) * .5,
+                         np.zeros(4), h0, 0, h)
+    _lstm.lstm_forward(x, rng.standard_normal((12, 2)), np.zeros((12, 4)),
+                       np.zeros(12), h0, h0, False, np.empty((3, 5, 12)),
+                       np.empty((3, 5, 4)), h)
+    _lstm.cec_forward(x, rng.standard_normal((4, 2)), np.zeros(4), h0, h)
     assert seen == [("elman_forward", 3, 5, 2, 4, 4),
                     ("lstm_forward", 3, 5, 2, 12, 4),
                     ("cec_forward", 3, 5, 2, 4, 4)]

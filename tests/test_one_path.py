@@ -1,29 +1,43 @@
-"""The functional API's common-case fast path changes no bit and no message.
+"""One path per layer pass: the form of the input changes no bit and no message.
 
-``rnn_forward`` / ``lstm_forward`` first try one compiled call
-(``_scan.forward_inputs``) that checks and copies every array of the common
-case, and the backward passes ``_scan.grad_input`` for ``grad_h`` / ``grad_c``;
-the Elman and LSTM layers' whole calls are one each (``forward_fast`` and
-``backward_fast`` of ``_elman`` and ``_lstm``); anything else goes through
-the full validation.
-Here every result and every error of the default call is compared with the
-same call with every shortcut switched off (``full_path``), for the common
-case and for inputs that must leave it; and the compiled pieces are compared
-with NumPy.
+Every call of ``rnn_*``, ``lstm_*`` and ``gru_*`` computes through one
+compiled function (``forward_call``/``backward_call`` of ``_elman`` and
+``_lstm``, ``gru_forward_call``/``gru_backward_call``): the checks, the
+copies, the kernel and the range checks. When it declines the arguments as
+given, the Python checks raise the precise error or convert the arguments
+for a second call of the same function. Here:
+
+* every valid ndarray call (any initial state, grad_c, activation, cache,
+  dtype, layout) is taken by the first compiled call;
+* the route through the Python checks (``checked_route``: the first
+  compiled call declines, ``_scan``'s shortcuts answer 'not this case')
+  gives the same bits and the same errors as the default call;
+* converted inputs (lists, float16 or int arrays, mixed dtypes, strided,
+  Fortran-ordered, big-endian, subclasses) give the bits of the plain
+  ndarray call with the same values in the working dtype;
+* the compiled scans are compared with NumPy.
 """
+import dataclasses
+
 import numpy as np
 import pytest
 
 from cbptt import _elman, _lstm, _scan, functional
-from cbptt import (lstm_backward, lstm_forward, rnn_backward, rnn_forward)
+from cbptt import (gru_backward, gru_forward, lstm_backward, lstm_forward,
+                   rnn_backward, rnn_forward)
 from cbptt._validation import check_preactivation_range
 
 B, T, I, H = 3, 5, 4, 6
 
+#: The compiled one-call functions of each kernel module.
+ONE_CALL = {"_elman": ("forward_call", "backward_call"),
+            "_lstm": ("forward_call", "backward_call", "gru_forward_call",
+                      "gru_backward_call")}
+
 
 class _Full:
     """``cbptt._scan`` with the common-case shortcuts answering 'not this
-    case', so that the functional API runs its full validation."""
+    case', so that the functional API runs its full Python checks."""
 
     def __getattr__(self, name):
         return getattr(_scan, name)
@@ -37,183 +51,169 @@ class _Full:
         return None
 
 
-class _NoOneCall:
-    """A kernel module (``cbptt._elman`` or ``cbptt._lstm``) whose one-call
-    fast paths answer 'not this case'."""
+class _Recording:
+    """A kernel module whose one-call functions are recorded as ``(name,
+    answered)``; with ``decline_first``, every first call of a public
+    call (each odd-numbered call of a function) answers None, as for
+    arguments it does not take as given, so that the caller checks and
+    converts them and calls again."""
 
-    def __init__(self, module):
+    def __init__(self, module, decline_first=False):
         self.module = module
+        self.decline_first = decline_first
+        self.taken = []
+        self.calls = {}
 
     def __getattr__(self, name):
-        return getattr(self.module, name)
+        real = getattr(self.module, name)
+        if name not in ONE_CALL[self.module.__name__.split(".")[-1]]:
+            return real
 
-    @staticmethod
-    def forward_fast(*args):
-        return None
-
-    @staticmethod
-    def backward_fast(*args):
-        return None
+        def call(*args):
+            n = self.calls[name] = self.calls.get(name, 0) + 1
+            out = None if self.decline_first and n % 2 else real(*args)
+            self.taken.append((name, out is not None))
+            return out
+        return call
 
 
 @pytest.fixture
-def full_path(monkeypatch):
-    """A context manager: inside it, the functional API takes no shortcut."""
+def checked_route(monkeypatch):
+    """A context manager: inside it, the functional API takes the route
+    through its Python checks and conversions."""
     def enter():
         ctx = monkeypatch.context()
         m = ctx.__enter__()
         m.setattr(functional, "_scan", _Full())
-        m.setattr(functional, "_elman", _NoOneCall(_elman))
-        m.setattr(functional, "_lstm", _NoOneCall(_lstm))
+        m.setattr(functional, "_elman", _Recording(_elman, True))
+        m.setattr(functional, "_lstm", _Recording(_lstm, True))
         return ctx
     return enter
 
 
-class _Counting:
-    """A kernel module counting the fast calls that returned a result."""
-
-    def __init__(self, module):
-        self.module = module
-        self.taken = []
-
-    def __getattr__(self, name):
-        return getattr(self.module, name)
-
-    def forward_fast(self, *args):
-        out = self.module.forward_fast(*args)
-        self.taken.append(("forward", out is not None))
-        return out
-
-    def backward_fast(self, *args):
-        out = self.module.backward_fast(*args)
-        self.taken.append(("backward", out is not None))
-        return out
+def _tm(v):
+    return np.ascontiguousarray(np.swapaxes(v, 0, 1))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("batch_first", [True, False])
-@pytest.mark.parametrize("input_grad", [True, False])
-def test_elman_one_call_paths_are_taken(monkeypatch, dtype, batch_first,
-                                        input_grad):
-    """The common case (h0 None, tanh or logistic) runs each pass in one
-    compiled call; an initial state or a non-saturating activation does not
-    (the bound on the pre-activations then needs the states' maxima)."""
-    counting = _Counting(_elman)
-    monkeypatch.setattr(functional, "_elman", counting)
+def test_every_valid_call_takes_the_one_call(monkeypatch, dtype,
+                                             batch_first):
+    """With or without initial states, grad_c, a cache, for every
+    activation and input_grad: one compiled call per pass, which answers."""
+    rec = {m: _Recording(mod) for m, mod in (("_elman", _elman),
+                                              ("_lstm", _lstm))}
+    for m, r in rec.items():
+        monkeypatch.setattr(functional, m, r)
+    lay = (lambda v: v) if batch_first else _tm
+    kw = dict(batch_first=batch_first)
     a = _arrays("elman", dtype, seed=3)
-    x = a["x"] if batch_first else np.ascontiguousarray(a["x"].swapaxes(0, 1))
-    g = (a["grad_h"] if batch_first
-         else np.ascontiguousarray(a["grad_h"].swapaxes(0, 1)))
-    for activation in ("tanh", "logistic"):
-        res = rnn_forward(x, a["weight_ih"], a["weight_hh"], a["bias"],
-                          activation=activation, batch_first=batch_first)
-        rnn_backward(res, g, input_grad=input_grad)
-    assert counting.taken == [("forward", True), ("backward", True)] * 2
-    counting.taken.clear()
-    rnn_forward(x, a["weight_ih"], a["weight_hh"], a["bias"], a["h0"],
-                batch_first=batch_first)
-    res = rnn_forward(x, a["weight_ih"], a["weight_hh"], a["bias"],
-                      activation="relu", batch_first=batch_first)
-    assert counting.taken == [("forward", False)]
-    rnn_backward(res, g, input_grad=input_grad)   # any result: one call
-    assert counting.taken == [("forward", False), ("backward", True)]
+    x, g = lay(a["x"]), lay(a["grad_h"])
+    for act in ("tanh", "logistic", "relu", "identity"):
+        for h0 in (None, a["h0"]):
+            res = rnn_forward(x, a["weight_ih"], a["weight_hh"], a["bias"],
+                              h0, activation=act, **kw)
+            for input_grad in (True, False):
+                rnn_backward(res, g, input_grad=input_grad, truncate=2)
+    assert rec["_elman"].taken == [("forward_call", True),
+                                   ("backward_call", True),
+                                   ("backward_call", True)] * 8
+    for fg in (True, False):
+        a = _arrays("lstm", dtype, seed=3, forget_gate=fg)
+        x, g, gc = lay(a["x"]), lay(a["grad_h"]), lay(a["grad_c"])
+        w = (a["weight_ih"], a["weight_hh"], a["bias"])
+        for h0, c0 in ((None, None), (a["h0"], None), (None, a["c0"]),
+                       (a["h0"], a["c0"])):
+            res = lstm_forward(x, *w, h0, c0, forget_gate=fg, **kw)
+            lstm_backward(res, g)
+            lstm_backward(res, g, gc, input_grad=False)
+            lstm_forward(x, *w, h0, c0, forget_gate=fg, cache=False, **kw)
+    a = _arrays("gru", dtype, seed=3)
+    x, g = lay(a["x"]), lay(a["grad_h"])
+    w = (a["weight_ih"], a["weight_hh"], a["bias"], a["bias_hh"])
+    for h0 in (None, a["h0"]):
+        res = gru_forward(x, *w, h0, **kw)
+        gru_backward(res, g)
+        gru_backward(res, g, input_grad=False, truncate=2)
+        gru_forward(x, *w, h0, cache=False, **kw)
+    lstm_one = [("forward_call", True), ("backward_call", True),
+                ("backward_call", True), ("forward_call", True)]
+    gru_one = [("gru_forward_call", True), ("gru_backward_call", True),
+               ("gru_backward_call", True), ("gru_forward_call", True)]
+    assert rec["_lstm"].taken == lstm_one * 8 + gru_one * 2
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_elman_backward_fast_refuses_a_non_finite_grad(dtype, bad):
+@pytest.mark.parametrize("model", ["elman", "lstm", "lstm97", "gru"])
+def test_backward_call_refuses_a_non_finite_grad(dtype, bad, model):
     """grad_h is not scanned before the kernel: its non-finite value shows
-    in the gradients, and the one-call path answers None (the checked path
-    then names grad_h), for every step it may sit in."""
-    a = _arrays("elman", dtype, seed=4)
-    res = rnn_forward(a["x"], a["weight_ih"], a["weight_hh"], a["bias"],
-                      batch_first=True)
-    args = (res._x_tm, res.weight_ih, res.weight_hh, res.h0, res._h_tm)
-    assert _elman.backward_fast(*args, a["grad_h"], True, 2, 0,
-                                False) is not None
-    for t in range(T):
-        for truncate in (0, 2):
-            g = a["grad_h"].copy()
-            g[1, t, 2] = bad
-            assert _elman.backward_fast(*args, g, True, 2, truncate,
-                                        False) is None, (t, truncate)
-            with pytest.raises(ValueError, match="grad_h"):
-                rnn_backward(res, g, truncate=truncate or None)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("batch_first", [True, False])
-@pytest.mark.parametrize("forget_gate", [True, False])
-def test_lstm_one_call_paths_are_taken(monkeypatch, dtype, batch_first,
-                                       forget_gate):
-    """The common case (no h0, c0; backward without grad_c) runs each pass
-    in one compiled call, with and without the cache; initial states and
-    grad_c take the checked path."""
-    counting = _Counting(_lstm)
-    monkeypatch.setattr(functional, "_lstm", counting)
-    a = _arrays("lstm", dtype, seed=3, forget_gate=forget_gate)
-    tm = (lambda v: v) if batch_first else (
-        lambda v: np.ascontiguousarray(v.swapaxes(0, 1)))
-    x, g, gc = tm(a["x"]), tm(a["grad_h"]), tm(a["grad_c"])
-    w = (a["weight_ih"], a["weight_hh"], a["bias"])
-    kw = dict(batch_first=batch_first, forget_gate=forget_gate)
-    for input_grad in (True, False):
-        res = lstm_forward(x, *w, **kw)
-        lstm_backward(res, g, input_grad=input_grad, truncate=2)
-    lstm_forward(x, *w, cache=False, **kw)
-    assert counting.taken == [("forward", True), ("backward", True)] * 2 + [
-        ("forward", True)]
-    counting.taken.clear()
-    lstm_forward(x, *w, a["h0"], **kw)
-    lstm_forward(x, *w, None, a["c0"], **kw)
-    assert counting.taken == []
-    lstm_backward(res, g, gc)
-    assert counting.taken == []
-    res = lstm_forward(x, *w, a["h0"], a["c0"], **kw)
-    counting.taken.clear()
-    lstm_backward(res, g)           # any result: one call
-    assert counting.taken == [("backward", True)]
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-@pytest.mark.parametrize("forget_gate", [True, False])
-def test_lstm_backward_fast_refuses_a_non_finite_grad(dtype, bad,
-                                                      forget_gate):
-    """As for the Elman layer: a non-finite grad_h, wherever it sits and
-    with saturated gates too (inf * 0 is NaN), shows in the gradients, so
-    the one-call path answers None and the checked path names grad_h."""
-    a = _arrays("lstm", dtype, seed=4, forget_gate=forget_gate)
-    G = 4 if forget_gate else 3
+    in the gradients (with saturated gates too: inf * 0 is NaN), the
+    one-call path answers None, and the checks then name grad_h, for every
+    step it may sit in."""
+    fg = model != "lstm97"
+    a = _arrays(model.rstrip("97"), dtype, seed=4, forget_gate=fg)
     for scale in (1.0, 1e4):        # 1e4: every gate saturated
         w = [a["weight_ih"] * scale, a["weight_hh"] * scale,
              a["bias"] * scale]
-        res = lstm_forward(a["x"], *w, forget_gate=forget_gate)
-        args = (res._x_tm, res.weight_ih, res.weight_hh, res.h0, res.c0,
-                res._gates_tm, res._c_tm, res._h_tm)
-        assert _lstm.backward_fast(*args, a["grad_h"], True, forget_gate, 0,
-                                   False) is not None
-        assert res.gates.shape[2] == G * H
+        if model == "elman":
+            res = rnn_forward(a["x"], *w)
+            call = _elman.backward_call
+            args = (res._x_tm, res.weight_ih, res.weight_hh, res.h0,
+                    res._h_tm)
+            tail = (True, functional.check_activation("tanh"))
+            backward = rnn_backward
+        elif model == "gru":
+            res = gru_forward(a["x"], *w, a["bias_hh"] * scale)
+            call = _lstm.gru_backward_call
+            args = (res._x_tm, res.weight_ih, res.weight_hh, res.h0,
+                    res._gates_tm, res._hn_tm, res._h_tm)
+            tail = (True,)
+            backward = gru_backward
+        else:
+            res = lstm_forward(a["x"], *w, forget_gate=fg)
+            args = (res._x_tm, res.weight_ih, res.weight_hh, res.h0, res.c0,
+                    res._gates_tm, res._c_tm, res._h_tm)
+            tail = (True, fg)
+
+            def call(*args):
+                return _lstm.backward_call(*args[:9], None, *args[9:])
+            backward = lstm_backward
+        assert call(*args, a["grad_h"], *tail, 0, False, False) is not None
         for t in range(T):
             for truncate in (0, 2):
                 g = a["grad_h"].copy()
                 g[1, t, 2] = bad
-                assert _lstm.backward_fast(*args, g, True, forget_gate,
-                                           truncate, False) is None, (
-                                               t, truncate)
+                assert call(*args, g, *tail, truncate, False,
+                            False) is None, (t, truncate)
                 with pytest.raises(ValueError, match="grad_h"):
-                    lstm_backward(res, g, truncate=truncate or None)
+                    backward(res, g, truncate=truncate or None)
+
+
+def test_a_result_changed_by_hand_is_refused():
+    """A result whose arrays do not fit together: the one-call path
+    declines it, and a clear error follows the checks of grad_h."""
+    for model in ("elman", "lstm", "gru"):
+        a = _arrays(model, np.float64)
+        res = _run(model, a, want_result=True)
+        bad = dataclasses.replace(res, weight_hh=res.weight_hh[:, :-1])
+        backward = {"elman": rnn_backward, "lstm": lstm_backward,
+                    "gru": gru_backward}[model]
+        with pytest.raises(ValueError, match="forward_result's arrays do "
+                           "not fit together"):
+            backward(bad, a["grad_h"])
 
 
 def _arrays(model, dtype, seed=0, i=I, forget_gate=True):
     rng = np.random.default_rng(seed)
-    G = 1 if model == "elman" else (4 if forget_gate else 3)
+    G = {"elman": 1, "gru": 3}.get(model, 4 if forget_gate else 3)
     k = 1 / np.sqrt(H)
     return {
         "x": rng.standard_normal((B, T, i)).astype(dtype),
         "weight_ih": rng.uniform(-k, k, (G * H, i)).astype(dtype),
         "weight_hh": rng.uniform(-k, k, (G * H, H)).astype(dtype),
         "bias": rng.uniform(-k, k, G * H).astype(dtype),
+        "bias_hh": rng.uniform(-k, k, G * H).astype(dtype),
         "h0": rng.standard_normal((B, H)).astype(dtype),
         "c0": rng.standard_normal((B, H)).astype(dtype),
         "grad_h": rng.standard_normal((B, T, H)).astype(dtype),
@@ -222,21 +222,32 @@ def _arrays(model, dtype, seed=0, i=I, forget_gate=True):
 
 
 def _run(model, a, batch_first=True, states=True, input_grad=True,
-         truncate=None, activation="tanh", forget_gate=True, grad_c=True):
-    """Forward and backward; every array of both results, by name."""
+         truncate=None, activation="tanh", forget_gate=True, grad_c=True,
+         want_result=False):
+    """Forward and backward; every array of both results, by name (the
+    forward result itself with ``want_result``)."""
     x, g, gc = a["x"], a["grad_h"], a["grad_c"]
     if not batch_first:
-        x, g, gc = (np.ascontiguousarray(np.swapaxes(v, 0, 1))
-                    if isinstance(v, np.ndarray) else v for v in (x, g, gc))
+        x, g, gc = (_tm(v) if isinstance(v, np.ndarray) else v
+                    for v in (x, g, gc))
     h0 = a["h0"] if states else None
+    w = (a["weight_ih"], a["weight_hh"], a["bias"])
     if model == "elman":
-        res = rnn_forward(x, a["weight_ih"], a["weight_hh"], a["bias"], h0,
-                          activation=activation, batch_first=batch_first)
+        res = rnn_forward(x, *w, h0, activation=activation,
+                          batch_first=batch_first)
+        if want_result:
+            return res
         grads = rnn_backward(res, g, truncate=truncate, input_grad=input_grad)
+    elif model == "gru":
+        res = gru_forward(x, *w, a["bias_hh"], h0, batch_first=batch_first)
+        if want_result:
+            return res
+        grads = gru_backward(res, g, truncate=truncate, input_grad=input_grad)
     else:
-        res = lstm_forward(x, a["weight_ih"], a["weight_hh"], a["bias"], h0,
-                           a["c0"] if states else None,
+        res = lstm_forward(x, *w, h0, a["c0"] if states else None,
                            forget_gate=forget_gate, batch_first=batch_first)
+        if want_result:
+            return res
         grads = lstm_backward(res, g, gc if grad_c else None,
                               truncate=truncate, input_grad=input_grad)
     out = {f"res.{k}": v for k, v in vars(res).items()}
@@ -260,12 +271,17 @@ def _assert_same(got, want):
         assert v.tobytes() == w.tobytes(), k
 
 
-def _both(full_path, fn):
-    """fn() by default and with the shortcuts off."""
+def _both(checked_route, fn):
+    """fn() by default and by the route through the Python checks, which
+    must have been taken: each compiled call first declined, then answered
+    (or raised)."""
     got = fn()
-    ctx = full_path()
+    ctx = checked_route()
     try:
         want = fn()
+        for module in (functional._elman, functional._lstm):
+            for k, (name, answered) in enumerate(module.taken):
+                assert answered == (k % 2 == 1), module.taken
     finally:
         ctx.__exit__(None, None, None)
     return got, want
@@ -273,7 +289,7 @@ def _both(full_path, fn):
 
 MODELS = [("elman", "tanh", True), ("elman", "relu", True),
           ("elman", "logistic", True), ("elman", "identity", True),
-          ("lstm", None, True), ("lstm", None, False)]
+          ("lstm", None, True), ("lstm", None, False), ("gru", None, True)]
 
 
 @pytest.mark.parametrize("model,activation,forget_gate", MODELS)
@@ -281,35 +297,35 @@ MODELS = [("elman", "tanh", True), ("elman", "relu", True),
 @pytest.mark.parametrize("batch_first", [True, False])
 @pytest.mark.parametrize("states", [True, False])
 @pytest.mark.parametrize("input_grad,truncate", [(True, None), (False, 2)])
-def test_fast_path_gives_the_same_bits(full_path, model, activation,
-                                       forget_gate, dtype, batch_first,
-                                       states, input_grad, truncate):
+def test_checked_route_gives_the_same_bits(checked_route, model, activation,
+                                           forget_gate, dtype, batch_first,
+                                           states, input_grad, truncate):
     a = _arrays(model, dtype, forget_gate=forget_gate)
     kw = dict(batch_first=batch_first, states=states, input_grad=input_grad,
               truncate=truncate, forget_gate=forget_gate,
               grad_c=states)
     if activation:
         kw["activation"] = activation
-    # the common case does take the shortcut
+    # the ndarrays are the compiled checks' common case
     x = a["x"] if batch_first else np.ascontiguousarray(a["x"].swapaxes(0, 1))
-    gates = 1 if model == "elman" else (4 if forget_gate else 3)
+    gates = {"elman": 1, "gru": 3}.get(model, 4 if forget_gate else 3)
     assert _scan.forward_inputs(
         x, batch_first, gates, a["weight_ih"], a["weight_hh"], a["bias"],
         a["h0"] if states else None,
         a["c0"] if states and model == "lstm" else None) is not None
-    got, want = _both(full_path, lambda: _run(model, a, **kw))
+    got, want = _both(checked_route, lambda: _run(model, a, **kw))
     _assert_same(got, want)
 
 
-@pytest.mark.parametrize("model", ["elman", "lstm"])
+@pytest.mark.parametrize("model", ["elman", "lstm", "gru"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("i", [1, 8, 9, 21, 300])
-def test_fast_path_wide_and_narrow_inputs(full_path, model, dtype, i):
+def test_wide_and_narrow_inputs(checked_route, model, dtype, i):
     """Rows shorter and longer than the copy chunk (8), and more columns
     than the scans keep on the stack (256)."""
     a = _arrays(model, dtype, seed=i, i=i)
     for bf in (True, False):
-        got, want = _both(full_path, lambda: _run(model, a, batch_first=bf))
+        got, want = _both(checked_route, lambda: _run(model, a, batch_first=bf))
         _assert_same(got, want)
 
 
@@ -331,14 +347,16 @@ def _unusual(name, v):
         yield "int", np.rint(v * 3).astype(np.int16)
 
 
-@pytest.mark.parametrize("model", ["elman", "lstm"])
-@pytest.mark.parametrize("name", ["x", "weight_ih", "weight_hh", "bias", "h0",
-                                  "c0", "grad_h", "grad_c"])
+@pytest.mark.parametrize("model", ["elman", "lstm", "gru"])
+@pytest.mark.parametrize("name", ["x", "weight_ih", "weight_hh", "bias",
+                                  "bias_hh", "h0", "c0", "grad_h", "grad_c"])
 @pytest.mark.parametrize("batch_first", [True, False])
-def test_unusual_memory_gives_the_same_bits(full_path, model, name,
+def test_unusual_memory_gives_the_same_bits(checked_route, model, name,
                                             batch_first):
-    if model == "elman" and name in ("c0", "grad_c"):
-        pytest.skip("the Elman layer has no cell state")
+    if model != "lstm" and name in ("c0", "grad_c"):
+        pytest.skip("only the LSTM layer has a cell state")
+    if model != "gru" and name == "bias_hh":
+        pytest.skip("only the GRU keeps a recurrent bias apart")
     base = _arrays(model, np.float32, seed=3)
     for label, v in _unusual(name, base[name]):
         a = dict(base, **{name: v})
@@ -347,7 +365,7 @@ def test_unusual_memory_gives_the_same_bits(full_path, model, name,
             tm = np.ascontiguousarray(np.swapaxes(base[name], 0, 1))
             v = dict(_unusual(name, tm))[label]
             a = dict(base, **{name: _BatchFirstOf(v)})
-        got, want = _both(full_path, lambda: _run_tm(model, a, batch_first))
+        got, want = _both(checked_route, lambda: _run_tm(model, a, batch_first))
         _assert_same(got, want)
 
 
@@ -373,6 +391,10 @@ def _run_tm(model, a, batch_first):
         res = rnn_forward(x, a["weight_ih"], a["weight_hh"], a["bias"],
                           a["h0"], batch_first=False)
         grads = rnn_backward(res, g)
+    elif model == "gru":
+        res = gru_forward(x, a["weight_ih"], a["weight_hh"], a["bias"],
+                          a["bias_hh"], a["h0"], batch_first=False)
+        grads = gru_backward(res, g)
     else:
         res = lstm_forward(x, a["weight_ih"], a["weight_hh"], a["bias"],
                            a["h0"], a["c0"], batch_first=False)
@@ -471,6 +493,7 @@ BAD = {
                   np.zeros((H, I), object)],
     "weight_hh": [np.zeros((H, H + 1)), np.zeros(H), "nan", "inf"],
     "bias": [np.zeros(H + 1), np.zeros((H, 1)), "nan"],
+    "bias_hh": [np.zeros(H - 1), [1.0] * H, "inf"],
     "h0": [np.zeros((B + 1, H)), np.zeros(H), "nan"],
     "c0": [np.zeros((B, H + 1)), "inf"],
     "grad_h": [np.zeros((T, B, H)), np.zeros((B, T, H + 1)), "nan", "inf",
@@ -482,47 +505,52 @@ BAD = {
 }
 
 
-@pytest.mark.parametrize("model", ["elman", "lstm"])
+@pytest.mark.parametrize("model", ["elman", "lstm", "gru"])
 @pytest.mark.parametrize("name", sorted(BAD))
-def test_errors_are_the_same(full_path, model, name):
-    if model == "elman" and name in ("c0", "grad_c"):
-        pytest.skip("the Elman layer has no cell state")
+def test_errors_are_the_same(checked_route, model, name):
+    if model != "lstm" and name in ("c0", "grad_c"):
+        pytest.skip("only the LSTM layer has a cell state")
+    if model != "gru" and name == "bias_hh":
+        pytest.skip("only the GRU keeps a recurrent bias apart")
     a = _arrays(model, np.float32, seed=5)
+    fwd, bwd = {"elman": (rnn_forward, rnn_backward),
+                "lstm": (lstm_forward, lstm_backward),
+                "gru": (gru_forward, gru_backward)}[model]
+    fw_names = {"elman": ("x", "weight_ih", "weight_hh", "bias", "h0"),
+                "lstm": ("x", "weight_ih", "weight_hh", "bias", "h0", "c0"),
+                "gru": ("x", "weight_ih", "weight_hh", "bias", "bias_hh",
+                        "h0")}[model]
     for dtype in (np.float32, np.float64):
         base = {k: v.astype(dtype) for k, v in a.items()}
         for v in _error_values(name, base, model):
             def call():
-                kw = {k: base[k] for k in ("x", "weight_ih", "weight_hh",
-                                           "bias", "h0")}
-                if model == "lstm":
-                    kw["c0"] = base["c0"]
+                kw = {k: base[k] for k in fw_names}
                 bw = {"grad_h": base["grad_h"], "truncate": None,
                       "input_grad": True}
                 if model == "lstm":
                     bw["grad_c"] = base["grad_c"]
-                fw_extra = {}
                 if name in kw:
                     kw[name] = v
                 elif name == "batch_first":
-                    fw_extra["batch_first"] = v
+                    kw["batch_first"] = v
                 else:
                     bw[name] = v
-                fwd, bwd = ((rnn_forward, rnn_backward) if model == "elman"
-                            else (lstm_forward, lstm_backward))
+                if model == "gru":
+                    kw["bias_ih"] = kw.pop("bias")
                 try:
-                    res = fwd(**kw, **fw_extra)
+                    res = fwd(**kw)
                     bwd(res, **bw)
                 except (ValueError, TypeError) as exc:
                     return type(exc), str(exc)
                 return None
-            got, want = _both(full_path, call)
+            got, want = _both(checked_route, call)
             assert want is not None, (name, repr(v)[:60])
             assert got == want, (name, repr(v)[:60])
 
 
 def _error_values(name, base, model):
     """Bad values of argument ``name`` in the dtype of ``base``."""
-    G = 1 if model == "elman" else 4
+    G = {"elman": 1, "gru": 3}.get(model, 4)
     dtype = base["x"].dtype
     for v in BAD[name]:
         if isinstance(v, str) and v in ("nan", "inf"):
@@ -530,21 +558,22 @@ def _error_values(name, base, model):
             w.flat[w.size // 3] = np.nan if v == "nan" else np.inf
             yield w
         elif isinstance(v, np.ndarray) and v.dtype == np.float64:
-            if name in ("weight_ih", "weight_hh", "bias") and v.ndim:
+            if name in ("weight_ih", "weight_hh", "bias", "bias_hh") \
+                    and v.ndim:
                 v = np.zeros((v.shape[0] * G,) + v.shape[1:])
             yield v.astype(dtype)
         else:
             yield v
 
 
-@pytest.mark.parametrize("model", ["elman", "lstm"])
+@pytest.mark.parametrize("model", ["elman", "lstm", "gru"])
 @pytest.mark.parametrize("batch_first", [True, False])
-def test_overflow_in_the_error_signals_is_still_refused(full_path, model,
+def test_overflow_in_the_error_signals_is_still_refused(checked_route, model,
                                                         batch_first):
     """delta (and delta_c) are scanned only when the bias gradient (their
     sum) is not finite: an overflow in them must still be found and named."""
     a = _arrays(model, np.float32, seed=7)
-    for name in (["grad_h"] if model == "elman" else ["grad_h", "grad_c"]):
+    for name in (["grad_h", "grad_c"] if model == "lstm" else ["grad_h"]):
         b = dict(a, **{name: np.full((B, T, H), 3e38, np.float32)})
 
         def call():
@@ -553,35 +582,37 @@ def test_overflow_in_the_error_signals_is_still_refused(full_path, model,
             except ValueError as exc:
                 return str(exc)
             return None
-        got, want = _both(full_path, call)
+        got, want = _both(checked_route, call)
         assert got is not None and got == want
         assert "overflowed the float32 range" in got
         assert ": delta overflowed" in got, got
 
 
-def test_lstm_cell_states_scanned_from_a_given_c0(monkeypatch):
+@pytest.mark.parametrize("cache", [True, False])
+def test_lstm_cell_states_scanned_from_a_given_c0(monkeypatch, cache):
     """c is scanned for an overflow when c0 is given (from zero it cannot
-    overflow: |c(t)| <= t + 1): a kernel that left an infinity in c is then
-    refused, by the shortcut and by the full path alike."""
-    real = functional._lstm
+    overflow: |c(t)| <= t + 1), and then only: the compiled path hands the
+    result's c (all of it, or c(T-1) without the cache) to the check, whose
+    message names c."""
+    real = _lstm.check_outputs_finite
+    seen = []
 
-    class Overflowing:
-        def __getattr__(self, name):
-            return getattr(real, name)
-
-        @staticmethod
-        def lstm_forward(*args):
-            real.lstm_forward(*args)
-            args[-2][-1, 0, 0] = np.inf          # c (T-1) of the first row
-
-    monkeypatch.setattr(functional, "_lstm", Overflowing())
+    def record(func, dtype, advice, **arrays):
+        seen.append((func, dtype, advice, arrays))
+        real(func, dtype, advice, **arrays)
+    monkeypatch.setattr(_lstm, "check_outputs_finite", record)
     a = _arrays("lstm", np.float32, seed=8)
-    for scan in (_scan, _Full()):
-        monkeypatch.setattr(functional, "_scan", scan)
-        with pytest.raises(ValueError, match="lstm_forward: c overflowed "
-                           "the float32 range .* Scale c0 down"):
-            lstm_forward(a["x"], a["weight_ih"], a["weight_hh"], a["bias"],
-                         a["h0"], a["c0"])
+    w = (a["weight_ih"], a["weight_hh"], a["bias"])
+    lstm_forward(a["x"], *w, a["h0"], cache=cache)
+    assert seen == []
+    res = lstm_forward(a["x"], *w, a["h0"], a["c0"], cache=cache)
+    (func, dtype, advice, arrays), = seen
+    assert arrays["c"] is res._c_tm and list(arrays) == ["c"]
+    c = np.array(arrays["c"])
+    c[-1, 0, 0] = np.inf
+    with pytest.raises(ValueError, match="lstm_forward: c overflowed "
+                       "the float32 range .* Scale c0 down"):
+        real(func, dtype, advice, c=c)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -654,3 +685,94 @@ def test_results_have_every_field():
     r2 = rnn_forward(a["x"], a["weight_ih"][:H], a["weight_hh"][:H],
                      a["bias"][:H], batch_first=True)
     assert set(vars(r2)) == functional._FIELDS[type(r2)]
+
+
+def _converted(v):
+    """The same values in other forms, each with the working dtype it
+    implies next to float32 arrays (float64 unless float32)."""
+    yield "list", v.tolist(), np.float64
+    yield "float16", v.astype(np.float16), np.float64
+    yield "int16", np.rint(v * 4).astype(np.int16), np.float64
+    yield "float64", v.astype(np.float64), np.float64
+    yield "strided", np.repeat(v, 2, axis=-1)[..., ::2], np.float32
+    yield "fortran", np.asfortranarray(v), np.float32
+    yield "big-endian", v.astype(">f4"), np.float64      # not float32
+    yield "subclass", v.view(type("Sub", (np.ndarray,), {})), np.float32
+
+
+@pytest.mark.parametrize("model", ["elman", "lstm", "gru"])
+@pytest.mark.parametrize("name", ["x", "weight_ih", "weight_hh", "bias",
+                                  "bias_hh", "h0", "c0"])
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_converted_inputs_give_the_bits_of_ndarrays(model, name,
+                                                    batch_first):
+    """An argument in another form computes exactly what the plain
+    C-contiguous ndarrays of its values in the working dtype compute."""
+    if model != "lstm" and name == "c0":
+        pytest.skip("only the LSTM layer has a cell state")
+    if model != "gru" and name == "bias_hh":
+        pytest.skip("only the GRU keeps a recurrent bias apart")
+    base = _arrays(model, np.float32, seed=11)
+    for label, v, dtype in _converted(base[name]):
+        values = np.asarray(v, dtype=np.float64).astype(np.float32)
+        if dtype == np.float64:
+            values = np.asarray(v, dtype=np.float64)
+        want_in = {k: np.array(a, dtype=dtype) for k, a in base.items()}
+        want_in[name] = np.array(values, dtype=dtype)
+        got_in = dict(base, **{name: v})
+        if not batch_first and name == "x":
+            got_in["x"] = np.swapaxes(v if isinstance(v, np.ndarray)
+                                      else np.array(v), 0, 1)
+            want_in["x"] = np.ascontiguousarray(want_in["x"].swapaxes(0, 1))
+            kw = dict(batch_first=False)
+            got = _run_given_x(model, got_in, kw)
+            want = _run_given_x(model, want_in, kw)
+        else:
+            got = _run(model, got_in, batch_first=batch_first)
+            want = _run(model, want_in, batch_first=batch_first)
+        _assert_same(got, want)
+
+
+def _run_given_x(model, a, kw):
+    """_run with ``x`` passed as it is (already time-major)."""
+    g = np.ascontiguousarray(np.swapaxes(a["grad_h"], 0, 1))
+    w = (a["weight_ih"], a["weight_hh"], a["bias"])
+    if model == "elman":
+        res = rnn_forward(a["x"], *w, a["h0"], **kw)
+        grads = rnn_backward(res, g)
+    elif model == "gru":
+        res = gru_forward(a["x"], *w, a["bias_hh"], a["h0"], **kw)
+        grads = gru_backward(res, g)
+    else:
+        res = lstm_forward(a["x"], *w, a["h0"], a["c0"], **kw)
+        grads = lstm_backward(res, g)
+    out = {f"res.{k}": v for k, v in vars(res).items()}
+    out.update({f"grad.{k}": v for k, v in grads._asdict().items()})
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("Tn", [1, 2, 5])
+@pytest.mark.parametrize("states", [True, False])
+def test_gru_without_cache(dtype, batch_first, Tn, states):
+    """cache=False: h (and h_last) bitwise those of the cached pass, no
+    gates kept, and gru_backward refuses the result."""
+    a = _arrays("gru", dtype, seed=12)
+    x = a["x"][:, :Tn]
+    if not batch_first:
+        x = _tm(x)
+    args = (x, a["weight_ih"], a["weight_hh"], a["bias"], a["bias_hh"],
+            a["h0"] if states else None)
+    full = gru_forward(*args, batch_first=batch_first)
+    lean = gru_forward(*args, batch_first=batch_first, cache=False)
+    assert lean.h.tobytes() == full.h.tobytes()
+    assert lean.h.strides == full.h.strides
+    assert lean.h_last.tobytes() == full.h_last.tobytes()
+    assert lean.gates is None and lean._gates_tm is None
+    assert lean._hn_tm is None and not lean.h.flags.writeable
+    with pytest.raises(ValueError, match="computed with cache=False.*"
+                       "gru_forward with cache=True"):
+        gru_backward(lean, np.zeros_like(lean.h))
+    with pytest.raises(TypeError, match="cache=1 has type int"):
+        gru_forward(*args, cache=1)
