@@ -462,8 +462,7 @@ def show_config(file=None, mode="stdout"):
     OpenMP limit and the :func:`set_num_threads` cap. Where every CPU the
     process may use is a core of its own (no SMT sibling among them, read
     from ``/sys/devices/system/cpu``), a second thread shares no core's FP
-    units and the thresholds are lower: ``B*H*H >= 16384`` in float32 and
-    8192 in float64, ``T*B*G*H*H >= 8e5``. Include this report
+    units and an Elman layer gets threads from ``B*H*H >= 16384``. Include this report
     in a bug report or a benchmark.
 
     See Also
