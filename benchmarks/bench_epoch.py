@@ -706,7 +706,7 @@ def machine_info():
         from cbptt import _elman, _layer
         info["cbptt kernels"] = ("SIMD level "
                                  f"{['baseline', 'AVX2+FMA', 'AVX-512'][_elman.simd_level()]}, "
-                                 f"OpenMP threads {'yes' if _layer.threads_used("elman", 100, 32, 256) > 1 else 'no (1)'}")
+                                 f"OpenMP threads {'yes' if _layer.threads_used('elman', 100, 32, 256) > 1 else 'no (1)'}")
     except (ImportError, AttributeError):
         pass
     info["OPENBLAS_CORETYPE"] = os.environ.get("OPENBLAS_CORETYPE", "(unset)")
