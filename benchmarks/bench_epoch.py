@@ -703,10 +703,10 @@ def machine_info():
         pass
     info["cpu"] = f"{cpu}, {os.cpu_count()} logical CPUs"
     try:
-        from cbptt import _elman
+        from cbptt import _elman, _layer
         info["cbptt kernels"] = ("SIMD level "
                                  f"{['baseline', 'AVX2+FMA', 'AVX-512'][_elman.simd_level()]}, "
-                                 f"OpenMP threads {'yes' if _elman.threads_used(32, 256) > 1 else 'no (1)'}")
+                                 f"OpenMP threads {'yes' if _layer.threads_used('elman', 100, 32, 256) > 1 else 'no (1)'}")
     except (ImportError, AttributeError):
         pass
     info["OPENBLAS_CORETYPE"] = os.environ.get("OPENBLAS_CORETYPE", "(unset)")

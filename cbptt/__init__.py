@@ -1,8 +1,9 @@
 """cbptt: exact, fast backpropagation through time for recurrent networks.
 
 Public API: the functional layer API (``rnn_forward``/``rnn_backward`` and
-friends), the scikit-learn estimators, and the instruction-set control
-(``get_isa``/``set_isa``).
+friends), the scikit-learn estimators, the instruction-set control
+(``get_isa``/``set_isa``), the thread cap (``get_num_threads``/
+``set_num_threads``) and the report of both (``show_config``).
 """
 from cbptt._source_tree import check_compiled
 
@@ -43,3 +44,11 @@ from cbptt._isa import get_isa, set_isa  # noqa: E402
 
 _check_isa_environment()
 __all__ += ["get_isa", "set_isa"]
+# The thread policy (issue 21): see it, cap it.
+from cbptt._threads import (check_environment as  # noqa: E402
+                            _check_threads_environment)
+from cbptt._threads import (get_num_threads, set_num_threads,  # noqa: E402
+                            show_config)
+
+_check_threads_environment()
+__all__ += ["get_num_threads", "set_num_threads", "show_config"]

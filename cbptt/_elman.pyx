@@ -29,32 +29,8 @@ from cbptt._kernels cimport (CBPTT_LOGISTIC, CBPTT_TANH, CBPTT_N_ACTIVATIONS,
 from cbptt._layer cimport (CELL_ELMAN, Layer, layer_backward_run,
                            layer_forward_run, make_layer)
 from cbptt._scan cimport data_if, data_of, preact_in_range, result_dims
-from cbptt._simd cimport cbptt_fork_guard
-from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_max_threads,
-                          cbptt_bias_act_rows_f, cbptt_bias_act_rows_d)
-
-# A process forked from this one runs the kernels on one thread (see
-# cbptt_fork_guard in src/cbptt_fpenv.h: GNU OpenMP is not fork-safe).
-cbptt_fork_guard()
-
-# Below this much per-step work (B * H * H multiply-adds) a second thread
-# costs more than it saves (its wake-up and the interference in a training
-# epoch are worth as much as the time it would save); see BENCHMARKS.md.
-cdef long PARALLEL_MIN_WORK_F = 32 * 32 * 32
-cdef long PARALLEL_MIN_WORK_D = 32 * 32 * 32
-# With threads, each takes at least ROW_CHUNK sequences.
-cdef int ROW_CHUNK = 8
-
-
-cdef int threads_for(int B, int H, int itemsize) noexcept nogil:
-    """Threads for a layer of B sequences: 1, or the OpenMP limit when the
-    per-step work pays for it (in floats of ``itemsize`` bytes), at most one
-    per ROW_CHUNK sequences."""
-    cdef int n = min(cbptt_max_threads(), B // ROW_CHUNK)
-    cdef long least = PARALLEL_MIN_WORK_F if itemsize == 4 else PARALLEL_MIN_WORK_D
-    if <long> B * H * H < least or n < 2:
-        return 1
-    return n
+from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_bias_act_rows_f,
+                          cbptt_bias_act_rows_d)
 
 
 cdef inline Layer elman_layer(int T, int B, int I, int H, int act) noexcept nogil:
@@ -67,8 +43,7 @@ cdef int forward_run(int T, int B, int I, int H, int act,
                      const floating *h0, floating *h) except -1:
     """The driver's forward pass on checked arrays: h is the cache."""
     cdef Layer L = elman_layer(T, B, I, H, act)
-    return layer_forward_run(&L, threads_for(B, H, sizeof(floating)), x,
-                             w_ih, w_hh, bias, <floating *> NULL, h0,
+    return layer_forward_run(&L, x, w_ih, w_hh, bias, <floating *> NULL, h0,
                              <floating *> NULL, h, <floating *> NULL, h, True)
 
 
@@ -81,9 +56,9 @@ cdef int backward_run(int T, int B, int I, int H, int act, int truncate,
                       floating *d_x) except -1:
     """The driver's backward pass on checked arrays."""
     cdef Layer L = elman_layer(T, B, I, H, act)
-    return layer_backward_run(&L, truncate, threads_for(B, H, sizeof(floating)),
-                              x, w_ih, w_hh, h0, <floating *> NULL,
-                              <floating *> NULL, <floating *> NULL, h, grad_h,
+    return layer_backward_run(&L, truncate, x, w_ih, w_hh, h0,
+                              <floating *> NULL, <floating *> NULL,
+                              <floating *> NULL, h, grad_h,
                               <floating *> NULL, delta, <floating *> NULL,
                               <floating *> NULL, d_w_ih, d_w_hh, d_bias,
                               <floating *> NULL, d_h0, <floating *> NULL, d_x)
@@ -241,12 +216,6 @@ def _limit_simd_level(int level):
     return cbptt_isa_limit(level)
 
 
-def threads_used(int B, int H, int itemsize=4):
-    """How many threads the Elman kernels use for B sequences of H units
-    (float32 for ``itemsize`` 4, float64 for 8)."""
-    return threads_for(B, H, itemsize)
-
-
 def elman_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                   const floating[:, ::1] w_hh, const floating[::1] bias,
                   const floating[:, ::1] h0, int act,
@@ -300,11 +269,3 @@ def elman_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                  &delta[0, 0, 0], &d_w_ih[0, 0], &d_w_hh[0, 0], &d_bias[0],
                  &d_h0[0, 0], p_d_x)
 
-
-def _set_parallel_min_work(long work_f, long work_d):
-    """Benchmark twin: the per-step work (B * H * H) from which the kernels
-    use threads, for float32 and float64; returns the previous pair."""
-    global PARALLEL_MIN_WORK_F, PARALLEL_MIN_WORK_D
-    old = PARALLEL_MIN_WORK_F, PARALLEL_MIN_WORK_D
-    PARALLEL_MIN_WORK_F, PARALLEL_MIN_WORK_D = work_f, work_d
-    return old

@@ -49,9 +49,12 @@
 #   partial each, added in group order) when [dW_hh | dW_ih | db]^T is at
 #   most WG_FUSED_MAX_BYTES and G*H >= WG_FUSED_MIN_WIDTH, else after it as
 #   all-steps products in blocks of GRAD_K_BLOCK rows, split by columns.
-# * Threads: sequences are independent, so each thread runs the whole time
-#   loop on its chunk of the batch (rows_per_chunk; whole groups with the
-#   in-loop weight gradients): no per-step barrier. A cell whose rows carry
+# * Threads: how many, the driver decides (layer_threads, the policy of
+#   _layer.pyx: one rule per cell kind, THREAD_RULES, capped by the OpenMP
+#   limit and cbptt.set_num_threads). Sequences are independent, so each
+#   thread runs the whole time loop on its chunk of the batch
+#   (rows_per_chunk; whole groups with the in-loop weight gradients): no
+#   per-step barrier. A cell whose rows carry
 #   their errors in (m, H) buffers of their own (L.carries: the LSTM's h
 #   and c errors) keeps them on pages of its chunk. Every element is
 #   computed by the same operations in the same order whatever the split:
@@ -146,6 +149,36 @@ cdef inline Layer make_layer(int kind, int act, int forget_gate, int T,
         # written by the cell
         L.G, L.apart, L.carries, L.direct = 3, 1, 1, 1
     return L
+
+
+cdef struct ThreadRule:
+    # When a layer of one cell kind gets threads (layer_threads): its work
+    # (multiply-adds of the recurrent product: per step B*G*H*H, or per call
+    # T*B*G*H*H) at least the dtype's min_work, and two row chunks.
+    int per_call        # 1: the work of a call (T*B*G*H*H); 0: of a step
+    int rows_cap        # 1: at most one thread per ROW_CHUNK sequences;
+                        #   0: the whole limit (the weight-gradient columns
+                        #   split among them all)
+    double min_work_f   # the least work for threads in float32 ...
+    double min_work_d   # ... and in float64 (inf: never), where threads
+                        #   may share a core (SMT siblings) or the
+                        #   topology is unknown
+    double core_min_work_f  # the same on real cores: every CPU this
+    double core_min_work_d  #   process may use on a core of its own
+
+
+cdef enum ThreadWhy:
+    # Why layer_threads gave its count (cbptt.show_config says it in words).
+    WHY_LIMIT = 0       # the limit (OpenMP, set_num_threads, a fork) is 1
+    WHY_WORK = 1        # too little work
+    WHY_ROWS = 2        # fewer than two row chunks
+    WHY_PAYS = 3        # the work pays for threads
+
+
+# The policy (_layer.pyx): the threads a layer gets, and why.
+cdef int layer_threads(const Layer *L, int itemsize) noexcept nogil
+cdef int policy_threads(const Layer *L, int itemsize,
+                        int *why) noexcept nogil
 
 
 cdef enum:
@@ -834,12 +867,14 @@ cdef inline void *work_alloc(long n_line, long n_paged,
 
 
 cdef inline int layer_forward_run(
-        const Layer *L, int nthreads, const floating *x,
+        const Layer *L, const floating *x,
         const floating *w_ih, const floating *w_hh, const floating *bias,
         const floating *bias_hh, const floating *h0, const floating *c0,
         floating *z, floating *c, floating *h, bint keep) except -1:
-    """layer_forward on checked arrays, with its workspace."""
+    """layer_forward on checked arrays, with its workspace, on the threads
+    the policy gives the layer."""
     cdef unsigned int fpenv
+    cdef int nthreads = layer_threads(L, sizeof(floating))
     cdef long n_work = forward_work(L, sizeof(floating))
     cdef long n_paged = forward_paged(L, nthreads, sizeof(floating))
     cdef void *mem = work_alloc(n_work, n_paged, sizeof(floating))
@@ -855,7 +890,7 @@ cdef inline int layer_forward_run(
 
 
 cdef inline int layer_backward_run(
-        const Layer *L, int truncate, int nthreads, const floating *x,
+        const Layer *L, int truncate, const floating *x,
         const floating *w_ih, const floating *w_hh, const floating *h0,
         const floating *c0, const floating *z, const floating *c,
         const floating *h, const floating *grad_h, const floating *grad_c,
@@ -863,8 +898,10 @@ cdef inline int layer_backward_run(
         floating *d_w_ih, floating *d_w_hh, floating *d_bias,
         floating *d_bias_hh, floating *d_h0, floating *d_c0,
         floating *d_x) except -1:
-    """layer_backward on checked arrays, with its workspace."""
+    """layer_backward on checked arrays, with its workspace, on the threads
+    the policy gives the layer."""
     cdef unsigned int fpenv
+    cdef int nthreads = layer_threads(L, sizeof(floating))
     cdef long n_work = backward_work(L, nthreads, sizeof(floating))
     cdef long n_paged = backward_paged(L, nthreads, sizeof(floating))
     cdef void *mem = work_alloc(n_work, n_paged, sizeof(floating))

@@ -107,35 +107,11 @@ from cbptt._scan import (aligned_empty, all_finite_arrays, forward_inputs,
 from cbptt._validation import (check_kernel_sizes, check_outputs_finite,
                                colmax_abs)
 
-from cbptt._layer cimport (CELL_CEC, CELL_GRU, CELL_LSTM, Layer, ROW_CHUNK,
+from cbptt._layer cimport (CELL_CEC, CELL_GRU, CELL_LSTM, Layer,
                            layer_backward_run, layer_forward_run, make_layer)
 from cbptt._scan cimport (data_if, data_of, owned_if, preact_in_range,
                           result_dims)
-from cbptt._simd cimport cbptt_fork_guard
-from cbptt._simd cimport cbptt_isa, cbptt_isa_limit, cbptt_max_threads
-
-# A process forked from this one runs the kernels on one thread (see
-# cbptt_fork_guard in src/cbptt_fpenv.h: GNU OpenMP is not fork-safe).
-cbptt_fork_guard()
-
-# Below this much work per call (T * B * G*H * H multiply-adds of the
-# recurrent product; the rest scales with it) a second thread costs more than
-# it saves: there is no barrier per step, but every thread must be scheduled
-# once per call, which on a busy machine can take a time slice (ms); see
-# BENCHMARKS.md.
-cdef long PARALLEL_MIN_WORK_F = 2 * 1000 * 1000
-cdef long PARALLEL_MIN_WORK_D = 2 * 1000 * 1000
-
-
-cdef int threads_for(int T, int B, int GH, int H, int itemsize) noexcept nogil:
-    """Threads for a layer of B sequences of T steps: 1, or the OpenMP limit
-    when the work of a call pays for it (in floats of ``itemsize`` bytes) and
-    there are at least two row chunks."""
-    cdef int n = cbptt_max_threads()
-    cdef long least = PARALLEL_MIN_WORK_F if itemsize == 4 else PARALLEL_MIN_WORK_D
-    if <long> T * B * GH * H < least or B < 2 * ROW_CHUNK:
-        return 1
-    return n if n > 1 else 1
+from cbptt._simd cimport cbptt_isa, cbptt_isa_limit
 
 
 cdef inline Layer lstm_layer(int T, int B, int I, int H,
@@ -209,12 +185,6 @@ def simd_level():
     return cbptt_isa()
 
 
-def threads_used(int T, int B, int H, bint forget_gate=True, int itemsize=4):
-    """How many threads the LSTM kernels use for B sequences of T steps and
-    H units (float32 for ``itemsize`` 4, float64 for 8)."""
-    return threads_for(T, B, (4 if forget_gate else 3) * H, H, itemsize)
-
-
 cdef int lstm_forward_run(int T, int B, int I, int H, bint forget_gate,
                           bint keep, const floating *x,
                           const floating *w_ih, const floating *w_hh,
@@ -223,10 +193,8 @@ cdef int lstm_forward_run(int T, int B, int I, int H, bint forget_gate,
                           floating *h) except -1:
     """The driver's forward pass on checked arrays: the gates are the cache."""
     cdef Layer L = lstm_layer(T, B, I, H, forget_gate)
-    return layer_forward_run(&L, threads_for(T, B, L.G * H, H,
-                                             sizeof(floating)),
-                             x, w_ih, w_hh, bias, <floating *> NULL, h0, c0,
-                             gates, c, h, keep)
+    return layer_forward_run(&L, x, w_ih, w_hh, bias, <floating *> NULL, h0,
+                             c0, gates, c, h, keep)
 
 
 cdef int lstm_backward_run(
@@ -240,10 +208,8 @@ cdef int lstm_backward_run(
     """The driver's backward pass on checked arrays (``grad_c`` and ``d_x``
     may be NULL)."""
     cdef Layer L = lstm_layer(T, B, I, H, forget_gate)
-    return layer_backward_run(&L, truncate, threads_for(T, B, L.G * H, H,
-                                                        sizeof(floating)),
-                              x, w_ih, w_hh, h0, c0, gates, c, h, grad_h,
-                              grad_c, delta, <floating *> NULL, delta_c,
+    return layer_backward_run(&L, truncate, x, w_ih, w_hh, h0, c0, gates, c,
+                              h, grad_h, grad_c, delta, <floating *> NULL, delta_c,
                               d_w_ih, d_w_hh, d_bias, <floating *> NULL, d_h0,
                               d_c0, d_x)
 
@@ -562,7 +528,7 @@ def cec_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     s[4] = _span(&h0[0, 0], <Py_ssize_t> B * H * n)
     _check_disjoint(w, ("h", "x", "w_ih", "bias", "h0"), s, 1, 5)
     cdef Layer L = cec_layer(T, B, I, H)
-    layer_forward_run(&L, 1, &x[0, 0, 0], &w_ih[0, 0], <floating *> NULL,
+    layer_forward_run(&L, &x[0, 0, 0], &w_ih[0, 0], <floating *> NULL,
                       &bias[0], <floating *> NULL, &h0[0, 0],
                       <floating *> NULL, &h[0, 0, 0], <floating *> NULL,
                       &h[0, 0, 0], True)
@@ -605,7 +571,7 @@ def cec_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     _check_disjoint(w, ("delta", "d_w_ih", "d_bias", "d_h0", "d_x", "x",
                         "w_ih", "grad_h"), s, 5, 8)
     cdef Layer L = cec_layer(T, B, I, H)
-    layer_backward_run(&L, truncate, 1, &x[0, 0, 0], &w_ih[0, 0],
+    layer_backward_run(&L, truncate, &x[0, 0, 0], &w_ih[0, 0],
                        <floating *> NULL, <floating *> NULL, <floating *> NULL,
                        <floating *> NULL, <floating *> NULL, <floating *> NULL,
                        &grad_h[0, 0, 0], <floating *> NULL, &delta[0, 0, 0],
@@ -622,9 +588,7 @@ cdef int gru_forward_run(int T, int B, int I, int H, bint keep,
                          floating *h) except -1:
     """The driver's GRU forward pass on checked arrays."""
     cdef Layer L = make_layer(CELL_GRU, 0, 0, T, B, I, H)
-    return layer_forward_run(&L, threads_for(T, B, 3 * H, H,
-                                             sizeof(floating)),
-                             x, w_ih, w_hh, b_ih, b_hh, h0,
+    return layer_forward_run(&L, x, w_ih, w_hh, b_ih, b_hh, h0,
                              <floating *> NULL, gates, hn, h, keep)
 
 
@@ -638,18 +602,11 @@ cdef int gru_backward_run(
     """The driver's GRU backward pass on checked arrays (``d_x`` may be
     NULL)."""
     cdef Layer L = make_layer(CELL_GRU, 0, 0, T, B, I, H)
-    return layer_backward_run(&L, truncate, threads_for(T, B, 3 * H, H,
-                                                        sizeof(floating)),
-                              x, w_ih, w_hh, h0, <floating *> NULL, gates,
-                              hn, h, grad_h, <floating *> NULL, delta,
-                              delta_hh, <floating *> NULL, d_w_ih, d_w_hh,
+    return layer_backward_run(&L, truncate, x, w_ih, w_hh, h0,
+                              <floating *> NULL, gates, hn, h, grad_h,
+                              <floating *> NULL, delta, delta_hh,
+                              <floating *> NULL, d_w_ih, d_w_hh,
                               d_b_ih, d_b_hh, d_h0, <floating *> NULL, d_x)
-
-
-def gru_threads_used(int T, int B, int H, int itemsize=4):
-    """How many threads the GRU kernels use for B sequences of T steps and
-    H units (float32 for ``itemsize`` 4, float64 for 8)."""
-    return threads_for(T, B, 3 * H, H, itemsize)
 
 
 def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
@@ -886,11 +843,3 @@ def gru_backward_call(x_tm, w_ih, w_hh, h0, gates_tm, hn_tm, h_tm, g,
         return None
     return delta, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_h0, d_x
 
-
-def _set_parallel_min_work(long work_f, long work_d):
-    """Benchmark twin: the work of a call (T * B * G*H * H) from which the
-    kernels use threads, for float32 and float64; returns the previous pair."""
-    global PARALLEL_MIN_WORK_F, PARALLEL_MIN_WORK_D
-    old = PARALLEL_MIN_WORK_F, PARALLEL_MIN_WORK_D
-    PARALLEL_MIN_WORK_F, PARALLEL_MIN_WORK_D = work_f, work_d
-    return old

@@ -44,7 +44,7 @@ from sklearn.model_selection import GridSearchCV               # noqa: E402
 
 import cbptt.dask as cdask                                     # noqa: E402
 from cbptt import RNNClassifier, RNNRegressor                  # noqa: E402
-from cbptt._elman import threads_used                          # noqa: E402
+from cbptt._layer import threads_used as _threads_used          # noqa: E402
 from cbptt.datasets import make_sine                           # noqa: E402
 
 # The scorer probes below run in the worker processes: pickle this module's
@@ -96,7 +96,7 @@ def _quiet():
 def _kernel_threads(estimator, X, y):
     """A scorer that reports the threads cbptt's kernels would use in this
     task (a layer of 1024 sequences of 256 units: the OpenMP limit)."""
-    return float(threads_used(1024, 256, 8))
+    return float(_threads_used("elman", 1, 1024, 256, 8))
 
 
 def test_grid_search_on_dask_matches_sequential(client):
@@ -135,11 +135,11 @@ def test_helper_tasks_limit_threads_on_threaded_workers(threaded_client):
     """In-process workers see this process's OpenMP default; the helpers'
     block tasks limit it to each task's share of the cores."""
     def bare():
-        return threads_used(1024, 256, 8)
+        return _threads_used("elman", 1, 1024, 256, 8)
 
     def limited():
         with cdask._TaskThreads():
-            return threads_used(1024, 256, 8), cdask.task_threads()
+            return _threads_used("elman", 1, 1024, 256, 8), cdask.task_threads()
 
     default = threaded_client.submit(bare, pure=False).result()
     if default < 2:

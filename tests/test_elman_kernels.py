@@ -8,7 +8,7 @@ enough for the vectorised tiles: H up to 130, batches of 1 to 37 rows.)
 import numpy as np
 import pytest
 
-from cbptt import _elman, rnn_backward, rnn_forward
+from cbptt import _elman, _layer, rnn_backward, rnn_forward
 
 from conftest import rel_err, simd_level_fixture
 from reference import rnn_backward_ref, rnn_forward_ref
@@ -77,9 +77,9 @@ def test_bitwise_same_for_any_thread_count(rng, dtype, B, H):
 @pytest.fixture
 def threads_always():
     """Threads for every layer with at least two row chunks, however small."""
-    old = _elman._set_parallel_min_work(0, 0)
+    old = _layer._set_parallel_min_work("elman", 0, 0)
     yield
-    _elman._set_parallel_min_work(*old)
+    _layer._set_parallel_min_work("elman", *old)
 
 
 @pytest.mark.parametrize("B,H,I", [(16, 5, 30), (17, 33, 3), (40, 12, 8),
@@ -110,19 +110,32 @@ def test_bitwise_same_for_the_same_thread_count(rng, dtype):
         _assert_same(first, again)
 
 
-def test_threads_policy():
-    assert _elman.threads_used(32, 16) == 1          # too little work per step
-    assert _elman.threads_used(32, 16, 8) == 1       # float64, too little
-    with threadpoolctl.threadpool_limits(limits=1):
-        assert _elman.threads_used(32, 256) == 1     # the OpenMP limit holds
-        assert _elman.threads_used(32, 64, 8) == 1
-    assert _elman.threads_used(4, 256) == 1          # too few rows to split
-    with threadpoolctl.threadpool_limits(limits=4):
-        assert _elman.threads_used(24, 256) <= 3     # 8 sequences a thread
-    with threadpoolctl.threadpool_limits(limits=2):
-        if _elman.threads_used(32, 256) == 2:        # built with OpenMP, 2 CPUs
-            assert _elman.threads_used(32, 32) == 2      # float32 gains here
-            assert _elman.threads_used(32, 32, 8) == 2   # float64 gains here
+def _used(B, H, itemsize=4):
+    return _layer.threads_used("elman", 10, B, H, itemsize)
+
+
+@pytest.mark.parametrize("real_cores", [False, True])
+def test_threads_policy(real_cores):
+    old = _layer._set_real_cores(real_cores)
+    try:
+        assert _used(32, 16) == 1                # too little work per step
+        assert _used(32, 16, 8) == 1             # float64, too little
+        with threadpoolctl.threadpool_limits(limits=1):
+            assert _used(32, 256) == 1           # the OpenMP limit holds
+            assert _used(32, 64, 8) == 1
+        assert _used(4, 256) == 1                # too few rows to split
+        with threadpoolctl.threadpool_limits(limits=4):
+            assert _used(24, 256) <= 3           # 8 sequences a thread
+        with threadpoolctl.threadpool_limits(limits=2):
+            if _used(32, 256) == 2:              # built with OpenMP, 2 CPUs
+                assert _used(32, 32) == 2        # float32 gains here
+                assert _used(32, 32, 8) == 2     # float64 gains here
+                # SMT siblings from 32^3; real cores from 16384
+                assert _used(32, 24) == (2 if real_cores else 1)
+                assert _used(32, 24, 8) == (2 if real_cores else 1)
+                assert _used(32, 16, 8) == 1
+    finally:
+        _layer._set_real_cores(old)
 
 
 def _points(dtype):

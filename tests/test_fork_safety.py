@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent("""
     import multiprocessing as mp, sys, warnings
     import numpy as np
     from cbptt import RNNRegressor, lstm_forward, rnn_backward, rnn_forward
-    from cbptt import _elman
+    from cbptt import _layer
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((64, 20, 3))
@@ -42,7 +42,7 @@ SCRIPT = textwrap.dedent("""
 
     if __name__ == "__main__":
         method, what, cell = sys.argv[1], sys.argv[2], sys.argv[3]
-        assert _elman.threads_used(64, 32, 8) == 2, "the parent must use 2 threads"
+        assert _layer.threads_used("elman", 20, 64, 32, 8) == 2, "the parent must use 2 threads"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             parent_est = RNNRegressor(cell=cell, hidden_layer_sizes=(32,),

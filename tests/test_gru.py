@@ -8,7 +8,7 @@ import pytest
 
 from cbptt import (GRUForwardResult, GRUGradients, gru_backward, gru_forward,
                    lstm_forward)
-from cbptt import _lstm
+from cbptt import _layer, _lstm
 
 from conftest import rel_err
 from reference import gru_forward_ref
@@ -180,7 +180,7 @@ def test_thread_count_changes_no_bit(rng, H):
     threadpoolctl = pytest.importorskip("threadpoolctl",
                                         reason="threadpoolctl not installed")
     p = make_problem(rng, B=48, T=10, I=5, H=H, scale=1.0 / np.sqrt(H))
-    assert _lstm.gru_threads_used(10, 48, H, 8) >= 1
+    assert _layer.threads_used("gru", 10, 48, H, 8) >= 1
 
     def once():
         res = run(p)

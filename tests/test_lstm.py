@@ -8,7 +8,7 @@ import pytest
 
 from cbptt import (CECForwardResult, LSTMForwardResult, cec_forward,
                    lstm_backward, lstm_forward, rnn_forward)
-from cbptt import _lstm
+from cbptt import _layer, _lstm
 
 from conftest import central_diff, rel_err
 from reference import lstm_backward_ref, lstm_forward_ref
@@ -592,8 +592,8 @@ def test_wrapper_forward_without_cache_is_bitwise_the_full_one(
     w = [(rng.standard_normal(s) * 0.3).astype(dtype)
          for s in ((G * H, I), (G * H, H), (G * H,))]
     h0, c0 = (rng.standard_normal((B, H)).astype(dtype) for _ in range(2))
-    old = _lstm._set_parallel_min_work(*((0, 0) if threads == 2 else
-                                         (1 << 40, 1 << 40)))
+    old = _layer._set_parallel_min_work(
+        "lstm", *((0, 0) if threads == 2 else (1 << 40, 1 << 40)))
     try:
         g, c, h = (np.empty(s, dtype) for s in ((T, B, G * H), (T, B, H),
                                                 (T, B, H)))
@@ -602,7 +602,7 @@ def test_wrapper_forward_without_cache_is_bitwise_the_full_one(
                       for s in ((1, B, G * H), (2, B, H), (T, B, H)))
         _lstm.lstm_forward(x, *w, h0, c0, forget_gate, g1, c2, h2)
     finally:
-        _lstm._set_parallel_min_work(*old)
+        _layer._set_parallel_min_work("lstm", *old)
     np.testing.assert_array_equal(h2, h)
     np.testing.assert_array_equal(c2[(T - 1) % 2], c[T - 1])
     np.testing.assert_array_equal(c2[(T - 2) % 2], c[T - 2])

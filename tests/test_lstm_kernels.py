@@ -9,7 +9,7 @@ for the vector loops: H up to 130, batches of 1 to 37 rows.)
 import numpy as np
 import pytest
 
-from cbptt import _lstm, cec_backward, cec_forward, lstm_backward, lstm_forward
+from cbptt import _layer, _lstm, cec_backward, cec_forward, lstm_backward, lstm_forward
 
 from conftest import rel_err, simd_level_fixture
 from reference import (cec_backward_ref, cec_forward_ref, lstm_backward_ref,
@@ -149,8 +149,8 @@ def test_bitwise_same_for_any_thread_count(rng, dtype, B, H, forget_gate):
     T = 60
     p = _problem(rng, B, H, forget_gate, T=T)
     with threadpoolctl.threadpool_limits(limits=2):
-        if _lstm.threads_used(T, B, H, forget_gate,
-                              np.dtype(dtype).itemsize) < 2:
+        if _layer.threads_used("lstm", T, B, H, np.dtype(dtype).itemsize,
+                               forget_gate) < 2:
             pytest.skip("the kernels run one thread here (one CPU)")
     one, two = _runs(p, forget_gate, dtype, (1, 2), truncate=5)
     _assert_same(one, two)
@@ -159,9 +159,9 @@ def test_bitwise_same_for_any_thread_count(rng, dtype, B, H, forget_gate):
 @pytest.fixture
 def threads_always():
     """Threads for every layer with at least two row chunks, however small."""
-    old = _lstm._set_parallel_min_work(0, 0)
+    old = _layer._set_parallel_min_work("lstm", 0, 0)
     yield
-    _lstm._set_parallel_min_work(*old)
+    _layer._set_parallel_min_work("lstm", *old)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -184,13 +184,23 @@ def test_bitwise_same_for_any_split(rng, threads_always, dtype, B, H,
         assert rel_err(getattr(runs[1][1], name), ref[name]) < tol, name
 
 
-def test_threads_policy():
-    assert _lstm.threads_used(25, 32, 16) == 1        # too little work per call
-    with threadpoolctl.threadpool_limits(limits=1):
-        assert _lstm.threads_used(100, 32, 256) == 1  # the OpenMP limit holds
-    assert _lstm.threads_used(100, 8, 256) == 1       # too few rows to split
-    with threadpoolctl.threadpool_limits(limits=2):
-        assert _lstm.threads_used(100, 32, 256) == 2
-        assert _lstm.threads_used(100, 32, 16, True, 8) == 2   # float64 gains
-        assert _lstm.threads_used(100, 32, 16, True, 4) == 2   # float32 too
-        assert _lstm.threads_used(25, 32, 16, True, 8) == 1
+def _used(T, B, H, forget_gate=True, itemsize=4):
+    return _layer.threads_used("lstm", T, B, H, itemsize, forget_gate)
+
+
+@pytest.mark.parametrize("real_cores", [False, True])
+def test_threads_policy(real_cores):
+    old = _layer._set_real_cores(real_cores)
+    try:
+        assert _used(25, 32, 8) == 1          # too little work per call
+        with threadpoolctl.threadpool_limits(limits=1):
+            assert _used(100, 32, 256) == 1   # the OpenMP limit holds
+        assert _used(100, 8, 256) == 1        # too few rows to split
+        with threadpoolctl.threadpool_limits(limits=2):
+            assert _used(100, 32, 256) == 2
+            assert _used(100, 32, 16, True, 8) == 2   # float64 gains
+            assert _used(100, 32, 16, True, 4) == 2   # float32 too
+            assert _used(25, 32, 16, True, 8) == 1    # 819200 < 2e6
+            assert _layer.threads_used("gru", 100, 32, 8) == 1  # 614400
+    finally:
+        _layer._set_real_cores(old)
