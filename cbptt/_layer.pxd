@@ -185,9 +185,13 @@ cdef enum:
     # The fewest sequences per thread's chunk (a batch of fewer than two
     # chunks runs on one thread).
     ROW_CHUNK = 8
-    # Rows per block of the all-steps weight-gradient products, and columns
-    # per part when threads share them (a multiple of every panel width).
+    # Rows per block of the all-steps weight-gradient products (at least;
+    # see grad_k_block), and columns per part when threads share them (a
+    # multiple of every panel width).
     GRAD_K_BLOCK = 64
+    # Bytes of a block of delta rows that stay in L1 while every row of the
+    # result passes over them (grad_k_block).
+    GRAD_BLOCK_BYTES = 16384
     GRAD_N_PART = 128
     # Column parts of at most this many bytes per row use delta in place
     # (rows G*H apart) instead of packing it.
@@ -667,6 +671,16 @@ cdef inline const floating *delta_block(
     return d
 
 
+cdef inline long grad_k_block(int N, int itemsize) noexcept nogil:
+    """Rows per block of the all-steps weight-gradient products: at least
+    GRAD_K_BLOCK, more for narrow layers (GRAD_BLOCK_BYTES of delta rows of
+    width N: 256 rows at N = 16 in float32), which then make fewer, longer
+    product calls. A property of the layer (N = G*H), never of the threads'
+    column parts, so the sums' order is too. Where a part is packed (above
+    PACK_MIN_BYTES a row) this is GRAD_K_BLOCK, the packing buffer's rows."""
+    return max(GRAD_K_BLOCK, GRAD_BLOCK_BYTES // (<long> N * itemsize))
+
+
 cdef inline void weight_grads_t(
         int j0, int j1, int T, int B, int I, int Hr, int N,
         const floating *x,        # IN  (T, B, I)
@@ -682,22 +696,22 @@ cdef inline void weight_grads_t(
     0: no recurrent part; with delta_hh, the dW_hh and db_hh rows take it
     for delta), in one order for every element.
 
-    The sum over the T*B rows runs in blocks of GRAD_K_BLOCK rows (the first
+    The sum over the T*B rows runs in blocks of grad_k_block rows (the first
     B rows take h0 for h(t-1)); the block's columns [j0, j1) of delta are
     packed once (above PACK_MIN_BYTES a row) and every row of the result
     passes over them.
     """
     cdef long TB = <long> T * B
     cdef long k0 = 0, kend
+    cdef long kb = grad_k_block(N, sizeof(floating))
     cdef int kc, n = j1 - j0
-    cdef floating one = 1
     cdef const floating *hp
     cdef const floating *dp
     cdef long ldd
     cdef floating *out = grads_t + j0
     cdef bint more
     while k0 < TB:
-        kend = min(k0 + GRAD_K_BLOCK, B if k0 < B else TB)
+        kend = min(k0 + kb, B if k0 < B else TB)
         kc = <int> (kend - k0)
         more = k0 > 0
         if delta_hh != NULL:
@@ -706,9 +720,9 @@ cdef inline void weight_grads_t(
             # dW_hh^T (+)= h(t-1)^T delta_hh:  (Hr x n) = (Hr x kc)(kc x n)
             hp = h0 + k0 * Hr if k0 < B else h + (k0 - B) * Hr
             small_mm(Hr, n, kc, hp, 1, Hr, dp, ldd, out, N, more)
-            # db_hh (+)= 1^T delta_hh:  (1 x n) = (1 x kc)(kc x n)
-            small_mm(1, n, kc, &one, 0, 0, dp, ldd,
-                     out + <long> (Hr + I + 1) * N, N, more)
+            # db_hh (+)= the column sums of the block of delta_hh
+            col_sums(kc, n, delta_hh + k0 * N + j0, N,
+                     out + <long> (Hr + I + 1) * N, more)
         # the block of delta: (kc x n)
         dp = delta_block(n, kc, delta + k0 * N + j0, N, delta_p, &ldd)
         if Hr > 0 and delta_hh == NULL:
@@ -718,9 +732,10 @@ cdef inline void weight_grads_t(
         # dW_ih^T (+)= x^T delta:  (I x n) = (I x kc)(kc x n)
         small_mm(I, n, kc, x + k0 * I, 1, I, dp, ldd,
                  out + <long> Hr * N, N, more)
-        # db (+)= 1^T delta:  (1 x n) = (1 x kc)(kc x n)
-        small_mm(1, n, kc, &one, 0, 0, dp, ldd,
-                 out + <long> (Hr + I) * N, N, more)
+        # db (+)= the column sums of the block of delta (a one-row
+        # product would run the register tiles of several rows for one)
+        col_sums(kc, n, delta + k0 * N + j0, N, out + <long> (Hr + I) * N,
+                 more)
         k0 = kend
 
 
