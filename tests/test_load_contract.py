@@ -4,7 +4,7 @@ load ...")``, after bounded work: no allocation the file's own size does not
 justify, no hang on a FIFO, nothing read from a file that is not a regular
 file, no fitted attribute of the wrong type.
 
-The helpers that craft bad files come from ``test_persistence``.
+The helpers that craft bad files come from ``model_files``.
 """
 import io
 import json
@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import cbptt
 from cbptt import RNNClassifier, RNNRegressor
-from test_persistence import _edit_metadata, _members, _refused, _write
+from model_files import _edit_metadata, _members, _refused, _write
 
 
 def _est(cls=RNNRegressor, cell="lstm", dtype=np.float64, output="last",

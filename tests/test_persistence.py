@@ -21,6 +21,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 import cbptt
 from cbptt import _persistence, rnn_forward
+from model_files import _edit_metadata, _members, _refused, _write
 
 
 # -- stand-in estimators -------------------------------------------------------
@@ -236,26 +237,6 @@ def test_save_refuses_what_needs_pickle_and_writes_nothing(tmp_path, value):
 
 # -- crafting bad files ------------------------------------------------------------
 
-def _members(path):
-    with zipfile.ZipFile(path) as z:
-        return {i.filename: z.read(i) for i in z.infolist()}
-
-
-def _write(path, members, compression=zipfile.ZIP_STORED):
-    with zipfile.ZipFile(path, "w", compression) as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    return path
-
-
-def _edit_metadata(path, change):
-    m = _members(path)
-    meta = json.loads(m["metadata.json"])
-    change(meta)
-    m["metadata.json"] = json.dumps(meta)
-    return _write(path, m)
-
-
 def _npy(a, allow_pickle=False):
     buf = io.BytesIO()
     np.lib.format.write_array(buf, a, allow_pickle=allow_pickle)
@@ -282,16 +263,6 @@ def boom(tmp_path):
     _Boom.marker = str(tmp_path / "EXECUTED")
     yield _Boom()
     assert not os.path.exists(_Boom.marker), "the file's code ran"
-
-
-def _refused(path, *words):
-    with pytest.raises(ValueError) as info:
-        cbptt.load(path)
-    msg = str(info.value)
-    assert msg.startswith("cannot load"), msg
-    for w in words:
-        assert w in msg, (w, msg)
-    return msg
 
 
 def test_missing_file():
