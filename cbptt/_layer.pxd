@@ -34,6 +34,11 @@
 #       dW_hh = sum_t delta_hh(t)^T h(t-1),   db_hh = sum_t delta_hh(t),
 #       dx(t) = W_ih^T delta(t),   carried error W_hh^T delta_hh(t+1)
 #
+#   Such a cell's delta_hh(t) equals delta(t) except in its last block (H
+#   columns: the GRU's n gate, where delta_hh_n = r delta_n), so the
+#   driver keeps delta_hh(t) only for the step (the carried product and
+#   the in-loop weight gradients) and, for weight gradients summed after
+#   the loop, that last block in a (T, B, H) array delta_hn.
 #   A cell with a direct path from h(t-1) to h(t) besides W_hh (L.direct)
 #   writes that part of the carried error itself, and the driver adds the
 #   product W_hh^T delta_hh(t+1) to it.
@@ -106,11 +111,12 @@ cdef extern from "cbptt_gru.h" nogil:
     void cbptt_gru_bwd_rows_f(int m, int H, int carry, const float *gates,
                               const float *hn, const float *h_prev,
                               const float *grad_h, float *carry_h,
-                              float *delta, float *delta_hh)
+                              float *delta, float *delta_hh, float *delta_hn)
     void cbptt_gru_bwd_rows_d(int m, int H, int carry, const double *gates,
                               const double *hn, const double *h_prev,
                               const double *grad_h, double *carry_h,
-                              double *delta, double *delta_hh)
+                              double *delta, double *delta_hh,
+                              double *delta_hn)
 
 
 cdef enum CellKind:
@@ -288,6 +294,8 @@ cdef inline void cell_backward(
         floating *delta,          # IN/OUT (m, G*H) delta(t); an Elman
                                   #   layer's carried error on entry
         floating *delta_hh,       # OUT (m, G*H) delta_hh(t) (apart)
+        floating *delta_hn,       # OUT (m, H) delta_hh(t)'s last block
+                                  #   (apart), or NULL to skip it
         floating *delta_c,        # OUT (m, H) dL/dc(t) (LSTM)
 ) noexcept nogil:
     cdef long k, n = <long> m * L.H
@@ -308,13 +316,14 @@ cdef inline void cell_backward(
                 delta[k] = grad_h[k]
     elif L.kind == CELL_GRU:
         # dh = e_h(t) + carry_h; delta, delta_hh of r, z, n (delta_hh_n =
-        # r delta_n); carry_h = z dh, the direct part of dL/dh(t-1)
+        # r delta_n, also in delta_hn); carry_h = z dh, the direct part of
+        # dL/dh(t-1)
         if floating is float:
             cbptt_gru_bwd_rows_f(m, L.H, carry, cache, c, h_prev, grad_h,
-                                 carry_h, delta, delta_hh)
+                                 carry_h, delta, delta_hh, delta_hn)
         else:
             cbptt_gru_bwd_rows_d(m, L.H, carry, cache, c, h_prev, grad_h,
-                                 carry_h, delta, delta_hh)
+                                 carry_h, delta, delta_hh, delta_hn)
     else:
         if floating is float:
             cbptt_lstm_bwd_rows_f(m, L.H, L.forget_gate, carry, cache, c,
@@ -426,18 +435,29 @@ cdef inline long carry_stride(const Layer *L, int rc, int itemsize) noexcept nog
     return whole_pages(<long> rc * L.H, itemsize)
 
 
+cdef inline long step_stride(const Layer *L, int rc,
+                             int itemsize) noexcept nogil:
+    """Elements per chunk's rows of delta_hh(t) (the recurrent side apart):
+    whole pages, as every step writes them."""
+    return whole_pages(<long> rc * width(L), itemsize)
+
+
 cdef inline long backward_paged(const Layer *L, int nthreads,
                                 int itemsize) noexcept nogil:
     """Elements of the page-aligned part of the backward workspace: the
     chunks' private carries (on threads: L.carries of them, updated every
-    step) and the groups' partials (in-loop weight gradients)."""
+    step), the groups' partials (in-loop weight gradients) and, with the
+    recurrent side apart, each chunk's rows of delta_hh(t)."""
     cdef long n = 0
-    cdef int rc
-    if nthreads > 1 and L.carries:
+    cdef int rc = L.B
+    if nthreads > 1:
         rc = backward_chunk(L, nthreads, itemsize)
+    if nthreads > 1 and L.carries:
         n += L.carries * n_chunks(L.B, rc) * carry_stride(L, rc, itemsize)
     if fused_weight_grads(L, itemsize):
         n += n_chunks(L.B, WG_GROUP) * partial_stride(L, itemsize)
+    if L.apart:
+        n += n_chunks(L.B, rc) * step_stride(L, rc, itemsize)
     return n
 
 
@@ -576,7 +596,10 @@ cdef inline void layer_rows_backward(
         const floating *grad_h,   # IN  (T, B, H) e_h(t)
         const floating *grad_c,   # IN  (T, B, H) e_c(t) (LSTM), or NULL
         floating *delta,          # OUT (T, B, G*H) dL/dz(t)
-        floating *delta_hh,       # OUT (T, B, G*H) dL/dzh(t) (apart), or NULL
+        floating *step_hh,        # WORK (m, G*H) dL/dzh(t) of the step
+                                  #     (apart), or NULL
+        floating *delta_hn,       # OUT (T, B, H) the last block of dL/dzh(t)
+                                  #     (apart, for weight_grads_t), or NULL
         floating *delta_c,        # OUT (T, B, H) dL/dc(t) (LSTM)
         floating *carry_h,        # OUT (m, H) the h carry (L.carries), dh0
                                   #     of the rows at the end
@@ -593,7 +616,10 @@ cdef inline void layer_rows_backward(
     """The reverse time loop for sequences [lo, hi). An Elman layer carries
     its error in delta(t-1) itself (the next step's cell reads it there), a
     CEC reads delta(t+1), the other cells carry their errors (L.carries) in
-    the rows' own (m, H) buffers."""
+    the rows' own (m, H) buffers. A cell with the recurrent side apart
+    writes its rows' delta_hh(t) to step_hh, which the carried product and
+    the in-loop weight gradients read, and its last block to delta_hn when
+    the weight gradients are summed after the loop."""
     cdef int T = L.T, B = L.B, I = L.I, H = L.H, GH = width(L)
     cdef int Hr = recurrent_rows(L)
     cdef int t, g0, gm, m = hi - lo
@@ -609,7 +635,7 @@ cdef inline void layer_rows_backward(
     cdef bint cached = not cache_is_h(L)
     for t in range(T - 1, -1, -1):
         d_t = delta + t * BGH + rg
-        dh_t = delta_hh + t * BGH + rg if delta_hh != NULL else d_t
+        dh_t = step_hh if step_hh != NULL else d_t
         hp = NULL
         if h != NULL and h0 != NULL:
             hp = (h + (t - 1) * BH if t > 0 else h0) + rh
@@ -621,8 +647,8 @@ cdef inline void layer_rows_backward(
                       h + t * BH + rh if h != NULL else NULL, hp,
                       grad_h + t * BH + rh,
                       grad_c + t * BH + rh if grad_c != NULL else NULL,
-                      carry_h, carry_c, d_t + BGH, d_t,
-                      dh_t if delta_hh != NULL else NULL,
+                      carry_h, carry_c, d_t + BGH, d_t, step_hh,
+                      delta_hn + t * BH + rh if delta_hn != NULL else NULL,
                       delta_c + t * BH + rh if delta_c != NULL else NULL)
         if d_x != NULL:
             # dx(t) = delta(t) W_ih:  (m x I) = (m x G*H)(G*H x I)
@@ -637,8 +663,8 @@ cdef inline void layer_rows_backward(
                     ((h + (t - 1) * BH if t > 0 else h0) + <long> g0 * H)
                     if Hr else NULL,
                     x + (<long> t * B + g0) * I, delta + t * BGH + <long> g0 * GH,
-                    delta_hh + t * BGH + <long> g0 * GH
-                    if delta_hh != NULL else NULL,
+                    step_hh + <long> (g0 - lo) * GH
+                    if step_hh != NULL else NULL,
                     partials + (g0 - lo) // WG_GROUP * pstride, t < T - 1)
                 g0 += gm
         carry = carries_into(t, truncate)
@@ -687,26 +713,34 @@ cdef inline void weight_grads_t(
         const floating *h0,       # IN  (B, Hr) (unused if Hr == 0)
         const floating *h,        # IN  (T, B, Hr) (unused if Hr == 0)
         const floating *delta,    # IN  (T, B, N) dL/dz(t)
-        const floating *delta_hh, # IN  (T, B, N) dL/dzh(t) (apart), or NULL
+        const floating *delta_hn, # IN  (T, B, Hr) the last block of
+                                  #     dL/dzh(t) (apart), or NULL
         floating *grads_t,        # OUT (Hr + I + nb, N), columns [j0, j1)
         floating *delta_p,        # WORK (GRAD_K_BLOCK * (j1 - j0))
 ) noexcept nogil:
-    """Columns [j0, j1) of [dW_hh | dW_ih | db_ih (| db_hh)]^T = [h(t-1) |
-    x(t) | 1 (| 1)]^T delta(t) summed over every step t and sequence (Hr =
-    0: no recurrent part; with delta_hh, the dW_hh and db_hh rows take it
-    for delta), in one order for every element.
+    """Columns [j0, j1) of [dW_hh | dW_ih | db]^T = [h(t-1) | x(t) | 1]^T
+    delta(t) summed over every step t and sequence (Hr = 0: no recurrent
+    part), in one order for every element. With the recurrent side apart
+    (delta_hn given), the dW_hh rows take delta_hh(t), which is delta(t)
+    but in its last block, delta_hn; of db_hh only that block is summed
+    here (the rest equals db_ih's).
 
     The sum over the T*B rows runs in blocks of grad_k_block rows (the first
-    B rows take h0 for h(t-1)); the block's columns [j0, j1) of delta are
-    packed once (above PACK_MIN_BYTES a row) and every row of the result
-    passes over them.
+    B rows take h0 for h(t-1)); a block's columns [j0, j1) of delta (and of
+    delta_hn) are packed once (above PACK_MIN_BYTES a row) and every row of
+    the result passes over them.
     """
     cdef long TB = <long> T * B
     cdef long k0 = 0, kend
     cdef long kb = grad_k_block(N, sizeof(floating))
-    cdef int kc, n = j1 - j0
+    cdef int kc
+    # columns [j0, s) take delta on both sides, [s, j1) delta_hn on the
+    # recurrent one
+    cdef int s = max(j0, min(j1, N - Hr if delta_hn != NULL else N))
+    cdef int ns = s - j0, nn = j1 - s
     cdef const floating *hp
     cdef const floating *dp
+    cdef const floating *hn
     cdef long ldd
     cdef floating *out = grads_t + j0
     cdef bint more
@@ -714,28 +748,30 @@ cdef inline void weight_grads_t(
         kend = min(k0 + kb, B if k0 < B else TB)
         kc = <int> (kend - k0)
         more = k0 > 0
-        if delta_hh != NULL:
-            # the recurrent side's rows from the block of delta_hh
-            dp = delta_block(n, kc, delta_hh + k0 * N + j0, N, delta_p, &ldd)
-            # dW_hh^T (+)= h(t-1)^T delta_hh:  (Hr x n) = (Hr x kc)(kc x n)
-            hp = h0 + k0 * Hr if k0 < B else h + (k0 - B) * Hr
-            small_mm(Hr, n, kc, hp, 1, Hr, dp, ldd, out, N, more)
-            # db_hh (+)= the column sums of the block of delta_hh
-            col_sums(kc, n, delta_hh + k0 * N + j0, N,
-                     out + <long> (Hr + I + 1) * N, more)
-        # the block of delta: (kc x n)
-        dp = delta_block(n, kc, delta + k0 * N + j0, N, delta_p, &ldd)
-        if Hr > 0 and delta_hh == NULL:
-            # dW_hh^T (+)= h(t-1)^T delta:  (Hr x n) = (Hr x kc)(kc x n)
-            hp = h0 + k0 * Hr if k0 < B else h + (k0 - B) * Hr
-            small_mm(Hr, n, kc, hp, 1, Hr, dp, ldd, out, N, more)
-        # dW_ih^T (+)= x^T delta:  (I x n) = (I x kc)(kc x n)
-        small_mm(I, n, kc, x + k0 * I, 1, I, dp, ldd,
-                 out + <long> Hr * N, N, more)
+        hp = h0 + k0 * Hr if k0 < B else h + (k0 - B) * Hr
+        if ns > 0:
+            # the block of delta's first ns columns: (kc x ns)
+            dp = delta_block(ns, kc, delta + k0 * N + j0, N, delta_p, &ldd)
+            if Hr > 0:
+                # dW_hh^T (+)= h(t-1)^T delta:  (Hr x ns) = (Hr x kc)(kc x ns)
+                small_mm(Hr, ns, kc, hp, 1, Hr, dp, ldd, out, N, more)
+            # dW_ih^T (+)= x^T delta:  (I x ns) = (I x kc)(kc x ns)
+            small_mm(I, ns, kc, x + k0 * I, 1, I, dp, ldd,
+                     out + <long> Hr * N, N, more)
+        if nn > 0:
+            hn = delta_hn + k0 * Hr + (s - (N - Hr))
+            # dW_hh^T (+)= h(t-1)^T delta_hn; db_hh (+)= its column sums
+            dp = delta_block(nn, kc, hn, Hr, delta_p, &ldd)
+            small_mm(Hr, nn, kc, hp, 1, Hr, dp, ldd, out + ns, N, more)
+            col_sums(kc, nn, hn, Hr, out + ns + <long> (Hr + I + 1) * N, more)
+            # dW_ih^T (+)= x^T delta in the last columns
+            dp = delta_block(nn, kc, delta + k0 * N + s, N, delta_p, &ldd)
+            small_mm(I, nn, kc, x + k0 * I, 1, I, dp, ldd,
+                     out + <long> Hr * N + ns, N, more)
         # db (+)= the column sums of the block of delta (a one-row
         # product would run the register tiles of several rows for one)
-        col_sums(kc, n, delta + k0 * N + j0, N, out + <long> (Hr + I) * N,
-                 more)
+        col_sums(kc, j1 - j0, delta + k0 * N + j0, N,
+                 out + <long> (Hr + I) * N, more)
         k0 = kend
 
 
@@ -766,8 +802,8 @@ cdef inline void layer_backward(
         const floating *grad_h,   # IN  (T, B, H) e_h(t)
         const floating *grad_c,   # IN  (T, B, H) e_c(t) (LSTM), or NULL
         floating *delta,          # OUT (T, B, G*H) dL/dz(t)
-        floating *delta_hh,       # OUT (T, B, G*H) dL/dzh(t) (apart), else
-                                  #     NULL
+        floating *delta_hn,       # WORK (T, B, H) the last block of
+                                  #     dL/dzh(t) (apart), else NULL
         floating *delta_c,        # OUT (T, B, H) dL/dc(t) (LSTM), else NULL
         floating *d_w_ih,         # OUT (G*H, I)
         floating *d_w_hh,         # OUT (G*H, H), or NULL (CEC)
@@ -800,19 +836,25 @@ cdef inline void layer_backward(
                                                    sizeof(floating))
     cdef long ps = partial_stride(L, sizeof(floating))
     cdef long cs = 0
+    cdef long ss = 0
     cdef floating *carries = paged
     cdef floating *partials = NULL
+    cdef floating *steps = NULL
     cdef floating *ch_h
     cdef floating *ch_c
+    # delta_hh's last block for the weight gradients after the loop only
+    cdef floating *d_hn = NULL if fused else delta_hn
     if Hr:
         pack_blocked(Hr, GH, w_hh, Hr, 1, w_hh_p)   # W[k, j] = W_hh[k, j]
     pack(I, GH, w_ih, I, 1, w_ih_p)                 # W[k, i] = W_ih[k, i]
     if nthreads <= 1:
         if fused:
             partials = paged
+        if L.apart:
+            steps = paged + (n_chunks(B, WG_GROUP) * ps if fused else 0)
         layer_rows_backward(L, 0, B, truncate, w_hh_p, w_ih_p, c0, z, c, h,
-                            grad_h, grad_c, delta, delta_hh, delta_c, d_h0,
-                            d_c0, d_x, x, h0, partials, ps)
+                            grad_h, grad_c, delta, steps, d_hn, delta_c,
+                            d_h0, d_c0, d_x, x, h0, partials, ps)
     else:
         rc = backward_chunk(L, nthreads, sizeof(floating))
         if nc:
@@ -822,6 +864,11 @@ cdef inline void layer_backward(
             cs = carry_stride(L, rc, sizeof(floating))
         if fused:
             partials = paged + nc * n_chunks(B, rc) * cs
+        if L.apart:
+            # each chunk's rows of delta_hh(t) on pages of their own
+            ss = step_stride(L, rc, sizeof(floating))
+            steps = (paged + nc * n_chunks(B, rc) * cs
+                     + (n_chunks(B, WG_GROUP) * ps if fused else 0))
         for ch in prange(n_chunks(B, rc), schedule="static", chunksize=1,
                          num_threads=nthreads):
             fpenv = cbptt_ftz_enter()
@@ -829,7 +876,8 @@ cdef inline void layer_backward(
             ch_c = ch_h + cs if nc == 2 else NULL
             layer_rows_backward(L, ch * rc, chunk_end(ch, B, rc), truncate,
                                 w_hh_p, w_ih_p, c0, z, c, h, grad_h, grad_c,
-                                delta, delta_hh, delta_c, ch_h, ch_c, d_x, x,
+                                delta, steps + ch * ss if L.apart else NULL,
+                                d_hn, delta_c, ch_h, ch_c, d_x, x,
                                 h0, partials + ch * rc // WG_GROUP * ps
                                 if fused else NULL, ps)
             if nc:
@@ -843,7 +891,7 @@ cdef inline void layer_backward(
         add_partials(<long> M * GH, n_chunks(B, WG_GROUP), ps, partials,
                      grads_t)
     elif nthreads <= 1:
-        weight_grads_t(0, GH, L.T, B, I, Hr, GH, x, h0, h, delta, delta_hh,
+        weight_grads_t(0, GH, L.T, B, I, Hr, GH, x, h0, h, delta, d_hn,
                        grads_t, delta_p)
     else:
         # columns of the result in parts (grad_part), taken dynamically
@@ -851,10 +899,14 @@ cdef inline void layer_backward(
                          num_threads=nthreads):
             fpenv = cbptt_ftz_enter()
             weight_grads_t(ch * part, chunk_end(ch, GH, part),
-                           L.T, B, I, Hr, GH, x, h0, h, delta, delta_hh,
+                           L.T, B, I, Hr, GH, x, h0, h, delta, d_hn,
                            grads_t,
                            delta_p + <long> threadid() * GRAD_K_BLOCK * part)
             cbptt_ftz_leave(fpenv)
+    if d_hn != NULL:
+        # db_hh = db_ih but in the last block (weight_grads_t)
+        memcpy(grads_t + <long> (Hr + I + 1) * GH,
+               grads_t + <long> (Hr + I) * GH, (GH - Hr) * sizeof(floating))
     if Hr:
         transpose_into(GH, Hr, grads_t, d_w_hh)
     transpose_into(GH, I, grads_t + <long> Hr * GH, d_w_ih)
@@ -909,7 +961,7 @@ cdef inline int layer_backward_run(
         const floating *w_ih, const floating *w_hh, const floating *h0,
         const floating *c0, const floating *z, const floating *c,
         const floating *h, const floating *grad_h, const floating *grad_c,
-        floating *delta, floating *delta_hh, floating *delta_c,
+        floating *delta, floating *delta_hn, floating *delta_c,
         floating *d_w_ih, floating *d_w_hh, floating *d_bias,
         floating *d_bias_hh, floating *d_h0, floating *d_c0,
         floating *d_x) except -1:
@@ -924,7 +976,7 @@ cdef inline int layer_backward_run(
     with nogil:
         fpenv = cbptt_ftz_enter()
         layer_backward(L, truncate, nthreads, x, w_ih, w_hh, h0, c0, z, c, h,
-                       grad_h, grad_c, delta, delta_hh, delta_c, d_w_ih,
+                       grad_h, grad_c, delta, delta_hn, delta_c, d_w_ih,
                        d_w_hh, d_bias, d_bias_hh, d_h0, d_c0, d_x, w,
                        page_start(w + n_work) if n_paged else NULL)
         cbptt_ftz_leave(fpenv)

@@ -90,12 +90,13 @@ d_x)``
     b_hn``), ``h (T,B,H)``. ``gates (1,B,3H)`` with ``hn (2,B,H)`` (T >= 2)
     asks for a forward that will not be differentiated, as for the LSTM.
 ``gru_backward(x, w_ih, w_hh, h0, gates, hn, h, grad_h, truncate, delta,
-delta_hh, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_h0, d_x)``
+delta_hn, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_h0, d_x)``
     IN the forward's inputs and outputs, ``grad_h (T,B,H)``, ``truncate``;
-    OUT ``delta (T,B,3H)`` (dL/d(W_ih x + b_ih)), ``delta_hh (T,B,3H)``
-    (dL/d(W_hh h + b_hh): ``r delta_n`` in the n rows), ``d_w_ih``,
-    ``d_w_hh``, ``d_b_ih``, ``d_b_hh``, ``d_h0 (B,H)``, ``d_x (T,B,I)`` or
-    None. At a window start (truncation) the error through h(t-1), by
+    OUT ``delta (T,B,3H)`` (dL/d(W_ih x + b_ih)), ``d_w_ih``, ``d_w_hh``,
+    ``d_b_ih``, ``d_b_hh``, ``d_h0 (B,H)``, ``d_x (T,B,I)`` or None; WORK
+    ``delta_hn (T,B,H)``: the n block of dL/d(W_hh h + b_hh), ``r
+    delta_n`` (its r and z blocks are delta's), which the driver fills
+    when it sums the weight gradients after the time loop. At a window start (truncation) the error through h(t-1), by
     ``W_hh`` and by the direct path ``z h(t-1)``, is dropped.
 """
 from cython cimport floating
@@ -596,7 +597,7 @@ cdef int gru_backward_run(
         int T, int B, int I, int H, int truncate, const floating *x,
         const floating *w_ih, const floating *w_hh, const floating *h0,
         const floating *gates, const floating *hn, const floating *h,
-        const floating *grad_h, floating *delta, floating *delta_hh,
+        const floating *grad_h, floating *delta, floating *delta_hn,
         floating *d_w_ih, floating *d_w_hh, floating *d_b_ih,
         floating *d_b_hh, floating *d_h0, floating *d_x) except -1:
     """The driver's GRU backward pass on checked arrays (``d_x`` may be
@@ -604,7 +605,7 @@ cdef int gru_backward_run(
     cdef Layer L = make_layer(CELL_GRU, 0, 0, T, B, I, H)
     return layer_backward_run(&L, truncate, x, w_ih, w_hh, h0,
                               <floating *> NULL, gates, hn, h, grad_h,
-                              <floating *> NULL, delta, delta_hh,
+                              <floating *> NULL, delta, delta_hn,
                               <floating *> NULL, d_w_ih, d_w_hh,
                               d_b_ih, d_b_hh, d_h0, <floating *> NULL, d_x)
 
@@ -655,7 +656,7 @@ def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                  const floating[:, :, ::1] gates,
                  const floating[:, :, ::1] hn, const floating[:, :, ::1] h,
                  const floating[:, :, ::1] grad_h, int truncate,
-                 floating[:, :, ::1] delta, floating[:, :, ::1] delta_hh,
+                 floating[:, :, ::1] delta, floating[:, :, ::1] delta_hn,
                  floating[:, ::1] d_w_ih, floating[:, ::1] d_w_hh,
                  floating[::1] d_b_ih, floating[::1] d_b_hh,
                  floating[:, ::1] d_h0, floating[:, :, ::1] d_x):
@@ -678,7 +679,7 @@ def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     _expect(w, "h", h.shape, 3, T, B, H)
     _expect(w, "grad_h", grad_h.shape, 3, T, B, H)
     _expect(w, "delta", delta.shape, 3, T, B, GH)
-    _expect(w, "delta_hh", delta_hh.shape, 3, T, B, GH)
+    _expect(w, "delta_hn", delta_hn.shape, 3, T, B, H)
     _expect(w, "d_w_ih", d_w_ih.shape, 2, GH, I)
     _expect(w, "d_w_hh", d_w_hh.shape, 2, GH, H)
     _expect(w, "d_b_ih", d_b_ih.shape, 1, GH)
@@ -688,7 +689,7 @@ def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
         _expect(w, "d_x", d_x.shape, 3, T, B, I)
         p_d_x = &d_x[0, 0, 0]
     s[0] = _span(&delta[0, 0, 0], TB * GH * n)
-    s[1] = _span(&delta_hh[0, 0, 0], TB * GH * n)
+    s[1] = _span(&delta_hn[0, 0, 0], TB * H * n)
     s[2] = _span(&d_w_ih[0, 0], GH * I * n)
     s[3] = _span(&d_w_hh[0, 0], GH * H * n)
     s[4] = _span(&d_b_ih[0], GH * n)
@@ -703,13 +704,13 @@ def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     s[13] = _span(&hn[0, 0, 0], TB * H * n)
     s[14] = _span(&h[0, 0, 0], TB * H * n)
     s[15] = _span(&grad_h[0, 0, 0], TB * H * n)
-    _check_disjoint(w, ("delta", "delta_hh", "d_w_ih", "d_w_hh", "d_b_ih",
+    _check_disjoint(w, ("delta", "delta_hn", "d_w_ih", "d_w_hh", "d_b_ih",
                         "d_b_hh", "d_h0", "d_x", "x", "w_ih", "w_hh", "h0",
                         "gates", "hn", "h", "grad_h"), s, 8, 16)
     gru_backward_run(T, B, I, H, truncate, &x[0, 0, 0], &w_ih[0, 0],
                      &w_hh[0, 0], &h0[0, 0], &gates[0, 0, 0], &hn[0, 0, 0],
                      &h[0, 0, 0], &grad_h[0, 0, 0], &delta[0, 0, 0],
-                     &delta_hh[0, 0, 0], &d_w_ih[0, 0], &d_w_hh[0, 0],
+                     &delta_hn[0, 0, 0], &d_w_ih[0, 0], &d_w_hh[0, 0],
                      &d_b_ih[0], &d_b_hh[0], &d_h0[0, 0], p_d_x)
 
 
@@ -812,14 +813,14 @@ def gru_backward_call(x_tm, w_ih, w_hh, h0, gates_tm, hn_tm, h_tm, g,
     if g_tm is None:
         return None
     delta = aligned_empty((T, B, GH), dtype)
-    delta_hh = aligned_empty((T, B, GH), dtype)
+    delta_hn = aligned_empty((T, B, H), dtype)
     d_w_ih = np.empty((GH, I), dtype)
     d_w_hh = np.empty((GH, H), dtype)
     d_b_ih = np.empty(GH, dtype)
     d_b_hh = np.empty(GH, dtype)
     d_h0 = np.empty((B, H), dtype)
     d_x = aligned_empty((T, B, I), dtype) if input_grad else None
-    for k, a in enumerate((g_tm, delta, delta_hh, d_w_ih, d_w_hh, d_b_ih,
+    for k, a in enumerate((g_tm, delta, delta_hn, d_w_ih, d_w_hh, d_b_ih,
                            d_b_hh, d_h0)):
         p[7 + k] = data_of(a)
     p[15] = data_of(d_x) if input_grad else NULL

@@ -20,15 +20,19 @@
  *   backward step. One pass over each row for r, u and n's argument, then
  *   one for n and h (so that a row's tanh does not wait for its logistic).
  * - cbptt_gru_bwd_rows_{f,d}(m, H, carry, gates, hn, h_prev, grad_h,
- *   carry_h, delta, delta_hh), for m rows:
+ *   carry_h, delta, delta_hh, delta_hn), for m rows:
  *       dh = grad_h + (carry ? carry_h : 0)
  *       delta_n = dh (1 - u) (1 - n^2)
  *       delta_z = dh (h_prev - n) u (1 - u)
  *       delta_r = delta_n hn r (1 - r)
  *       delta    = [delta_r, delta_z, delta_n]       (dL/d(W_ih x + b_ih))
  *       delta_hh = [delta_r, delta_z, r delta_n]     (dL/d(W_hh h + b_hh))
+ *       delta_hn = r delta_n   (rows H apart; only when delta_hn != NULL)
  *       carry_h  = u dh   (in place: the direct part of dL/dh_prev; the
  *                          driver adds delta_hh W_hh)
+ *   delta_hh differs from delta only in its n block, so the driver keeps
+ *   delta_hh for one step (the carried product) and, for the weight
+ *   gradients summed after the time loop, only its n block delta_hn.
  *
  * Every loop runs over the H units of one row with no branch in its body
  * (the carry is hoisted out as a constant), so GCC and Clang vectorise it,
@@ -95,9 +99,9 @@ CBPTT_ALWAYS_INLINE void cbptt_gru_fwd_rows_##S##_impl(                       \
                                                                               \
 /* One row of the backward step. */                                           \
 CBPTT_ALWAYS_INLINE void cbptt_gru_bwd_row_##S(                               \
-    int H, const int carry, const T *__restrict g, const T *__restrict hn,    \
-    const T *__restrict hp, const T *__restrict gh, T *__restrict ch,         \
-    T *__restrict d, T *__restrict dd)                                        \
+    int H, const int carry, const int keep_n, const T *__restrict g,          \
+    const T *__restrict hn, const T *__restrict hp, const T *__restrict gh,   \
+    T *__restrict ch, T *__restrict d, T *__restrict dd, T *__restrict dnh)   \
 {                                                                             \
     const long H2 = 2 * (long)H;                                              \
     int j;                                                                    \
@@ -107,15 +111,31 @@ CBPTT_ALWAYS_INLINE void cbptt_gru_bwd_row_##S(                               \
         T dn = dh * ((T)1 - u) * ((T)1 - n * n);                              \
         T du = dh * (hp[j] - n) * u * ((T)1 - u);                             \
         T dr = dn * hn[j] * r * ((T)1 - r);                                   \
+        T rdn = r * dn;                                                       \
         d[j] = dr;                                                            \
         d[H + j] = du;                                                        \
         d[H2 + j] = dn;                                                       \
         dd[j] = dr;                                                           \
         dd[H + j] = du;                                                       \
-        dd[H2 + j] = r * dn;                                                  \
+        dd[H2 + j] = rdn;                                                     \
+        if (keep_n)                                                           \
+            dnh[j] = rdn;                                                     \
         ch[j] = u * dh;                         /* the direct path */         \
     }                                                                         \
 }
+
+/* The row loop with its two flags as constants, so that neither is a branch
+ * in the loop's body: ARGS names them CARRY and KEEP. */
+#define CBPTT_GRU_BWD_ROW_CASES(S, carry, keep, ARGS)                         \
+    if (carry && keep) {                                                      \
+        enum { CARRY = 1, KEEP = 1 }; cbptt_gru_bwd_row_##S ARGS;             \
+    } else if (carry) {                                                       \
+        enum { CARRY = 1, KEEP = 0 }; cbptt_gru_bwd_row_##S ARGS;             \
+    } else if (keep) {                                                        \
+        enum { CARRY = 0, KEEP = 1 }; cbptt_gru_bwd_row_##S ARGS;             \
+    } else {                                                                  \
+        enum { CARRY = 0, KEEP = 0 }; cbptt_gru_bwd_row_##S ARGS;             \
+    }
 
 CBPTT_DEFINE_GRU_CELL(float, f, cbptt_tanh_v_f, cbptt_logistic_v_f)
 CBPTT_DEFINE_GRU_CELL(double, d, cbptt_tanh_v_d, cbptt_logistic_v_d)
@@ -130,20 +150,17 @@ ATTR static void cbptt_gru_fwd_rows_##S##_##SUF(                              \
                                                                               \
 ATTR static void cbptt_gru_bwd_rows_##S##_##SUF(                              \
     int m, int H, int carry, const T *gates, const T *hn, const T *h_prev,    \
-    const T *grad_h, T *carry_h, T *delta, T *delta_hh)                       \
+    const T *grad_h, T *carry_h, T *delta, T *delta_hh, T *delta_hn)          \
 {                                                                             \
     const long G = 3 * (long)H;                                               \
     int r;                                                                    \
     for (r = 0; r < m; r++) {                                                 \
         const long rh = (long)r * H;                                          \
-        if (carry)                                                            \
-            cbptt_gru_bwd_row_##S(H, 1, gates + r * G, hn + rh, h_prev + rh,  \
-                                  grad_h + rh, carry_h + rh, delta + r * G,   \
-                                  delta_hh + r * G);                          \
-        else                                                                  \
-            cbptt_gru_bwd_row_##S(H, 0, gates + r * G, hn + rh, h_prev + rh,  \
-                                  grad_h + rh, carry_h + rh, delta + r * G,   \
-                                  delta_hh + r * G);                          \
+        T *dnh = delta_hn ? delta_hn + rh : delta_hn;                         \
+        CBPTT_GRU_BWD_ROW_CASES(S, carry, delta_hn != 0,                      \
+            (H, CARRY, KEEP, gates + r * G, hn + rh, h_prev + rh,             \
+             grad_h + rh, carry_h + rh, delta + r * G, delta_hh + r * G,      \
+             dnh))                                                            \
     }                                                                         \
 }
 
@@ -167,11 +184,11 @@ static inline void cbptt_gru_fwd_rows_##S(                                    \
 }                                                                             \
 static inline void cbptt_gru_bwd_rows_##S(                                    \
     int m, int H, int carry, const T *gates, const T *hn, const T *h_prev,    \
-    const T *grad_h, T *carry_h, T *delta, T *delta_hh)                       \
+    const T *grad_h, T *carry_h, T *delta, T *delta_hh, T *delta_hn)          \
 {                                                                             \
     CBPTT_DISPATCH(cbptt_gru_bwd_rows_##S,                                    \
                    (m, H, carry, gates, hn, h_prev, grad_h, carry_h, delta,   \
-                    delta_hh))                                                \
+                    delta_hh, delta_hn))                                      \
 }
 
 CBPTT_DEFINE_GRU_DISPATCH(float, f)

@@ -83,11 +83,13 @@ def test_matches_torch_nn_gru(rng, with_state, truncate):
 
 
 @pytest.mark.parametrize("B, T, I, H", [(40, 12, 8, 64), (34, 6, 3, 256),
-                                        (20, 9, 2, 8)])
+                                        (20, 9, 2, 8), (36, 7, 4, 5)])
 def test_matches_torch_at_every_weight_gradient_path(rng, B, T, I, H):
     # H = 64: the weight gradients summed in the time loop; H = 256 and
     # H = 8 (rows narrower than the in-loop threshold): after it, in
-    # all-steps products; B >= 32 also runs on two threads
+    # all-steps products, dW_hh's n rows from delta_hn (H = 5: its columns
+    # start inside a vector of the r, z ones); B >= 32 also runs on two
+    # threads
     torch = _torch()
     p = make_problem(rng, B=B, T=T, I=I, H=H, scale=1.0 / np.sqrt(H))
     g = gru_backward(run(p), p["w_out"], truncate=4)
@@ -175,7 +177,7 @@ def test_inputs_are_copied(rng):
         np.testing.assert_array_equal(getattr(g1, name), getattr(g2, name))
 
 
-@pytest.mark.parametrize("H", [8, 64, 256])
+@pytest.mark.parametrize("H", [5, 8, 64, 256])
 def test_thread_count_changes_no_bit(rng, H):
     threadpoolctl = pytest.importorskip("threadpoolctl",
                                         reason="threadpoolctl not installed")
@@ -255,13 +257,14 @@ def test_kernel_wrappers_check_shapes_and_overlap(rng):
     with pytest.raises(ValueError, match="gru_forward: hn shares memory with h"):
         _lstm.gru_forward(x, wi, wh, b, b, h0, gates, hn, hn)
     _lstm.gru_forward(x, wi, wh, b, b, h0, gates, hn, h)
-    out = [z(T, B, 3 * H), z(T, B, 3 * H), z(3 * H, I), z(3 * H, H),
+    out = [z(T, B, 3 * H), z(T, B, H), z(3 * H, I), z(3 * H, H),
            z(3 * H), z(3 * H), z(B, H), z(T, B, I)]
     with pytest.raises(ValueError, match=r"gru_backward: truncate=-1"):
         _lstm.gru_backward(x, wi, wh, h0, gates, hn, h, h, -1, *out)
-    with pytest.raises(ValueError, match="gru_backward: delta_hh has shape"):
+    with pytest.raises(ValueError, match="gru_backward: delta_hn has shape"):
         _lstm.gru_backward(x, wi, wh, h0, gates, hn, h, h, 0, out[0],
-                           z(T, B, H), *out[2:])
-    with pytest.raises(ValueError, match="delta shares memory with delta_hh"):
+                           z(T, B, 3 * H), *out[2:])
+    with pytest.raises(ValueError, match="delta shares memory with delta_hn"):
         _lstm.gru_backward(x, wi, wh, h0, gates, hn, h, h, 0, out[0],
-                           out[0], *out[2:])
+                           out[0].reshape(-1)[:T * B * H].reshape(T, B, H),
+                           *out[2:])

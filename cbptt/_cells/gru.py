@@ -47,7 +47,7 @@ class GRUCell(Cell):
                 ("hn", "step", H, "forward"),
                 ("h", "step", H, "forward"),
                 ("delta", "step", GH, "backward"),
-                ("delta_hh", "step", GH, "backward"),
+                ("delta_hn", "step", H, "backward"),
                 ("d_h0", "batch", H, "backward")]
 
     def forward(self, x, p, s0, buf):
@@ -58,7 +58,7 @@ class GRUCell(Cell):
     def backward(self, x, p, s0, buf, grad_h, g, d_x):
         _lstm.gru_backward(x, p["weight_ih"], p["weight_hh"], s0[0],
                            buf["gates"], buf["hn"], buf["h"], grad_h, 0,
-                           buf["delta"], buf["delta_hh"], g["weight_ih"],
+                           buf["delta"], buf["delta_hn"], g["weight_ih"],
                            g["weight_hh"], g["bias_ih"], g["bias_hh"],
                            buf["d_h0"], d_x)
 
