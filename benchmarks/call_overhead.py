@@ -3,9 +3,10 @@
 At small batches and short sequences a forward and backward pass take tens
 of microseconds, and the Python around the kernels (checks, copies,
 allocations) is a large share of that. This script times one forward plus
-one backward pass (``rnn_*``, ``lstm_*``, ``gru_*``) per configuration:
-batch B, steps T, units H (= input features I), float32 or float64, with or
-without the initial states (``h0``, and ``c0`` for the LSTM). Each sample is
+one backward pass (``rnn_*``, ``cec_*``, ``lstm_*``, ``gru_*``) per
+configuration: batch B, steps T, units H (= input features I), float32 or
+float64, with or without the initial states (``h0``, and ``c0`` for the
+LSTM). Each sample is
 the median over 5 batches of back-to-back calls (each batch at least 20 ms)
 in microseconds per forward+backward pair.
 
@@ -22,6 +23,7 @@ Run from the repository root::
     (cd /tmp/old && pip install --no-build-isolation --no-deps --target /tmp/ab/old .)
     pip install --no-build-isolation --no-deps --target /tmp/ab/new .
     python benchmarks/call_overhead.py /tmp/ab/old /tmp/ab/new --rounds 7
+    python benchmarks/call_overhead.py --cells cec --sizes 1,1,4 8,10,16
 
 No test asserts a time; this script only measures and reports.
 """
@@ -34,7 +36,7 @@ import sys
 import time
 
 SIZES = ((4, 10, 8), (32, 100, 16))
-CELLS = ("elman", "lstm", "gru")
+CELLS = ("elman", "cec", "lstm", "gru")
 
 
 def make_call(cell, dtype, B, T, H, states):
@@ -42,7 +44,7 @@ def make_call(cell, dtype, B, T, H, states):
     import numpy as np
     import cbptt
     rng = np.random.default_rng(0)
-    G = {"elman": 1, "lstm": 4, "gru": 3}[cell]
+    G = {"elman": 1, "cec": 1, "lstm": 4, "gru": 3}[cell]
     k = 1 / np.sqrt(H)
     x = rng.standard_normal((B, T, H)).astype(dtype)
     w_ih = rng.uniform(-k, k, (G * H, H)).astype(dtype)
@@ -53,6 +55,9 @@ def make_call(cell, dtype, B, T, H, states):
     if cell == "elman":
         def call():
             cbptt.rnn_backward(cbptt.rnn_forward(x, w_ih, w_hh, b, h0), g)
+    elif cell == "cec":
+        def call():
+            cbptt.cec_backward(cbptt.cec_forward(x, w_ih, b, h0), g)
     elif cell == "lstm":
         c0 = rng.standard_normal((B, H)).astype(dtype) if states else None
 
@@ -84,9 +89,9 @@ def timed(call):
     return statistics.median(per)
 
 
-def configs(cells):
+def configs(cells, sizes):
     for cell in cells:
-        for B, T, H in SIZES:
+        for B, T, H in sizes:
             for dtype in ("float32", "float64"):
                 for states in (False, True):
                     yield [cell, dtype, B, T, H, states]
@@ -121,6 +126,9 @@ def main():
     p.add_argument("builds", nargs="*", help="zero, one or two build folders")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--cells", nargs="+", default=list(CELLS), choices=CELLS)
+    p.add_argument("--sizes", nargs="+", metavar="B,T,H",
+                   type=lambda v: tuple(int(n) for n in v.split(",")),
+                   default=list(SIZES), help="the sizes to time")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -128,7 +136,7 @@ def main():
         return
     builds = args.builds or [None]
     procs = [start(b) for b in builds]
-    cfgs = list(configs(args.cells))
+    cfgs = list(configs(args.cells, args.sizes))
     times = {i: [[] for _ in builds] for i in range(len(cfgs))}
     for r in range(args.rounds):
         for i, cfg in enumerate(cfgs):

@@ -28,7 +28,7 @@ from cbptt._kernels cimport (CBPTT_LOGISTIC, CBPTT_TANH, CBPTT_N_ACTIVATIONS,
                              cbptt_activation_names)
 from cbptt._layer cimport (CELL_ELMAN, Layer, layer_backward_run,
                            layer_forward_run, make_layer)
-from cbptt._scan cimport data_if, data_of, preact_in_range, result_dims
+from cbptt._scan cimport data_if, data_of, preact_in_range, result_inputs
 from cbptt._simd cimport (cbptt_isa, cbptt_isa_limit, cbptt_bias_act_rows_f,
                           cbptt_bias_act_rows_d)
 
@@ -135,19 +135,16 @@ def backward_call(x_tm, w_ih, w_hh, h0, h_tm, g, bint batch_first, int act,
     (a result built by hand): None, nothing is raised.
     """
     cdef int d[4]
-    cdef int s = result_dims(x_tm, h_tm, d)
+    cdef void *p[12]
+    cdef int s = result_inputs(x_tm, h_tm, w_ih, 1, d, p)
     if s == 0:
         return None
     cdef int T = d[0], B = d[1], H = d[2], I = d[3]
     dtype = h_tm.dtype
-    cdef void *p[12]
-    p[0] = data_if(x_tm, s, T, B, I)
-    p[1] = data_if(w_ih, s, H, I)
     p[2] = data_if(w_hh, s, H, H)
     p[3] = data_if(h0, s, B, H)
     p[4] = data_if(h_tm, s, T, B, H)
-    if (p[0] == NULL or p[1] == NULL or p[2] == NULL or p[3] == NULL
-            or p[4] == NULL):
+    if p[2] == NULL or p[3] == NULL or p[4] == NULL:
         return None
     g_tm = grad_input(g, batch_first, T, B, H, s, False)
     if g_tm is None:

@@ -111,7 +111,7 @@ from cbptt._validation import (check_kernel_sizes, check_outputs_finite,
 from cbptt._layer cimport (CELL_CEC, CELL_GRU, CELL_LSTM, Layer,
                            layer_backward_run, layer_forward_run, make_layer)
 from cbptt._scan cimport (data_if, data_of, owned_if, preact_in_range,
-                          result_dims)
+                          result_inputs)
 from cbptt._simd cimport cbptt_isa, cbptt_isa_limit
 
 
@@ -449,25 +449,23 @@ def backward_call(x_tm, w_ih, w_hh, h0, c0, gates_tm, c_tm, h_tm, g, gc,
     Arrays that disagree (a result built by hand): None, nothing is raised.
     """
     cdef int d[4]
-    cdef int s = result_dims(x_tm, h_tm, d)
+    cdef void *p[18]
+    cdef int G = 4 if forget_gate else 3
+    cdef int s = result_inputs(x_tm, h_tm, w_ih, G, d, p)
     if s == 0:
         return None
     cdef int T = d[0], B = d[1], H = d[2], I = d[3]
-    cdef int GH = (4 if forget_gate else 3) * H
+    cdef int GH = G * H
     dtype = h_tm.dtype
-    # the inputs' pointers, checked
-    cdef void *p[18]
-    p[0] = data_if(x_tm, s, T, B, I)
-    p[1] = data_if(w_ih, s, GH, I)
+    # the other inputs' pointers, checked
     p[2] = data_if(w_hh, s, GH, H)
     p[3] = data_if(h0, s, B, H)
     p[4] = data_if(c0, s, B, H)
     p[5] = data_if(gates_tm, s, T, B, GH)
     p[6] = data_if(c_tm, s, T, B, H)
     p[7] = data_if(h_tm, s, T, B, H)
-    if (p[0] == NULL or p[1] == NULL or p[2] == NULL or p[3] == NULL
-            or p[4] == NULL or p[5] == NULL or p[6] == NULL or p[7] == NULL
-           ):
+    if (p[2] == NULL or p[3] == NULL or p[4] == NULL or p[5] == NULL
+            or p[6] == NULL or p[7] == NULL):
         return None
     g_tm = grad_input(g, batch_first, T, B, H, s, False)
     if g_tm is None:
@@ -507,6 +505,35 @@ def backward_call(x_tm, w_ih, w_hh, h0, c0, gates_tm, c_tm, h_tm, g, gc,
     return delta, delta_c, d_w_ih, d_w_hh, d_b, d_h0, d_c0, d_x
 
 
+cdef int cec_forward_run(int T, int B, int I, int H, const floating *x,
+                         const floating *w_ih, const floating *bias,
+                         const floating *h0, floating *h) except -1:
+    """The driver's CEC forward pass on checked arrays: h is the cache (the
+    carousel keeps no gates)."""
+    cdef Layer L = cec_layer(T, B, I, H)
+    return layer_forward_run(&L, x, w_ih, <floating *> NULL, bias,
+                             <floating *> NULL, h0, <floating *> NULL, h,
+                             <floating *> NULL, h, True)
+
+
+cdef int cec_backward_run(int T, int B, int I, int H, int truncate,
+                          const floating *x, const floating *w_ih,
+                          const floating *grad_h, floating *delta,
+                          floating *d_w_ih, floating *d_bias,
+                          floating *d_h0, floating *d_x) except -1:
+    """The driver's CEC backward pass on checked arrays (``d_x`` may be
+    NULL): with no recurrent weight and the identity, the step needs
+    neither the states nor h0."""
+    cdef Layer L = cec_layer(T, B, I, H)
+    return layer_backward_run(&L, truncate, x, w_ih, <floating *> NULL,
+                              <floating *> NULL, <floating *> NULL,
+                              <floating *> NULL, <floating *> NULL,
+                              <floating *> NULL, grad_h, <floating *> NULL,
+                              delta, <floating *> NULL, <floating *> NULL,
+                              d_w_ih, <floating *> NULL, d_bias,
+                              <floating *> NULL, d_h0, <floating *> NULL, d_x)
+
+
 def cec_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
                 const floating[::1] bias, const floating[:, ::1] h0,
                 floating[:, :, ::1] h):
@@ -528,11 +555,8 @@ def cec_forward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     s[3] = _span(&bias[0], H * n)
     s[4] = _span(&h0[0, 0], <Py_ssize_t> B * H * n)
     _check_disjoint(w, ("h", "x", "w_ih", "bias", "h0"), s, 1, 5)
-    cdef Layer L = cec_layer(T, B, I, H)
-    layer_forward_run(&L, &x[0, 0, 0], &w_ih[0, 0], <floating *> NULL,
-                      &bias[0], <floating *> NULL, &h0[0, 0],
-                      <floating *> NULL, &h[0, 0, 0], <floating *> NULL,
-                      &h[0, 0, 0], True)
+    cec_forward_run(T, B, I, H, &x[0, 0, 0], &w_ih[0, 0], &bias[0],
+                    &h0[0, 0], &h[0, 0, 0])
 
 
 def cec_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
@@ -571,14 +595,105 @@ def cec_backward(const floating[:, :, ::1] x, const floating[:, ::1] w_ih,
     s[7] = _span(&grad_h[0, 0, 0], TB * H * n)
     _check_disjoint(w, ("delta", "d_w_ih", "d_bias", "d_h0", "d_x", "x",
                         "w_ih", "grad_h"), s, 5, 8)
-    cdef Layer L = cec_layer(T, B, I, H)
-    layer_backward_run(&L, truncate, &x[0, 0, 0], &w_ih[0, 0],
-                       <floating *> NULL, <floating *> NULL, <floating *> NULL,
-                       <floating *> NULL, <floating *> NULL, <floating *> NULL,
-                       &grad_h[0, 0, 0], <floating *> NULL, &delta[0, 0, 0],
-                       <floating *> NULL, <floating *> NULL, &d_w_ih[0, 0],
-                       <floating *> NULL, &d_bias[0], <floating *> NULL,
-                       &d_h0[0, 0], <floating *> NULL, p_d_x)
+    cec_backward_run(T, B, I, H, truncate, &x[0, 0, 0], &w_ih[0, 0],
+                     &grad_h[0, 0, 0], &delta[0, 0, 0], &d_w_ih[0, 0],
+                     &d_bias[0], &d_h0[0, 0], p_d_x)
+
+
+#: The advice of ``cec_forward``'s overflow error.
+CEC_OVERFLOW_ADVICE = ("The carousel sums its input over all T steps: scale "
+                       "x, weight_ih, bias or h0 down.")
+
+
+def cec_forward_call(x, w_ih, bias, h0, bint batch_first):
+    """``cec_forward`` in one compiled call, or None: its only path.
+
+    Every valid call computes here: the arrays are ``forward_inputs``'
+    (``cbptt._scan``) common case with one gate and no ``w_hh`` (not
+    ``recurrent``), which every valid input is once converted; ``h0`` may
+    be None (zeros). Then
+    the kernel runs and, as the carousel sums its input over the T steps
+    (no activation bounds it, so no bound on one step's input would do),
+    the states are checked finite as ``check_outputs_finite`` checks them
+    (raising its ValueError). Returns ``(x_tm, w_ih, bias, h0, h)``:
+    private read-only copies (zeros for an h0 given as None) and the
+    read-only time-major states. Anything else: None, nothing is raised,
+    and the caller's checks give the precise error (or convert the arrays
+    for a second call).
+    """
+    fast = forward_inputs(x, batch_first, 1, w_ih, None, bias, h0, None,
+                          False)
+    if fast is None:
+        return None
+    x_tm, w, b, h0k = fast[0], fast[2], fast[4], fast[5]
+    cdef int T = x_tm.shape[0], B = x_tm.shape[1], I = x_tm.shape[2]
+    cdef int H = b.shape[0]
+    dtype = x_tm.dtype
+    h0k = zeros_if_none(h0k, B, H, dtype)
+    h = aligned_empty((T, B, H), dtype)
+    cdef void *p[5]
+    for k, a in enumerate((x_tm, w, b, h0k, h)):
+        p[k] = data_of(a)
+    if dtype.itemsize == 4:
+        cec_forward_run[float](T, B, I, H, <float *> p[0], <float *> p[1],
+                               <float *> p[2], <float *> p[3],
+                               <float *> p[4])
+    else:
+        cec_forward_run[double](T, B, I, H, <double *> p[0],
+                                <double *> p[1], <double *> p[2],
+                                <double *> p[3], <double *> p[4])
+    setflags(h, False)
+    check_outputs_finite("cec_forward", dtype, CEC_OVERFLOW_ADVICE, h=h)
+    return x_tm, w, b, h0k, h
+
+
+def cec_backward_call(x_tm, w_ih, h_tm, g, bint batch_first, int truncate,
+                      bint input_grad, bint checked):
+    """``cec_backward`` in one compiled call, or None: its only path.
+
+    ``x_tm``, ``w_ih``, ``h_tm`` are a forward result's private arrays
+    (``h_tm`` gives the sizes only); ``g`` as ``grad_input``'s common case
+    (``cbptt._scan``), whose values are not scanned first unless
+    ``checked``: as ``delta(t) = grad_h(t) + delta(t+1)``, a non-finite
+    one makes ``delta`` and then ``d_b`` (the sum of every ``delta``)
+    non-finite. Returns ``(delta, d_w_ih, d_b, d_h0, d_x)`` (time-major,
+    ``d_x`` None unless ``input_grad``); unless ``checked``, only when
+    every gradient is finite (else None, and the caller's check of
+    ``grad_h`` names the culprit; after it, a non-finite gradient is an
+    overflow the caller reports). Arrays that disagree (a result built by
+    hand): None, nothing is raised.
+    """
+    cdef int d[4]
+    cdef void *p[8]
+    cdef int s = result_inputs(x_tm, h_tm, w_ih, 1, d, p)
+    if s == 0:
+        return None
+    cdef int T = d[0], B = d[1], H = d[2], I = d[3]
+    dtype = h_tm.dtype
+    g_tm = grad_input(g, batch_first, T, B, H, s, False)
+    if g_tm is None:
+        return None
+    delta = aligned_empty((T, B, H), dtype)
+    d_w_ih = np.empty((H, I), dtype)
+    d_b = np.empty(H, dtype)
+    d_h0 = np.empty((B, H), dtype)
+    d_x = aligned_empty((T, B, I), dtype) if input_grad else None
+    for k, a in enumerate((g_tm, delta, d_w_ih, d_b, d_h0)):
+        p[2 + k] = data_of(a)
+    p[7] = data_of(d_x) if input_grad else NULL
+    if s == 4:
+        cec_backward_run[float](
+            T, B, I, H, truncate, <float *> p[0], <float *> p[1],
+            <float *> p[2], <float *> p[3], <float *> p[4], <float *> p[5],
+            <float *> p[6], <float *> p[7])
+    else:
+        cec_backward_run[double](
+            T, B, I, H, truncate, <double *> p[0], <double *> p[1],
+            <double *> p[2], <double *> p[3], <double *> p[4],
+            <double *> p[5], <double *> p[6], <double *> p[7])
+    if not checked and not all_finite_arrays((d_b, d_w_ih, d_h0, d_x)):
+        return None
+    return delta, d_w_ih, d_b, d_h0, d_x
 
 
 cdef int gru_forward_run(int T, int B, int I, int H, bint keep,
@@ -792,22 +907,20 @@ def gru_backward_call(x_tm, w_ih, w_hh, h0, gates_tm, hn_tm, h_tm, g,
     disagree (a result built by hand): None, nothing is raised.
     """
     cdef int d[4]
-    cdef int s = result_dims(x_tm, h_tm, d)
+    cdef void *p[17]
+    cdef int s = result_inputs(x_tm, h_tm, w_ih, 3, d, p)
     if s == 0:
         return None
     cdef int T = d[0], B = d[1], H = d[2], I = d[3]
     cdef int GH = 3 * H
     dtype = h_tm.dtype
-    cdef void *p[17]
-    p[0] = data_if(x_tm, s, T, B, I)
-    p[1] = data_if(w_ih, s, GH, I)
     p[2] = data_if(w_hh, s, GH, H)
     p[3] = data_if(h0, s, B, H)
     p[4] = data_if(gates_tm, s, T, B, GH)
     p[5] = data_if(hn_tm, s, T, B, H)
     p[6] = data_if(h_tm, s, T, B, H)
-    if (p[0] == NULL or p[1] == NULL or p[2] == NULL or p[3] == NULL
-            or p[4] == NULL or p[5] == NULL or p[6] == NULL):
+    if (p[2] == NULL or p[3] == NULL or p[4] == NULL or p[5] == NULL
+            or p[6] == NULL):
         return None
     g_tm = grad_input(g, batch_first, T, B, H, s, False)
     if g_tm is None:

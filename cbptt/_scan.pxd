@@ -7,7 +7,8 @@ cdef bint c_contiguous(const Py_buffer *v) noexcept
 cdef void *data_of(object a) except NULL
 cdef void *data_if(object a, int itemsize, Py_ssize_t n0, Py_ssize_t n1,
                    Py_ssize_t n2=*)
-cdef int result_dims(object x_tm, object h_tm, int *dims) except -1
+cdef int result_inputs(object x_tm, object h_tm, object w_ih, int G,
+                       int *dims, void **p) except -1
 cdef object owned_if(object a, int itemsize, Py_ssize_t n0, Py_ssize_t n1=*)
 cdef int preact_in_range(str func, object dtype, object bias, object w1,
                          object v1, object w2, object v2) except -1

@@ -351,11 +351,14 @@ cdef void *data_of(object a) except NULL:
     return p
 
 
-cdef int result_dims(object x_tm, object h_tm, int *dims) except -1:
+cdef int result_inputs(object x_tm, object h_tm, object w_ih, int G,
+                       int *dims, void **p) except -1:
     """The sizes of a forward result's time-major ``x_tm (T, B, I)`` and
-    ``h_tm (T, B, H)``: ``dims = (T, B, H, I)``, returning ``h_tm``'s
-    itemsize; 0 when either is not a 3-D ndarray or an axis is empty (the
-    one-call backward paths then answer None)."""
+    ``h_tm (T, B, H)``, ``dims = (T, B, H, I)``, and the checked data
+    pointers of ``x_tm`` (``p[0]``) and of its ``w_ih (G*H, I)`` (``p[1]``,
+    as ``data_if`` checks them), returning ``h_tm``'s itemsize; 0 when
+    either is not a 3-D ndarray, an axis is empty or ``x_tm`` or ``w_ih``
+    does not fit (the one-call backward paths then answer None)."""
     if (type(h_tm) is not ndarray or h_tm.ndim != 3
             or type(x_tm) is not ndarray or x_tm.ndim != 3):
         return 0
@@ -363,7 +366,10 @@ cdef int result_dims(object x_tm, object h_tm, int *dims) except -1:
     dims[3] = x_tm.shape[2]
     if dims[0] < 1 or dims[1] < 1 or dims[2] < 1 or dims[3] < 1:
         return 0
-    return h_tm.dtype.itemsize
+    cdef int s = h_tm.dtype.itemsize
+    p[0] = data_if(x_tm, s, dims[0], dims[1], dims[3])
+    p[1] = data_if(w_ih, s, <Py_ssize_t> G * dims[2], dims[3])
+    return s if p[0] != NULL and p[1] != NULL else 0
 
 
 cdef void *data_if(object a, int itemsize, Py_ssize_t n0, Py_ssize_t n1,
@@ -495,7 +501,7 @@ cdef object copy_time_major(const Py_buffer *v, bint batch_first,
 
 
 def forward_inputs(x, bint batch_first, int gates, w_ih, w_hh, bias, h0,
-                   c0):
+                   c0, bint recurrent=True):
     """The checked private copies of a forward pass's arrays, or None.
 
     The common case: every array a float32 or float64 ndarray of ``x``'s
@@ -503,16 +509,21 @@ def forward_inputs(x, bint batch_first, int gates, w_ih, w_hh, bias, h0,
     (batch-first) or (T, B, I); the others C-contiguous of shapes
     ``w_ih (G*H, I)``, ``w_hh (G*H, H)``, ``bias (G*H,)`` and ``h0``, ``c0``
     ``(B, H)`` or None, with G = ``gates`` and H >= 1; B*T, I, G*H, G*H*I
-    and G*H*H within the kernels' 32-bit index limit; every value finite. Then returns
-    ``(x_tm, x_max, w_ih, w_hh, bias, h0, c0)``: fresh read-only copies
-    (``x_tm`` time-major (T, B, I), ``x_max`` its ``colmax_abs``; None for
-    a state given as None). Anything else: None, and nothing is raised.
+    and G*H*H within the kernels' 32-bit index limit; every value finite.
+    Without ``recurrent`` (a layer with no recurrent weights: the CEC,
+    whose self-weight is fixed at 1), ``w_hh`` is not looked at and its
+    copy is None. Then returns ``(x_tm, x_max, w_ih, w_hh, bias, h0,
+    c0)``: fresh read-only copies (``x_tm`` time-major (T, B, I),
+    ``x_max`` its ``colmax_abs``; None for a state given as None).
+    Anything else: None, and nothing is raised.
     """
     cdef Py_buffer v[6]
     cdef int held = 0, s, k
     cdef long B, T, I, GH, H
     cdef int a = 0 if batch_first else 1
     states = (h0, c0)
+    if not recurrent:
+        w_hh = None
     try:
         s = float_view(x, &v[0])
         if s == 0:
@@ -523,7 +534,7 @@ def forward_inputs(x, bint batch_first, int gates, w_ih, w_hh, bias, h0,
         B, T, I = v[0].shape[a], v[0].shape[1 - a], v[0].shape[2]
         if B < 1 or T < 1 or I < 1 or B * T > INDEX_MAX or I > INDEX_MAX:
             return None
-        for arr in (w_ih, w_hh, bias):
+        for arr in ((w_ih, w_hh, bias) if recurrent else (w_ih, bias)):
             k = float_view(arr, &v[held])
             held += k != 0
             if k != s:
@@ -534,8 +545,9 @@ def forward_inputs(x, bint batch_first, int gates, w_ih, w_hh, bias, h0,
         H = GH // gates
         if GH * I > INDEX_MAX or GH * H > INDEX_MAX:
             return None
-        if not (has_shape(&v[1], 2, GH, I) and has_shape(&v[2], 2, GH, H)
-                and has_shape(&v[3], 1, GH, 0)):
+        if not (has_shape(&v[1], 2, GH, I)
+                and (not recurrent or has_shape(&v[2], 2, GH, H))
+                and has_shape(&v[held - 1], 1, GH, 0)):
             return None
         for arr in states:
             if arr is not None:

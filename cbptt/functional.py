@@ -13,14 +13,16 @@ Contract
 * Internally the kernels store per-step arrays time-major ``(T, batch, .)``;
   the batch-first arrays returned here are views of that storage.
 * One path per pass: every call computes through one compiled function
-  (``_elman.forward_call``/``backward_call``, ``_lstm.forward_call``/
-  ``backward_call``, ``_lstm.gru_forward_call``/``gru_backward_call``):
-  the checks of the common case (float32 or float64 ndarrays of one dtype,
-  consistent shapes, finite values; any initial states, either layout), the
-  private copies, the allocations, the kernel, the bound on the
-  pre-activations (``check_preactivation_range``: its decision and message)
-  and, in place of a scan of ``grad_h`` first, a check that the gradients
-  are finite. When it declines the arguments as given (a list, another
+  (``_elman.forward_call``/``backward_call``, ``_lstm.cec_forward_call``/
+  ``cec_backward_call``, ``_lstm.forward_call``/``backward_call``,
+  ``_lstm.gru_forward_call``/``gru_backward_call``): the checks of the
+  common case (float32 or float64 ndarrays of one dtype, consistent shapes,
+  finite values; any initial states, either layout), the private copies,
+  the allocations, the kernel, the bound on the pre-activations
+  (``check_preactivation_range``: its decision and message; for the CEC,
+  whose sum over the steps no one-step bound covers, a check that its
+  states are finite) and, in place of a scan of ``grad_h`` first, a check
+  that the gradients are finite. When it declines the arguments as given (a list, another
   dtype, mixed dtypes, a bad value), the Python checks run: they raise the
   precise error, or convert the arguments (to C-contiguous ndarrays of the
   working dtype) for a second call of the same function, which must accept
@@ -36,14 +38,10 @@ import numpy as np
 from cbptt import _elman, _scan
 from cbptt import _lstm
 from cbptt._validation import (as_array, check_activation, check_finite,
-                               check_nonempty, check_shape, check_truncate,
-                               time_major, time_major_colmax, to_kernel,
-                               working_dtype)
-from cbptt._validation import aligned_empty
-from cbptt._validation import (check_index_limit, check_kernel_sizes,
-                               check_outputs_finite,
-                               colmax_abs,
-                               frozen_zeros, owned)
+                               check_index_limit, check_kernel_sizes,
+                               check_nonempty, check_outputs_finite,
+                               check_shape, check_truncate, time_major,
+                               to_kernel, working_dtype)
 
 __all__ = ["RNNForwardResult", "RNNGradients", "rnn_forward", "rnn_backward",
            "release_buffers"]
@@ -188,17 +186,6 @@ def _check_hidden_size(weight_ih):
 def _sizes(x, batch_first):
     """(batch, T, features) of an input in either layout."""
     return x.shape if batch_first else (x.shape[1], x.shape[0], x.shape[2])
-
-
-def _input_tm(x, dtype, batch_first):
-    """The private read-only time-major copy of ``x`` and its column maxima."""
-    if batch_first:
-        x_tm, x_max = time_major_colmax(x, dtype)
-    else:
-        x_tm = np.array(x, dtype=dtype, order="C", copy=True)
-        x_max = colmax_abs(x_tm)
-    x_tm.flags.writeable = False        # a fresh copy: owned by the result
-    return x_tm, x_max
 
 
 def _checked_inputs(x, weight_ih, weight_hh, bias, h0, c0, batch_first,
@@ -587,7 +574,8 @@ class LSTMForwardResult:
 
 #: The field names of the forward results :func:`_result` builds.
 _FIELDS = {cls: {f.name for f in fields(cls)}
-           for cls in (RNNForwardResult, LSTMForwardResult)}
+           for cls in (RNNForwardResult, CECForwardResult,
+                       LSTMForwardResult)}
 
 LSTMGradients = namedtuple(
     "LSTMGradients",
@@ -702,31 +690,30 @@ def cec_forward(x, weight_ih, bias, h0=None, batch_first=True):
     >>> cec_forward(x, np.ones((1, 1)), np.zeros(1)).h[0, :, 0]
     array([1., 2., 3., 4.])
     """
-    batch_first = _check_layout(batch_first)
-    x = _check_input(x, batch_first)
-    weight_ih = _check_hidden_size(weight_ih)
-    B, T, I = _sizes(x, batch_first)
-    H = weight_ih.shape[0]
-    check_kernel_sizes("weight_ih", T, B, I, H, H)
-    weight_ih = _check_weight("weight_ih", weight_ih, (H, I))
-    bias = _check_weight("bias", bias, (H,))
-    h0 = _check_state("h0", h0, B, H)
-    dtype = working_dtype(x, weight_ih, bias, h0)
-
-    x_tm, _ = _input_tm(x, dtype, batch_first)        # private, read-only
-    w_ih = owned(weight_ih, dtype)
-    b = owned(bias, dtype)
-    h0k = frozen_zeros((B, H), dtype) if h0 is None else owned(h0, dtype)
-    h_tm = aligned_empty((T, B, H), dtype)
-    _lstm.cec_forward(x_tm, w_ih, b, h0k, h_tm)
-    h_tm.flags.writeable = False
-    check_outputs_finite("cec_forward", dtype, "The carousel sums its input "
-                         "over all T steps: scale x, weight_ih, bias or h0 "
-                         "down.", h=h_tm)
-    return CECForwardResult(h=_layout(h_tm, batch_first),
-                            x=_layout(x_tm, batch_first),
-                            weight_ih=w_ih, bias=b, h0=h0k, _x_tm=x_tm,
-                            _h_tm=h_tm, batch_first=batch_first)
+    out = None
+    if type(batch_first) is bool:
+        out = _lstm.cec_forward_call(x, weight_ih, bias, h0, batch_first)
+    if out is None:             # raise the precise error, or convert
+        batch_first = _check_layout(batch_first)
+        x = _check_input(x, batch_first)
+        weight_ih = _check_hidden_size(weight_ih)
+        B, T, I = _sizes(x, batch_first)
+        H = weight_ih.shape[0]
+        check_kernel_sizes("weight_ih", T, B, I, H, H)
+        weight_ih = _check_weight("weight_ih", weight_ih, (H, I))
+        bias = _check_weight("bias", bias, (H,))
+        h0 = _check_state("h0", h0, B, H)
+        dtype = working_dtype(x, weight_ih, bias, h0)
+        out = _accepted(_lstm.cec_forward_call(
+            to_kernel(x, dtype), to_kernel(weight_ih, dtype),
+            to_kernel(bias, dtype),
+            None if h0 is None else to_kernel(h0, dtype), batch_first),
+            "cec_forward")
+    x_tm, w_ih, b, h0k, h_tm = out
+    return _result(
+        CECForwardResult, h=_layout(h_tm, batch_first),
+        x=_layout(x_tm, batch_first), weight_ih=w_ih, bias=b, h0=h0k,
+        _x_tm=x_tm, _h_tm=h_tm, batch_first=batch_first)
 
 
 def cec_backward(forward_result, grad_h, truncate=None, input_grad=True):
@@ -787,23 +774,25 @@ def cec_backward(forward_result, grad_h, truncate=None, input_grad=True):
     """
     r = _check_result(forward_result, CECForwardResult, "cec_forward")
     trunc = check_truncate(truncate)
-    T, B, H = r._h_tm.shape
-    I = r._x_tm.shape[2]
-    dtype = r._h_tm.dtype
-    g_tm = _check_grad("grad_h", grad_h, T, B, H, dtype, r.batch_first)
-
-    delta = aligned_empty((T, B, H), dtype)
-    d_w_ih = np.empty((H, I), dtype)
-    d_b = np.empty(H, dtype)
-    d_h0 = np.empty((B, H), dtype)
-    d_x = aligned_empty((T, B, I), dtype) if _check_flag("input_grad",
-                                                    input_grad) else None
-    _lstm.cec_backward(r._x_tm, r.weight_ih, g_tm, trunc, delta, d_w_ih, d_b,
-                       d_h0, d_x)
-    check_outputs_finite(
-        "cec_backward", dtype, "Scale grad_h down or truncate the backward "
-        "pass (truncate=k).", delta=delta, weight_ih=d_w_ih, bias=d_b,
-        h0=d_h0, x=d_x)
+    out = None
+    if type(input_grad) is bool:
+        out = _lstm.cec_backward_call(r._x_tm, r.weight_ih, r._h_tm, grad_h,
+                                      r.batch_first, trunc, input_grad, False)
+    if out is not None:
+        delta, d_w_ih, d_b, d_h0, d_x = out
+    else:                       # raise the precise error, or convert
+        dtype = r._h_tm.dtype
+        g_tm = _check_grad("grad_h", grad_h, *r._h_tm.shape, dtype,
+                           r.batch_first)
+        input_grad = _check_flag("input_grad", input_grad)
+        delta, d_w_ih, d_b, d_h0, d_x = _result_accepted(
+            _lstm.cec_backward_call(r._x_tm, r.weight_ih, r._h_tm, g_tm,
+                                    False, trunc, input_grad, True),
+            "cec_forward")
+        check_outputs_finite(
+            "cec_backward", dtype, "Scale grad_h down or truncate the "
+            "backward pass (truncate=k).", delta=delta, weight_ih=d_w_ih,
+            bias=d_b, h0=d_h0, x=d_x)
     return CECGradients(weight_ih=d_w_ih, bias=d_b, h0=d_h0,
                         x=_layout(d_x, r.batch_first),
                         delta=_layout(delta, r.batch_first))

@@ -1,9 +1,10 @@
 """One path per layer pass: the form of the input changes no bit and no message.
 
-Every call of ``rnn_*``, ``lstm_*`` and ``gru_*`` computes through one
-compiled function (``forward_call``/``backward_call`` of ``_elman`` and
-``_lstm``, ``gru_forward_call``/``gru_backward_call``): the checks, the
-copies, the kernel and the range checks. When it declines the arguments as
+Every call of ``rnn_*``, ``cec_*``, ``lstm_*`` and ``gru_*`` computes
+through one compiled function (``forward_call``/``backward_call`` of
+``_elman`` and ``_lstm``, ``cec_forward_call``/``cec_backward_call``,
+``gru_forward_call``/``gru_backward_call``): the checks, the copies, the
+kernel and the range checks. When it declines the arguments as
 given, the Python checks raise the precise error or convert the arguments
 for a second call of the same function. Here:
 
@@ -23,8 +24,8 @@ import numpy as np
 import pytest
 
 from cbptt import _elman, _lstm, _scan, functional
-from cbptt import (gru_backward, gru_forward, lstm_backward, lstm_forward,
-                   rnn_backward, rnn_forward)
+from cbptt import (cec_backward, cec_forward, gru_backward, gru_forward,
+                   lstm_backward, lstm_forward, rnn_backward, rnn_forward)
 from cbptt._validation import check_preactivation_range
 
 B, T, I, H = 3, 5, 4, 6
@@ -32,7 +33,8 @@ B, T, I, H = 3, 5, 4, 6
 #: The compiled one-call functions of each kernel module.
 ONE_CALL = {"_elman": ("forward_call", "backward_call"),
             "_lstm": ("forward_call", "backward_call", "gru_forward_call",
-                      "gru_backward_call")}
+                      "gru_backward_call", "cec_forward_call",
+                      "cec_backward_call")}
 
 
 class _Full:
@@ -136,16 +138,24 @@ def test_every_valid_call_takes_the_one_call(monkeypatch, dtype,
         gru_backward(res, g)
         gru_backward(res, g, input_grad=False, truncate=2)
         gru_forward(x, *w, h0, cache=False, **kw)
+    a = _arrays("cec", dtype, seed=3)
+    x, g = lay(a["x"]), lay(a["grad_h"])
+    for h0 in (None, a["h0"]):
+        res = cec_forward(x, a["weight_ih"], a["bias"], h0, **kw)
+        cec_backward(res, g)
+        cec_backward(res, g, input_grad=False, truncate=2)
     lstm_one = [("forward_call", True), ("backward_call", True),
                 ("backward_call", True), ("forward_call", True)]
     gru_one = [("gru_forward_call", True), ("gru_backward_call", True),
                ("gru_backward_call", True), ("gru_forward_call", True)]
-    assert rec["_lstm"].taken == lstm_one * 8 + gru_one * 2
+    cec_one = [("cec_forward_call", True), ("cec_backward_call", True),
+               ("cec_backward_call", True)]
+    assert rec["_lstm"].taken == lstm_one * 8 + gru_one * 2 + cec_one * 2
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-@pytest.mark.parametrize("model", ["elman", "lstm", "lstm97", "gru"])
+@pytest.mark.parametrize("model", ["elman", "lstm", "lstm97", "gru", "cec"])
 def test_backward_call_refuses_a_non_finite_grad(dtype, bad, model):
     """grad_h is not scanned before the kernel: its non-finite value shows
     in the gradients (with saturated gates too: inf * 0 is NaN), the
@@ -170,6 +180,12 @@ def test_backward_call_refuses_a_non_finite_grad(dtype, bad, model):
                     res._gates_tm, res._hn_tm, res._h_tm)
             tail = (True,)
             backward = gru_backward
+        elif model == "cec":
+            res = cec_forward(a["x"], w[0], w[2])
+            call = _lstm.cec_backward_call
+            args = (res._x_tm, res.weight_ih, res._h_tm)
+            tail = (True,)
+            backward = cec_backward
         else:
             res = lstm_forward(a["x"], *w, forget_gate=fg)
             args = (res._x_tm, res.weight_ih, res.weight_hh, res.h0, res.c0,
@@ -193,12 +209,13 @@ def test_backward_call_refuses_a_non_finite_grad(dtype, bad, model):
 def test_a_result_changed_by_hand_is_refused():
     """A result whose arrays do not fit together: the one-call path
     declines it, and a clear error follows the checks of grad_h."""
-    for model in ("elman", "lstm", "gru"):
+    for model in ("elman", "lstm", "gru", "cec"):
         a = _arrays(model, np.float64)
         res = _run(model, a, want_result=True)
-        bad = dataclasses.replace(res, weight_hh=res.weight_hh[:, :-1])
+        name = "weight_ih" if model == "cec" else "weight_hh"
+        bad = dataclasses.replace(res, **{name: getattr(res, name)[:, :-1]})
         backward = {"elman": rnn_backward, "lstm": lstm_backward,
-                    "gru": gru_backward}[model]
+                    "gru": gru_backward, "cec": cec_backward}[model]
         with pytest.raises(ValueError, match="forward_result's arrays do "
                            "not fit together"):
             backward(bad, a["grad_h"])
@@ -206,7 +223,7 @@ def test_a_result_changed_by_hand_is_refused():
 
 def _arrays(model, dtype, seed=0, i=I, forget_gate=True):
     rng = np.random.default_rng(seed)
-    G = {"elman": 1, "gru": 3}.get(model, 4 if forget_gate else 3)
+    G = {"elman": 1, "cec": 1, "gru": 3}.get(model, 4 if forget_gate else 3)
     k = 1 / np.sqrt(H)
     return {
         "x": rng.standard_normal((B, T, i)).astype(dtype),
@@ -243,6 +260,12 @@ def _run(model, a, batch_first=True, states=True, input_grad=True,
         if want_result:
             return res
         grads = gru_backward(res, g, truncate=truncate, input_grad=input_grad)
+    elif model == "cec":
+        res = cec_forward(x, a["weight_ih"], a["bias"], h0,
+                          batch_first=batch_first)
+        if want_result:
+            return res
+        grads = cec_backward(res, g, truncate=truncate, input_grad=input_grad)
     else:
         res = lstm_forward(x, *w, h0, a["c0"] if states else None,
                            forget_gate=forget_gate, batch_first=batch_first)
@@ -289,7 +312,8 @@ def _both(checked_route, fn):
 
 MODELS = [("elman", "tanh", True), ("elman", "relu", True),
           ("elman", "logistic", True), ("elman", "identity", True),
-          ("lstm", None, True), ("lstm", None, False), ("gru", None, True)]
+          ("lstm", None, True), ("lstm", None, False), ("gru", None, True),
+          ("cec", None, True)]
 
 
 @pytest.mark.parametrize("model,activation,forget_gate", MODELS)
@@ -308,16 +332,19 @@ def test_checked_route_gives_the_same_bits(checked_route, model, activation,
         kw["activation"] = activation
     # the ndarrays are the compiled checks' common case
     x = a["x"] if batch_first else np.ascontiguousarray(a["x"].swapaxes(0, 1))
-    gates = {"elman": 1, "gru": 3}.get(model, 4 if forget_gate else 3)
+    gates = {"elman": 1, "cec": 1, "gru": 3}.get(model,
+                                                 4 if forget_gate else 3)
     assert _scan.forward_inputs(
-        x, batch_first, gates, a["weight_ih"], a["weight_hh"], a["bias"],
+        x, batch_first, gates, a["weight_ih"],
+        None if model == "cec" else a["weight_hh"], a["bias"],
         a["h0"] if states else None,
-        a["c0"] if states and model == "lstm" else None) is not None
+        a["c0"] if states and model == "lstm" else None,
+        model != "cec") is not None
     got, want = _both(checked_route, lambda: _run(model, a, **kw))
     _assert_same(got, want)
 
 
-@pytest.mark.parametrize("model", ["elman", "lstm", "gru"])
+@pytest.mark.parametrize("model", ["elman", "lstm", "gru", "cec"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("i", [1, 8, 9, 21, 300])
 def test_wide_and_narrow_inputs(checked_route, model, dtype, i):
@@ -327,6 +354,16 @@ def test_wide_and_narrow_inputs(checked_route, model, dtype, i):
     for bf in (True, False):
         got, want = _both(checked_route, lambda: _run(model, a, batch_first=bf))
         _assert_same(got, want)
+
+
+def _skip_absent(model, name):
+    """Skip an argument the ``model``'s layer does not have."""
+    if model != "lstm" and name in ("c0", "grad_c"):
+        pytest.skip("only the LSTM layer has a cell state")
+    if model != "gru" and name == "bias_hh":
+        pytest.skip("only the GRU keeps a recurrent bias apart")
+    if model == "cec" and name == "weight_hh":
+        pytest.skip("the CEC's self-weight is fixed at 1")
 
 
 def _unusual(name, v):
@@ -347,16 +384,13 @@ def _unusual(name, v):
         yield "int", np.rint(v * 3).astype(np.int16)
 
 
-@pytest.mark.parametrize("model", ["elman", "lstm", "gru"])
+@pytest.mark.parametrize("model", ["elman", "lstm", "gru", "cec"])
 @pytest.mark.parametrize("name", ["x", "weight_ih", "weight_hh", "bias",
                                   "bias_hh", "h0", "c0", "grad_h", "grad_c"])
 @pytest.mark.parametrize("batch_first", [True, False])
 def test_unusual_memory_gives_the_same_bits(checked_route, model, name,
                                             batch_first):
-    if model != "lstm" and name in ("c0", "grad_c"):
-        pytest.skip("only the LSTM layer has a cell state")
-    if model != "gru" and name == "bias_hh":
-        pytest.skip("only the GRU keeps a recurrent bias apart")
+    _skip_absent(model, name)
     base = _arrays(model, np.float32, seed=3)
     for label, v in _unusual(name, base[name]):
         a = dict(base, **{name: v})
@@ -395,6 +429,10 @@ def _run_tm(model, a, batch_first):
         res = gru_forward(x, a["weight_ih"], a["weight_hh"], a["bias"],
                           a["bias_hh"], a["h0"], batch_first=False)
         grads = gru_backward(res, g)
+    elif model == "cec":
+        res = cec_forward(x, a["weight_ih"], a["bias"], a["h0"],
+                          batch_first=False)
+        grads = cec_backward(res, g)
     else:
         res = lstm_forward(x, a["weight_ih"], a["weight_hh"], a["bias"],
                            a["h0"], a["c0"], batch_first=False)
@@ -505,18 +543,17 @@ BAD = {
 }
 
 
-@pytest.mark.parametrize("model", ["elman", "lstm", "gru"])
+@pytest.mark.parametrize("model", ["elman", "lstm", "gru", "cec"])
 @pytest.mark.parametrize("name", sorted(BAD))
 def test_errors_are_the_same(checked_route, model, name):
-    if model != "lstm" and name in ("c0", "grad_c"):
-        pytest.skip("only the LSTM layer has a cell state")
-    if model != "gru" and name == "bias_hh":
-        pytest.skip("only the GRU keeps a recurrent bias apart")
+    _skip_absent(model, name)
     a = _arrays(model, np.float32, seed=5)
     fwd, bwd = {"elman": (rnn_forward, rnn_backward),
                 "lstm": (lstm_forward, lstm_backward),
-                "gru": (gru_forward, gru_backward)}[model]
+                "gru": (gru_forward, gru_backward),
+                "cec": (cec_forward, cec_backward)}[model]
     fw_names = {"elman": ("x", "weight_ih", "weight_hh", "bias", "h0"),
+                "cec": ("x", "weight_ih", "bias", "h0"),
                 "lstm": ("x", "weight_ih", "weight_hh", "bias", "h0", "c0"),
                 "gru": ("x", "weight_ih", "weight_hh", "bias", "bias_hh",
                         "h0")}[model]
@@ -550,7 +587,7 @@ def test_errors_are_the_same(checked_route, model, name):
 
 def _error_values(name, base, model):
     """Bad values of argument ``name`` in the dtype of ``base``."""
-    G = {"elman": 1, "gru": 3}.get(model, 4)
+    G = {"elman": 1, "cec": 1, "gru": 3}.get(model, 4)
     dtype = base["x"].dtype
     for v in BAD[name]:
         if isinstance(v, str) and v in ("nan", "inf"):
@@ -566,7 +603,7 @@ def _error_values(name, base, model):
             yield v
 
 
-@pytest.mark.parametrize("model", ["elman", "lstm", "gru"])
+@pytest.mark.parametrize("model", ["elman", "lstm", "gru", "cec"])
 @pytest.mark.parametrize("batch_first", [True, False])
 def test_overflow_in_the_error_signals_is_still_refused(checked_route, model,
                                                         batch_first):
@@ -588,12 +625,9 @@ def test_overflow_in_the_error_signals_is_still_refused(checked_route, model,
         assert ": delta overflowed" in got, got
 
 
-@pytest.mark.parametrize("cache", [True, False])
-def test_lstm_cell_states_scanned_from_a_given_c0(monkeypatch, cache):
-    """c is scanned for an overflow when c0 is given (from zero it cannot
-    overflow: |c(t)| <= t + 1), and then only: the compiled path hands the
-    result's c (all of it, or c(T-1) without the cache) to the check, whose
-    message names c."""
+def _record_output_checks(monkeypatch):
+    """The calls of ``_lstm``'s ``check_outputs_finite``, ``(func, dtype,
+    advice, arrays)``, recorded from now on (each still checks)."""
     real = _lstm.check_outputs_finite
     seen = []
 
@@ -601,6 +635,68 @@ def test_lstm_cell_states_scanned_from_a_given_c0(monkeypatch, cache):
         seen.append((func, dtype, advice, arrays))
         real(func, dtype, advice, **arrays)
     monkeypatch.setattr(_lstm, "check_outputs_finite", record)
+    return seen
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_cec_states_checked_finite(checked_route, monkeypatch, batch_first):
+    """The carousel sums its input over the steps, which no bound on one
+    step covers: the compiled path hands its states to the finiteness
+    check (with the advice cec_forward always gave), and an overflow is
+    refused with the same message by both routes."""
+    seen = _record_output_checks(monkeypatch)
+    a = _arrays("cec", np.float32, seed=9)
+    res = _run("cec", a, batch_first=batch_first, want_result=True)
+    (func, dtype, advice, arrays), = seen
+    assert (func, dtype) == ("cec_forward", np.float32)
+    assert arrays["h"] is res._h_tm and list(arrays) == ["h"]
+    assert advice == ("The carousel sums its input over all T steps: scale "
+                      "x, weight_ih, bias or h0 down.")
+    # each step adds about 3e38: finite inputs, s(1) overflows
+    b = dict(a, x=np.full((B, T, I), 1e38, np.float32),
+             weight_ih=np.ones((H, I), np.float32))
+
+    def call():
+        try:
+            _run("cec", b, batch_first=batch_first)
+        except ValueError as exc:
+            return str(exc)
+        return None
+    got, want = _both(checked_route, call)
+    assert got == want and got.startswith(
+        "cec_forward: h overflowed the float32 range"), got
+    assert got.endswith("scale x, weight_ih, bias or h0 down. Or pass "
+                        "float64 arrays."), got
+
+
+def test_forward_inputs_without_recurrent_weights():
+    """recurrent=False (the CEC): w_hh is not looked at and its copy is
+    None; the default still refuses a w_hh that is not an array."""
+    a = _arrays("cec", np.float64)
+    args = (a["x"], True, 1, a["weight_ih"])
+    for w_hh in (None, a["weight_hh"], "anything"):
+        x_tm, x_max, w, u, b, h0, c0 = _scan.forward_inputs(
+            *args, w_hh, a["bias"], a["h0"], None, False)
+        assert u is None and c0 is None
+        for c, v in ((w, a["weight_ih"]), (b, a["bias"]), (h0, a["h0"])):
+            np.testing.assert_array_equal(c, v, strict=True)
+            assert not c.flags.writeable and not np.shares_memory(c, v)
+    assert _scan.forward_inputs(*args, None, a["bias"], a["h0"],
+                                None) is None
+    # the bias and the states are still checked in that mode
+    for bias, h0 in ((a["bias"][:-1], a["h0"]), (a["bias"], a["h0"][:-1]),
+                     (a["bias"].astype(np.float32), None)):
+        assert _scan.forward_inputs(*args, None, bias, h0, None,
+                                    False) is None
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_lstm_cell_states_scanned_from_a_given_c0(monkeypatch, cache):
+    """c is scanned for an overflow when c0 is given (from zero it cannot
+    overflow: |c(t)| <= t + 1), and then only: the compiled path hands the
+    result's c (all of it, or c(T-1) without the cache) to the check, whose
+    message names c."""
+    seen = _record_output_checks(monkeypatch)
     a = _arrays("lstm", np.float32, seed=8)
     w = (a["weight_ih"], a["weight_hh"], a["bias"])
     lstm_forward(a["x"], *w, a["h0"], cache=cache)
@@ -612,7 +708,7 @@ def test_lstm_cell_states_scanned_from_a_given_c0(monkeypatch, cache):
     c[-1, 0, 0] = np.inf
     with pytest.raises(ValueError, match="lstm_forward: c overflowed "
                        "the float32 range .* Scale c0 down"):
-        real(func, dtype, advice, c=c)
+        functional.check_outputs_finite(func, dtype, advice, c=c)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -685,6 +781,10 @@ def test_results_have_every_field():
     r2 = rnn_forward(a["x"], a["weight_ih"][:H], a["weight_hh"][:H],
                      a["bias"][:H], batch_first=True)
     assert set(vars(r2)) == functional._FIELDS[type(r2)]
+    r3 = cec_forward(a["x"], a["weight_ih"][:H], a["bias"][:H])
+    assert set(vars(r3)) == functional._FIELDS[type(r3)]
+    with pytest.raises(AttributeError):
+        r3.h = None
 
 
 def _converted(v):
@@ -700,7 +800,7 @@ def _converted(v):
     yield "subclass", v.view(type("Sub", (np.ndarray,), {})), np.float32
 
 
-@pytest.mark.parametrize("model", ["elman", "lstm", "gru"])
+@pytest.mark.parametrize("model", ["elman", "lstm", "gru", "cec"])
 @pytest.mark.parametrize("name", ["x", "weight_ih", "weight_hh", "bias",
                                   "bias_hh", "h0", "c0"])
 @pytest.mark.parametrize("batch_first", [True, False])
@@ -708,10 +808,7 @@ def test_converted_inputs_give_the_bits_of_ndarrays(model, name,
                                                     batch_first):
     """An argument in another form computes exactly what the plain
     C-contiguous ndarrays of its values in the working dtype compute."""
-    if model != "lstm" and name == "c0":
-        pytest.skip("only the LSTM layer has a cell state")
-    if model != "gru" and name == "bias_hh":
-        pytest.skip("only the GRU keeps a recurrent bias apart")
+    _skip_absent(model, name)
     base = _arrays(model, np.float32, seed=11)
     for label, v, dtype in _converted(base[name]):
         values = np.asarray(v, dtype=np.float64).astype(np.float32)
@@ -743,6 +840,9 @@ def _run_given_x(model, a, kw):
     elif model == "gru":
         res = gru_forward(a["x"], *w, a["bias_hh"], a["h0"], **kw)
         grads = gru_backward(res, g)
+    elif model == "cec":
+        res = cec_forward(a["x"], a["weight_ih"], a["bias"], a["h0"], **kw)
+        grads = cec_backward(res, g)
     else:
         res = lstm_forward(a["x"], *w, a["h0"], a["c0"], **kw)
         grads = lstm_backward(res, g)
