@@ -126,6 +126,38 @@ def test_cec_and_output_layer_overflow_are_refused():
     assert _step(str(info.value)) == (1, 2)
 
 
+@pytest.mark.parametrize("ragged", [False, True])
+@pytest.mark.parametrize("where", ["recurrent layer", "output layer"])
+def test_overflow_in_rows_names_the_sample_by_its_index_in_x(where, ragged):
+    """predict_raw over a subset ``rows`` of X (the validation split's path)
+    names the overflowing sequence by its row of X, the one the user can
+    find, not by its position in ``rows``; chunks of 2 sequences put it
+    at position 4 of ``rows``, 0 of its chunk."""
+    from cbptt._network import OverflowInX, predict_raw
+    est, _, _ = _fitted()
+    X = np.zeros((10, 4, 1))
+    if where == "recurrent layer":
+        _set(est, weight_ih_l0=1.0)
+        X[7, 1:] = 1e308                         # sample 7 from step 1 on
+        step = 1
+    else:
+        _set(est, weight_ih_l0=10.0, weight_hh_l0=0.0, bias_ih_l0=0.0,
+             out__weight=1.7e308)                # z = 1.7e308 * 2 h = inf
+        X[:] = -1e-3                             # |z| ~ 3.4e305: finite
+        X[7] = 1.0                               # ... but not for sample 7
+        step = 3
+    lengths = np.full(10, 4, np.intp) if ragged else None
+    rows = np.array([0, 1, 2, 9, 7, 4], np.intp)
+    with pytest.raises(OverflowInX, match=where) as info:
+        predict_raw(est._net, est._params, X, lengths, "last",
+                    max_elements=2 * 4 * max(est._net.sizes),
+                    batch_first=True, check=True, rows=rows)
+    assert _step(str(info.value)) == (7, step)
+    z = predict_raw(est._net, est._params, X, lengths, "last",
+                    batch_first=True, rows=rows[:4])      # without sample 7
+    assert np.isfinite(z).all()
+
+
 def test_padding_that_would_overflow_is_not_refused():
     """Steps beyond a sequence's end are not the network's values for it:
     a short sequence whose padded continuation would overflow predicts."""
