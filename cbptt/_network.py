@@ -394,17 +394,27 @@ def _bias_bound(p):
 def _preact_worst(p, x_max, h_in):
     """max_j of the bound sum_k |W_ih[j,k]| x_max[k] + sum_k |W_hh[j,k]|
     h_in[k] + |b[j]| on a layer's pre-activations (float64; NaN or inf when
-    an input maximum is)."""
+    an input maximum is).
+
+    Every cell's parameters take the compiled bound (one pass, no
+    temporaries): a GRU's two biases as their float64 bound
+    :func:`_bias_bound`, which ``preact_bound_or_none`` accepts beside
+    float32 weights too. :func:`_preact_worst_numpy` gives the same value
+    (up to the order of the sums) for anything it declines.
+    """
     bias = p["bias"] if "bias" in p else _bias_bound(p)
     worst = _scan.preact_bound_or_none(bias, p["weight_ih"], x_max,
                                        p["weight_hh"], h_in)
-    if worst is None:
-        with np.errstate(over="ignore", invalid="ignore"):
-            bound = (_bias_bound(p)
-                     + np.abs(p["weight_ih"].astype(np.float64)) @ x_max
-                     + np.abs(p["weight_hh"].astype(np.float64)) @ h_in)
-            worst = float(bound.max())
-    return worst
+    return _preact_worst_numpy(p, x_max, h_in) if worst is None else worst
+
+
+def _preact_worst_numpy(p, x_max, h_in):
+    """:func:`_preact_worst` in NumPy (any layout or dtype; temporaries)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        bound = (_bias_bound(p)
+                 + np.abs(p["weight_ih"].astype(np.float64)) @ x_max
+                 + np.abs(p["weight_hh"].astype(np.float64)) @ h_in)
+        return float(bound.max())
 
 
 def _layer_ok(cell, p, inp, h):

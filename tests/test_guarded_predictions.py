@@ -15,6 +15,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 from cbptt import RNNClassifier, RNNRegressor
+from cbptt._cells import CELLS
 
 
 def _fitted(cell="elman", activation="tanh", H=2, dtype=np.float64,
@@ -156,6 +157,46 @@ def test_overflow_in_rows_names_the_sample_by_its_index_in_x(where, ragged):
     z = predict_raw(est._net, est._params, X, lengths, "last",
                     batch_first=True, rows=rows[:4])      # without sample 7
     assert np.isfinite(z).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_overflow_guard_takes_the_compiled_bound_for_every_cell(monkeypatch,
+                                                               cell, dtype):
+    """Every cell's guard runs the compiled pre-activation bound (a float32
+    GRU's float64 bias bound fell back to NumPy on every chunk), never the
+    NumPy fallback, and the bound keeps its value: |b| (a GRU's |b_ih| +
+    |b_hh|) + |W_ih| x_max + |W_hh| h_in, maximised over the units."""
+    from cbptt import _network
+    est, X, _ = _fitted(cell=cell, dtype=dtype, H=3)
+    compiled, seen = _network._scan.preact_bound_or_none, []
+
+    def spy(*args):
+        seen.append(compiled(*args))
+        return seen[-1]
+
+    def fallback(*args):
+        raise AssertionError("the NumPy fallback of the bound ran")
+
+    monkeypatch.setattr(_network._scan, "preact_bound_or_none", spy)
+    monkeypatch.setattr(_network, "_preact_worst_numpy", fallback,
+                        raising=False)
+    assert np.isfinite(est.predict(X)).all()
+    p = est._net.views(est._params)[0][0]
+    if "weight_hh" not in p:                   # CEC: its states are scanned
+        assert seen == []
+        return
+    assert seen and None not in seen, seen
+    rng = np.random.default_rng(1)
+    x_max, h_in = 3 * rng.random(1), rng.random(3)
+    bias = sum(np.abs(v.astype(np.float64)) for k, v in p.items()
+               if k.startswith("bias"))
+    want = (bias + np.abs(p["weight_ih"].astype(np.float64)) @ x_max
+            + np.abs(p["weight_hh"].astype(np.float64)) @ h_in).max()
+    seen.clear()
+    assert _network._preact_worst(p, x_max, h_in) == pytest.approx(want,
+                                                                   rel=1e-12)
+    assert seen and None not in seen
 
 
 def test_padding_that_would_overflow_is_not_refused():
