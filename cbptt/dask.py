@@ -437,11 +437,11 @@ def _fit_blocks(estimator, blocks, epochs, n_held, val, client, classes):
                     raise KeyboardInterrupt     # kept by partial_fit: stop
             if not hasattr(estimator, "_params"):
                 raise ValueError("X holds no sequences: every block is empty")
-            where = f"after epoch {epoch}"
             loss = total / count if count else np.nan
             # The epoch counts once its score is in: n_iter_, loss_curve_
             # and validation_scores_ always have one entry per epoch.
             if val is not None:
+                where = f"while scoring epoch {epoch} on the validation data"
                 s = _validation_score(estimator, val, client)
                 scores.append(s)
                 stall = stall + 1 if s < best_score + tol else 0
@@ -452,6 +452,7 @@ def _fit_blocks(estimator, blocks, epochs, n_held, val, client, classes):
                 best_loss = min(best_loss, loss)
             n_epochs += 1
             history.append(loss)
+            where = f"after epoch {epoch}"
             if stall > patience:
                 break
     except KeyboardInterrupt:

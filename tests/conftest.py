@@ -69,8 +69,8 @@ def interrupting_batches(monkeypatch, at, how):
 
     ``how``: "signal" sends one real SIGINT (as Ctrl-C does) at the start of
     that mini-batch; "signal2" sends two (Ctrl-C pressed twice); "raise"
-    raises KeyboardInterrupt instead of running it. Returns the list of the
-    weights after every finished mini-batch.
+    raises KeyboardInterrupt instead of running it; ``at`` None: never.
+    Returns the list of the weights after every finished mini-batch.
     """
     from cbptt._network import Trainer
     original = Trainer.batch

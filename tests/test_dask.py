@@ -257,6 +257,36 @@ def test_keyboard_interrupt_stops_at_the_interrupted_block(monkeypatch, how,
     assert pred.shape == y.shape and np.isfinite(pred).all()
 
 
+def test_keyboard_interrupt_while_validating_counts_complete_epochs(
+        monkeypatch):
+    """Ctrl-C while an epoch is scored on the validation data: that epoch
+    is not counted, so n_iter_, loss_curve_ and validation_scores_ keep
+    one entry per complete epoch, and the last update's weights stay."""
+    X = np.random.default_rng(3).standard_normal((40, 8, 3))
+    dX, dy = da.from_array(X, chunks=10), da.from_array(X.sum(axis=(1, 2)),
+                                                        chunks=10)
+    est = RNNRegressor(hidden_layer_sizes=(6,), batch_size=5, tol=0.0,
+                       early_stopping=True, n_iter_no_change=100,
+                       random_state=0)
+    after = interrupting_batches(monkeypatch, None, None)   # counts them
+    original, calls = cdask._validation_score, []
+
+    def validation_score(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(*args)
+
+    monkeypatch.setattr(cdask, "_validation_score", validation_score)
+    with pytest.warns(UserWarning, match="while scoring epoch 2 on the "
+                      r"validation data; .*\(1 complete epoch"):
+        cdask.fit_incremental(est, dX, dy, epochs=5)
+    assert est.n_iter_ == len(est.loss_curve_) == len(est.validation_scores_) == 1
+    assert len(after) == 2 * 3 * 2             # 2 epochs of 3 blocks of 2
+    np.testing.assert_array_equal(est._params, after[-1])
+    assert est.early_stopping is True
+
+
 def test_keyboard_interrupt_before_any_update_rolls_back(monkeypatch):
     X = np.random.default_rng(3).standard_normal((40, 8, 3))
     dX, dy = da.from_array(X, chunks=10), da.from_array(X.sum(axis=(1, 2)),
