@@ -402,10 +402,21 @@ class _Interrupt:
             where = f"after epoch {self.epoch}"
         else:
             where = f"in epoch {self.epoch} after mini-batch {self.batch}"
-        return (f"fit was interrupted by KeyboardInterrupt {where}; the model "
-                "keeps the weights of the last finished update "
-                f"({n_iter} complete epoch(s) counted in n_iter_). Call "
-                "partial_fit, or fit with warm_start=True, to train on.")
+        return interrupted_message("fit", where, n_iter,
+                                   "Call partial_fit, or fit with "
+                                   "warm_start=True,")
+
+
+def interrupted_message(caller, where, n_iter, resume):
+    """The warning of a training call that Ctrl-C stopped with a kept model.
+
+    ``where`` says where it stopped, ``n_iter`` the complete epochs counted
+    in ``n_iter_``, ``resume`` how to train on (the sentence's start).
+    """
+    return (f"{caller} was interrupted by KeyboardInterrupt {where}; the "
+            "model keeps the weights of the last finished update "
+            f"({n_iter} complete epoch(s) counted in n_iter_). {resume} to "
+            "train on.")
 
 
 _PARAMETERS = """
@@ -913,6 +924,10 @@ class _BaseRNN(BaseEstimator):
             for k, v in items.items():
                 saved[k][:] = v
             raise
+        # The warning's text when Ctrl-C stopped this call early (else None):
+        # a caller that chains calls (cbptt.dask.fit_incremental) must stop
+        # too, and learns it here.
+        self._interrupted = interrupted
         if interrupted is not None:
             warnings.warn(interrupted, UserWarning)
         return self

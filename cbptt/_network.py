@@ -394,17 +394,27 @@ def _bias_bound(p):
 def _preact_worst(p, x_max, h_in):
     """max_j of the bound sum_k |W_ih[j,k]| x_max[k] + sum_k |W_hh[j,k]|
     h_in[k] + |b[j]| on a layer's pre-activations (float64; NaN or inf when
-    an input maximum is)."""
+    an input maximum is).
+
+    Every cell's parameters take the compiled bound (one pass, no
+    temporaries): a GRU's two biases as their float64 bound
+    :func:`_bias_bound`, which ``preact_bound_or_none`` accepts beside
+    float32 weights too. :func:`_preact_worst_numpy` gives the same value
+    (up to the order of the sums) for anything it declines.
+    """
     bias = p["bias"] if "bias" in p else _bias_bound(p)
     worst = _scan.preact_bound_or_none(bias, p["weight_ih"], x_max,
                                        p["weight_hh"], h_in)
-    if worst is None:
-        with np.errstate(over="ignore", invalid="ignore"):
-            bound = (_bias_bound(p)
-                     + np.abs(p["weight_ih"].astype(np.float64)) @ x_max
-                     + np.abs(p["weight_hh"].astype(np.float64)) @ h_in)
-            worst = float(bound.max())
-    return worst
+    return _preact_worst_numpy(p, x_max, h_in) if worst is None else worst
+
+
+def _preact_worst_numpy(p, x_max, h_in):
+    """:func:`_preact_worst` in NumPy (any layout or dtype; temporaries)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        bound = (_bias_bound(p)
+                 + np.abs(p["weight_ih"].astype(np.float64)) @ x_max
+                 + np.abs(p["weight_hh"].astype(np.float64)) @ h_in)
+        return float(bound.max())
 
 
 def _layer_ok(cell, p, inp, h):
@@ -473,10 +483,11 @@ def _overflow(n, t, where, what, dtype):
         f"tanh(inf) = 1 or relu(NaN) = 0 hides the overflow). {advice}.")
 
 
-def check_chunk(net, p_layers, v, lengths, s):
+def check_chunk(net, p_layers, v, lengths, samples):
     """Raise :class:`OverflowInX` when a forward chunk (``v`` of
-    :class:`Workspace` after :func:`forward_stack`, sequences ``s..``)
-    left the range; cheap when it did not."""
+    :class:`Workspace` after :func:`forward_stack`) left the range; cheap
+    when it did not. ``samples[n]``: the index in the caller's ``x`` of the
+    chunk's ``n``-th sequence, the sample the message names."""
     inp = v.x
     for layer, (p, buf) in enumerate(zip(p_layers, v.layers)):
         h = buf["h"]
@@ -484,14 +495,15 @@ def check_chunk(net, p_layers, v, lengths, s):
             found = _locate_layer(p, inp, h, lengths)
             if found is not None:
                 n, t, what = found
-                raise _overflow(s + n, t, f"recurrent layer {layer}", what,
-                                h.dtype)
+                raise _overflow(int(samples[n]), t, f"recurrent layer {layer}",
+                                what, h.dtype)
         inp = h
 
 
-def _check_output(z, lengths, s, last, dtype, T):
+def _check_output(z, lengths, samples, last, dtype, T):
     """The output layer's ``z`` of a chunk (``(B, k)`` at each sample's last
-    step, or ``(T, B, k)``) finite at every valid step."""
+    step, or ``(T, B, k)``) finite at every valid step (``samples`` as for
+    :func:`check_chunk`)."""
     if _scan.all_finite(z.reshape(-1)):
         return
     bad = ~np.isfinite(z).all(axis=-1)
@@ -505,7 +517,7 @@ def _check_output(z, lengths, s, last, dtype, T):
             return
         n = int(np.argmax(bad.any(axis=0)))
         t = int(np.argmax(bad[:, n]))
-    raise _overflow(s + n, t, "the output layer (z = h W^T + b)",
+    raise _overflow(int(samples[n]), t, "the output layer (z = h W^T + b)",
                     "its values are NaN or infinite", dtype)
 
 
@@ -531,7 +543,9 @@ def predict_raw(net, params, x, lengths, output, max_elements=1 << 22,
         The layout of ``x``.
     check : bool
         Refuse values that left the dtype's range (:class:`OverflowInX`,
-        naming the sample and step) instead of returning them.
+        naming the sample and step) instead of returning them. The sample
+        is its index in ``x`` (with ``rows``, ``rows[i]``, not ``i``): the
+        row of the data the caller holds.
     rows : ndarray of intp or None
         With ``batch_first``: predict only the sequences ``x[rows]``,
         gathered chunk by chunk (the results of ``x[rows]`` trimmed to its
@@ -560,16 +574,16 @@ def predict_raw(net, params, x, lengths, output, max_elements=1 << 22,
         e = min(N, s + B)
         Tb = T if lengths is None else int(lengths[s:e].max())
         v = ws.views(Tb, e - s)
+        samples = np.arange(s, e) if rows is None else rows[s:e]   # in x
         if batch_first:
             _train.gather_batch_first(
-                x, np.arange(s, e) if rows is None else rows[s:e],
-                None if lengths is None else lengths[s:e], v.x)
+                x, samples, None if lengths is None else lengths[s:e], v.x)
         else:
             np.copyto(v.x, x[:Tb, s:e])
         h = forward_stack(net, p_layers, v.x, v, v.zero_states)
         lb = None if lengths is None else lengths[s:e]
         if check:
-            check_chunk(net, p_layers, v, lb, s)
+            check_chunk(net, p_layers, v, lb, samples)
         with np.errstate(over="ignore", invalid="ignore"):
             if output == "last":
                 if lengths is None:
@@ -580,6 +594,6 @@ def predict_raw(net, params, x, lengths, output, max_elements=1 << 22,
             else:
                 z[:Tb, s:e] = h @ W.T + b
         if check:
-            _check_output(z[s:e] if output == "last" else z[:Tb, s:e], lb, s,
-                          output == "last", x.dtype, Tb)
+            _check_output(z[s:e] if output == "last" else z[:Tb, s:e], lb,
+                          samples, output == "last", x.dtype, Tb)
     return z

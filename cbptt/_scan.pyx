@@ -41,7 +41,8 @@ no message, only the time taken.
 * :func:`all_finite_arrays` ``(arrays)``: True iff every array is a
   scannable ndarray of finite values (None entries are skipped).
 * :func:`preact_bound_or_none`: :func:`preact_bound`, or None when the
-  arrays are not all C-contiguous float arrays of one dtype.
+  arrays are not all C-contiguous float arrays of one dtype (the bias may
+  also be float64).
 * :func:`aligned_empty` ``(shape, dtype)``: an uninitialised C-contiguous
   array starting on a page (a 64-byte line when smaller than a page), for
   the kernels' outputs; about 1 us, against 7 us in Python (np.prod,
@@ -282,7 +283,14 @@ def preact_bound(const floating[::1] bias, const floating[:, ::1] w1,
     return worst
 
 
-cdef double bound_loop(long n, const floating *bias, long k1,
+# The bias of a bound: the weights' dtype, or float64 for either (a GRU's
+# |b_ih| + |b_hh|, summed in float64 by the network's overflow guard).
+ctypedef fused bias_floating:
+    float
+    double
+
+
+cdef double bound_loop(long n, const bias_floating *bias, long k1,
                        const floating *w1, const double *v1, long k2,
                        const floating *w2, const double *v2) noexcept nogil:
     """The loop of :func:`preact_bound` (rows of w1 (n x k1), w2 (n x k2))."""
@@ -637,10 +645,12 @@ def all_finite_arrays(arrays):
 
 
 def preact_bound_or_none(bias, w1, v1, w2, v2):
-    """:func:`preact_bound` when ``bias``, ``w1``, ``w2`` are non-empty
-    C-contiguous ndarrays of one float dtype (``w1``, ``w2`` 2-D) and ``v1``,
-    ``v2`` C-contiguous float64 vectors (the arrays the ``colmax_abs`` and
-    ``owned`` of ``_validation`` give); else None, and nothing is raised."""
+    """:func:`preact_bound` when ``w1``, ``w2`` are non-empty C-contiguous
+    2-D ndarrays of one float dtype, ``bias`` a non-empty C-contiguous
+    vector of that dtype or of float64 (a bias bound summed in float64, as
+    the network's guard of a GRU has), and ``v1``, ``v2`` C-contiguous
+    float64 vectors (the arrays the ``colmax_abs`` and ``owned`` of
+    ``_validation`` give); else None, and nothing is raised."""
     cdef Py_buffer v[5]
     cdef int held = 0, s = 0, k
     cdef long n
@@ -652,8 +662,9 @@ def preact_bound_or_none(bias, w1, v1, w2, v2):
             held += 1
             if not (v[k].len > 0 and c_contiguous(&v[k])) and k < 3:
                 return None
-        s = <int> v[0].itemsize
-        if (v[1].itemsize != s or v[2].itemsize != s or v[3].itemsize != 8
+        s = <int> v[1].itemsize                 # the weights' dtype
+        if ((v[0].itemsize != s and v[0].itemsize != 8)
+                or v[2].itemsize != s or v[3].itemsize != 8
                 or v[4].itemsize != 8 or v[0].ndim != 1 or v[1].ndim != 2
                 or v[2].ndim != 2 or v[3].ndim != 1 or v[4].ndim != 1
                 or not c_contiguous(&v[3]) or not c_contiguous(&v[4])):
@@ -664,7 +675,13 @@ def preact_bound_or_none(bias, w1, v1, w2, v2):
                 or v[4].shape[0] != v[2].shape[1]):
             raise ValueError("preact_bound: inconsistent shapes")
         with nogil:
-            if s == 4:
+            if s == 4 and v[0].itemsize == 8:
+                worst = bound_loop(n, <const double *> v[0].buf,
+                                   v[1].shape[1], <const float *> v[1].buf,
+                                   <const double *> v[3].buf, v[2].shape[1],
+                                   <const float *> v[2].buf,
+                                   <const double *> v[4].buf)
+            elif s == 4:
                 worst = bound_loop(n, <const float *> v[0].buf, v[1].shape[1],
                                    <const float *> v[1].buf,
                                    <const double *> v[3].buf, v[2].shape[1],

@@ -21,8 +21,9 @@ data looks channels-first.
 
 Variable lengths may also be given as trailing-NaN padding: the steps after
 a sequence's last step are NaN in every feature. NaN anywhere else, and
-infinity anywhere, is a ``ValueError``. float32 input stays float32; any
-other real input becomes float64.
+infinity anywhere, is a ``ValueError``. float32 input stays float32 (in
+either byte order: a non-native array is copied to the native order, the
+copy a conversion makes anyway); any other real input becomes float64.
 
 Output: :class:`Sequences`, the data batch-first ``(N, T, F)`` C-contiguous
 in the compute dtype (the caller's own array when it already is one: never
@@ -217,6 +218,25 @@ def _ndim(X):
     if isinstance(ndim, int):
         return ndim
     return np.asarray(X).ndim
+
+
+def _swapped(a):
+    """Whether ``a`` is a float32 or float64 ndarray in the non-native byte
+    order (``'>f4'`` on a little-endian machine)."""
+    return (isinstance(a, np.ndarray) and a.dtype.type in FLOATS
+            and not a.dtype.isnative)
+
+
+def _native(X):
+    """``X`` with its non-native float32/float64 arrays (``X`` itself, or the
+    sequences of a list or tuple ``X``) copied to the native byte order;
+    anything else as it is. NumPy counts ``'>f4'`` as float32, but
+    scikit-learn's ``check_array(dtype=(float64, float32))`` does not find
+    it in the list and converts it to float64 (with one ``dtype`` it
+    converts any byte order itself: no call needed)."""
+    if isinstance(X, (list, tuple)):
+        return [_native(e) for e in X] if any(map(_swapped, X)) else X
+    return X.astype(X.dtype.newbyteorder("=")) if _swapped(X) else X
 
 
 def _list_to_padded(X, dtype):
@@ -446,6 +466,8 @@ def validate_sequences(estimator, X, *, reset, dtype=None):
         ndim = _ndim(X)
         if ndim not in (2, 3):
             _refuse_ndim(X, ndim)
+    if dtype is None:                   # a given dtype converts any order
+        X = _native(X)
     if ndim is None:
         layout = "list"
         X, lengths = _list_to_padded(X, dtype)

@@ -44,9 +44,15 @@ def as_array(name, a, ndim):
 
 
 def working_dtype(*arrays):
-    """float32 if every given array is float32, else float64."""
+    """float32 if every given array is float32, else float64 (native order).
+
+    The byte order does not count, as for NumPy (``np.result_type('>f4',
+    '<f4')`` is float32): a big-endian float32 array is float32, and
+    :func:`to_kernel` and :func:`time_major` convert it to the native
+    order in the copy they make anyway.
+    """
     for a in arrays:
-        if a is not None and a.dtype != np.float32:
+        if a is not None and a.dtype.type is not np.float32:
             return _FLOAT64
     return _FLOAT32
 

@@ -48,7 +48,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from cbptt._estimators import _BaseRNN
+from cbptt._estimators import _BaseRNN, interrupted_message
 from cbptt._sequences import check_real_numbers
 
 __all__ = ["fit_incremental", "predict", "score", "task_threads"]
@@ -345,7 +345,12 @@ def fit_incremental(estimator, X, y, *, epochs, validation=None, client=None,
     training stops when the count exceeds it; the best epoch's weights are
     kept. Without validation the same holds for the epoch's training loss
     (lower by ``tol``). If training raises (a bad block), the estimator is
-    put back as it was before the call.
+    put back as it was before the call. Ctrl-C (``KeyboardInterrupt``) stops
+    training as in :meth:`fit`: at the end of the current mini-batch, with
+    no further block trained, keeping the weights of the last finished
+    update (``n_iter_`` counts the complete epochs), with a warning; the
+    call then returns normally. Before the call's first update it rolls
+    the estimator back and is raised.
 
     Examples
     --------
@@ -406,43 +411,63 @@ def _fit_blocks(estimator, blocks, epochs, n_held, val, client, classes):
     best_loss, best_score, best_params, stall = np.inf, -np.inf, None, 0
     scores = list(getattr(estimator, "validation_scores_", None) or []) \
         if val is not None else None
-    n_epochs = 0
-    for _ in range(epochs):
-        sequence = [blocks[i] for i in rng.permutation(train)]
-        total = count = 0.0
-        started = _materialise(sequence[0], client)
-        for j, block in enumerate(sequence):
-            xb, yb = _gather(started, client)
-            if j + 1 < len(sequence):           # computed while we train
-                started = _materialise(sequence[j + 1], client)
-            if len(xb) == 0:                    # an empty chunk or partition
-                continue
-            yb = _as_block_y(yb, estimator)
-            estimator.partial_fit(xb, yb, **kwargs)
-            kwargs.pop("classes", None)
-            n = len(xb)
-            if estimator.loss_ is not None:      # None: stopped non-finite
-                total += estimator.loss_ * n
-                count += n
-            del xb, yb
-        if not hasattr(estimator, "_params"):
-            raise ValueError("X holds no sequences: every block is empty")
-        n_epochs += 1
-        loss = total / count if count else np.nan
-        history.append(loss)
-        if val is not None:
-            s = _validation_score(estimator, val, client)
-            scores.append(s)
-            stall = stall + 1 if s < best_score + tol else 0
-            if s > best_score:
-                best_score, best_params = s, estimator._params.copy()
-        else:
-            stall = stall + 1 if loss > best_loss - tol else 0
-            best_loss = min(best_loss, loss)
-        if stall > patience:
-            break
+    n_epochs, trained, where = 0, False, None
+    try:
+        for epoch in range(1, epochs + 1):
+            sequence = [blocks[i] for i in rng.permutation(train)]
+            total = count = 0.0
+            started = _materialise(sequence[0], client)
+            for j, block in enumerate(sequence):
+                where = f"in epoch {epoch} at block {j + 1} of {len(sequence)}"
+                xb, yb = _gather(started, client)
+                if j + 1 < len(sequence):       # computed while we train
+                    started = _materialise(sequence[j + 1], client)
+                if len(xb) == 0:                # an empty chunk or partition
+                    continue
+                yb = _as_block_y(yb, estimator)
+                _partial_fit_block(estimator, xb, yb, kwargs)
+                trained = True
+                kwargs.pop("classes", None)
+                n = len(xb)
+                if estimator.loss_ is not None:  # None: stopped non-finite
+                    total += estimator.loss_ * n
+                    count += n
+                del xb, yb
+                if estimator._interrupted is not None:
+                    raise KeyboardInterrupt     # kept by partial_fit: stop
+            if not hasattr(estimator, "_params"):
+                raise ValueError("X holds no sequences: every block is empty")
+            loss = total / count if count else np.nan
+            # The epoch counts once its score is in: n_iter_, loss_curve_
+            # and validation_scores_ always have one entry per epoch.
+            if val is not None:
+                where = f"while scoring epoch {epoch} on the validation data"
+                s = _validation_score(estimator, val, client)
+                scores.append(s)
+                stall = stall + 1 if s < best_score + tol else 0
+                if s > best_score:
+                    best_score, best_params = s, estimator._params.copy()
+            else:
+                stall = stall + 1 if loss > best_loss - tol else 0
+                best_loss = min(best_loss, loss)
+            n_epochs += 1
+            history.append(loss)
+            where = f"after epoch {epoch}"
+            if stall > patience:
+                break
+    except KeyboardInterrupt:
+        # As fit: Ctrl-C after an update of this call keeps the weights of
+        # the last finished update (not the best epoch's) and warns; before
+        # any, it rolls the estimator back (fit_incremental) and goes on.
+        if not trained:
+            raise
+        best_params = None
+        estimator._interrupted = interrupted_message(
+            "fit_incremental", where, n_epochs,
+            "Call fit_incremental with warm_start=True")
+        warnings.warn(estimator._interrupted, UserWarning)
     estimator.n_iter_ = n_epochs
-    estimator.loss_ = history[-1]
+    estimator.loss_ = history[-1] if history else None
     estimator.loss_curve_ = history
     estimator._no_improvement_count = stall
     if val is not None:
@@ -455,6 +480,17 @@ def _fit_blocks(estimator, blocks, epochs, n_held, val, client, classes):
         estimator.validation_scores_ = None
         estimator.best_validation_score_ = None
         estimator.best_loss_ = best_loss
+
+
+def _partial_fit_block(estimator, xb, yb, kwargs):
+    """One block's ``partial_fit``, without its own Ctrl-C warning: the
+    block's epoch is not the caller's, and :func:`_fit_blocks` warns once
+    for the whole call (``estimator._interrupted`` tells it to stop)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="fit was interrupted by KeyboardInterrupt",
+            category=UserWarning)
+        estimator.partial_fit(xb, yb, **kwargs)
 
 
 def _concat(parts):

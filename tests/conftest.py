@@ -1,4 +1,6 @@
 """Shared fixtures and helpers for cbptt's tests."""
+import signal
+
 import numpy as np
 import pytest
 
@@ -60,3 +62,30 @@ def simd_level_fixture(module=None):
     def simd_level(isa_level):
         return ISA_LEVELS.index(isa_level)
     return simd_level
+
+
+def interrupting_batches(monkeypatch, at, how):
+    """Make the training's per-mini-batch call interrupt on its ``at``-th call.
+
+    ``how``: "signal" sends one real SIGINT (as Ctrl-C does) at the start of
+    that mini-batch; "signal2" sends two (Ctrl-C pressed twice); "raise"
+    raises KeyboardInterrupt instead of running it; ``at`` None: never.
+    Returns the list of the weights after every finished mini-batch.
+    """
+    from cbptt._network import Trainer
+    original = Trainer.batch
+    after = []
+
+    def batch(self, x, lengths, target):
+        if len(after) + 1 == at:
+            if how == "raise":
+                raise KeyboardInterrupt
+            signal.raise_signal(signal.SIGINT)
+            if how == "signal2":
+                signal.raise_signal(signal.SIGINT)
+        out = original(self, x, lengths, target)
+        after.append(self.params.copy())
+        return out
+
+    monkeypatch.setattr(Trainer, "batch", batch)
+    return after

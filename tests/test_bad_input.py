@@ -389,6 +389,7 @@ import re as _re                                                 # noqa: E402
 import signal as _signal                                         # noqa: E402
 
 import cbptt                                                     # noqa: E402
+from conftest import interrupting_batches                        # noqa: E402
 
 needs_estimators = pytest.mark.skipif(
     not hasattr(cbptt, "RNNRegressor"),
@@ -699,33 +700,6 @@ def test_huge_inputs_never_give_silent_nan(cls_name):
             assert np.isfinite(est.predict_proba(X * scale)).all()
 
 
-def _interrupting_batches(monkeypatch, at, how):
-    """Make the training's per-mini-batch call interrupt on its ``at``-th call.
-
-    ``how``: "signal" sends one real SIGINT (as Ctrl-C does) at the start of
-    that mini-batch; "signal2" sends two (Ctrl-C pressed twice); "raise"
-    raises KeyboardInterrupt instead of running it. Returns the list of the
-    weights after every finished mini-batch.
-    """
-    from cbptt._network import Trainer
-    original = Trainer.batch
-    after = []
-
-    def batch(self, x, lengths, target):
-        if len(after) + 1 == at:
-            if how == "raise":
-                raise KeyboardInterrupt
-            _signal.raise_signal(_signal.SIGINT)
-            if how == "signal2":
-                _signal.raise_signal(_signal.SIGINT)
-        out = original(self, x, lengths, target)
-        after.append(self.params.copy())
-        return out
-
-    monkeypatch.setattr(Trainer, "batch", batch)
-    return after
-
-
 def _interrupt_data():
     rng = np.random.default_rng(3)
     X = rng.standard_normal((40, 8, 3))
@@ -762,7 +736,7 @@ def test_keyboard_interrupt_keeps_the_last_finished_update(monkeypatch, how,
         pytest.skip("SIGINT has a non-default handler in this test process")
     X, y = _interrupt_data()
     est = _small("RNNRegressor", **INTERRUPTIBLE)
-    after = _interrupting_batches(monkeypatch, at, how)
+    after = interrupting_batches(monkeypatch, at, how)
     msg = _fit_interrupted(est, X, y)
     epoch, batch = divmod(kept - 1, 5)
     assert f"in epoch {epoch + 1} after mini-batch {batch + 1};" in msg, msg
@@ -792,7 +766,7 @@ def test_keyboard_interrupt_in_partial_fit_keeps_the_finished_updates(monkeypatc
     est = _fitted_est("RNNRegressor", **dict(INTERRUPTIBLE, max_iter=2))
     X, y = _interrupt_data()
     n_iter = est.n_iter_
-    after = _interrupting_batches(monkeypatch, 3, "raise")
+    after = interrupting_batches(monkeypatch, 3, "raise")
     with _warnings.catch_warnings(record=True) as record:
         _warnings.simplefilter("always")
         est.partial_fit(X, y)
@@ -838,7 +812,7 @@ def test_keyboard_interrupt_before_any_update_is_raised_and_changes_nothing(
     fitted = _fitted_est("RNNRegressor", **dict(INTERRUPTIBLE, max_iter=2))
     before = _snapshot(fitted, X)
     state = dict(vars(fitted))
-    _interrupting_batches(monkeypatch, 1, how)
+    interrupting_batches(monkeypatch, 1, how)
     with pytest.raises(KeyboardInterrupt):
         fresh.fit(X, y)
     assert not hasattr(fresh, "coefs_") and not hasattr(fresh, "n_iter_")

@@ -46,6 +46,7 @@ import cbptt.dask as cdask                                     # noqa: E402
 from cbptt import RNNClassifier, RNNRegressor                  # noqa: E402
 from cbptt._layer import threads_used as _threads_used          # noqa: E402
 from cbptt.datasets import make_sine                           # noqa: E402
+from conftest import interrupting_batches                      # noqa: E402
 
 # The scorer probes below run in the worker processes: pickle this module's
 # functions by value (the workers cannot import the test module by name).
@@ -216,6 +217,85 @@ def test_early_stopping_on_held_out_blocks(client):
     scores = [est.score(X[200 * b:200 * (b + 1)], y[200 * b:200 * (b + 1)])
               for b in held]
     assert any(abs(s - est.best_validation_score_) < 1e-12 for s in scores)
+
+
+@pytest.mark.parametrize("how,at,kept,where", [
+    ("signal", 3, 3, "in epoch 1 at block 2 of 4"),   # inside block 2
+    ("raise", 3, 2, "in epoch 1 at block 2 of 4"),    # block 2 kept nothing
+    ("signal", 10, 10, "in epoch 2 at block 1 of 4"),
+])
+def test_keyboard_interrupt_stops_at_the_interrupted_block(monkeypatch, how,
+                                                           at, kept, where):
+    """Ctrl-C during one block's partial_fit stops fit_incremental there: no
+    further block or epoch is trained, the weights of the last finished
+    update are kept, the model predicts, and one warning says so."""
+    import signal
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT has a non-default handler in this test process")
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40, 8, 3))
+    y = X.sum(axis=(1, 2))
+    dX, dy = da.from_array(X, chunks=10), da.from_array(y, chunks=10)
+    est = RNNRegressor(hidden_layer_sizes=(6,), batch_size=5, tol=0.0,
+                       random_state=0)               # 2 mini-batches a block
+    after = interrupting_batches(monkeypatch, at, how)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        cdask.fit_incremental(est, dX, dy, epochs=5)
+    said = [str(w.message) for w in record
+            if "KeyboardInterrupt" in str(w.message)]
+    assert said == [
+        f"fit_incremental was interrupted by KeyboardInterrupt {where}; the "
+        "model keeps the weights of the last finished update "
+        f"({(kept - 1) // 8} complete epoch(s) counted in n_iter_). Call "
+        "fit_incremental with warm_start=True to train on."]
+    assert len(after) == kept                  # no further block was trained
+    np.testing.assert_array_equal(est._params, after[-1])
+    assert est.n_iter_ == len(est.loss_curve_) == (kept - 1) // 8
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    pred = est.predict(X)
+    assert pred.shape == y.shape and np.isfinite(pred).all()
+
+
+def test_keyboard_interrupt_while_validating_counts_complete_epochs(
+        monkeypatch):
+    """Ctrl-C while an epoch is scored on the validation data: that epoch
+    is not counted, so n_iter_, loss_curve_ and validation_scores_ keep
+    one entry per complete epoch, and the last update's weights stay."""
+    X = np.random.default_rng(3).standard_normal((40, 8, 3))
+    dX, dy = da.from_array(X, chunks=10), da.from_array(X.sum(axis=(1, 2)),
+                                                        chunks=10)
+    est = RNNRegressor(hidden_layer_sizes=(6,), batch_size=5, tol=0.0,
+                       early_stopping=True, n_iter_no_change=100,
+                       random_state=0)
+    after = interrupting_batches(monkeypatch, None, None)   # counts them
+    original, calls = cdask._validation_score, []
+
+    def validation_score(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(*args)
+
+    monkeypatch.setattr(cdask, "_validation_score", validation_score)
+    with pytest.warns(UserWarning, match="while scoring epoch 2 on the "
+                      r"validation data; .*\(1 complete epoch"):
+        cdask.fit_incremental(est, dX, dy, epochs=5)
+    assert est.n_iter_ == len(est.loss_curve_) == len(est.validation_scores_) == 1
+    assert len(after) == 2 * 3 * 2             # 2 epochs of 3 blocks of 2
+    np.testing.assert_array_equal(est._params, after[-1])
+    assert est.early_stopping is True
+
+
+def test_keyboard_interrupt_before_any_update_rolls_back(monkeypatch):
+    X = np.random.default_rng(3).standard_normal((40, 8, 3))
+    dX, dy = da.from_array(X, chunks=10), da.from_array(X.sum(axis=(1, 2)),
+                                                        chunks=10)
+    est = RNNRegressor(hidden_layer_sizes=(6,), batch_size=5, random_state=0)
+    interrupting_batches(monkeypatch, 1, "raise")
+    with pytest.raises(KeyboardInterrupt):
+        cdask.fit_incremental(est, dX, dy, epochs=2)
+    assert not hasattr(est, "n_iter_") and not hasattr(est, "_params")
 
 
 def test_classifier_streamed_with_explicit_validation(client):

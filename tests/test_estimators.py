@@ -514,6 +514,40 @@ def test_float32_trains_in_float32(rng, cell):
     np.testing.assert_allclose(e32.predict(X), e64.predict(X), atol=1e-3)
 
 
+@pytest.mark.parametrize("form", ["3d", "2d", "list", "ragged"])
+@pytest.mark.parametrize("native", [np.float32, np.float64])
+@pytest.mark.parametrize("cls", [RNNRegressor, RNNClassifier])
+def test_non_native_byte_order_counts_as_its_dtype(rng, cls, native, form):
+    """X in the other byte order ('>f4' on a little-endian machine) is the
+    same float32 (float64) for NumPy: the estimators fit and predict in that
+    dtype, with the bits of the native array, not in float64."""
+    X, y = sine_data(rng, 24, 6)
+    if cls is RNNClassifier:
+        y = np.where(y > np.median(y), "up", "down")
+    X = X.astype(native)                                  # (n, T): 2-D
+    if form != "2d":
+        X = X[:, :, None]
+    swapped = X.astype(X.dtype.newbyteorder("S"))
+    assert not swapped.dtype.isnative and swapped.dtype.type is native
+    as_given = {"list": list, "2d": np.asarray, "3d": np.asarray,
+                "ragged": lambda X: [x[:6 - i % 3] for i, x in enumerate(X)],
+                }[form]
+    ref = quiet(small(cls).fit, as_given(X), y)
+    est = quiet(small(cls).fit, as_given(swapped), y)
+    # (a list of equal-length sequences is read as check_array reads it)
+    dtype = ref._params.dtype if form == "list" else native
+    assert est._params.dtype == ref._params.dtype == dtype
+    assert all(v.dtype == dtype for d in est.coefs_ for v in d.values())
+    np.testing.assert_array_equal(est._params, ref._params)
+    assert est.loss_curve_ == ref.loss_curve_
+    pred = est.predict(as_given(swapped))
+    np.testing.assert_array_equal(pred, ref.predict(as_given(X)))
+    if cls is RNNRegressor:
+        assert pred.dtype == dtype
+    quiet(est.partial_fit, as_given(swapped), y)          # warm: its dtype
+    assert est._params.dtype == dtype
+
+
 # ----------------------------------------------- scikit-learn integration --
 
 def test_pipeline_and_cross_val_score(rng):

@@ -15,6 +15,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 from cbptt import RNNClassifier, RNNRegressor
+from cbptt._cells import CELLS
 
 
 def _fitted(cell="elman", activation="tanh", H=2, dtype=np.float64,
@@ -124,6 +125,78 @@ def test_cec_and_output_layer_overflow_are_refused():
     with pytest.raises(ValueError, match="X.*output layer") as info:
         est.predict(X)
     assert _step(str(info.value)) == (1, 2)
+
+
+@pytest.mark.parametrize("ragged", [False, True])
+@pytest.mark.parametrize("where", ["recurrent layer", "output layer"])
+def test_overflow_in_rows_names_the_sample_by_its_index_in_x(where, ragged):
+    """predict_raw over a subset ``rows`` of X (the validation split's path)
+    names the overflowing sequence by its row of X, the one the user can
+    find, not by its position in ``rows``; chunks of 2 sequences put it
+    at position 4 of ``rows``, 0 of its chunk."""
+    from cbptt._network import OverflowInX, predict_raw
+    est, _, _ = _fitted()
+    X = np.zeros((10, 4, 1))
+    if where == "recurrent layer":
+        _set(est, weight_ih_l0=1.0)
+        X[7, 1:] = 1e308                         # sample 7 from step 1 on
+        step = 1
+    else:
+        _set(est, weight_ih_l0=10.0, weight_hh_l0=0.0, bias_ih_l0=0.0,
+             out__weight=1.7e308)                # z = 1.7e308 * 2 h = inf
+        X[:] = -1e-3                             # |z| ~ 3.4e305: finite
+        X[7] = 1.0                               # ... but not for sample 7
+        step = 3
+    lengths = np.full(10, 4, np.intp) if ragged else None
+    rows = np.array([0, 1, 2, 9, 7, 4], np.intp)
+    with pytest.raises(OverflowInX, match=where) as info:
+        predict_raw(est._net, est._params, X, lengths, "last",
+                    max_elements=2 * 4 * max(est._net.sizes),
+                    batch_first=True, check=True, rows=rows)
+    assert _step(str(info.value)) == (7, step)
+    z = predict_raw(est._net, est._params, X, lengths, "last",
+                    batch_first=True, rows=rows[:4])      # without sample 7
+    assert np.isfinite(z).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_overflow_guard_takes_the_compiled_bound_for_every_cell(monkeypatch,
+                                                               cell, dtype):
+    """Every cell's guard runs the compiled pre-activation bound (a float32
+    GRU's float64 bias bound fell back to NumPy on every chunk), never the
+    NumPy fallback, and the bound keeps its value: |b| (a GRU's |b_ih| +
+    |b_hh|) + |W_ih| x_max + |W_hh| h_in, maximised over the units."""
+    from cbptt import _network
+    est, X, _ = _fitted(cell=cell, dtype=dtype, H=3)
+    compiled, seen = _network._scan.preact_bound_or_none, []
+
+    def spy(*args):
+        seen.append(compiled(*args))
+        return seen[-1]
+
+    def fallback(*args):
+        raise AssertionError("the NumPy fallback of the bound ran")
+
+    monkeypatch.setattr(_network._scan, "preact_bound_or_none", spy)
+    monkeypatch.setattr(_network, "_preact_worst_numpy", fallback,
+                        raising=False)
+    assert np.isfinite(est.predict(X)).all()
+    p = est._net.views(est._params)[0][0]
+    if "weight_hh" not in p:                   # CEC: its states are scanned
+        assert seen == []
+        return
+    assert seen and None not in seen, seen
+    rng = np.random.default_rng(1)
+    x_max, h_in = 3 * rng.random(1), rng.random(3)
+    bias = sum(np.abs(v.astype(np.float64)) for k, v in p.items()
+               if k.startswith("bias"))
+    want = (bias + np.abs(p["weight_ih"].astype(np.float64)) @ x_max
+            + np.abs(p["weight_hh"].astype(np.float64)) @ h_in).max()
+    seen.clear()
+    assert _network._preact_worst(p, x_max, h_in) == pytest.approx(want,
+                                                                   rel=1e-12)
+    assert seen and None not in seen
 
 
 def test_padding_that_would_overflow_is_not_refused():

@@ -796,7 +796,8 @@ def _converted(v):
     yield "float64", v.astype(np.float64), np.float64
     yield "strided", np.repeat(v, 2, axis=-1)[..., ::2], np.float32
     yield "fortran", np.asfortranarray(v), np.float32
-    yield "big-endian", v.astype(">f4"), np.float64      # not float32
+    # the other byte order is the same float32 (np.result_type('>f4', '<f4'))
+    yield "byte-swapped", v.astype(v.dtype.newbyteorder("S")), np.float32
     yield "subclass", v.view(type("Sub", (np.ndarray,), {})), np.float32
 
 
