@@ -59,7 +59,7 @@ from cbptt._cells import CELLS, make_cell
 from cbptt._docs import DOCS_URL
 from cbptt._network import (Network, NonFiniteError, OverflowInX,
                             SoftmaxCrossEntropy, SquaredError, Trainer,
-                            Workspace, predict_raw)
+                            Workspace, check_data, predict_raw)
 from cbptt._optim import Optimizer
 from cbptt._sequences import (check_real_numbers, check_target_shape,
                               checked_array, sample_weights, sequence_targets,
@@ -966,6 +966,9 @@ class _BaseRNN(BaseEstimator):
                                  "warm_start=False to refit")
             params = self._params.copy()
             old_opt = self._optimizer if incremental else None
+        # Data the network overflows on would train it on saturated garbage
+        # (tanh(inf) = 1 keeps the loss finite): refused as predict does.
+        check_data(net, params, seqs.data, seqs.lengths, self._arch["output"])
         if cold or not incremental:
             self._start_history()
         self._start_error_flow(incremental)

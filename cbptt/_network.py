@@ -474,13 +474,61 @@ def _locate_layer(p, inp, h, lengths):
     return n, t, "its states are NaN or infinite"
 
 
-def _overflow(n, t, where, what, dtype):
+def _overflow(n, t, where, what, dtype, garbage="the predictions would be"):
+    """The :class:`OverflowInX` naming sample ``n``, step ``t``, the layer
+    and what left the range; ``garbage`` says what the overflow would spoil
+    (predictions, or a fit)."""
     advice = ("Scale X (e.g. with StandardScaler) or the weights down"
               + ("" if dtype == np.float64 else ", or fit in float64"))
-    return OverflowInX(
+    e = OverflowInX(
         f"X overflows the network in {dtype}: at sample {n}, step {t}, "
-        f"{where}: {what}; the predictions would be garbage (a saturated "
+        f"{where}: {what}; {garbage} garbage (a saturated "
         f"tanh(inf) = 1 or relu(NaN) = 0 hides the overflow). {advice}.")
+    e.parts = (n, t, where, what, dtype)
+    return e
+
+
+def _data_colmax(data, lengths):
+    """max |data[n, t, f]| over every sample's own steps, per feature
+    (float64), without a copy of the data (chunks of samples where NaN
+    pads the shorter ones)."""
+    if lengths is None:
+        return colmax_abs(data.reshape(-1, data.shape[-1]))
+    out = np.zeros(data.shape[-1])
+    step = max(1, (1 << 20) // max(1, data[0].size))
+    for s in range(0, data.shape[0], step):
+        chunk = np.abs(data[s:s + step].astype(np.float64))
+        out = np.fmax(out, np.fmax.reduce(chunk.reshape(-1, chunk.shape[-1])))
+    return out
+
+
+def check_data(net, params, data, lengths, output):
+    """Raise :class:`OverflowInX` (its message for a fit) when the network
+    with ``params`` overflows on the batch-first ``data`` (``lengths`` as
+    for :func:`predict_raw`), as ``predict`` would refuse it.
+
+    For a stack whose states stay in [-1, 1] (``cell.bounded_state``, from
+    the zero state) a bound from the data's column maxima alone suffices
+    (every layer above the first sees inputs in [-1, 1]), a pass over the
+    data and no forward; only when it fails, or for unbounded states, the
+    checked forward pass of :func:`predict_raw` decides and locates.
+    """
+    p_layers, _ = net.views(params)
+    if net.cell.bounded_state and "weight_hh" in p_layers[0]:
+        x_max = _data_colmax(data, lengths)
+        limit = _QUARTER_MAX[data.dtype]
+        ok = True
+        for p in p_layers:
+            h_in = np.ones(p["weight_hh"].shape[1])
+            ok = ok and _preact_worst(p, x_max, h_in) <= limit
+            x_max = h_in
+        if ok:
+            return
+    try:
+        predict_raw(net, params, data, lengths, output, batch_first=True,
+                    check=True)
+    except OverflowInX as e:
+        raise _overflow(*e.parts, garbage="training on it would fit") from None
 
 
 def check_chunk(net, p_layers, v, lengths, samples):

@@ -220,6 +220,55 @@ def test_sequence_output_overflow_is_refused():
     assert _step(str(info.value)) == (1, 3)
 
 
+@pytest.mark.parametrize("fit", ["fit", "partial_fit", "warm_start"])
+@pytest.mark.parametrize("cell, activation", [
+    ("elman", "tanh"), ("elman", "relu"), ("elman", "logistic"),
+    ("lstm", "tanh"), ("gru", "tanh")])
+def test_fit_refuses_data_the_network_overflows_on(cell, activation, fit):
+    """Training on X whose pre-activations overflow fits saturated garbage
+    (tanh(inf) = 1 keeps the loss finite): fit, partial_fit and a warm fit
+    refuse it as predict does, naming the sample and step, and leave the
+    estimator as it was."""
+    est, X, y = _fitted(cell=cell, activation=activation, H=3)
+    before = est.coefs_
+    X = X.copy()
+    X[13, 2, 0] = 1e308
+    with pytest.raises(ValueError, match="training on it would fit garbage"
+                       ) as info:
+        if fit == "fit":
+            type(est)(cell=cell, activation=activation, hidden_layer_sizes=(3,),
+                      random_state=0).fit(X, y)
+        elif fit == "partial_fit":
+            est.partial_fit(X, y)
+        else:
+            est.set_params(warm_start=True).fit(X, y)
+    assert _step(str(info.value)) == (13, 2)
+    for a, b in zip(before, est.coefs_):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_fit_checks_bounded_stacks_without_a_forward_pass(monkeypatch):
+    """For states in [-1, 1] the data's column maxima bound every layer:
+    ordinary data costs no forward pass before training."""
+    from cbptt import _network
+
+    def no_forward(*args, **kwargs):
+        raise AssertionError("a checked forward pass ran")
+
+    monkeypatch.setattr(_network, "predict_raw", no_forward)
+    X = np.random.default_rng(1).standard_normal((12, 6, 1))
+    X[3, 4:] = np.nan                     # a shorter sequence: NaN padding
+    for cell in ("elman", "lstm", "gru"):
+        _network.check_data(*_net_of(cell, X), X, np.array(
+            [6, 6, 6, 4] + [6] * 8), "last")
+
+
+def _net_of(cell, X):
+    est, _, _ = _fitted(cell=cell, H=2)
+    return est._net, est._params
+
+
 # -- 2. a model kept after divergence is usable ------------------------------
 
 def test_weights_kept_after_divergence_predict_finite_values():
