@@ -227,6 +227,13 @@ def _swapped(a):
             and not a.dtype.isnative)
 
 
+def _float32_arrays(X):
+    """Whether ``X`` is a non-empty list or tuple of float32 ndarrays."""
+    return (isinstance(X, (list, tuple)) and len(X) > 0
+            and all(isinstance(e, np.ndarray) and e.dtype == np.float32
+                    for e in X))
+
+
 def _native(X):
     """``X`` with its non-native float32/float64 arrays (``X`` itself, or the
     sequences of a list or tuple ``X``) copied to the native byte order;
@@ -468,6 +475,10 @@ def validate_sequences(estimator, X, *, reset, dtype=None):
             _refuse_ndim(X, ndim)
     if dtype is None:                   # a given dtype converts any order
         X = _native(X)
+        if ndim is not None and _float32_arrays(X):
+            # equal-length float32 sequences stay float32, as ragged ones do
+            # (check_array would read a list as float64)
+            X = np.stack(X)
     if ndim is None:
         layout = "list"
         X, lengths = _list_to_padded(X, dtype)

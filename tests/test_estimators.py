@@ -514,6 +514,21 @@ def test_float32_trains_in_float32(rng, cell):
     np.testing.assert_allclose(e32.predict(X), e64.predict(X), atol=1e-3)
 
 
+@pytest.mark.parametrize("steps", [(6, 1), (6,)])
+def test_a_list_of_equal_length_float32_sequences_trains_in_float32(rng,
+                                                                    steps):
+    # as a ragged list and an array do; a list of lists is float64 data
+    X = [rng.standard_normal(steps).astype(np.float32) for _ in range(12)]
+    y = np.arange(12.0)
+    est = quiet(small(RNNRegressor).fit, X, y)
+    assert est._params.dtype == np.float32
+    np.testing.assert_array_equal(
+        est._params, quiet(small(RNNRegressor).fit, np.stack(X), y)._params)
+    assert est.predict(X).dtype == np.float32
+    lists = [x.tolist() for x in X]
+    assert quiet(small(RNNRegressor).fit, lists, y)._params.dtype == np.float64
+
+
 @pytest.mark.parametrize("form", ["3d", "2d", "list", "ragged"])
 @pytest.mark.parametrize("native", [np.float32, np.float64])
 @pytest.mark.parametrize("cls", [RNNRegressor, RNNClassifier])
@@ -534,8 +549,7 @@ def test_non_native_byte_order_counts_as_its_dtype(rng, cls, native, form):
                 }[form]
     ref = quiet(small(cls).fit, as_given(X), y)
     est = quiet(small(cls).fit, as_given(swapped), y)
-    # (a list of equal-length sequences is read as check_array reads it)
-    dtype = ref._params.dtype if form == "list" else native
+    dtype = native
     assert est._params.dtype == ref._params.dtype == dtype
     assert all(v.dtype == dtype for d in est.coefs_ for v in d.values())
     np.testing.assert_array_equal(est._params, ref._params)
