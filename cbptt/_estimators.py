@@ -240,12 +240,15 @@ def _params_from_coefs(net, coefs):
         raise ValueError(f"coefs_ has {len(coefs)} entries; expected "
                          f"{net.n_layers + 1} (one per recurrent layer "
                          "and the output layer)")
-    dtypes = {np.asarray(a).dtype for d in coefs for a in d.values()}
-    if len(dtypes) != 1 or dtypes.pop() not in (np.float32, np.float64):
+    # the byte order does not count (a file written on a big-endian machine
+    # holds '>f4'): the parameters are native float32 or float64
+    dtypes = {np.asarray(a).dtype.newbyteorder("=") for d in coefs
+              for a in d.values()}
+    if len(dtypes) != 1 or next(iter(dtypes)) not in (np.float32, np.float64):
         raise ValueError("coefs_ holds arrays of dtypes "
                          f"{sorted(map(str, dtypes))}; expected all "
                          "float32 or all float64")
-    params = np.empty(net.size, np.asarray(coefs[-1]["bias"]).dtype)
+    params = np.empty(net.size, dtypes.pop())
     layers, out = net.views(params)
     for k, (views, saved) in enumerate(zip(layers + [out], coefs)):
         if not isinstance(saved, dict) or set(saved) != set(views):
@@ -1494,10 +1497,14 @@ class _BaseRNN(BaseEstimator):
         opt = self._make_optimizer(net, params.dtype, None)
         s1, s2 = state["s1"], state["s2"]
         t = state["t"]
-        if (np.shape(s1) != opt.s1.shape or s1.dtype != params.dtype
+
+        def native(a):          # either byte order (restore copies it)
+            return a.dtype.newbyteorder("=")
+
+        if (np.shape(s1) != opt.s1.shape or native(s1) != params.dtype
                 or (s2 is None) != (opt.s2 is opt.s1)
                 or (s2 is not None and (np.shape(s2) != opt.s2.shape
-                                        or s2.dtype != params.dtype))
+                                        or native(s2) != params.dtype))
                 or isinstance(t, bool) or not isinstance(t, int) or t < 0):
             raise ValueError("the optimizer state does not match the "
                              f"network ({net.size} parameters, "

@@ -177,6 +177,36 @@ def test_round_trip_keeps_everything(tmp_path, kind, labels, dtype):
     assert loaded.coefs_[0]["weight_ih"].dtype == dtype
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_file_of_the_other_byte_order_loads(tmp_path, dtype):
+    """A model file written on a machine of the other byte order (its
+    arrays '>f4' here) loads as the same model in the native dtype, its
+    optimizer state included (both were refused)."""
+    X, y = _data(dtype=dtype)
+    est = cbptt.RNNRegressor(hidden_layer_sizes=(3,), max_iter=2,
+                             random_state=0)
+    with pytest.warns(Warning):                         # not converged
+        est.fit(X, y)
+    path = est.save(tmp_path / "model.npz")
+    m = _members(path)
+    meta = json.loads(m["metadata.json"])
+    for key, spec in meta["arrays"].items():
+        a = np.load(io.BytesIO(m[f"arrays/{key}.npy"]))
+        if a.dtype.kind == "f":
+            a = a.astype(a.dtype.newbyteorder("S"))
+            spec["dtype"] = a.dtype.str
+            buf = io.BytesIO()
+            np.save(buf, a)
+            m[f"arrays/{key}.npy"] = buf.getvalue()
+    m["metadata.json"] = json.dumps(meta)
+    loaded = cbptt.load(_write(tmp_path / "swapped.npz", m))
+    assert loaded._params.dtype == dtype and loaded._params.dtype.isnative
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+    for e in (est, loaded):                 # the optimizer continues alike
+        e.partial_fit(X, y)
+    np.testing.assert_array_equal(loaded._params, est._params)
+
+
 def test_unfitted_estimator_round_trips(tmp_path):
     est = TinyRNNRegressor(hidden_layer_sizes=(3,), alpha=0.5)
     cbptt.load(est.save(tmp_path / "m.npz"))
