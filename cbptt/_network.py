@@ -474,18 +474,28 @@ def _locate_layer(p, inp, h, lengths):
     return n, t, "its states are NaN or infinite"
 
 
-def _overflow(n, t, where, what, dtype, garbage="the predictions would be"):
-    """The :class:`OverflowInX` naming sample ``n``, step ``t``, the layer
-    and what left the range; ``garbage`` says what the overflow would spoil
-    (predictions, or a fit)."""
-    advice = ("Scale X (e.g. with StandardScaler) or the weights down"
+def _overflow(n, t, where, what, dtype, garbage="the predictions would be",
+              data="X"):
+    """The :class:`OverflowInX` naming sample ``n`` (an index, or its
+    description) of ``data``, step ``t``, the layer and what left the
+    range; ``garbage`` says what the overflow would spoil (predictions, or
+    a fit). Its ``parts`` are these arguments, so that a caller that knows
+    more (the block of Dask data a sample came from) can restate it."""
+    advice = (f"Scale {data} (e.g. with StandardScaler) or the weights down"
               + ("" if dtype == np.float64 else ", or fit in float64"))
     e = OverflowInX(
-        f"X overflows the network in {dtype}: at sample {n}, step {t}, "
+        f"{data} overflows the network in {dtype}: at sample {n}, step {t}, "
         f"{where}: {what}; {garbage} garbage (a saturated "
         f"tanh(inf) = 1 or relu(NaN) = 0 hides the overflow). {advice}.")
-    e.parts = (n, t, where, what, dtype)
+    e.parts = dict(n=n, t=t, where=where, what=what, dtype=dtype,
+                   garbage=garbage, data=data)
     return e
+
+
+def restated(e, **changes):
+    """The :class:`OverflowInX` ``e`` with some of its parts changed (see
+    :func:`_overflow`)."""
+    return _overflow(**{**e.parts, **changes})
 
 
 def _data_colmax(data, lengths):
@@ -528,7 +538,7 @@ def check_data(net, params, data, lengths, output):
         predict_raw(net, params, data, lengths, output, batch_first=True,
                     check=True)
     except OverflowInX as e:
-        raise _overflow(*e.parts, garbage="training on it would fit") from None
+        raise restated(e, garbage="training on it would fit") from None
 
 
 def check_chunk(net, p_layers, v, lengths, samples):

@@ -26,6 +26,7 @@ Contract
   of the worker's cores (see :func:`task_threads`), never above the limit it
   found.
 """
+import contextlib
 import copy
 import numbers
 import os
@@ -49,6 +50,7 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from cbptt._estimators import _BaseRNN, interrupted_message
+from cbptt._network import OverflowInX, restated
 from cbptt._sequences import check_real_numbers
 
 __all__ = ["fit_incremental", "predict", "score", "task_threads"]
@@ -182,6 +184,29 @@ def _blocks(X, y, name="X"):
         "data with estimator.fit")
 
 
+def _origins(X):
+    """Where each block of ``X`` starts: the row of its first sample (an
+    array), or ``("partition", k)`` (a bag: its partitions' lengths are not
+    known without a pass over them)."""
+    if isinstance(X, da.Array):
+        return [int(o) for o in np.cumsum((0,) + X.chunks[0][:-1])]
+    return [("partition", k) for k in range(X.npartitions)]
+
+
+@contextlib.contextmanager
+def _named(origin, data="X"):
+    """An :class:`OverflowInX` raised for one block (its sample counted
+    within the block) restated with the sample's place in ``data``: its
+    row, or its number in its bag partition."""
+    try:
+        yield
+    except OverflowInX as e:
+        n = e.parts["n"]
+        n = (n + origin if isinstance(origin, int)
+             else f"{n} of partition {origin[1]}")
+        raise restated(e, n=n, data=data) from None
+
+
 def _client(client):
     """The distributed client to use: ``client``, else the default one if any
     (None: Dask's local scheduler)."""
@@ -247,11 +272,15 @@ def _check_validation(validation, estimator, n_blocks):
     return k, None
 
 
-def _validation_score(estimator, val, client):
+def _validation_score(estimator, val, client, origins=None):
+    """The score on the validation data: held-out blocks of X (whose
+    ``origins`` in X name an overflowing sample), or the given X_val."""
     X_val, y_val = val
+    data = "X" if origins is not None else "X_val"
     if isinstance(X_val, (da.Array, db.Bag)):
-        return score(estimator, X_val, y_val, client=client)
-    return estimator.score(X_val, y_val)
+        return _score(estimator, X_val, y_val, client, origins, data)
+    with _named(0, data):
+        return estimator.score(X_val, y_val)
 
 
 def _materialise(block, client):
@@ -331,7 +360,10 @@ def fit_incremental(estimator, X, y, *, epochs, validation=None, client=None,
     ValueError
         If ``X`` is chunked along time or features, has unknown chunk sizes,
         ``y`` has another number of samples, ``epochs < 1``, or validation
-        would leave no block to train on. The estimator is then unchanged.
+        would leave no block to train on; when the network overflows on a
+        training or validation sample (as :meth:`RNNRegressor.fit` refuses
+        it), named by its row of ``X`` (or of ``X_val``), or for a bag by
+        its place in its partition. The estimator is then unchanged.
 
     See Also
     --------
@@ -377,7 +409,8 @@ def fit_incremental(estimator, X, y, *, epochs, validation=None, client=None,
     saved = copy.deepcopy(estimator.__dict__)
     early_stopping = estimator.early_stopping
     try:
-        _fit_blocks(estimator, blocks, epochs, n_held, val, client, classes)
+        _fit_blocks(estimator, blocks, _origins(X), epochs, n_held, val,
+                    client, classes)
     except BaseException:
         estimator.__dict__.clear()
         estimator.__dict__.update(saved)
@@ -387,7 +420,8 @@ def fit_incremental(estimator, X, y, *, epochs, validation=None, client=None,
     return estimator
 
 
-def _fit_blocks(estimator, blocks, epochs, n_held, val, client, classes):
+def _fit_blocks(estimator, blocks, origins, epochs, n_held, val, client,
+                classes):
     cold = not (estimator.warm_start and hasattr(estimator, "_params"))
     if cold:                                   # as fit: new weights
         params = estimator.get_params(deep=False)
@@ -396,9 +430,11 @@ def _fit_blocks(estimator, blocks, epochs, n_held, val, client, classes):
     rng = check_random_state(estimator.random_state)
     order = rng.permutation(len(blocks))
     held, train = sorted(order[:n_held]), order[n_held:]
+    val_origins = None                  # X_val given: its own rows
     if n_held:
         Xh = [blocks[i] for i in held]
         val = (_concat([b[0] for b in Xh]), _concat([b[1] for b in Xh]))
+        val_origins = [origins[i] for i in held]
     kwargs = {}
     if is_classifier(estimator) and cold:
         if classes is None:
@@ -414,7 +450,8 @@ def _fit_blocks(estimator, blocks, epochs, n_held, val, client, classes):
     n_epochs, trained, where = 0, False, None
     try:
         for epoch in range(1, epochs + 1):
-            sequence = [blocks[i] for i in rng.permutation(train)]
+            turn = rng.permutation(train)
+            sequence = [blocks[i] for i in turn]
             total = count = 0.0
             started = _materialise(sequence[0], client)
             for j, block in enumerate(sequence):
@@ -425,7 +462,8 @@ def _fit_blocks(estimator, blocks, epochs, n_held, val, client, classes):
                 if len(xb) == 0:                # an empty chunk or partition
                     continue
                 yb = _as_block_y(yb, estimator)
-                _partial_fit_block(estimator, xb, yb, kwargs)
+                with _named(origins[turn[j]]):
+                    _partial_fit_block(estimator, xb, yb, kwargs)
                 trained = True
                 kwargs.pop("classes", None)
                 n = len(xb)
@@ -442,7 +480,7 @@ def _fit_blocks(estimator, blocks, epochs, n_held, val, client, classes):
             # and validation_scores_ always have one entry per epoch.
             if val is not None:
                 where = f"while scoring epoch {epoch} on the validation data"
-                s = _validation_score(estimator, val, client)
+                s = _validation_score(estimator, val, client, val_origins)
                 scores.append(s)
                 stall = stall + 1 if s < best_score + tol else 0
                 if s > best_score:
@@ -501,17 +539,19 @@ def _concat(parts):
 
 
 # ------------------------------------------------------------ predicting --
-def _predict_block(xb, estimator, dtype, tail):
+def _predict_block(xb, estimator, dtype, tail, block_info=None):
     if xb.shape[0] == 0:                         # an empty chunk
         return np.empty((0,) + tail, dtype)
-    with _TaskThreads():
+    # the block's first row in X (Dask passes block_info)
+    origin = block_info[0]["array-location"][0][0] if block_info else 0
+    with _TaskThreads(), _named(int(origin)):
         return estimator.predict(xb).astype(dtype, copy=False)
 
 
-def _predict_partition(seqs, estimator):
+def _predict_partition(seqs, estimator, origin):
     if not seqs:
         return []
-    with _TaskThreads():
+    with _TaskThreads(), _named(origin):
         return list(estimator.predict(list(seqs)))
 
 
@@ -546,7 +586,10 @@ def predict(estimator, X):
         If ``X`` is not a Dask array or bag, or the estimator is not a cbptt
         estimator.
     ValueError
-        If ``X`` is chunked along time or features or has unknown chunks.
+        If ``X`` is chunked along time or features or has unknown chunks;
+        when computed, if the network overflows on a sample (as
+        :meth:`RNNRegressor.predict` refuses it), named by its row of ``X``,
+        or for a bag by its place in its partition.
     sklearn.exceptions.NotFittedError
         If the estimator is not fitted.
 
@@ -564,7 +607,9 @@ def predict(estimator, X):
     """
     _check_estimator(estimator, fitted=True)
     if isinstance(X, db.Bag):
-        return X.map_partitions(_predict_partition, estimator)
+        return db.from_delayed([
+            delayed(_predict_partition)(part, estimator, origin)
+            for part, origin in zip(X.to_delayed(), _origins(X))])
     if not isinstance(X, da.Array):
         raise TypeError(
             "X must be a dask.array.Array chunked along samples or a "
@@ -588,8 +633,9 @@ def predict(estimator, X):
 
 
 # ----------------------------------------------------------------- scoring --
-def _block_sums(xb, yb, estimator):
-    """Sums of one block from which ``score`` is pooled.
+def _block_sums(xb, yb, estimator, origin=0, data="X"):
+    """Sums of one block from which ``score`` is pooled (``origin``: where
+    the block starts in ``data``, see :func:`_origins`).
 
     Classifier: ``(correct, count)``. Regressor: ``(n, mean, m2, ssr)`` per
     output, with ``m2 = sum (y - mean)^2`` about the block's own mean and
@@ -597,7 +643,7 @@ def _block_sums(xb, yb, estimator):
     """
     if len(xb) == 0:                             # an empty chunk or partition
         return None
-    with _TaskThreads():
+    with _TaskThreads(), _named(origin, data):
         yb = _as_block_y(yb, estimator)
         if not is_classifier(estimator):
             check_real_numbers(yb, "y")
@@ -694,9 +740,17 @@ def score(estimator, X, y, *, client=None):
     _check_estimator(estimator, fitted=True)
     if y is None:
         raise ValueError("y is None; score needs the true targets")
+    return _score(estimator, X, y, _client(client))
+
+
+def _score(estimator, X, y, client, origins=None, data="X"):
+    """:func:`score` on checked arguments; ``origins`` (default: ``X``'s
+    own, :func:`_origins`) place each block's samples in ``data``."""
     blocks = _blocks(X, y)
-    client = _client(client)
-    tasks = [delayed(_block_sums)(xb, yb, estimator) for xb, yb, _ in blocks]
+    if origins is None:
+        origins = _origins(X)
+    tasks = [delayed(_block_sums)(xb, yb, estimator, origin, data)
+             for (xb, yb, _), origin in zip(blocks, origins)]
     sums = client.gather(client.compute(tasks)) if client else \
         dask.compute(*tasks)
     sums = [s for s in sums if s is not None]

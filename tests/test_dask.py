@@ -480,6 +480,57 @@ def test_bad_input_gives_clear_errors(threaded_client):
         cdask.predict(est, da.from_array(X, chunks=(10, 6, 1)))
 
 
+def _overflowing(n=60, row=47):
+    """A fitted regressor, sine data with one overflowing step at ``row``
+    (step 3), and the targets."""
+    X, y = make_sine(n, 8, output="last", random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = RNNRegressor(hidden_layer_sizes=(4,), max_iter=2,
+                           random_state=0).fit(X, y)
+    X = X.copy()
+    X[row, 3] = 1e308
+    return est, X, y
+
+
+def test_overflow_names_the_sample_by_its_row_in_x():
+    """predict and score on Dask data name the overflowing sample as the
+    in-memory methods do: its row of X (the 8th of the third block, row
+    47), not its place in a block; a bag names its partition."""
+    est, X, y = _overflowing()
+    want = "X overflows the network in float64: at sample 47, step 3"
+    with pytest.raises(ValueError, match=want):
+        est.predict(X)                                  # the reference
+    dX = da.from_array(X, chunks=20)
+    with pytest.raises(ValueError, match=want):
+        cdask.predict(est, dX).compute()
+    with pytest.raises(ValueError, match=want):
+        cdask.score(est, dX, y)
+    bag = db.from_sequence(list(X), npartitions=3)      # 20 per partition
+    with pytest.raises(ValueError, match="at sample 7 of partition 2, step 3"):
+        cdask.predict(est, bag).compute()
+
+
+def test_fit_incremental_names_the_overflowing_row_and_rolls_back():
+    est, X, y = _overflowing()
+    before = est._params.copy()
+    dX, dy = da.from_array(X, chunks=20), da.from_array(y, chunks=20)
+    with pytest.raises(ValueError, match="at sample 47, step 3.*training on "
+                       "it would fit garbage"):
+        cdask.fit_incremental(est.set_params(warm_start=True), dX, dy,
+                              epochs=1)
+    np.testing.assert_array_equal(est._params, before)
+    # an overflowing sample of the validation data: X_val's own row
+    Xv = X[40:].copy()
+    with pytest.raises(ValueError, match="X_val overflows the network in "
+                       "float64: at sample 7, step 3"):
+        cdask.fit_incremental(est, da.from_array(X[:40], chunks=20),
+                              da.from_array(y[:40], chunks=20), epochs=1,
+                              validation=(da.from_array(Xv, chunks=10),
+                                          y[40:]))
+    np.testing.assert_array_equal(est._params, before)
+
+
 def test_docstring_examples():
     import doctest
     with warnings.catch_warnings():
