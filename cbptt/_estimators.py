@@ -59,7 +59,7 @@ from cbptt._cells import CELLS, make_cell
 from cbptt._docs import DOCS_URL
 from cbptt._network import (Network, NonFiniteError, OverflowInX,
                             SoftmaxCrossEntropy, SquaredError, Trainer,
-                            Workspace, check_data, predict_raw)
+                            Workspace, DataGuard, predict_raw)
 from cbptt._optim import Optimizer
 from cbptt._sequences import (check_real_numbers, check_target_shape,
                               checked_array, sample_weights, sequence_targets,
@@ -970,8 +970,10 @@ class _BaseRNN(BaseEstimator):
             params = self._params.copy()
             old_opt = self._optimizer if incremental else None
         # Data the network overflows on would train it on saturated garbage
-        # (tanh(inf) = 1 keeps the loss finite): refused as predict does.
-        check_data(net, params, seqs.data, seqs.lengths, self._arch["output"])
+        # (tanh(inf) = 1 keeps the loss finite): refused as predict does,
+        # before training and (weights grown that far) after each epoch.
+        guard = DataGuard(net, seqs.data, seqs.lengths, self._arch["output"])
+        guard.check(params)
         if cold or not incremental:
             self._start_history()
         self._start_error_flow(incremental)
@@ -980,7 +982,7 @@ class _BaseRNN(BaseEstimator):
         with _Interrupt(opt) as interrupt:
             try:
                 self._fit_epochs(net, params, opt, seqs, targets, rng,
-                                 incremental, interrupt, weights)
+                                 incremental, interrupt, weights, guard)
             except KeyboardInterrupt:
                 if not interrupt.updated:
                     raise                   # nothing to keep: roll back
@@ -1119,12 +1121,14 @@ class _BaseRNN(BaseEstimator):
         return min(self.batch_size, n)
 
     def _fit_epochs(self, net, params, opt, seqs, targets, rng, incremental,
-                    interrupt, weights=None):
+                    interrupt, weights=None, guard=None):
         """The stochastic fitting loop (scikit-learn MLP's ``_fit_stochastic``).
 
         Epochs of mini-batch updates on the training rows, in place on
-        ``params`` and ``opt``. A divergence falls back to the last finite
-        weights (:meth:`_diverged`); the stopping rule is
+        ``params`` and ``opt``. A divergence (non-finite loss or weights, or
+        weights grown until the network overflows on the data: ``guard``, a
+        :class:`DataGuard`) falls back to the last finite weights
+        (:meth:`_diverged`); the stopping rule is
         :meth:`_update_no_improvement_count`. With early stopping the best
         validated weights are put back at the end.
         """
@@ -1157,11 +1161,13 @@ class _BaseRNN(BaseEstimator):
                 loss = self._run_epoch(trainer, batches, order,
                                        order is idx_train and val is None,
                                        interrupt, epoch, l2_div)
+                if guard is not None:
+                    guard.after_epoch(params)
+                score, best = self._end_epoch(loss, net, params, seqs, val)
             except NonFiniteError as exc:
                 self._diverged(exc.what, epoch, net, params, opt, seqs,
                                targets, l2_div, weights, [snap, prev, first])
                 break
-            score, best = self._end_epoch(loss, net, params, seqs, val)
             if best:
                 np.copyto(best_params, params)
             if self.verbose:
@@ -1266,7 +1272,16 @@ class _BaseRNN(BaseEstimator):
     def _end_epoch(self, loss, net, params, seqs, val):
         """Record a finished epoch: the loss curve, the error flow, the
         validation score and the no-improvement counter. Returns the score
-        (None without early stopping) and whether it is the best so far."""
+        (None without early stopping) and whether it is the best so far.
+        Raises :class:`NonFiniteError`, recording nothing, when the network
+        overflows on the validation data."""
+        score = None
+        if val is not None:
+            try:
+                score = self._score_internal(net, params, *val)
+            except OverflowInX:
+                raise NonFiniteError(
+                    "network's values on the validation data") from None
         self.n_iter_ += 1
         self.loss_ = loss
         self.loss_curve_.append(loss)
@@ -1275,9 +1290,7 @@ class _BaseRNN(BaseEstimator):
                                             with_factors=False)
             self.error_flow_history_.append(
                 None if flow is None else flow.ratio)
-        score = None
         if val is not None:
-            score = self._score_internal(net, params, *val)
             self.validation_scores_.append(score)
         return score, self._update_no_improvement_count(loss, score)
 
@@ -1350,7 +1363,8 @@ class _BaseRNN(BaseEstimator):
         weighted by ``weight`` (as ``weights.rows`` of those rows) when
         given."""
         z = predict_raw(net, params, seqs.data, seqs.lengths,
-                        self._arch["output"], batch_first=True, rows=rows)
+                        self._arch["output"], batch_first=True, rows=rows,
+                        check=True)
         if self._arch["output"] == "last":
             return self._score_values(z, targets, weight)
         lengths = seqs.lengths

@@ -512,33 +512,61 @@ def _data_colmax(data, lengths):
     return out
 
 
-def check_data(net, params, data, lengths, output):
-    """Raise :class:`OverflowInX` (its message for a fit) when the network
-    with ``params`` overflows on the batch-first ``data`` (``lengths`` as
-    for :func:`predict_raw`), as ``predict`` would refuse it.
+class DataGuard:
+    """Refuse training data the network overflows on, as ``predict`` would.
+
+    ``check(params)`` raises :class:`OverflowInX` (its message for a fit,
+    naming the sample and step) when the network with ``params`` overflows
+    on the batch-first ``data`` (``lengths`` as for :func:`predict_raw`);
+    ``after_epoch(params)`` raises :class:`NonFiniteError` instead, for the
+    estimators' divergence fallback, when weights grown in training do.
 
     For a stack whose states stay in [-1, 1] (``cell.bounded_state``, from
-    the zero state) a bound from the data's column maxima alone suffices
-    (every layer above the first sees inputs in [-1, 1]), a pass over the
-    data and no forward; only when it fails, or for unbounded states, the
-    checked forward pass of :func:`predict_raw` decides and locates.
+    the zero state) a bound from the data's column maxima suffices (every
+    layer above the first sees inputs in [-1, 1]): one pass over the data
+    when the guard is made, then O(parameters) per check; only when the
+    bound fails does the checked forward pass of :func:`predict_raw` decide
+    and locate. For unbounded states ``check`` runs that forward pass, and
+    ``after_epoch`` leaves the overflow to the loss, which it makes
+    infinite.
     """
-    p_layers, _ = net.views(params)
-    if net.cell.bounded_state and "weight_hh" in p_layers[0]:
-        x_max = _data_colmax(data, lengths)
-        limit = _QUARTER_MAX[data.dtype]
-        ok = True
-        for p in p_layers:
+
+    def __init__(self, net, data, lengths, output):
+        self.net, self.data, self.lengths, self.output = (net, data, lengths,
+                                                          output)
+        self.x_max = None
+        if net.cell.bounded_state:
+            self.x_max = _data_colmax(data, lengths)
+
+    def _bound_ok(self, params):
+        if self.x_max is None:
+            return False
+        limit = _QUARTER_MAX[self.data.dtype]
+        x_max = self.x_max
+        for p in self.net.views(params)[0]:
             h_in = np.ones(p["weight_hh"].shape[1])
-            ok = ok and _preact_worst(p, x_max, h_in) <= limit
+            if not _preact_worst(p, x_max, h_in) <= limit:
+                return False
             x_max = h_in
-        if ok:
+        return True
+
+    def check(self, params):
+        if self._bound_ok(params):
             return
-    try:
-        predict_raw(net, params, data, lengths, output, batch_first=True,
-                    check=True)
-    except OverflowInX as e:
-        raise restated(e, garbage="training on it would fit") from None
+        try:
+            predict_raw(self.net, params, self.data, self.lengths,
+                        self.output, batch_first=True, check=True)
+        except OverflowInX as e:
+            raise restated(e, garbage="training on it would fit") from None
+
+    def after_epoch(self, params):
+        if self.x_max is None or self._bound_ok(params):
+            return
+        try:
+            self.check(params)
+        except OverflowInX:
+            raise NonFiniteError(
+                "network's values on the training data") from None
 
 
 def check_chunk(net, p_layers, v, lengths, samples):

@@ -250,7 +250,8 @@ def test_fit_refuses_data_the_network_overflows_on(cell, activation, fit):
 
 def test_fit_checks_bounded_stacks_without_a_forward_pass(monkeypatch):
     """For states in [-1, 1] the data's column maxima bound every layer:
-    ordinary data costs no forward pass before training."""
+    ordinary data costs no forward pass, before training or after an
+    epoch."""
     from cbptt import _network
 
     def no_forward(*args, **kwargs):
@@ -259,14 +260,49 @@ def test_fit_checks_bounded_stacks_without_a_forward_pass(monkeypatch):
     monkeypatch.setattr(_network, "predict_raw", no_forward)
     X = np.random.default_rng(1).standard_normal((12, 6, 1))
     X[3, 4:] = np.nan                     # a shorter sequence: NaN padding
+    lengths = np.array([6, 6, 6, 4] + [6] * 8)
     for cell in ("elman", "lstm", "gru"):
-        _network.check_data(*_net_of(cell, X), X, np.array(
-            [6, 6, 6, 4] + [6] * 8), "last")
+        est, _, _ = _fitted(cell=cell, H=2)
+        guard = _network.DataGuard(est._net, X, lengths, "last")
+        np.testing.assert_array_equal(guard.x_max, np.nanmax(np.abs(X),
+                                                             axis=(0, 1)))
+        guard.check(est._params)
+        guard.after_epoch(est._params)
 
 
-def _net_of(cell, X):
-    est, _, _ = _fitted(cell=cell, H=2)
-    return est._net, est._params
+@pytest.mark.parametrize("activation, early_stopping, what", [
+    ("tanh", False, "training data"), ("tanh", True, "training data"),
+    ("relu", True, "validation data")])
+def test_weights_grown_until_the_data_overflows_fall_back(
+        monkeypatch, activation, early_stopping, what):
+    """Weights that grow in training until the network overflows on the
+    data (here: made so after epoch 2) count as a divergence: the weights
+    of the epoch before are kept, with the warning, and predict on the
+    training data."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 5, 1))
+    y = X.sum(axis=(1, 2))
+    run = RNNRegressor._run_epoch
+
+    def growing(self, trainer, batches, order, in_order, interrupt, epoch,
+                l2_div):
+        loss = run(self, trainer, batches, order, in_order, interrupt, epoch,
+                   l2_div)
+        if epoch == 2:
+            w = trainer.p_layers[0]["weight_ih"]
+            w[...] = 1e308
+        return loss
+
+    monkeypatch.setattr(RNNRegressor, "_run_epoch", growing)
+    est = RNNRegressor(cell="elman", activation=activation,
+                       hidden_layer_sizes=(3,),
+                       max_iter=4, early_stopping=early_stopping,
+                       n_iter_no_change=10, random_state=0)
+    with pytest.warns(ConvergenceWarning, match=f"Training stopped in epoch "
+                      f"2: the network's values on the {what}"):
+        est.fit(X, y)
+    assert est.n_iter_ == 1 and len(est.loss_curve_) == 1
+    assert np.isfinite(est.predict(X)).all()
 
 
 # -- 2. a model kept after divergence is usable ------------------------------
