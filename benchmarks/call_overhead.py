@@ -150,8 +150,7 @@ def main():
     head = "| cell | dtype | B, T, H | states | " + " | ".join(
         f"us {'old' if j == 0 and len(builds) == 2 else 'new'}"
         for j in range(len(builds)))
-    if len(builds) == 2:
-        head += " | old/new median (range) |"
+    head += " | old/new median (range) |" if len(builds) == 2 else " |"
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for i, (cell, dtype, B, T, H, states) in enumerate(cfgs):
@@ -162,6 +161,8 @@ def main():
             ratios = [o / n for o, n in zip(*times[i])]
             row += (f" | {statistics.median(ratios):.3f} "
                     f"({min(ratios):.2f}-{max(ratios):.2f}) |")
+        else:
+            row += " |"
         print(row)
 
 
