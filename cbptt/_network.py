@@ -505,9 +505,10 @@ def _data_colmax(data, lengths):
     if lengths is None:
         return colmax_abs(data.reshape(-1, data.shape[-1]))
     out = np.zeros(data.shape[-1])
-    step = max(1, (1 << 20) // max(1, data[0].size))
+    step = max(1, (1 << 13) // max(1, data[0].size))      # 64 KiB chunks
     for s in range(0, data.shape[0], step):
-        chunk = np.abs(data[s:s + step].astype(np.float64))
+        chunk = data[s:s + step].astype(np.float64)
+        np.abs(chunk, out=chunk)
         out = np.fmax(out, np.fmax.reduce(chunk.reshape(-1, chunk.shape[-1])))
     return out
 
