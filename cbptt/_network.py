@@ -551,20 +551,23 @@ class DataGuard:
             x_max = h_in
         return True
 
-    def check(self, params):
-        if self._bound_ok(params):
-            return
+    def _forward_check(self, params):
+        """The checked forward pass: OverflowInX, restated for a fit."""
         try:
             predict_raw(self.net, params, self.data, self.lengths,
                         self.output, batch_first=True, check=True)
         except OverflowInX as e:
             raise restated(e, garbage="training on it would fit") from None
 
+    def check(self, params):
+        if not self._bound_ok(params):
+            self._forward_check(params)
+
     def after_epoch(self, params):
         if self.x_max is None or self._bound_ok(params):
             return
         try:
-            self.check(params)
+            self._forward_check(params)
         except OverflowInX:
             raise NonFiniteError(
                 "network's values on the training data") from None
