@@ -971,7 +971,8 @@ class _BaseRNN(BaseEstimator):
             old_opt = self._optimizer if incremental else None
         # Data the network overflows on would train it on saturated garbage
         # (tanh(inf) = 1 keeps the loss finite): refused as predict does,
-        # before training and (weights grown that far) after each epoch.
+        # before training and (weights grown that far) after each epoch;
+        # unbounded states in every training window (DataGuard).
         guard = DataGuard(net, seqs.data, seqs.lengths, self._arch["output"])
         guard.check(params)
         if cold or not incremental:
@@ -1128,7 +1129,9 @@ class _BaseRNN(BaseEstimator):
         ``params`` and ``opt``. A divergence (non-finite loss or weights, or
         weights grown until the network overflows on the data: ``guard``, a
         :class:`DataGuard`) falls back to the last finite weights
-        (:meth:`_diverged`); the stopping rule is
+        (:meth:`_diverged`), unless the weights the call started from
+        overflow on the data already (``guard.on_divergence``: the data's
+        fault, :class:`OverflowInX`); the stopping rule is
         :meth:`_update_no_improvement_count`. With early stopping the best
         validated weights are put back at the end.
         """
@@ -1165,6 +1168,10 @@ class _BaseRNN(BaseEstimator):
                     guard.after_epoch(params)
                 score, best = self._end_epoch(loss, net, params, seqs, val)
             except NonFiniteError as exc:
+                if guard is not None:
+                    # the data, not the training, when the weights the
+                    # call began with overflow on it: OverflowInX
+                    guard.on_divergence(first[0])
                 self._diverged(exc.what, epoch, net, params, opt, seqs,
                                targets, l2_div, weights, [snap, prev, first])
                 break

@@ -265,6 +265,11 @@ class Trainer:
     optimizer : cbptt._optim.Optimizer
     workspace : Workspace
         Allocated with ``train=True`` for the largest batch.
+
+    :meth:`batch` raises :class:`NonFiniteError` when the loss is not
+    finite or, for a cell whose states are unbounded, when a window's
+    forward pass left the dtype's range at a valid step
+    (:func:`check_window`).
     """
 
     def __init__(self, net, params, loss, output, truncate, optimizer,
@@ -280,6 +285,10 @@ class Trainer:
         self.truncate = truncate
         self.optimizer = optimizer
         self.ws = workspace
+        # Unbounded states (relu, identity, the CEC) can overflow and be
+        # hidden again (relu(NaN) = 0): each window's forward is scanned
+        # (check_window). Bounded ones are bounded per epoch by DataGuard.
+        self.check_states = not net.cell.bounded_state
 
     def batch(self, x, lengths, target, weight=None, size=None):
         """Train on one mini-batch; returns (sum of the target losses, N targets).
@@ -308,6 +317,9 @@ class Trainer:
             states = v.zero_states if t0 == 0 else v.states
             xw = x[t0:t1] if k < T else x
             forward_stack(self.net, self.p_layers, xw, v, states)
+            if self.check_states:
+                check_window(self.net, self.p_layers, xw, v,
+                             None if t0 == 0 else states, lengths, t0)
             if self.last:
                 s, n = self._last_head(v, lengths, target, t0, t1, T, weight)
             else:
@@ -417,29 +429,37 @@ def _preact_worst_numpy(p, x_max, h_in):
         return float(bound.max())
 
 
-def _layer_ok(cell, p, inp, h):
+def _layer_ok(cell, p, inp, h, h0=None):
     """The cheap, sufficient test that a layer's forward pass over a chunk
     stayed in range: its output scanned (an unbounded unit) or a bound on
     every pre-activation from the input's column maxima (|h| <= 1 for a
-    saturating unit). Padded steps count too: a False is then re-examined
-    per sample and step by :func:`_locate_layer`."""
-    if "weight_hh" not in p:                   # CEC: s(t) = s(t-1) + W x + b
-        return bool(_scan.all_finite(h.reshape(-1)))
+    saturating unit). ``h0``: the chunk's initial state, None for zero
+    (a truncation window's is the state the window before ended in).
+    Padded steps count too: a False is then re-examined per sample and
+    step by :func:`_locate_layer`."""
+    if "weight_hh" not in p:
+        # CEC: s(t) = s(t-1) + W x(t) + b. A NaN or infinite state stays so
+        # at every later step (inf + finite = inf; NaN and inf - inf are
+        # NaN), padded steps included (x = 0 there): the last step tells.
+        return bool(_scan.all_finite(np.ascontiguousarray(h[-1]).reshape(-1)))
     T, _, H = h.shape
     if not cell.bounded_state:
         # unbounded states: one scan (colmax_abs propagates NaN and inf)
         if not _scan.all_finite(np.ascontiguousarray(h[-1]).reshape(-1)):
             return False
         h_in = colmax_abs(h[:-1]) if T > 1 else np.zeros(H)
+        if h0 is not None:
+            h_in = np.maximum(h_in, colmax_abs(h0))
     else:
-        h_in = np.ones(H)           # h0 = 0 and |h| <= 1 (cell.bounded_state)
+        h_in = np.ones(H)          # |h0| <= 1 and |h| <= 1 (bounded_state)
     return _preact_worst(p, colmax_abs(inp), h_in) <= _QUARTER_MAX[h.dtype]
 
 
-def _locate_layer(p, inp, h, lengths):
+def _locate_layer(p, inp, h, lengths, h0=None):
     """The first (sample, step, what) of a chunk where a layer's values are
     not finite or its pre-activations may exceed the dtype's range, over
-    each sample's own steps only; None when there is none."""
+    each sample's own steps only; None when there is none (``h0`` as for
+    :func:`_layer_ok`)."""
     T, B, H = h.shape
     limit = _QUARTER_MAX[h.dtype]
     valid = (np.ones((T, B), bool) if lengths is None
@@ -452,7 +472,8 @@ def _locate_layer(p, inp, h, lengths):
             w_ih = np.abs(p["weight_ih"].astype(np.float64))
             w_hh = np.abs(p["weight_hh"].astype(np.float64))
             b = _bias_bound(p)
-            h_prev = np.zeros((B, H))
+            h_prev = (np.zeros((B, H)) if h0 is None
+                      else np.abs(h0.astype(np.float64)))
             for t in range(T):
                 bound = (np.abs(inp[t].astype(np.float64)) @ w_ih.T
                          + h_prev @ w_hh.T + b).max(axis=1)
@@ -516,20 +537,28 @@ def _data_colmax(data, lengths):
 class DataGuard:
     """Refuse training data the network overflows on, as ``predict`` would.
 
-    ``check(params)`` raises :class:`OverflowInX` (its message for a fit,
-    naming the sample and step) when the network with ``params`` overflows
-    on the batch-first ``data`` (``lengths`` as for :func:`predict_raw`);
-    ``after_epoch(params)`` raises :class:`NonFiniteError` instead, for the
-    estimators' divergence fallback, when weights grown in training do.
+    ``check(params)``, before training, raises :class:`OverflowInX` (its
+    message for a fit, naming the sample and step) when the network with
+    ``params`` overflows on the batch-first ``data`` (``lengths`` as for
+    :func:`predict_raw`); ``after_epoch(params)`` raises
+    :class:`NonFiniteError` instead, for the estimators' divergence
+    fallback, when weights grown in training do.
 
     For a stack whose states stay in [-1, 1] (``cell.bounded_state``, from
     the zero state) a bound from the data's column maxima suffices (every
     layer above the first sees inputs in [-1, 1]): one pass over the data
     when the guard is made, then O(parameters) per check; only when the
     bound fails does the checked forward pass of :func:`predict_raw` decide
-    and locate. For unbounded states ``check`` runs that forward pass, and
-    ``after_epoch`` leaves the overflow to the loss, which it makes
-    infinite.
+    and locate.
+
+    For unbounded states no bound holds without the states themselves, so
+    the training passes are checked instead: the :class:`Trainer` scans
+    every window it computes (:func:`check_window`) and raises
+    :class:`NonFiniteError`, with no forward pass of its own. ``check`` is
+    then deferred to ``on_divergence(start)``, which the fitting loop calls
+    with the weights the call started from when training stops on a
+    non-finite value: the checked forward pass with them raises
+    :class:`OverflowInX` when the data was to blame, before any fallback.
     """
 
     def __init__(self, net, data, lengths, output):
@@ -560,8 +589,15 @@ class DataGuard:
             raise restated(e, garbage="training on it would fit") from None
 
     def check(self, params):
-        if not self._bound_ok(params):
+        if self.x_max is not None and not self._bound_ok(params):
             self._forward_check(params)
+
+    def on_divergence(self, start):
+        """Raise :class:`OverflowInX` when the weights ``start`` (those the
+        call began with) already overflow on the data; for unbounded
+        states only (bounded ones were checked before training)."""
+        if self.x_max is None:
+            self._forward_check(start)
 
     def after_epoch(self, params):
         if self.x_max is None or self._bound_ok(params):
@@ -587,6 +623,29 @@ def check_chunk(net, p_layers, v, lengths, samples):
                 n, t, what = found
                 raise _overflow(int(samples[n]), t, f"recurrent layer {layer}",
                                 what, h.dtype)
+        inp = h
+
+
+def check_window(net, p_layers, x, v, states, lengths, t0):
+    """Raise :class:`NonFiniteError` when a training window's forward pass
+    (:func:`forward_stack` on ``x`` from ``states``, None for the zero
+    state) left the range at a valid step; cheap when it did not.
+
+    The window is steps ``[t0, t0 + T)`` of a mini-batch whose sequences
+    have ``lengths`` (None: all of them). Steps beyond a sequence's end do
+    not count: a short sequence's padded continuation may overflow where
+    the sequence itself does not. Which weights or data are to blame is
+    the caller's to decide (:meth:`DataGuard.on_divergence`).
+    """
+    inp = x
+    for layer, (p, buf) in enumerate(zip(p_layers, v.layers)):
+        h = buf["h"]
+        h0 = None if states is None else states[layer][0]
+        if not _layer_ok(net.cell, p, inp, h, h0):
+            T = h.shape[0]
+            own = None if lengths is None else np.clip(lengths - t0, 0, T)
+            if _locate_layer(p, inp, h, own, h0) is not None:
+                raise NonFiniteError("network's values on the training data")
         inp = h
 
 

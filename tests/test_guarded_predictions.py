@@ -305,6 +305,119 @@ def test_weights_grown_until_the_data_overflows_fall_back(
     assert np.isfinite(est.predict(X)).all()
 
 
+@pytest.mark.parametrize("on_nonfinite", ["warn", "raise"])
+def test_relu_states_hidden_in_training_stop_the_epoch(monkeypatch,
+                                                       on_nonfinite):
+    """relu with W_hh = 2I on all-ones sequences of 1100 steps (made so
+    after epoch 2): the states overflow near step 1023 and relu(NaN) = 0
+    hides it again, so the loss stays finite (before, only the NaN
+    gradient stopped it, named as the cause). The training windows are
+    scanned: epoch 3 stops at its first mini-batch's forward pass, on the
+    network's values, the data is not to blame (the call's starting
+    weights are fine on it), and the weights of epoch 1 are kept, or the
+    fit raises and changes nothing."""
+    X = np.ones((8, 1100, 1))
+    y = np.zeros(8)
+    run = RNNRegressor._run_epoch
+    seen = []
+
+    def growing(self, trainer, batches, order, in_order, interrupt, epoch,
+                l2_div):
+        seen.append(epoch)
+        loss = run(self, trainer, batches, order, in_order, interrupt, epoch,
+                   l2_div)
+        if epoch == 2:
+            p = trainer.p_layers[0]
+            p["weight_ih"][...] = 1.0
+            p["weight_hh"][...] = 2 * np.eye(2)
+            p["bias"][...] = 0.0
+        return loss
+
+    monkeypatch.setattr(RNNRegressor, "_run_epoch", growing)
+    est = RNNRegressor(cell="elman", activation="relu",
+                       hidden_layer_sizes=(2,), max_iter=5,
+                       learning_rate_init=1e-6, on_nonfinite=on_nonfinite,
+                       random_state=0)
+    if on_nonfinite == "raise":
+        with pytest.raises(FloatingPointError, match="epoch 3: the network's "
+                           "values on the training data"):
+            est.fit(X, y)
+        assert not hasattr(est, "coefs_")
+        return
+    with pytest.warns(ConvergenceWarning, match="Training stopped in epoch "
+                      "3: the network's values on the training data"):
+        est.fit(X, y)
+    assert seen == [1, 2, 3]
+    assert est.n_iter_ == 1 and len(est.loss_curve_) == 1
+    assert np.isfinite(est.predict(X)).all()
+
+
+def test_truncation_windows_scan_from_the_state_they_start_in():
+    """A truncation window starts in the state the window before ended in:
+    with bptt_truncate=1, step 1 of this relu layer sees only h(0) = 5e37
+    times W_hh = -3 (the float32 pre-activation -1.5e38 may overflow),
+    which relu(-inf) = 0 would hide. The scan of step 1's window counts
+    h(0), and partial_fit refuses the data, naming step 1."""
+    est, _, _ = _fitted(activation="relu", H=1, dtype=np.float32)
+    _set(est, weight_ih_l0=1.0, weight_hh_l0=-3.0, bias_ih_l0=0.0,
+         bias_hh_l0=0.0)
+    est.set_params(bptt_truncate=1)
+    before = est.coefs_
+    X = np.zeros((4, 2, 1), np.float32)
+    X[2, 0, 0] = 5e37
+    with pytest.raises(ValueError, match="training on it would fit garbage"
+                       ) as info:
+        est.partial_fit(X, np.zeros(4))
+    assert _step(str(info.value)) == (2, 1)
+    for a, b in zip(before, est.coefs_):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_check_window_counts_the_initial_state():
+    from cbptt import _network
+    est, _, _ = _fitted(activation="relu", H=1, dtype=np.float32)
+    _set(est, weight_ih_l0=0.0, weight_hh_l0=-3.0, bias_ih_l0=0.0,
+         bias_hh_l0=0.0)
+    net, params = est._net, est._params
+    p_layers, _ = net.views(params)
+    ws = _network.Workspace(net, 2, 1, np.float32)
+    v = ws.views(2, 1)
+    x = np.zeros((2, 1, 1), np.float32)
+    h0 = np.full((1, 1), 5e37, np.float32)
+    _network.forward_stack(net, p_layers, x, v, [(h0,)])
+    assert np.isfinite(v.layers[0]["h"]).all()        # relu hid -1.5e38 ok
+    _network.check_window(net, p_layers, x, v, None, None, 0)  # zero state
+    with pytest.raises(_network.NonFiniteError, match="training data"):
+        _network.check_window(net, p_layers, x, v, [(h0,)], None, 1)
+    # a sequence that ended before the window: its steps are padding
+    _network.check_window(net, p_layers, x, v, [(h0,)], np.array([1]), 1)
+
+
+def test_unbounded_fit_runs_no_forward_pass_of_its_own(monkeypatch):
+    """relu, identity and the CEC: the training windows are scanned, so
+    fit and partial_fit on ordinary data run no checked forward pass."""
+    from cbptt import _network
+
+    def no_forward(*args, **kwargs):
+        raise AssertionError("a checked forward pass ran")
+
+    X = np.random.default_rng(1).standard_normal((12, 6, 1))
+    y = X.sum(axis=(1, 2))
+    for cell, activation in [("elman", "relu"), ("elman", "identity"),
+                             ("cec", "tanh")]:
+        est = RNNRegressor(cell=cell, activation=activation,
+                           hidden_layer_sizes=(2,), max_iter=2,
+                           random_state=0)
+        monkeypatch.setattr(_network, "predict_raw", no_forward)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X, y)
+            est.partial_fit(X, y)
+        monkeypatch.undo()
+        assert np.isfinite(est.predict(X)).all()
+
+
 # -- 2. a model kept after divergence is usable ------------------------------
 
 def test_weights_kept_after_divergence_predict_finite_values():
