@@ -6,9 +6,10 @@ Its parts (all by default, or name some: ``cbptt flow adding``):
 flow
     The error flow at initialisation, T = 100: an error injected at the last
     step, measured back at every lag, for a logistic Elman layer, a tanh
-    Elman layer, a constant error carousel (CEC) and LSTMs (1997 form,
-    forget-gate form with bias 1 and 4). A table of the ratio at lags 1, 10,
-    50, 99 and ``error_flow.png``.
+    Elman layer, a constant error carousel (CEC), LSTMs (1997 form,
+    forget-gate form with bias 1 and 4) and GRUs (PyTorch's initialisation,
+    and update-gate bias 4). A table of the ratio at lags 1, 10, 50, 99 and
+    ``error_flow.png``.
 adding
     The adding problem of Hochreiter & Schmidhuber (1997) at a lag the tanh
     Elman network cannot bridge: a tanh Elman network and an LSTM trained
@@ -142,25 +143,40 @@ def initial_weights(cell, n_features, hidden, seed, forget_bias=1.0):
     return weights
 
 
-FLOW_MODELS = (("logistic Elman", "elman", "logistic", None),
-               ("tanh Elman", "elman", "tanh", None),
-               ("CEC", "cec", None, None),
-               ("LSTM 1997 (no forget gate)", "lstm1997", None, None),
-               ("LSTM, forget bias 1", "lstm", None, 1.0),
-               ("LSTM, forget bias 4", "lstm", None, 4.0))
+# (name, cell, activation, the LSTM's forget bias, added to the GRU's
+# update-gate bias b_iz)
+FLOW_MODELS = (("logistic Elman", "elman", "logistic", None, 0.0),
+               ("tanh Elman", "elman", "tanh", None, 0.0),
+               ("CEC", "cec", None, None, 0.0),
+               ("LSTM 1997 (no forget gate)", "lstm1997", None, None, 0.0),
+               ("LSTM, forget bias 1", "lstm", None, 1.0, 0.0),
+               ("LSTM, forget bias 4", "lstm", None, 4.0, 0.0),
+               ("GRU", "gru", None, None, 0.0),
+               ("GRU, update bias 4", "gru", None, None, 4.0))
+
+
+def update_gate_biased(weights, hidden, bias):
+    """GRU weights with ``bias`` added to the update gate's input bias
+    ``b_iz`` (rows ``H:2H`` of ``bias_ih``, gates ``r, z, n``): z = logistic(
+    ... + b_iz + ...) then starts near logistic(bias), the share of h(t-1)
+    that h(t) keeps."""
+    if bias:
+        weights["bias_ih"][hidden:2 * hidden] += bias
+    return weights
 
 
 def part_flow(settings, report, seed):
-    """Error flow at initialisation for six layers on the same inputs."""
+    """Error flow at initialisation for eight layers on the same inputs."""
     cfg = settings.flow
     T, H, n = cfg["T"], cfg["hidden"], cfg["n_samples"]
     report.line(f"== 1. error flow at initialisation (T = {T}, {H} units, "
                 f"{n} sequences)")
     X, _ = make_adding_problem(n, T, variable_length=False, random_state=seed)
     flows = {}
-    for name, cell, activation, forget_bias in FLOW_MODELS:
+    for name, cell, activation, forget_bias, update_bias in FLOW_MODELS:
         tic = time.perf_counter()
         w = initial_weights(cell, X.shape[2], H, seed, forget_bias or 1.0)
+        w = update_gate_biased(w, H, update_bias)
         flows[name] = error_flow(X, w, cell=cell,
                                  activation=activation or "tanh",
                                  random_state=seed)
@@ -180,7 +196,8 @@ def part_flow(settings, report, seed):
             "||delta(T)|| is the share of it that reaches lag q, and the "
             "horizon is the last lag where that share is above "
             f"{flows['CEC'].threshold:g} (\"+\": the whole sequence). For "
-            "LSTMs the error is the carousel's, dL/dc(t)."
+            "LSTMs the error is the carousel's, dL/dc(t); for GRUs the gates' "
+            "error signals dL/dnet(t)."
             f"\n\n{table}\n\n{explain_flow(flows, T)}\n")
     path = report.figure_path("error_flow.png")
     if path:
@@ -196,6 +213,7 @@ def explain_flow(flows, T):
     log_, tanh = flows["logistic Elman"], flows["tanh Elman"]
     lstm97 = flows["LSTM 1997 (no forget gate)"]
     lstm1, lstm4 = flows["LSTM, forget bias 1"], flows["LSTM, forget bias 4"]
+    gru, gru4 = flows["GRU"], flows["GRU, update bias 4"]
     last = T - 1
 
     def trend(f):
@@ -227,6 +245,14 @@ def explain_flow(flows, T):
         f"{trend(lstm4)} ({lstm4.ratio[last]:.3g} at q = {last}). Training "
         "moves the gates: "
         "they open the carousel where memory pays.",
+        "* **GRU**: h(t) = (1 - z) n + z h(t-1), so the direct path carries "
+        "the error back multiplied by the update gate z(t) at each step: a "
+        "carousel whose self-weight the gate sets (the paths through W_hh "
+        "add to it). At PyTorch's initialisation z is about 0.5 and the "
+        f"error {trend(gru)} ({gru.ratio[min(10, last)]:.2g} at q = "
+        f"{min(10, last)}, horizon {gru.horizon}); with an update-gate bias "
+        f"of 4, z is about 0.98 and {gru4.ratio[last]:.2g} of the error "
+        f"still arrives from q = {last}.",
     ])
 
 

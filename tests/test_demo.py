@@ -53,6 +53,12 @@ def test_quick_demo(tmp_path):
     assert cec[1:5] == ["1", "1", "1", "1"] and cec[5] == "99+"
     logistic = table_row(report, "logistic Elman")
     assert float(logistic[2]) < 0.25 ** 10 and logistic[6] == "0.25"
+    # the GRU's update gate sets its carousel's weight: about 0.5 at
+    # PyTorch's initialisation (the error fades), about 0.98 with bias 4
+    gru, gru4 = table_row(report, "GRU"), table_row(report, "GRU, update bias 4")
+    assert float(gru[4]) < 1e-12 and int(gru[5]) < 30
+    assert float(gru4[4]) > 0.05 and gru4[5] == "99+"
+    assert "* **GRU**: h(t) = (1 - z) n + z h(t-1)" in report
     # the adding problem: both models and the baseline, with finite errors
     for name in ["tanh Elman", "LSTM", "predict the mean"]:
         assert float(table_row(report, name)[1]) >= 0
@@ -93,7 +99,8 @@ def test_quick_text_part(tmp_path):
 
 
 @pytest.mark.parametrize("cell, forget_bias", [("elman", 1.0), ("cec", 1.0),
-                                               ("lstm1997", 1.0), ("lstm", 4.0)])
+                                               ("lstm1997", 1.0), ("lstm", 4.0),
+                                               ("gru", 1.0)])
 def test_flow_part_starts_from_the_estimators_initialisation(cell, forget_bias):
     import numpy as np
     from cbptt.__main__ import initial_weights
