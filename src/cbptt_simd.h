@@ -20,7 +20,8 @@
  *       out[0:n] (+)= sum over r of a[r*lda + 0:n]   (a bias gradient)
  *   in 8 interleaved partial sums (rows 8q + i, i < 8, then the last rows
  *   into the first), added pairwise: a one-accumulator sum waits for each
- *   addition's latency. Columns past the last full vector: one sum each.
+ *   addition's latency. Columns past the last full vector: the same sums,
+ *   lane by lane, so a column's value does not depend on its position.
  * - cbptt_bias_act_rows_{f,d}(act, m, n, z, ldz, b):  z[r, :] = f(z[r, :] + b)
  *   (z + b rounded first, then f: the same values whatever the loop shape)
  * - cbptt_delta_rows_{f,d}(act, len, d, y, g, carry):
@@ -208,10 +209,25 @@ ATTR static void cbptt_col_sums_##S##_##SUF(                                 \
         if (accumulate) p0 = CBPTT_LD(V, out + j) + p0;                       \
         CBPTT_ST(V, out + j, p0);                                             \
     }                                                                         \
-    for (; j < n; j++) {           /* the last columns: one sum each */       \
-        T q = accumulate ? out[j] : (T)0, s = 0;                              \
-        for (r = 0; r < rows; r++) s += a[r * lda + j];                       \
-        out[j] = q + s;                                                       \
+    for (; j < n; j++) {                                                      \
+        /* the last columns in the vectors' order, lane by lane: a column's  \
+         * sum is then the same wherever it falls in [0, n), so splitting    \
+         * the columns among threads cannot change it */                      \
+        const T *aj = a + j;                                                  \
+        T q0 = 0, q1 = 0, q2 = 0, q3 = 0, q4 = 0, q5 = 0, q6 = 0, q7 = 0;     \
+        for (r = 0; r + 8 <= rows; r += 8, aj += 8 * lda) {                   \
+            q0 += aj[0];                                                      \
+            q1 += aj[lda];                                                    \
+            q2 += aj[2 * lda];                                                \
+            q3 += aj[3 * lda];                                                \
+            q4 += aj[4 * lda];                                                \
+            q5 += aj[5 * lda];                                                \
+            q6 += aj[6 * lda];                                                \
+            q7 += aj[7 * lda];                                                \
+        }                                                                     \
+        for (; r < rows; r++, aj += lda) q0 += aj[0];                         \
+        q0 = ((q0 + q1) + (q2 + q3)) + ((q4 + q5) + (q6 + q7));               \
+        out[j] = accumulate ? out[j] + q0 : q0;                               \
     }                                                                         \
 }                                                                             \
                                                                               \

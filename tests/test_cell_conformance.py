@@ -185,17 +185,22 @@ def test_bad_input_is_refused_by_name(name):
         cell.api_backward(fwd, np.ones((3, 5, 4)), None)
 
 
+# A batch large enough for every cell's kernels to take two threads; widths
+# that split into thread parts off the vector length (G*H = 387 and 579)
+# and the weight gradients summed after the time loop, split by columns.
+@pytest.mark.parametrize("B, T, I, H, truncate, dtype", [
+    (64, 20, 8, 64, 5, np.float64), (17, 3, 3, 129, None, np.float64),
+    (33, 4, 3, 193, None, np.float32)])
 @pytest.mark.parametrize("name", CELL_NAMES)
-def test_thread_count_changes_no_bit(name):
+def test_thread_count_changes_no_bit(name, B, T, I, H, truncate, dtype):
     threadpoolctl = pytest.importorskip("threadpoolctl",
                                         reason="threadpoolctl not installed")
-    # a batch large enough for every cell's kernels to take two threads
-    cell, x, w, s0 = _problem(name, B=64, T=20, I=8, H=64, seed=8)
-    g = np.random.default_rng(9).standard_normal((64, 20, 64))
+    cell, x, w, s0 = _problem(name, B=B, T=T, I=I, H=H, seed=8, dtype=dtype)
+    g = np.random.default_rng(9).standard_normal((B, T, H)).astype(dtype)
 
     def run():
         fwd = cell.api_forward(x, w, s0)
-        return [fwd.h] + list(cell.api_backward(fwd, g, 5))
+        return [fwd.h] + list(cell.api_backward(fwd, g, truncate))
 
     with threadpoolctl.threadpool_limits(1):
         one = run()
