@@ -634,8 +634,12 @@ def check_window(net, p_layers, x, v, states, lengths, t0):
     The window is steps ``[t0, t0 + T)`` of a mini-batch whose sequences
     have ``lengths`` (None: all of them). Steps beyond a sequence's end do
     not count: a short sequence's padded continuation may overflow where
-    the sequence itself does not. Which weights or data are to blame is
-    the caller's to decide (:meth:`DataGuard.on_divergence`).
+    the sequence itself does not. Such steps' states are then set to zero:
+    BPTT's error there is zero, and 0 * inf would make the weight
+    gradients NaN (no valid step reads them, and a window that follows
+    starts those sequences from zero, as their steps there are padding
+    too). Which weights or data are to blame is the caller's to decide
+    (:meth:`DataGuard.on_divergence`).
     """
     inp = x
     for layer, (p, buf) in enumerate(zip(p_layers, v.layers)):
@@ -646,6 +650,8 @@ def check_window(net, p_layers, x, v, states, lengths, t0):
             own = None if lengths is None else np.clip(lengths - t0, 0, T)
             if _locate_layer(p, inp, h, own, h0) is not None:
                 raise NonFiniteError("network's values on the training data")
+            if own is not None:
+                h[np.arange(T)[:, None] >= own[None, :]] = 0
         inp = h
 
 

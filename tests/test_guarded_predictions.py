@@ -210,6 +210,43 @@ def test_padding_that_would_overflow_is_not_refused():
     np.testing.assert_allclose(pred[:1], est.predict([short]), rtol=1e-12)
 
 
+@pytest.mark.parametrize("activation", ["relu", "identity"])
+@pytest.mark.parametrize("layout", ["list", "nan"])
+def test_training_on_padding_that_would_overflow(activation, layout):
+    """A mini-batch pads the short sequence to the long one's 60 steps;
+    with W_hh = 1e10 its padded continuation overflows (relu/identity
+    states are unbounded), where the sequence itself does not. That is not
+    the network's value for it: training goes on, and the update is the
+    one without padding (half that of the short sequence alone, as the
+    long sequence of zeros has a zero gradient)."""
+    X = [np.zeros((60, 1)), np.ones((1, 1))]
+    if layout == "nan":
+        padded = np.full((2, 60, 1), np.nan)
+        padded[0], padded[1, 0] = 0.0, 1.0
+        X = padded
+    y = np.array([0.0, 2.0])
+    moved = {}
+    for batch_size in (1, 2):
+        est = RNNRegressor((1,), cell="elman", activation=activation,
+                           max_iter=1, batch_size=batch_size, shuffle=False,
+                           solver="sgd", momentum=0, learning_rate_init=1e-3,
+                           alpha=0, clip_norm=None, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit([np.zeros((3, 1))] * 2, np.zeros(2))
+        est.from_torch_state_dict({
+            "weight_ih_l0": np.ones((1, 1)), "weight_hh_l0": np.full((1, 1), 1e10),
+            "bias_ih_l0": np.zeros(1), "bias_hh_l0": np.zeros(1),
+            "out.weight": np.ones((1, 1)), "out.bias": np.zeros(1)})
+        np.testing.assert_array_equal(est.predict(X), [0.0, 1.0])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            est.partial_fit(X, y)
+        moved[batch_size] = est.coefs_[0]["weight_ih"][0, 0] - 1.0
+    assert moved[1] > 0
+    assert moved[2] == pytest.approx(moved[1] / 2, rel=1e-9)
+
+
 def test_sequence_output_overflow_is_refused():
     est, X, _ = _fitted(cell="elman", output="sequence")
     _set(est, weight_ih_l0=1.0)
