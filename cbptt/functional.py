@@ -47,6 +47,25 @@ __all__ = ["RNNForwardResult", "RNNGradients", "rnn_forward", "rnn_backward",
            "release_buffers"]
 
 
+def _made_by_forward_only(result):
+    """A forward result's ``__post_init__``: refuse every construction
+    through ``__init__``. The forward passes build their results without it
+    (:func:`_result`); ``dataclasses.replace`` and the constructor would
+    pair new arrays or settings with the old result's cached gates and
+    states, whose backward pass would then be silently wrong. Copies and
+    pickles do not run ``__init__``."""
+    producer = {"RNNForwardResult": "rnn_forward",
+                "CECForwardResult": "cec_forward",
+                "LSTMForwardResult": "lstm_forward",
+                "GRUForwardResult": "gru_forward"}[type(result).__name__]
+    raise TypeError(
+        f"{type(result).__name__} is made only by {producer}: a result "
+        "built or changed by hand (the constructor, dataclasses.replace) "
+        "would pair its new values with the old result's cached states, "
+        f"and the backward pass would be wrong; run {producer} again for "
+        "other inputs or weights")
+
+
 @dataclass(frozen=True, eq=False)
 class RNNForwardResult:
     """What :func:`rnn_forward` computed and what :func:`rnn_backward` needs.
@@ -79,6 +98,8 @@ class RNNForwardResult:
     _x_tm: np.ndarray = field(repr=False)
     _h_tm: np.ndarray = field(repr=False)
     batch_first: bool = True
+
+    __post_init__ = _made_by_forward_only
 
     @property
     def h_last(self):
@@ -491,6 +512,8 @@ class CECForwardResult:
     _h_tm: np.ndarray = field(repr=False)
     batch_first: bool = True
 
+    __post_init__ = _made_by_forward_only
+
     @property
     def h_last(self):
         """The final state s(T-1), shape (batch, H)."""
@@ -560,6 +583,8 @@ class LSTMForwardResult:
     _c_tm: np.ndarray = field(repr=False)
     _gates_tm: np.ndarray = field(repr=False)
     batch_first: bool = True
+
+    __post_init__ = _made_by_forward_only
 
     @property
     def h_last(self):
@@ -1092,6 +1117,8 @@ class GRUForwardResult:
     _gates_tm: np.ndarray = field(repr=False)
     _hn_tm: np.ndarray = field(repr=False)     # W_hn h(t-1) + b_hn
     batch_first: bool = True
+
+    __post_init__ = _made_by_forward_only
 
     @property
     def h_last(self):

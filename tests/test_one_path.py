@@ -206,19 +206,56 @@ def test_backward_call_refuses_a_non_finite_grad(dtype, bad, model):
                     backward(res, g, truncate=truncate or None)
 
 
+BACKWARD_OF = {"elman": rnn_backward, "lstm": lstm_backward,
+               "gru": gru_backward, "cec": cec_backward}
+
+
 def test_a_result_changed_by_hand_is_refused():
-    """A result whose arrays do not fit together: the one-call path
-    declines it, and a clear error follows the checks of grad_h."""
+    """A result whose arrays do not fit together (a field overwritten
+    behind the frozen dataclass's back): the one-call path declines it,
+    and a clear error follows the checks of grad_h."""
+    import copy
     for model in ("elman", "lstm", "gru", "cec"):
         a = _arrays(model, np.float64)
         res = _run(model, a, want_result=True)
         name = "weight_ih" if model == "cec" else "weight_hh"
-        bad = dataclasses.replace(res, **{name: getattr(res, name)[:, :-1]})
-        backward = {"elman": rnn_backward, "lstm": lstm_backward,
-                    "gru": gru_backward, "cec": cec_backward}[model]
+        bad = copy.copy(res)
+        object.__setattr__(bad, name, getattr(res, name)[:, :-1])
         with pytest.raises(ValueError, match="forward_result's arrays do "
                            "not fit together"):
-            backward(bad, a["grad_h"])
+            BACKWARD_OF[model](bad, a["grad_h"])
+
+
+@pytest.mark.parametrize("model", ["elman", "lstm", "gru", "cec"])
+def test_results_are_made_by_forward_passes_only(model):
+    """dataclasses.replace keeps the old result's other fields (its cached
+    gates and states), so a replaced weight, state or input of the same
+    shape would be differentiated with gates it did not make: a silently
+    wrong gradient. Replacing and constructing are refused; copies and
+    pickles (which do not run __init__) differentiate as the original."""
+    import copy
+    import pickle
+    a = _arrays(model, np.float64)
+    res = _run(model, a, want_result=True)
+    producer = {"elman": "rnn_forward", "lstm": "lstm_forward",
+                "gru": "gru_forward", "cec": "cec_forward"}[model]
+    for f in dataclasses.fields(res):
+        value = getattr(res, f.name)
+        if not isinstance(value, np.ndarray):
+            continue
+        with pytest.raises(TypeError, match=f"made only by {producer}"):
+            dataclasses.replace(res, **{f.name: value * 2.0})
+    with pytest.raises(TypeError, match=f"made only by {producer}"):
+        type(res)(**{f.name: getattr(res, f.name)
+                     for f in dataclasses.fields(res)})
+    backward = BACKWARD_OF[model]
+    want = backward(res, a["grad_h"])
+    for twin in (copy.copy(res), copy.deepcopy(res),
+                 pickle.loads(pickle.dumps(res))):
+        got = backward(twin, a["grad_h"])
+        for name in want._fields:
+            np.testing.assert_array_equal(getattr(got, name),
+                                          getattr(want, name))
 
 
 def _arrays(model, dtype, seed=0, i=I, forget_gate=True):
