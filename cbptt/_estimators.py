@@ -62,9 +62,10 @@ from cbptt._network import (Network, NonFiniteError, OverflowInX,
                             Workspace, DataGuard, predict_raw)
 from cbptt._optim import Optimizer
 from cbptt._sequences import (check_real_numbers, check_target_shape,
-                              checked_array, sample_weights, sequence_targets,
-                              validate_sequences)
+                              checked_array, sample_weights, score_weights,
+                              sequence_targets, validate_sequences)
 from cbptt._train import gather_batch_first
+from cbptt._validation import colmax_abs
 
 __all__ = ["RNNRegressor", "RNNClassifier"]
 
@@ -166,6 +167,26 @@ def _training_loss(est, net, params, seqs, targets, l2_div, weights=None):
                 else float(sw @ losses) / float(sw.sum()))
         w = params[:net.n_decay].astype(np.float64)
         return float(mean + 0.5 * est.alpha * (w @ w) / l2_div)
+
+
+# Above this magnitude r2_float64 scales: (2 * 2^480)^2 summed over up to
+# 2^50 rows stays below float64's 2^1024.
+_R2_SCALE_ABOVE = 2.0 ** 480
+
+
+def r2_float64(y_true, y_pred, sample_weight=None):
+    """scikit-learn's ``r2_score`` in float64 (a float32 model's squared
+    residuals overflow float32 from |y - y_pred| ~ 1.8e19), with both sides
+    divided by a power of two when their squares could overflow float64:
+    R^2 is scale-free and the division exact, so the score is that of the
+    values themselves, finite for finite values."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    big = max(np.abs(y_true).max(initial=0.0), np.abs(y_pred).max(initial=0.0))
+    if _R2_SCALE_ABOVE < big < np.inf:
+        shift = -int(np.ceil(np.log2(big)))
+        y_true, y_pred = np.ldexp(y_true, shift), np.ldexp(y_pred, shift)
+    return r2_score(y_true, y_pred, sample_weight=sample_weight)
 
 
 def _fall_back(est, net, params, opt, seqs, targets, l2_div, weights, snaps):
@@ -973,6 +994,7 @@ class _BaseRNN(BaseEstimator):
         # (tanh(inf) = 1 keeps the loss finite): refused as predict does,
         # before training and (weights grown that far) after each epoch;
         # unbounded states in every training window (DataGuard).
+        self._check_loss_range(targets, weights, params, net)
         guard = DataGuard(net, seqs.data, seqs.lengths, self._arch["output"])
         guard.check(params)
         if cold or not incremental:
@@ -1021,6 +1043,39 @@ class _BaseRNN(BaseEstimator):
 
     def _before_fit(self, incremental, classes):
         """Hook run first inside the rollback scope of a fit."""
+
+    def _check_loss_range(self, targets, weights, params, net):
+        """Refuse, before training, finite arguments that put the loss out
+        of range whatever the weights do: sample weights whose sum (the
+        loss's divisor) or whose values in the compute dtype are infinite,
+        and an ``alpha`` whose L2 term is infinite for the starting
+        weights. Training would stop at its first update and blame the
+        optimizer (the regressor also checks ``y``: :meth:`_check_targets_range`)."""
+        dtype = params.dtype
+        if weights is not None:
+            total = float(weights.per_sequence.sum())
+            rows_max = float(colmax_abs(weights.rows).max(initial=0.0))
+            if not (np.isfinite(total) and np.isfinite(rows_max)):
+                raise ValueError(
+                    f"sample_weight has values up to "
+                    f"{weights.per_sequence.max():.3g}, whose "
+                    + ("sum" if not np.isfinite(total) else f"{dtype}")
+                    + " overflows; the fit depends on the weights' ratios "
+                    "(and alpha's divisor, their sum): scale them down")
+        w = params[:net.n_decay].astype(np.float64)
+        with np.errstate(over="ignore"):
+            wsq = float(w @ w)
+            l2 = 0.5 * self.alpha * wsq
+        # (warm-start weights whose own norm overflows are the weights'
+        # fault, not alpha's: training finds them, with the fallback)
+        if np.isfinite(wsq) and not np.isfinite(l2):
+            raise ValueError(
+                f"alpha={self.alpha:g} makes the L2 term alpha/2 ||w||^2 "
+                "infinite for the starting weights; expected a smaller alpha")
+        self._check_targets_range(targets, weights, dtype)
+
+    def _check_targets_range(self, targets, weights, dtype):
+        """Hook of :meth:`_check_loss_range` (the regressor's ``y``)."""
 
     # Hooks the regressor and the classifier override: the loss, the
     # encoding of y, the scores, and the fitted attributes about the targets.
@@ -1083,7 +1138,11 @@ class _BaseRNN(BaseEstimator):
     def _check_same_architecture(self, hidden):
         now = {k: getattr(self, k) for k in _ARCHITECTURE}
         now["hidden_layer_sizes"] = hidden
-        changed = [k for k in _ARCHITECTURE if now[k] != self._arch[k]]
+        # a cell of fixed nonlinearities (LSTM, GRU, CEC) ignores activation
+        fixed = (now["cell"] == self._arch["cell"]
+                 and not CELLS[now["cell"]].activations)
+        changed = [k for k in _ARCHITECTURE if now[k] != self._arch[k]
+                   and not (fixed and k == "activation")]
         if changed:
             k = changed[0]
             raise ValueError(
@@ -1253,9 +1312,13 @@ class _BaseRNN(BaseEstimator):
         raise with ``on_nonfinite="raise"`` (``_fit`` rolls back), else keep
         the last weights of ``snaps`` with a finite training loss and warn;
         raise when there are none."""
+        # clipping rescales a finite gradient; it cannot undo an overflow
         remedy = ("Set clip_norm (global gradient-norm clipping), lower "
                   "learning_rate_init, or scale the input (e.g. with "
-                  "StandardScaler).")
+                  "StandardScaler)." if self.clip_norm is None else
+                  "Lower learning_rate_init or scale the input (e.g. with "
+                  f"StandardScaler): clip_norm={self.clip_norm:g} rescales a "
+                  "finite gradient, not one that overflowed.")
         if self.on_nonfinite == "raise":
             raise FloatingPointError(
                 f"Training stopped in epoch {epoch}: the {what} became NaN "
@@ -1533,17 +1596,22 @@ class _BaseRNN(BaseEstimator):
         opt.restore((s1, s2, t))
         return opt
 
-    def _score(self, X, y, sample_weight, mixin_score, metric):
-        """The mixin's score with ``output="last"``, else ``metric`` per step."""
+    def _score(self, X, y, sample_weight, metric):
+        """``metric`` of the predictions: per sequence with
+        ``output="last"``, else over every valid step. ``sample_weight``
+        is checked as :meth:`fit` checks it (a scalar or one weight per
+        sequence), a sequence's weight applying to each of its steps."""
         if getattr(self, "_output", self.output) == "last":
-            return mixin_score(X, y, sample_weight)
+            pred = self.predict(X)
+            return metric(y, pred, sample_weight=score_weights(sample_weight,
+                                                               len(pred)))
         return self._score_sequence(X, y, sample_weight, metric)
 
     def _score_sequence(self, X, y, sample_weight, metric):
         """``metric`` over every valid step (output="sequence")."""
         y_steps, pred, mask = self._step_pairs(X, y)
         if sample_weight is not None:
-            sw = np.asarray(sample_weight, dtype=np.float64)
+            sw = score_weights(sample_weight, mask.shape[1])
             sample_weight = np.broadcast_to(sw[None, :], mask.shape)[mask]
         return metric(y_steps, pred, sample_weight=sample_weight)
 
@@ -1818,7 +1886,27 @@ __NOTES__
 
     @staticmethod
     def _score_values(z, y, sample_weight=None):
-        return r2_score(y, z, sample_weight=sample_weight)
+        return r2_float64(y, z, sample_weight=sample_weight)
+
+    def _check_targets_range(self, targets, weights, dtype):
+        """The largest target's squared error when predicting zero, 1/2 k
+        max|y|^2 over the k outputs (about a row's loss at the start),
+        within the compute dtype's range: the loss sums it in float64, and a
+        float32 model's gradients carry y's scale through BPTT."""
+        targets = np.asarray(targets)
+        k = targets.shape[-1] if targets.ndim > 1 else 1
+        # one compiled pass, no temporary the size of y (padded steps hold 0)
+        big = float(colmax_abs(targets).max(initial=0.0))
+        with np.errstate(over="ignore"):
+            loss = 0.5 * k * big * big
+        limit = float(np.finfo(dtype).max)
+        if not loss <= limit:
+            raise ValueError(
+                f"y has values up to {big:.3g}, whose squared error "
+                f"overflows {np.dtype(dtype)} (1/2 k max|y|^2 = {loss:.3g} "
+                f"for k = {k} outputs; at most {limit:.3g}); scale y, e.g. "
+                "with sklearn.compose.TransformedTargetRegressor and a "
+                "StandardScaler")
 
     @staticmethod
     def _steps_prediction(z):
@@ -1926,7 +2014,7 @@ __SAMPLE_WEIGHT__
         score : float
         """
         check_real_numbers(y, "y")
-        return self._score(X, y, sample_weight, super().score, r2_score)
+        return self._score(X, y, sample_weight, r2_float64)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -2215,7 +2303,7 @@ __SAMPLE_WEIGHT__
         -------
         score : float
         """
-        return self._score(X, y, sample_weight, super().score, accuracy_score)
+        return self._score(X, y, sample_weight, accuracy_score)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

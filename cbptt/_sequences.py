@@ -638,6 +638,43 @@ _WEIGHT_SHAPES = {
 }
 
 
+def _check_weight_values(seen):
+    """The weights that count (float64): finite, non-negative, with a
+    positive sum."""
+    if not np.isfinite(seen).all():
+        raise ValueError("sample_weight contains NaN or infinity; expected "
+                         "finite, non-negative weights")
+    if (seen < 0).any():
+        raise ValueError(f"sample_weight has negative values (the smallest is "
+                         f"{seen.min():g}); expected finite, non-negative "
+                         "weights")
+    if not seen.sum() > 0:
+        raise ValueError("sample_weight is zero everywhere (the weights of "
+                         "the valid steps sum to zero); expected at least one "
+                         "positive weight")
+
+
+def score_weights(sample_weight, n_samples):
+    """Check ``sample_weight`` of a score over ``n_samples`` sequences as
+    :func:`sample_weights` checks a fit's (a scalar or one weight per
+    sequence; finite, non-negative, a positive sum). Returns float64
+    ``(n_samples,)`` weights, or None."""
+    if sample_weight is None:
+        return None
+    check_real_numbers(sample_weight, "sample_weight")
+    if isinstance(sample_weight, numbers.Real):
+        sw = np.full(n_samples, float(sample_weight))
+    else:
+        sw = np.asarray(sample_weight)
+        if sw.ndim != 1 or sw.shape[0] != n_samples:
+            raise ValueError(f"sample_weight has shape {sw.shape} for X of "
+                             f"{n_samples} samples; expected a scalar or an "
+                             f"array of shape ({n_samples},)")
+        sw = sw.astype(np.float64)
+    _check_weight_values(sw)
+    return sw
+
+
 def sample_weights(sample_weight, seqs, output):
     """Check ``sample_weight`` of a fit on ``seqs``; a :class:`SampleWeights`.
 
@@ -675,18 +712,7 @@ def sample_weights(sample_weight, seqs, output):
                              f"{N} samples; expected {accepted}")
         sw = sw.astype(np.float64)
     valid = seqs.valid_mask().T if sw.ndim == 2 else np.ones(N, bool)
-    seen = sw[valid]
-    if not np.isfinite(seen).all():
-        raise ValueError("sample_weight contains NaN or infinity; expected "
-                         "finite, non-negative weights")
-    if (seen < 0).any():
-        raise ValueError(f"sample_weight has negative values (the smallest is "
-                         f"{seen.min():g}); expected finite, non-negative "
-                         "weights")
-    if not seen.sum() > 0:
-        raise ValueError("sample_weight is zero everywhere (the weights of "
-                         "the valid steps sum to zero); expected at least one "
-                         "positive weight")
+    _check_weight_values(sw[valid])
     dtype = seqs.dtype
     if output == "last":
         return SampleWeights(np.ascontiguousarray(sw, dtype), sw)

@@ -49,7 +49,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from cbptt._estimators import _BaseRNN, interrupted_message
+from cbptt._estimators import _R2_SCALE_ABOVE, _BaseRNN, interrupted_message
 from cbptt._network import OverflowInX, restated
 from cbptt._sequences import check_real_numbers
 
@@ -637,9 +637,11 @@ def _block_sums(xb, yb, estimator, origin=0, data="X"):
     """Sums of one block from which ``score`` is pooled (``origin``: where
     the block starts in ``data``, see :func:`_origins`).
 
-    Classifier: ``(correct, count)``. Regressor: ``(n, mean, m2, ssr)`` per
-    output, with ``m2 = sum (y - mean)^2`` about the block's own mean and
-    ``ssr = sum (y - y_pred)^2``.
+    Classifier: ``(correct, count)``. Regressor: ``(n, mean, m2, ssr, e)``
+    per output, with ``m2 = sum (y - mean)^2`` about the block's own mean
+    and ``ssr = sum (y - y_pred)^2``, of the values times ``2^-e``: ``e``
+    is 0, or where their squares could overflow float64 the exponent that
+    brings them below 1 (exact, as ``r2_float64`` scales).
     """
     if len(xb) == 0:                             # an empty chunk or partition
         return None
@@ -658,9 +660,13 @@ def _block_sums(xb, yb, estimator, origin=0, data="X"):
         return float(np.sum(true == pred)), float(true.shape[0])
     true = np.asarray(true, np.float64).reshape(true.shape[0], -1)
     pred = np.asarray(pred, np.float64).reshape(true.shape)
+    big = max(np.abs(true).max(initial=0.0), np.abs(pred).max(initial=0.0))
+    e = int(np.ceil(np.log2(big))) if _R2_SCALE_ABOVE < big < np.inf else 0
+    if e:
+        true, pred = np.ldexp(true, -e), np.ldexp(pred, -e)
     mean = true.mean(axis=0)
     return (float(true.shape[0]), mean, ((true - mean) ** 2).sum(axis=0),
-            ((true - pred) ** 2).sum(axis=0))
+            ((true - pred) ** 2).sum(axis=0), e)
 
 
 def _pool_r2(sums):
@@ -669,10 +675,22 @@ def _pool_r2(sums):
     Pools the blocks' means and squared deviations pairwise (Chan, Golub and
     LeVeque): with ``d = mean_b - mean_a``, ``m2 = m2_a + m2_b + d^2 n_a n_b
     / n``; R^2 = 1 - ssr / m2 per output, 1 when both are 0, 0 when only
-    m2 is (scikit-learn's ``force_finite``).
+    m2 is (scikit-learn's ``force_finite``). Two blocks' sums of values
+    scaled by ``2^-e_a`` and ``2^-e_b`` are first brought to the larger
+    exponent (means times ``2^(e - E)``, squares times ``4^(e - E)``).
     """
-    n, mean, m2, ssr = sums[0]
-    for nb, mb, m2b, ssrb in sums[1:]:
+    def rescaled(mean, m2, ssr, e, E):
+        return (np.ldexp(mean, e - E), np.ldexp(m2, 2 * (e - E)),
+                np.ldexp(ssr, 2 * (e - E)))
+
+    n, mean, m2, ssr, e = sums[0]
+    for nb, mb, m2b, ssrb, eb in sums[1:]:
+        E = max(e, eb)
+        if e != E:
+            mean, m2, ssr = rescaled(mean, m2, ssr, e, E)
+        if eb != E:
+            mb, m2b, ssrb = rescaled(mb, m2b, ssrb, eb, E)
+        e = E
         total = n + nb
         d = mb - mean
         mean = mean + d * (nb / total)

@@ -10,6 +10,7 @@ API computes, a fitted model survives pickle, save/load and the PyTorch state
 dict, torch's own module (where there is one) computes the same, and
 diagnostics use the fitted architecture.
 """
+import copy
 import pickle
 
 import numpy as np
@@ -278,3 +279,23 @@ def test_diagnostics_use_the_fitted_architecture(name):
         np.testing.assert_array_equal(before.delta, after.delta)
         np.testing.assert_array_equal(before.h, after.h)
     np.testing.assert_array_equal(flow.ratio, est.error_flow(X).ratio)
+
+
+@pytest.mark.parametrize("name", CELL_NAMES)
+def test_activation_counts_only_where_the_cell_has_one(name):
+    """warm_start and partial_fit continue the fitted network: a changed
+    activation refuses that for a cell that uses it (Elman), and changes
+    nothing for a cell of fixed nonlinearities (LSTM, GRU, CEC), which
+    ignores it; the continued fit equals one without the change."""
+    est, X, y = _fitted(name)
+    twin = copy.deepcopy(est)
+    other = "relu" if est.activation != "relu" else "tanh"
+    est.set_params(activation=other)
+    if CELLS[name].activations:
+        with pytest.raises(ValueError, match=f"activation='{other}' differs"):
+            est.partial_fit(X, y)
+        return
+    est.partial_fit(X, y)
+    twin.partial_fit(X, y)
+    np.testing.assert_array_equal(est.predict(X), twin.predict(X))
+    est.set_params(warm_start=True, max_iter=2).fit(X, y)

@@ -482,21 +482,26 @@ def test_weights_kept_after_divergence_predict_finite_values():
 
 
 def test_divergence_without_usable_weights_leaves_the_estimator_as_it_was():
-    """Targets so large that even the initial weights' loss is infinite:
-    there are no weights to keep, the fit raises the documented error and
-    the estimator stays unfitted (or keeps its previous model)."""
+    """Targets so large that even the initial weights' loss is infinite
+    are refused by name before training; a warm start from weights whose
+    finite predictions (~1e200) have an infinite loss has no weights to
+    keep: the fit raises the documented error and the estimator keeps its
+    model."""
     rng = np.random.default_rng(0)
     X = rng.standard_normal((20, 5, 1))
+    y = X.sum(axis=(1, 2))
     est = RNNRegressor(hidden_layer_sizes=(4,), max_iter=3, random_state=0)
-    with pytest.raises(FloatingPointError, match="NaN or infinite"):
+    with pytest.raises(ValueError, match="y has values up to 1e"):
         est.fit(X, np.full(20, 1e200))
     assert not hasattr(est, "coefs_")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est.fit(X, X.sum(axis=(1, 2)))
+        est.fit(X, y)
+    _set(est, out__weight=1e200)
     before = est.predict(X)
-    with pytest.raises(FloatingPointError, match="NaN or infinite"):
-        est.fit(X, np.full(20, 1e200))
+    assert np.isfinite(before).all() and np.abs(before).max() > 1e199
+    with pytest.raises(FloatingPointError, match="no weights of this call"):
+        est.set_params(warm_start=True).fit(X, y)
     np.testing.assert_array_equal(est.predict(X), before)
 
 
@@ -556,3 +561,112 @@ def test_divergence_reports_the_sample_weighted_training_loss():
     weighted = reported(X, y, sample_weight=sw)
     assert weighted == pytest.approx(reported(X[10:], y[10:]), rel=1e-5)
     assert weighted != pytest.approx(reported(X, y), rel=1e-3)
+
+
+# -- scores of finite values are finite ---------------------------------------
+
+def test_r2_is_scale_free_and_exact_when_scaled():
+    """R^2 of values whose squares overflow float64 is that of the values
+    divided by a power of two: bitwise r2_score of the unscaled ones."""
+    from sklearn.metrics import r2_score
+    from cbptt._estimators import r2_float64
+    rng = np.random.default_rng(3)
+    y, p = rng.standard_normal((50, 2)), rng.standard_normal((50, 2))
+    w = rng.uniform(0.5, 2.0, 50)
+    for shift in (0, 600, 1000):
+        got = r2_float64(np.ldexp(y, shift), np.ldexp(p, shift), w)
+        assert got == r2_score(y, p, sample_weight=w), shift
+    assert r2_float64(y.astype(np.float32), p.astype(np.float32)) == \
+        r2_score(y.astype(np.float32).astype(np.float64),
+                 p.astype(np.float32).astype(np.float64))
+
+
+def test_score_of_large_finite_values_is_finite():
+    """A float32 CEC model predicting 6.6e19 on finite X scored -inf
+    (r2_score squared float32 residuals) while cbptt.dask.score gave
+    -4.3e37; a float64 model scored NaN on y ~ 1e300. Both are finite now,
+    and the Dask score equals the in-memory one."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(6, 5, 2)).astype(np.float32)
+    y = X.sum(axis=(1, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = RNNRegressor((4,), cell="cec", max_iter=3,
+                           random_state=0).fit(X, y)
+    Xb = X.copy()
+    Xb[3, 2, 1] = 1e20
+    pred = est.predict(Xb)
+    assert np.isfinite(pred).all() and np.abs(pred).max() > 1e19
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        s = est.score(Xb, y)
+    from sklearn.metrics import r2_score
+    assert s == r2_score(y.astype(np.float64), pred.astype(np.float64))
+    X64, y64 = X.astype(np.float64), y.astype(np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        e64 = RNNRegressor((4,), cell="gru", max_iter=2,
+                           random_state=0).fit(X64, y64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        huge = e64.score(X64, y64 * 1e300)
+    assert np.isfinite(huge) and huge < 0
+    dask = pytest.importorskip("dask", reason="dask not installed")
+    import dask.array as da
+    from cbptt import dask as cdask
+    with dask.config.set(scheduler="synchronous"):
+        assert cdask.score(est, da.from_array(Xb, chunks=(3, -1, -1)),
+                           y) == pytest.approx(s, rel=1e-12)
+        assert cdask.score(e64, da.from_array(X64, chunks=(2, -1, -1)),
+                           y64 * 1e300) == pytest.approx(huge, rel=1e-12)
+
+
+# -- a loss out of range from the start is the arguments' fault --------------
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_arguments_whose_loss_overflows_are_refused_by_name(dtype):
+    """Finite y, sample_weight or alpha that put the loss out of range
+    whatever the weights do stopped the fit at its first update with a
+    FloatingPointError advising clip_norm (already set): now a ValueError
+    names the argument before training, and the estimator is unchanged."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(12, 5, 3)).astype(dtype)
+    y = X.sum(axis=(1, 2)).astype(np.float64)
+    big_y = 1e300 if dtype == np.float64 else 1e30      # float32: 1e60 > max
+    cases = [(dict(y=y * big_y), "y has values up to"),
+             (dict(sample_weight=np.full(12, 1e308)), "sample_weight has"),
+             (dict(alpha=1e308), "alpha=1e+308")]
+    for kw, what in cases:
+        params = dict(hidden_layer_sizes=(4,), cell="gru", max_iter=2,
+                      random_state=0, alpha=kw.get("alpha", 1e-4))
+        with pytest.raises(ValueError, match=re.escape(what)):
+            RNNRegressor(**params).fit(X, kw.get("y", y),
+                                       sample_weight=kw.get("sample_weight"))
+    fitted, X0, y0 = _fitted(dtype=dtype)
+    before = fitted.coefs_
+    with pytest.raises(ValueError, match="y has values up to"):
+        fitted.partial_fit(X0, y0 * big_y)
+    for a, b in zip(before, fitted.coefs_):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+    # classifiers check weights and alpha (their loss reads no y values)
+    with pytest.raises(ValueError, match="sample_weight has"):
+        RNNClassifier((4,), max_iter=1).fit(X, y > 0,
+                                            sample_weight=np.full(12, 1e308))
+
+
+def test_divergence_advice_does_not_offer_clip_norm_when_it_is_set():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 5, 1))
+    y = X.sum(axis=(1, 2))
+    for clip_norm, advice in [(None, "Set clip_norm"),
+                              (1.0, "clip_norm=1 rescales a finite "
+                                    "gradient, not one that overflowed")]:
+        est = RNNRegressor(hidden_layer_sizes=(4,), max_iter=3,
+                           learning_rate_init=1e308, clip_norm=clip_norm,
+                           on_nonfinite="raise", random_state=0)
+        with pytest.raises(FloatingPointError) as info:
+            est.fit(X, y)
+        assert advice in str(info.value)
+        if clip_norm is not None:
+            assert "Set clip_norm" not in str(info.value)

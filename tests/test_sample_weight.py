@@ -396,3 +396,33 @@ def test_early_stopping_on_variable_length_step_targets(rng, weighted):
                            hidden_layer_sizes=(4,), random_state=seed)
         est.fit(X, y, sample_weight=w)
         assert len(est.validation_scores_) == 2
+
+
+@pytest.mark.parametrize("output", ["last", "sequence"])
+@pytest.mark.parametrize("cls", [RNNRegressor, RNNClassifier])
+def test_score_checks_sample_weight_as_fit_does(rng, cls, output):
+    """score(sample_weight=) accepts and refuses what fit does: a scalar
+    is every sequence's weight; negative, NaN, boolean, all-zero or
+    wrongly shaped weights are refused by name (score took negative and
+    boolean weights, and refused a scalar with r2_score's own error)."""
+    X, y = data(rng, classify=cls is RNNClassifier, output=output)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = cls(hidden_layer_sizes=(4,), output=output, max_iter=2,
+                  random_state=0).fit(X, y)
+    n = len(X)
+    assert est.score(X, y, sample_weight=2.0) == pytest.approx(
+        est.score(X, y), rel=1e-12)
+    assert est.score(X, y, sample_weight=np.ones(n)) == est.score(X, y)
+    bad = [(-np.ones(n), ValueError, "negative"),
+           (np.full(n, np.nan), ValueError, "NaN"),
+           (np.zeros(n), ValueError, "zero everywhere"),
+           (np.ones(n + 1), ValueError, "shape"),
+           (np.ones(n, bool), TypeError, "bool")]
+    for sw, exc, what in bad:
+        for call in (lambda: est.score(X, y, sample_weight=sw),
+                     lambda: cls(hidden_layer_sizes=(4,), output=output,
+                                 max_iter=1).fit(X, y, sample_weight=sw)):
+            with pytest.raises(exc, match="sample_weight") as info:
+                call()
+            assert what in str(info.value)
