@@ -451,9 +451,12 @@ def _error_flow(X, weights, cell, activation, direction, threshold,
         per_step = get_activation(activation).fprime_sup * w_norm
         path = factors.copy()
         path[:, 0] = 1.0
-        path = np.cumprod(path, axis=1)    # NaN beyond a sample's length
+        # bounds beyond float64's range are no bounds: inf, without a warning
+        with np.errstate(over="ignore"):
+            path = np.cumprod(path, axis=1)    # NaN beyond a sample's length
+            bound = per_step ** np.arange(n_lags, dtype=np.float64)
         kw.update(weight_hh_norm=w_norm, bound_per_step=per_step,
-                  bound=per_step ** np.arange(n_lags, dtype=np.float64),
+                  bound=bound,
                   step_factor=_nanmean_columns(factors),
                   step_factor_max=_nanmax_columns(factors_max),
                   path_bound=_nanmean_columns(path))

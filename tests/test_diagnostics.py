@@ -444,3 +444,20 @@ def test_generate_text_carries_the_states():
     regressor = cbptt.RNNRegressor((3,), max_iter=1).fit(X[:, :, :2], y[:, 0] * 1.0)
     with pytest.raises(ValueError, match="output='sequence'"):
         generate_text(regressor, "the", 5, codec=codec)
+
+
+def test_a_bound_beyond_float64_is_inf_without_a_warning():
+    """||W_hh|| = 1e10: the bound (f'_sup ||W_hh||)^q passes float64's
+    range after about 31 lags; it is inf there (no bound), with no
+    RuntimeWarning leaking from NumPy."""
+    import warnings
+    rng = np.random.default_rng(0)
+    H = 3
+    w = {"weight_ih": rng.standard_normal((H, 2)) * 0.1,
+         "weight_hh": np.eye(H) * 1e10, "bias": np.zeros(H)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        flow = error_flow(rng.standard_normal((4, 60, 2)) * 1e-12, w,
+                          activation="tanh", random_state=0)
+    assert flow.bound_per_step == pytest.approx(1e10)
+    assert np.isinf(flow.bound[-1]) and np.isfinite(flow.bound[:30]).all()
