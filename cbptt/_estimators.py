@@ -1064,7 +1064,9 @@ class _BaseRNN(BaseEstimator):
                     "(and alpha's divisor, their sum): scale them down")
         w = params[:net.n_decay].astype(np.float64)
         with np.errstate(over="ignore"):
-            wsq = float(w @ w)
+            # no BLAS: a threaded dot's spinning threads would take the
+            # cores of the kernels that follow
+            wsq = float(np.square(w).sum())
             l2 = 0.5 * self.alpha * wsq
         # (warm-start weights whose own norm overflows are the weights'
         # fault, not alpha's: training finds them, with the fallback)
