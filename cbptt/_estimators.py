@@ -62,7 +62,8 @@ from cbptt._network import (Network, NonFiniteError, OverflowInX,
                             Workspace, DataGuard, predict_raw)
 from cbptt._optim import Optimizer
 from cbptt._sequences import (check_real_numbers, check_target_shape,
-                              checked_array, sample_weights, sequence_targets,
+                              checked_array, refuse_nonfinite_targets,
+                              sample_weights, sequence_targets,
                               validate_sequences)
 from cbptt._train import gather_batch_first
 
@@ -1803,15 +1804,15 @@ __NOTES__
             # padded steps to zero; otherwise one private copy.
             padded = seqs.lengths is not None
             if padded or y2.dtype != dtype or not y2.flags.c_contiguous:
-                y2 = np.array(y2, dtype=dtype)
+                with np.errstate(over="ignore"):    # inf: refused below
+                    y2 = np.array(y2, dtype=dtype)
             if padded:
                 valid = seqs.valid_mask().T
                 y2[~valid] = 0.0
             # Finite everywhere, pads zeroed: the valid steps are; otherwise
-            # scikit-learn's check on them raises its own error.
+            # the error names the first sample and step that is not.
             if not (y2.size and _scan.all_finite(y2.reshape(-1))):
-                check_array(y2[seqs.valid_mask().T], dtype=dtype,
-                            input_name="y")
+                refuse_nonfinite_targets(y2, seqs)
         if cold:
             self._y_ndim = ndim
         return np.ascontiguousarray(y2, dtype=dtype), y2.shape[-1]
