@@ -40,6 +40,7 @@ import signal
 import threading
 import time
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 from sklearn.base import (BaseEstimator, ClassifierMixin, RegressorMixin,
@@ -1604,20 +1605,39 @@ class _BaseRNN(BaseEstimator):
 
         Raises
         ------
+        TypeError
+            When ``state_dict`` is not a mapping, or a value is not made of
+            real numbers (bool, strings).
         ValueError
-            On a missing or unexpected key, a wrong shape or non-finite values.
+            On a missing or unexpected key, a wrong shape, complex or
+            non-finite values.
         """
         check_is_fitted(self)
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict is a {type(state_dict).__name__}; "
+                            "expected a mapping of names to arrays, such as "
+                            "torch's state_dict() or to_torch_state_dict() "
+                            "(a list of (name, array) pairs converts with "
+                            "dict(pairs))")
         expected = self.to_torch_state_dict()
-        missing = sorted(set(expected) - set(state_dict))
-        extra = sorted(set(state_dict) - set(expected))
+        missing = sorted(set(expected) - set(state_dict), key=str)
+        extra = sorted(set(state_dict) - set(expected), key=str)
         if missing or extra:
             raise ValueError(f"state_dict has missing keys {missing} and "
                              f"unexpected keys {extra}; expected exactly "
                              f"{sorted(expected)}")
         values = {}
         for key, ref in expected.items():
-            arr = _as_numpy(state_dict[key])
+            where = f"state_dict[{key!r}]"
+            try:
+                arr = _as_numpy(state_dict[key])
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise TypeError(f"{where} cannot be read as a NumPy array "
+                                f"({exc}); expected an array or tensor of "
+                                "real numbers") from None
+            # The dtype rule of X, naming the key: bool and strings are a
+            # TypeError, complex a ValueError ("Complex data not supported").
+            check_real_numbers(arr, where)
             if arr.shape != ref.shape:
                 raise ValueError(f"state_dict[{key!r}] has shape {arr.shape}; "
                                  f"expected {ref.shape}")

@@ -709,6 +709,36 @@ def test_sequence_y_non_finite_names_sample_and_step(rng):
     quiet(small(RNNRegressor, output="sequence").fit, Xp, y4)
 
 
+def test_from_torch_state_dict_refuses_non_mappings_and_non_real_values(rng):
+    """A state dict that is not a mapping is a TypeError saying what is
+    expected; values of bool or strings (TypeError) or complex numbers
+    (ValueError) name their key; nothing is loaded."""
+    X = rng.standard_normal((6, 5, 2))
+    est = quiet(small(RNNRegressor).fit, X, np.zeros(6))
+    sd = est.to_torch_state_dict()
+    params = est._params.copy()
+    with pytest.raises(TypeError, match="state_dict is a list; expected a "
+                       "mapping of names to arrays, such as torch's "
+                       r"state_dict\(\)"):
+        est.from_torch_state_dict(list(sd.items()))
+    with pytest.raises(TypeError, match=r"state_dict\['out.bias'\] has dtype "
+                       "bool; expected real floating-point"):
+        est.from_torch_state_dict({**sd, "out.bias": np.ones(1, bool)})
+    with pytest.raises(TypeError, match=r"state_dict\['out.bias'\] has dtype "
+                       "<U"):
+        est.from_torch_state_dict({**sd, "out.bias": np.array(["1.0"])})
+    with pytest.raises(ValueError, match=r"state_dict\['weight_hh_l0'\] has "
+                       "dtype complex128: Complex data not supported"):
+        est.from_torch_state_dict({**sd, "weight_hh_l0":
+                                   sd["weight_hh_l0"].astype(complex)})
+    with pytest.raises(TypeError, match=r"state_dict\['out.bias'\] cannot be "
+                       "read as a NumPy array"):
+        est.from_torch_state_dict({**sd, "out.bias": [[1.0], [1.0, 2.0]]})
+    with pytest.raises(ValueError, match=r"unexpected keys \[0\]"):
+        est.from_torch_state_dict({**sd, 0: np.zeros(1)})
+    np.testing.assert_array_equal(est._params, params)
+
+
 def test_state_dict_round_trip_without_torch(rng):
     for cell in CELLS:
         X = rng.standard_normal((6, 5, 2))
