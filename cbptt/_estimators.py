@@ -40,6 +40,7 @@ import signal
 import threading
 import time
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 from sklearn.base import (BaseEstimator, ClassifierMixin, RegressorMixin,
@@ -62,7 +63,8 @@ from cbptt._network import (Network, NonFiniteError, OverflowInX,
                             Workspace, DataGuard, predict_raw)
 from cbptt._optim import Optimizer
 from cbptt._sequences import (check_real_numbers, check_target_shape,
-                              checked_array, sample_weights, score_weights,
+                              checked_array, refuse_nonfinite_targets,
+                              sample_weights, score_weights,
                               sequence_targets, validate_sequences)
 from cbptt._train import gather_batch_first
 from cbptt._validation import colmax_abs
@@ -1673,20 +1675,39 @@ class _BaseRNN(BaseEstimator):
 
         Raises
         ------
+        TypeError
+            When ``state_dict`` is not a mapping, or a value is not made of
+            real numbers (bool, strings).
         ValueError
-            On a missing or unexpected key, a wrong shape or non-finite values.
+            On a missing or unexpected key, a wrong shape, complex or
+            non-finite values.
         """
         check_is_fitted(self)
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict is a {type(state_dict).__name__}; "
+                            "expected a mapping of names to arrays, such as "
+                            "torch's state_dict() or to_torch_state_dict() "
+                            "(a list of (name, array) pairs converts with "
+                            "dict(pairs))")
         expected = self.to_torch_state_dict()
-        missing = sorted(set(expected) - set(state_dict))
-        extra = sorted(set(state_dict) - set(expected))
+        missing = sorted(set(expected) - set(state_dict), key=str)
+        extra = sorted(set(state_dict) - set(expected), key=str)
         if missing or extra:
             raise ValueError(f"state_dict has missing keys {missing} and "
                              f"unexpected keys {extra}; expected exactly "
                              f"{sorted(expected)}")
         values = {}
         for key, ref in expected.items():
-            arr = _as_numpy(state_dict[key])
+            where = f"state_dict[{key!r}]"
+            try:
+                arr = _as_numpy(state_dict[key])
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise TypeError(f"{where} cannot be read as a NumPy array "
+                                f"({exc}); expected an array or tensor of "
+                                "real numbers") from None
+            # The dtype rule of X, naming the key: bool and strings are a
+            # TypeError, complex a ValueError ("Complex data not supported").
+            check_real_numbers(arr, where)
             if arr.shape != ref.shape:
                 raise ValueError(f"state_dict[{key!r}] has shape {arr.shape}; "
                                  f"expected {ref.shape}")
@@ -1873,15 +1894,15 @@ __NOTES__
             # padded steps to zero; otherwise one private copy.
             padded = seqs.lengths is not None
             if padded or y2.dtype != dtype or not y2.flags.c_contiguous:
-                y2 = np.array(y2, dtype=dtype)
+                with np.errstate(over="ignore"):    # inf: refused below
+                    y2 = np.array(y2, dtype=dtype)
             if padded:
                 valid = seqs.valid_mask().T
                 y2[~valid] = 0.0
             # Finite everywhere, pads zeroed: the valid steps are; otherwise
-            # scikit-learn's check on them raises its own error.
+            # the error names the first sample and step that is not.
             if not (y2.size and _scan.all_finite(y2.reshape(-1))):
-                check_array(y2[seqs.valid_mask().T], dtype=dtype,
-                            input_name="y")
+                refuse_nonfinite_targets(y2, seqs)
         if cold:
             self._y_ndim = ndim
         return np.ascontiguousarray(y2, dtype=dtype), y2.shape[-1]

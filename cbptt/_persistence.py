@@ -51,8 +51,12 @@ Contract
 * ``save`` writes to a temporary file in the same directory and renames it,
   so a failing save never leaves a partial file behind. The file gets the
   mode a plain ``open(path, "w")`` would give it: that of the file it
-  replaces, else ``0o666`` less the process's umask.
+  replaces, else ``0o666`` less the process's umask. A ``path`` that is a
+  directory, or whose directory is missing or not writable, raises the
+  ``OSError`` subclass that says so (``IsADirectoryError``,
+  ``FileNotFoundError``, ``PermissionError``) naming ``path``.
 """
+import errno
 import io
 import json
 import math
@@ -187,6 +191,9 @@ def save(est, path):
     TypeError
         If the class is not on the allow-list, or a parameter or fitted
         attribute holds something that cannot be saved without pickle.
+    IsADirectoryError, FileNotFoundError, PermissionError, OSError
+        If ``path`` is a directory, its directory does not exist or cannot
+        be written; the message names ``path``, not the temporary file.
     """
     from cbptt import __version__
     cls = type(est)
@@ -206,8 +213,16 @@ def save(est, path):
                       for k, a in enc.arrays.items()}
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):             # refused before anything is written
+        raise IsADirectoryError(
+            errno.EISDIR, f"cannot save to {path!r}: it is a directory; "
+            "expected the path of a file, e.g. "
+            f"{os.path.join(path, 'model.npz')!r}")
     mode = _mode_for(path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".cbptt-save-")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".cbptt-save-")
+    except OSError as exc:
+        raise _save_error(exc, path, folder) from None
     try:
         os.fchmod(fd, mode)             # mkstemp's 0o600 is not the user's
         with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w") as z:
@@ -216,12 +231,30 @@ def save(est, path):
                 buf = io.BytesIO()
                 np.lib.format.write_array(buf, a, allow_pickle=False)
                 z.writestr(f"arrays/{key}.npy", buf.getvalue())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise _save_error(exc, path, folder) from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def _save_error(exc, path, folder):
+    """The OSError ``exc`` of making or renaming the temporary file, as the
+    same type of error about the caller's ``path`` (the temporary's name
+    means nothing to the caller)."""
+    if isinstance(exc, FileNotFoundError):
+        why = (f"its directory {folder!r} does not exist; create it first "
+               "(os.makedirs)")
+    elif isinstance(exc, IsADirectoryError):
+        why = "it is a directory; expected the path of a file"
+    else:
+        why = exc.strerror or str(exc)
+    msg = f"cannot save to {path!r}: {why}"
+    return type(exc)(msg) if exc.errno is None else type(exc)(exc.errno, msg)
 
 
 _UMASK_LOCK = threading.Lock()

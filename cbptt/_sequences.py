@@ -169,6 +169,12 @@ def check_real_numbers(X, name="X"):
         return
     kind = a.dtype.kind
     if kind in "fiu":
+        if isinstance(X, (list, tuple)):
+            # np.asarray([float_seq, bool_seq]) is float: each sequence of a
+            # list is held to the rule of an array, as in a ragged list.
+            for i, e in enumerate(X):
+                if not _is_scalar(e):
+                    check_real_numbers(e, f"{name}[{i}]")
         return
     if kind == "c":                 # ValueError, as scikit-learn's checks want
         raise ValueError(f"{name} has dtype {a.dtype}: Complex data not "
@@ -197,6 +203,28 @@ def _refuse_huge_integer(a, name):
                     f"{name} has dtype object and {where} is an integer of "
                     f"{len(str(abs(int(v))))} digits, beyond the float64 "
                     f"range (about 1.8e308); {_EXPECTED}") from None
+
+
+def _is_scalar(e):
+    """Whether ``e`` is one number (a Python or NumPy scalar, or a 0-d
+    array) rather than a sequence."""
+    return (isinstance(e, (numbers.Number, np.generic))
+            or (isinstance(e, np.ndarray) and e.ndim == 0))
+
+
+def _refuse_scalar_items(X):
+    """A list X mixing sequences and scalars, refused naming the first
+    scalar (NumPy's own message, "inhomogeneous shape", names neither X nor
+    the item). A list of scalars only is a 1-D X, refused by its rank."""
+    if not isinstance(X, (list, tuple)) or len(X) < 2:
+        return
+    scalar = [_is_scalar(e) for e in X]
+    if any(scalar) and not all(scalar):
+        i = scalar.index(True)
+        raise ValueError(f"X[{i}] is a scalar ({X[i]!r}); expected each "
+                         "sequence as an array of shape (n_timesteps, "
+                         "n_features) or (n_timesteps,): X is a list of "
+                         "sequences")
 
 
 def _is_ragged(X):
@@ -253,16 +281,23 @@ def _list_to_padded(X, dtype):
     :func:`_lengths_from_nan`, which raises or reads its own trailing NaN)."""
     arrays = []
     for i, e in enumerate(X):
+        # Empty sequences pass check_array (whose "Found array with 0
+        # sample(s)" would not name X[i]) to be refused below.
         a = check_array(e, ensure_2d=False, allow_nd=True,
                         dtype=FLOATS if dtype is None else dtype,
-                        ensure_all_finite=False, input_name=f"X[{i}]")
+                        ensure_all_finite=False, ensure_min_samples=0,
+                        ensure_min_features=0, input_name=f"X[{i}]")
         if a.ndim == 1:
             a = a[:, None]
         if a.ndim != 2:
             raise ValueError(f"X[{i}] has {a.ndim} dimensions with shape "
                              f"{a.shape}; expected (n_timesteps, n_features) "
                              "or (n_timesteps,)")
-        if a.shape[0] < 1 or a.shape[1] < 1:
+        if a.shape[0] < 1:
+            raise ValueError(f"X[{i}] has 0 time steps (shape {a.shape}); "
+                             "expected at least 1 time step in every "
+                             "sequence")
+        if a.shape[1] < 1:
             raise ValueError(f"X[{i}] has shape {a.shape}; expected at least "
                              "1 time step and 1 feature")
         arrays.append(a)
@@ -467,6 +502,7 @@ def validate_sequences(estimator, X, *, reset, dtype=None):
     name = type(estimator).__name__
     original = X
     check_real_numbers(X)
+    _refuse_scalar_items(X)
     ndim = None
     lengths = False                     # not known yet
     if not _is_ragged(X):
@@ -609,6 +645,27 @@ def sequence_targets(y, seqs, name="y"):
             f"(n_samples, n_timesteps) = ({N}, {T}) or ({N}, {T}, n_outputs), "
             "one target per time step of X")
     return arr
+
+
+def refuse_nonfinite_targets(y, seqs, name="y"):
+    """Refuse NaN or infinity in targets ``y (N, T, K)`` of
+    ``output="sequence"`` whose padded steps are already zeroed: a
+    ValueError naming ``name``, the first sample and step (a valid one, then)
+    and that sequence's length, as X's errors do."""
+    bad = ~np.isfinite(y).reshape(y.shape[0], y.shape[1], -1).all(axis=2)
+    if not bad.any():
+        return
+    n, t = (int(i) for i in np.argwhere(bad)[0])
+    v = np.ravel(y[n, t])
+    v = v[~np.isfinite(v)][0]
+    what = "NaN" if np.isnan(v) else "infinity (inf)"
+    if y.dtype == np.float32:
+        what += " (or a value beyond the float32 range)"
+    length = seqs.n_steps if seqs.lengths is None else int(seqs.lengths[n])
+    raise ValueError(f"{name} contains {what} at sample {n}, step {t} (of "
+                     f"that sequence's {length} steps); expected finite "
+                     "targets at every step of every sequence (values at "
+                     "padded steps are ignored)")
 
 
 class SampleWeights:

@@ -496,6 +496,7 @@ def _non_real_X(X):
         (with_dict, ["X[0, 0, 0] is a dict", "argument must be a string or a real number"]),
         (with_none, ["X[2, 1, 1] is a NoneType"]),
         ([X[0] > 0, X[1][:4] > 0], ["X[0] has dtype bool"]),
+        ([X[0], X[1] > 0], ["X[1] has dtype bool"]),      # equal lengths too
         ([X[0], X[1][:4].astype(str)], ["X[1] has dtype <U"]),
         ([X[0], X[1][:4].astype(str).astype(object)], ["X[1][0, 0] is the string"]),
         ((X > 0).tolist(), ["X has dtype bool"]),
@@ -525,6 +526,32 @@ def test_estimator_methods_refuse_bool_object_and_string_X(cls_name, method):
         assert "expected real floating-point or integer numbers" in msg, msg
         for w in words:
             assert w in msg, (w, msg)
+    for a, b in zip(before, _snapshot(est, X)):
+        np.testing.assert_array_equal(a, b)
+
+
+@needs_estimators
+@pytest.mark.parametrize("cls_name,method", ESTIMATOR_METHODS)
+def test_list_X_names_a_scalar_or_an_empty_sequence(cls_name, method):
+    """A list X holding a scalar, or a sequence of 0 steps, is refused with a
+    ValueError naming the item (not NumPy's "inhomogeneous shape" or
+    scikit-learn's "Found array with 0 sample(s)"); nothing is lost."""
+    X, y, labels = _est_data()
+    target = labels if cls_name == "RNNClassifier" else y
+    est = _fitted_est(cls_name)
+    before = _snapshot(est, X)
+    for bad, words in [
+            ([X[0], 3.0], "X[1] is a scalar (3.0); expected each sequence as "
+                          "an array of shape (n_timesteps, n_features)"),
+            ([np.float32(2), X[1][:4]], "X[0] is a scalar"),
+            ([X[0], X[1][:0], X[2]], "X[1] has 0 time steps (shape (0, 3)); "
+                                     "expected at least 1 time step"),
+            ([X[0][:, 0], np.zeros(0)], "X[1] has 0 time steps (shape (0, 1))"),
+            ([X[0][:0], X[1]], "X[0] has 0 time steps")]:
+        args = (bad,) if method in ("predict", "predict_proba") else (
+            bad, target[:len(bad)])
+        with pytest.raises(ValueError, match=_re.escape(words)):
+            getattr(est, method)(*args)
     for a, b in zip(before, _snapshot(est, X)):
         np.testing.assert_array_equal(a, b)
 

@@ -245,7 +245,8 @@ def test_bad_y(rng):
         small(RNNRegressor).fit(X, np.full(6, np.nan))
     with pytest.raises(ValueError, match=r"expected \(n_samples, n_timesteps\)"):
         small(RNNRegressor, output="sequence").fit(X, np.zeros((6, 4)))
-    with pytest.raises(ValueError, match="Input y contains NaN"):
+    with pytest.raises(ValueError, match=r"y contains NaN at sample 0, step "
+                       r"1 \(of that sequence's 5 steps\); expected finite"):
         y = np.zeros((6, 5))
         y[0, 1] = np.nan                       # NaN at a valid step
         small(RNNRegressor, output="sequence").fit(X, y)
@@ -678,6 +679,64 @@ def test_torch_round_trip_float32(rng):
         hs, _ = rnn(torch.from_numpy(X))
     z = (hs[:, -1].numpy() @ sd["out.weight"].T + sd["out.bias"])[:, 0]
     np.testing.assert_allclose(est.predict(X), z, atol=1e-6)
+
+
+def test_sequence_y_non_finite_names_sample_and_step(rng):
+    """NaN or inf in y (output="sequence") at a valid step names y, the
+    sample, the step and that sequence's length; at a padded step it is
+    ignored."""
+    X = rng.standard_normal((6, 5, 2))
+    ragged = [X[0], X[1][:3], X[2][:4]]
+    y = [x.sum(1) for x in ragged]
+    y[2] = y[2].copy()
+    y[2][3] = np.inf
+    with pytest.raises(ValueError, match=r"y contains infinity \(inf\) at "
+                       r"sample 2, step 3 \(of that sequence's 4 steps\)"):
+        small(RNNRegressor, output="sequence").fit(ragged, y)
+    y2 = np.zeros((6, 5, 2))
+    y2[4, 2, 1] = np.nan
+    with pytest.raises(ValueError, match="y contains NaN at sample 4, step 2"):
+        small(RNNRegressor, output="sequence").fit(X, y2)
+    with pytest.raises(ValueError, match=r"y contains infinity \(inf\) \(or "
+                       r"a value beyond the float32 range\) at sample 1, step 0"):
+        y3 = np.zeros((6, 5))
+        y3[1, 0] = 1e300                       # finite, inf in float32
+        small(RNNRegressor, output="sequence").fit(X.astype(np.float32), y3)
+    Xp = X.copy()
+    Xp[3, 3:] = np.nan                         # sample 3 padded after 3 steps
+    y4 = np.zeros((6, 5))
+    y4[3, 4] = np.nan                          # ...where y is ignored
+    quiet(small(RNNRegressor, output="sequence").fit, Xp, y4)
+
+
+def test_from_torch_state_dict_refuses_non_mappings_and_non_real_values(rng):
+    """A state dict that is not a mapping is a TypeError saying what is
+    expected; values of bool or strings (TypeError) or complex numbers
+    (ValueError) name their key; nothing is loaded."""
+    X = rng.standard_normal((6, 5, 2))
+    est = quiet(small(RNNRegressor).fit, X, np.zeros(6))
+    sd = est.to_torch_state_dict()
+    params = est._params.copy()
+    with pytest.raises(TypeError, match="state_dict is a list; expected a "
+                       "mapping of names to arrays, such as torch's "
+                       r"state_dict\(\)"):
+        est.from_torch_state_dict(list(sd.items()))
+    with pytest.raises(TypeError, match=r"state_dict\['out.bias'\] has dtype "
+                       "bool; expected real floating-point"):
+        est.from_torch_state_dict({**sd, "out.bias": np.ones(1, bool)})
+    with pytest.raises(TypeError, match=r"state_dict\['out.bias'\] has dtype "
+                       "<U"):
+        est.from_torch_state_dict({**sd, "out.bias": np.array(["1.0"])})
+    with pytest.raises(ValueError, match=r"state_dict\['weight_hh_l0'\] has "
+                       "dtype complex128: Complex data not supported"):
+        est.from_torch_state_dict({**sd, "weight_hh_l0":
+                                   sd["weight_hh_l0"].astype(complex)})
+    with pytest.raises(TypeError, match=r"state_dict\['out.bias'\] cannot be "
+                       "read as a NumPy array"):
+        est.from_torch_state_dict({**sd, "out.bias": [[1.0], [1.0, 2.0]]})
+    with pytest.raises(ValueError, match=r"unexpected keys \[0\]"):
+        est.from_torch_state_dict({**sd, 0: np.zeros(1)})
+    np.testing.assert_array_equal(est._params, params)
 
 
 def test_state_dict_round_trip_without_torch(rng):

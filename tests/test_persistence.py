@@ -12,6 +12,7 @@ import numbers
 import json
 import os
 import pickle
+import re
 import zipfile
 
 import numpy as np
@@ -263,6 +264,24 @@ def test_save_refuses_what_needs_pickle_and_writes_nothing(tmp_path, value):
         est.save(path)
     assert path.read_bytes() == before            # the old file is intact
     assert os.listdir(tmp_path) == ["m.npz"]      # and no temporary is left
+
+
+def test_save_into_a_directory_or_a_missing_one_names_the_path(tmp_path):
+    """The error names the caller's path, not save's temporary file, and
+    nothing is written."""
+    est, _ = _fitted()
+    with pytest.raises(IsADirectoryError, match=re.escape(
+            f"cannot save to {str(tmp_path)!r}: it is a directory; expected "
+            "the path of a file")) as info:
+        est.save(tmp_path)
+    assert ".cbptt-save" not in str(info.value)
+    missing = tmp_path / "no" / "such" / "m.npz"
+    with pytest.raises(FileNotFoundError, match=re.escape(
+            f"cannot save to {str(missing)!r}: its directory "
+            f"{str(missing.parent)!r} does not exist")) as info:
+        est.save(missing)
+    assert ".cbptt-save" not in str(info.value)
+    assert os.listdir(tmp_path) == []
 
 
 # -- crafting bad files ------------------------------------------------------------
