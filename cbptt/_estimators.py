@@ -63,7 +63,8 @@ from cbptt._network import (Network, NonFiniteError, OverflowInX,
                             Workspace, DataGuard, predict_raw)
 from cbptt._optim import Optimizer
 from cbptt._sequences import (check_real_numbers, check_target_shape,
-                              checked_array, refuse_nonfinite_targets,
+                              checked_array, refuse_nonfinite_rows,
+                              refuse_nonfinite_targets,
                               sample_weights, score_weights,
                               sequence_targets, validate_sequences)
 from cbptt._train import gather_batch_first
@@ -1607,6 +1608,7 @@ class _BaseRNN(BaseEstimator):
         sequence), a sequence's weight applying to each of its steps."""
         if getattr(self, "_output", self.output) == "last":
             pred = self.predict(X)
+            self._check_score_targets(y, None)
             return metric(y, pred, sample_weight=score_weights(sample_weight,
                                                                len(pred)))
         return self._score_sequence(X, y, sample_weight, metric)
@@ -1627,7 +1629,13 @@ class _BaseRNN(BaseEstimator):
         seqs, z = self._forward(X)
         y = sequence_targets(y, seqs)
         mask = seqs.valid_mask()
+        self._check_score_targets(y, seqs)
         return np.swapaxes(y, 0, 1)[mask], self._steps_prediction(z[mask]), mask
+
+    def _check_score_targets(self, y, seqs):
+        """Refuse targets ``score`` cannot compare: ``y`` one row per
+        sequence (``seqs`` None) or ``(N, T, ...)`` over ``seqs`` (a hook:
+        the classifier's labels are checked by its metric)."""
 
     # -------------------------------------------------------------- interop --
     def to_torch_state_dict(self):
@@ -1869,8 +1877,12 @@ __NOTES__
             check_target_shape(y, (1, 2), "with output='last' (n_samples,) "
                                "or (n_samples, n_outputs): one target per "
                                "sequence")
-            y = checked_array(y, dtype, ndims=(1, 2), finite=True,
-                              ensure_2d=False, input_name="y")
+            with np.errstate(over="ignore"):    # inf: refused below
+                y = checked_array(y, dtype, ndims=(1, 2), finite=False,
+                                  ensure_2d=False, ensure_all_finite=False,
+                                  input_name="y")
+            if y.size and not _scan.all_finite(np.ravel(y)):
+                refuse_nonfinite_rows(y)
             if y.shape[0] != seqs.n_samples:
                 raise ValueError("Found input variables with inconsistent "
                                  f"numbers of samples: [{seqs.n_samples}, "
@@ -1910,6 +1922,20 @@ __NOTES__
     @staticmethod
     def _score_values(z, y, sample_weight=None):
         return r2_float64(y, z, sample_weight=sample_weight)
+
+    def _check_score_targets(self, y, seqs):
+        # NaN or infinity in y named by sample (and step), as fit names them
+        if seqs is None:
+            refuse_nonfinite_rows(y)
+            return
+        arr = np.asarray(y)
+        if arr.dtype.kind not in "fc":
+            return
+        arr = arr.reshape(arr.shape[0], arr.shape[1], -1)
+        if seqs.lengths is not None:        # padded steps are ignored
+            arr = arr.copy()
+            arr[~seqs.valid_mask().T] = 0.0
+        refuse_nonfinite_targets(arr, seqs)
 
     def _check_targets_range(self, targets, weights, dtype):
         """The largest target's squared error when predicting zero, 1/2 k

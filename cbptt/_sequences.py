@@ -647,25 +647,64 @@ def sequence_targets(y, seqs, name="y"):
     return arr
 
 
+class NonFiniteTargets(ValueError):
+    """NaN or infinity in targets: a ValueError naming the data, the value,
+    the sample and where in it (``parts``, so that a caller that handed over
+    one block of the data can restate the sample's place in the whole, as
+    :mod:`cbptt.dask` does)."""
+
+    def __init__(self, name, what, n, where, expected):
+        self.parts = dict(name=name, what=what, n=n, where=where,
+                          expected=expected)
+        super().__init__(f"{name} contains {what} at sample {n}{where}; "
+                         f"expected {expected}")
+
+    def restated(self, **changes):
+        """This error with some of its ``parts`` changed."""
+        return NonFiniteTargets(**{**self.parts, **changes})
+
+
+def _nonfinite_name(v, dtype):
+    what = "NaN" if np.isnan(v) else "infinity (inf)"
+    if dtype == np.float32:
+        what += " (or a value beyond the float32 range)"
+    return what
+
+
 def refuse_nonfinite_targets(y, seqs, name="y"):
     """Refuse NaN or infinity in targets ``y (N, T, K)`` of
     ``output="sequence"`` whose padded steps are already zeroed: a
-    ValueError naming ``name``, the first sample and step (a valid one, then)
-    and that sequence's length, as X's errors do."""
+    :class:`NonFiniteTargets` naming ``name``, the first sample and step (a
+    valid one, then) and that sequence's length, as X's errors do."""
     bad = ~np.isfinite(y).reshape(y.shape[0], y.shape[1], -1).all(axis=2)
     if not bad.any():
         return
     n, t = (int(i) for i in np.argwhere(bad)[0])
     v = np.ravel(y[n, t])
     v = v[~np.isfinite(v)][0]
-    what = "NaN" if np.isnan(v) else "infinity (inf)"
-    if y.dtype == np.float32:
-        what += " (or a value beyond the float32 range)"
     length = seqs.n_steps if seqs.lengths is None else int(seqs.lengths[n])
-    raise ValueError(f"{name} contains {what} at sample {n}, step {t} (of "
-                     f"that sequence's {length} steps); expected finite "
-                     "targets at every step of every sequence (values at "
-                     "padded steps are ignored)")
+    raise NonFiniteTargets(name, _nonfinite_name(v, y.dtype), n,
+                           f", step {t} (of that sequence's {length} steps)",
+                           "finite targets at every step of every sequence "
+                           "(values at padded steps are ignored)")
+
+
+def refuse_nonfinite_rows(y, name="y"):
+    """Refuse NaN or infinity in targets ``y`` of ``output="last"``, one row
+    per sequence (``(N,)`` or ``(N, K)``): a :class:`NonFiniteTargets`
+    naming ``name``, the first sample and, for several outputs, the output.
+    Targets that are all finite, or not real numbers, pass unchanged."""
+    arr = np.asarray(y)
+    if arr.dtype.kind not in "fc" or arr.ndim == 0 or not arr.size:
+        return
+    rows = arr.reshape(arr.shape[0], -1)
+    bad = ~np.isfinite(rows)
+    if not bad.any():
+        return
+    n, k = (int(i) for i in np.argwhere(bad)[0])
+    raise NonFiniteTargets(name, _nonfinite_name(rows[n, k], arr.dtype), n,
+                           f", output {k}" if arr.ndim > 1 else "",
+                           "a finite target for every sequence")
 
 
 class SampleWeights:

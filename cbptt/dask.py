@@ -51,7 +51,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from cbptt._estimators import _R2_SCALE_ABOVE, _BaseRNN, interrupted_message
 from cbptt._network import OverflowInX, restated
-from cbptt._sequences import check_real_numbers
+from cbptt._sequences import NonFiniteTargets, check_real_numbers
 
 __all__ = ["fit_incremental", "predict", "score", "task_threads"]
 
@@ -195,16 +195,23 @@ def _origins(X):
 
 @contextlib.contextmanager
 def _named(origin, data="X"):
-    """An :class:`OverflowInX` raised for one block (its sample counted
-    within the block) restated with the sample's place in ``data``: its
-    row, or its number in its bag partition."""
+    """An :class:`OverflowInX` or :class:`NonFiniteTargets` raised for one
+    block (its sample counted within the block) restated with the sample's
+    place in ``data``: its row, or its number in its bag partition."""
     try:
         yield
     except OverflowInX as e:
-        n = e.parts["n"]
-        n = (n + origin if isinstance(origin, int)
-             else f"{n} of partition {origin[1]}")
-        raise restated(e, n=n, data=data) from None
+        raise restated(e, n=_place(e.parts["n"], origin), data=data) from None
+    except NonFiniteTargets as e:
+        raise e.restated(n=_place(e.parts["n"], origin)) from None
+
+
+def _place(n, origin):
+    """Sample ``n`` of the block starting at ``origin`` (see :func:`_origins`)
+    as its place in the whole data."""
+    if isinstance(origin, int):
+        return n + origin
+    return f"{n} of partition {origin[1]}"
 
 
 def _client(client):
@@ -651,6 +658,7 @@ def _block_sums(xb, yb, estimator, origin=0, data="X"):
             check_real_numbers(yb, "y")
         if estimator._output == "last":
             true, pred = np.asarray(yb), estimator.predict(xb)
+            estimator._check_score_targets(true, None)
             if len(true) != len(pred):
                 raise ValueError(f"y has {len(true)} samples in a block whose "
                                  f"X has {len(pred)}")

@@ -531,6 +531,22 @@ def test_fit_incremental_names_the_overflowing_row_and_rolls_back():
     np.testing.assert_array_equal(est._params, before)
 
 
+def test_score_names_the_non_finite_target_by_its_row():
+    """cbptt.dask.score with NaN in y names its row of y, as the in-memory
+    score does, instead of returning NaN."""
+    est, X, y = _overflowing()
+    X = X.copy()
+    X[47, 3] = 0.0
+    y = y.copy()
+    y[45] = np.nan
+    want = "y contains NaN at sample 45; expected a finite target"
+    with pytest.raises(ValueError, match=want):
+        est.score(X, y)                                 # the reference
+    with pytest.raises(ValueError, match=want):
+        cdask.score(est, da.from_array(X, chunks=20),
+                    da.from_array(y, chunks=20))
+
+
 def test_docstring_examples():
     import doctest
     with warnings.catch_warnings():

@@ -241,7 +241,8 @@ def test_bad_y(rng):
         small(RNNRegressor).fit(X, None)
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         small(RNNRegressor).fit(X, np.zeros(5))
-    with pytest.raises(ValueError, match="Input y contains NaN"):
+    with pytest.raises(ValueError, match="y contains NaN at sample 0; "
+                       "expected a finite target for every sequence"):
         small(RNNRegressor).fit(X, np.full(6, np.nan))
     with pytest.raises(ValueError, match=r"expected \(n_samples, n_timesteps\)"):
         small(RNNRegressor, output="sequence").fit(X, np.zeros((6, 4)))
@@ -707,6 +708,61 @@ def test_sequence_y_non_finite_names_sample_and_step(rng):
     y4 = np.zeros((6, 5))
     y4[3, 4] = np.nan                          # ...where y is ignored
     quiet(small(RNNRegressor, output="sequence").fit, Xp, y4)
+
+
+def test_last_y_non_finite_names_sample_and_output(rng):
+    """NaN or inf in y (output="last") names y, the sample and, for several
+    outputs, the output; a float64 target beyond the float32 range says so
+    for a float32 fit; nothing is fitted."""
+    X = rng.standard_normal((6, 5, 2))
+    y = np.zeros(6)
+    y[3] = np.nan
+    with pytest.raises(ValueError, match="^y contains NaN at sample 3; "
+                       "expected a finite target for every sequence$"):
+        small(RNNRegressor).fit(X, y)
+    y2 = np.zeros((6, 3))
+    y2[4, 2] = -np.inf
+    est = small(RNNRegressor)
+    with pytest.raises(ValueError, match=r"y contains infinity \(inf\) at "
+                       "sample 4, output 2; expected a finite target"):
+        est.fit(X, y2)
+    assert not hasattr(est, "coefs_") and not hasattr(est, "_params")
+    y3 = np.zeros(6)
+    y3[5] = 1e300                              # finite, inf in float32
+    with pytest.raises(ValueError, match=r"y contains infinity \(inf\) \(or "
+                       r"a value beyond the float32 range\) at sample 5;"):
+        small(RNNRegressor).fit(X.astype(np.float32), y3)
+    # a list of Python floats is checked the same way
+    with pytest.raises(ValueError, match="y contains NaN at sample 1;"):
+        small(RNNRegressor).fit(X, [0.0, float("nan"), 0, 0, 0, 0])
+
+
+def test_score_non_finite_y_names_sample(rng):
+    """score with NaN or inf in y names the sample (and the step for
+    output="sequence") instead of returning NaN or sklearn's anonymous
+    error; NaN at a padded step is ignored."""
+    X = rng.standard_normal((6, 5, 2))
+    est = quiet(small(RNNRegressor).fit, X, X.sum((1, 2)))
+    y = X.sum((1, 2))
+    y[2] = np.nan
+    with pytest.raises(ValueError, match="y contains NaN at sample 2; "
+                       "expected a finite target"):
+        est.score(X, y)
+    ys = X.sum(2)
+    seq = quiet(small(RNNRegressor, output="sequence").fit, X, ys)
+    bad = ys.copy()
+    bad[1, 4] = np.inf
+    with pytest.raises(ValueError, match=r"y contains infinity \(inf\) at "
+                       r"sample 1, step 4 \(of that sequence's 5 steps\)"):
+        seq.score(X, bad)
+    ragged = [X[0], X[1][:3], X[2][:4]]
+    yr = np.zeros((3, 5))
+    yr[1, 4] = np.nan                          # padded: sample 1 has 3 steps
+    assert np.isfinite(seq.score(ragged, yr))
+    yr[2, 3] = np.nan                          # valid: sample 2 has 4 steps
+    with pytest.raises(ValueError, match="y contains NaN at sample 2, step 3 "
+                       r"\(of that sequence's 4 steps\)"):
+        seq.score(ragged, yr)
 
 
 def test_from_torch_state_dict_refuses_non_mappings_and_non_real_values(rng):
