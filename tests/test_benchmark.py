@@ -273,6 +273,21 @@ def test_isa_peak_shares_and_table():
     assert "| baseline | float64 | 25.0 | 5.0 | 20 | 12.0 | 48 | 13.0 | 52 | **no** |" in text
     assert "| AVX2+FMA | float32 | 100.0 | 80.0 | 80 | 95.0 | 95 | 49.0 | 49 | **no** |" in text
     assert "- cpu: X" in text
+    assert isa_peak.implausible(table) == []
+
+
+def test_isa_peak_refuses_products_above_the_peak(tmp_path):
+    """Products faster than the peak mean the peak loop measured something
+    else (its chains spilled to memory): the script says so and does not
+    write the table; 10% above is still timing noise."""
+    above = HARNESS_OUT.replace("mm avx2 float 64 32 95.0",
+                                "mm avx2 float 64 32 162.0")
+    table = isa_peak.shares(isa_peak.parse(above))
+    assert isa_peak.implausible(table) == ["AVX2+FMA float32: products at "
+                                           "162% of the peak"]
+    noise = HARNESS_OUT.replace("mm avx2 float 64 32 95.0",
+                                "mm avx2 float 64 32 109.0")
+    assert isa_peak.implausible(isa_peak.shares(isa_peak.parse(noise))) == []
 
 
 def test_isa_peak_harness_runs_every_level(tmp_path):
