@@ -64,7 +64,8 @@ from cbptt._network import (Network, NonFiniteError, OverflowInX,
 from cbptt._optim import Optimizer
 from cbptt._sequences import (check_real_numbers, check_target_shape,
                               checked_array, refuse_nonfinite_rows,
-                              refuse_nonfinite_targets,
+                              refuse_nonfinite_targets, ROW_TARGET,
+                              STEP_TARGETS,
                               sample_weights, score_weights,
                               sequence_targets, validate_sequences)
 from cbptt._train import gather_batch_first
@@ -1608,7 +1609,7 @@ class _BaseRNN(BaseEstimator):
         sequence), a sequence's weight applying to each of its steps."""
         if getattr(self, "_output", self.output) == "last":
             pred = self.predict(X)
-            self._check_score_targets(y, None)
+            self._check_finite_targets(y, None)
             return metric(y, pred, sample_weight=score_weights(sample_weight,
                                                                len(pred)))
         return self._score_sequence(X, y, sample_weight, metric)
@@ -1629,13 +1630,29 @@ class _BaseRNN(BaseEstimator):
         seqs, z = self._forward(X)
         y = sequence_targets(y, seqs)
         mask = seqs.valid_mask()
-        self._check_score_targets(y, seqs)
+        self._check_finite_targets(y, seqs)
         return np.swapaxes(y, 0, 1)[mask], self._steps_prediction(z[mask]), mask
 
-    def _check_score_targets(self, y, seqs):
-        """Refuse targets ``score`` cannot compare: ``y`` one row per
-        sequence (``seqs`` None) or ``(N, T, ...)`` over ``seqs`` (a hook:
-        the classifier's labels are checked by its metric)."""
+    # What y must hold, for the errors naming a NaN or infinity in it.
+    _ROW_TARGET = ROW_TARGET
+    _STEP_TARGETS = STEP_TARGETS
+
+    def _check_finite_targets(self, y, seqs):
+        """Refuse NaN or infinity in real-valued targets, naming the sample
+        (and step) as fit's errors about X do: ``y`` one row per sequence
+        (``seqs`` None) or ``(N, T, ...)`` over ``seqs``, whose padded steps
+        are ignored. Targets that are not real numbers pass unchanged."""
+        if seqs is None:
+            refuse_nonfinite_rows(y, expected=self._ROW_TARGET)
+            return
+        arr = np.asarray(y)
+        if arr.dtype.kind not in "fc":
+            return
+        arr = arr.reshape(arr.shape[0], arr.shape[1], -1)
+        if seqs.lengths is not None:        # padded steps are ignored
+            arr = arr.copy()
+            arr[~seqs.valid_mask().T] = 0.0
+        refuse_nonfinite_targets(arr, seqs, expected=self._STEP_TARGETS)
 
     # -------------------------------------------------------------- interop --
     def to_torch_state_dict(self):
@@ -1923,20 +1940,6 @@ __NOTES__
     def _score_values(z, y, sample_weight=None):
         return r2_float64(y, z, sample_weight=sample_weight)
 
-    def _check_score_targets(self, y, seqs):
-        # NaN or infinity in y named by sample (and step), as fit names them
-        if seqs is None:
-            refuse_nonfinite_rows(y)
-            return
-        arr = np.asarray(y)
-        if arr.dtype.kind not in "fc":
-            return
-        arr = arr.reshape(arr.shape[0], arr.shape[1], -1)
-        if seqs.lengths is not None:        # padded steps are ignored
-            arr = arr.copy()
-            arr[~seqs.valid_mask().T] = 0.0
-        refuse_nonfinite_targets(arr, seqs)
-
     def _check_targets_range(self, targets, weights, dtype):
         """The largest target's squared error when predicting zero, 1/2 k
         max|y|^2 over the k outputs (about a row's loss at the start),
@@ -2111,6 +2114,9 @@ __NOTES__
 
 
     _target_attributes = ("classes_",)
+    _ROW_TARGET = "a class label for every sequence"
+    _STEP_TARGETS = ("a class label at every step of every sequence (values "
+                     "at padded steps are ignored)")
 
     def _loss(self):
         return SoftmaxCrossEntropy()
@@ -2155,6 +2161,7 @@ __NOTES__
                 raise ValueError("Found input variables with inconsistent "
                                  f"numbers of samples: [{seqs.n_samples}, "
                                  f"{y.shape[0]}]")
+            self._check_finite_targets(y, None)
             check_classification_targets(y)
             labels = y
         else:
@@ -2163,6 +2170,7 @@ __NOTES__
                 raise ValueError(f"y has shape {y.shape}; with "
                                  "output='sequence' expected (n_samples, "
                                  "n_timesteps): one label per time step")
+            self._check_finite_targets(y, seqs)
             valid = seqs.valid_mask().T
             labels = y[valid]
             check_classification_targets(labels)

@@ -671,11 +671,17 @@ def _nonfinite_name(v, dtype):
     return what
 
 
-def refuse_nonfinite_targets(y, seqs, name="y"):
+STEP_TARGETS = ("finite targets at every step of every sequence (values at "
+                "padded steps are ignored)")
+ROW_TARGET = "a finite target for every sequence"
+
+
+def refuse_nonfinite_targets(y, seqs, name="y", expected=STEP_TARGETS):
     """Refuse NaN or infinity in targets ``y (N, T, K)`` of
     ``output="sequence"`` whose padded steps are already zeroed: a
     :class:`NonFiniteTargets` naming ``name``, the first sample and step (a
-    valid one, then) and that sequence's length, as X's errors do."""
+    valid one, then) and that sequence's length, as X's errors do, and
+    saying what was ``expected``."""
     bad = ~np.isfinite(y).reshape(y.shape[0], y.shape[1], -1).all(axis=2)
     if not bad.any():
         return
@@ -685,11 +691,10 @@ def refuse_nonfinite_targets(y, seqs, name="y"):
     length = seqs.n_steps if seqs.lengths is None else int(seqs.lengths[n])
     raise NonFiniteTargets(name, _nonfinite_name(v, y.dtype), n,
                            f", step {t} (of that sequence's {length} steps)",
-                           "finite targets at every step of every sequence "
-                           "(values at padded steps are ignored)")
+                           expected)
 
 
-def refuse_nonfinite_rows(y, name="y"):
+def refuse_nonfinite_rows(y, name="y", expected=ROW_TARGET):
     """Refuse NaN or infinity in targets ``y`` of ``output="last"``, one row
     per sequence (``(N,)`` or ``(N, K)``): a :class:`NonFiniteTargets`
     naming ``name``, the first sample and, for several outputs, the output.
@@ -704,7 +709,7 @@ def refuse_nonfinite_rows(y, name="y"):
     n, k = (int(i) for i in np.argwhere(bad)[0])
     raise NonFiniteTargets(name, _nonfinite_name(rows[n, k], arr.dtype), n,
                            f", output {k}" if arr.ndim > 1 else "",
-                           "a finite target for every sequence")
+                           expected)
 
 
 class SampleWeights:

@@ -658,7 +658,7 @@ def _block_sums(xb, yb, estimator, origin=0, data="X"):
             check_real_numbers(yb, "y")
         if estimator._output == "last":
             true, pred = np.asarray(yb), estimator.predict(xb)
-            estimator._check_score_targets(true, None)
+            estimator._check_finite_targets(true, None)
             if len(true) != len(pred):
                 raise ValueError(f"y has {len(true)} samples in a block whose "
                                  f"X has {len(pred)}")

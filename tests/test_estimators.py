@@ -737,6 +737,35 @@ def test_last_y_non_finite_names_sample_and_output(rng):
         small(RNNRegressor).fit(X, [0.0, float("nan"), 0, 0, 0, 0])
 
 
+def test_classifier_non_finite_labels_name_sample(rng):
+    """NaN or inf among float labels names the sample (and step) before
+    scikit-learn's anonymous "Input y contains NaN." (and its cast
+    warning), in fit and score; at a padded step it is ignored."""
+    X = rng.standard_normal((6, 5, 2))
+    y = np.array([0.0, 1, 0, 1, np.nan, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(ValueError, match="^y contains NaN at sample 4; "
+                           "expected a class label for every sequence$"):
+            small(RNNClassifier).fit(X, y)
+    clf = quiet(small(RNNClassifier).fit, X, np.nan_to_num(y))
+    with pytest.raises(ValueError, match="y contains NaN at sample 4; "
+                       "expected a class label"):
+        clf.score(X, y)
+    ys = np.zeros((6, 5))
+    ys[2, 3] = np.inf
+    with pytest.raises(ValueError, match=r"y contains infinity \(inf\) at "
+                       r"sample 2, step 3 \(of that sequence's 5 steps\); "
+                       "expected a class label at every step"):
+        small(RNNClassifier, output="sequence").fit(X, ys)
+    ragged = [X[0], X[1][:3], X[2][:4]]
+    yr = np.zeros((3, 5))
+    yr[:, 1] = 1.0
+    yr[1, 4] = np.nan                          # padded: sample 1 has 3 steps
+    seq = quiet(small(RNNClassifier, output="sequence").fit, ragged, yr)
+    assert 0.0 <= seq.score(ragged, yr) <= 1.0
+
+
 def test_score_non_finite_y_names_sample(rng):
     """score with NaN or inf in y names the sample (and the step for
     output="sequence") instead of returning NaN or sklearn's anonymous
