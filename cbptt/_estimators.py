@@ -1057,7 +1057,8 @@ class _BaseRNN(BaseEstimator):
         optimizer (the regressor also checks ``y``: :meth:`_check_targets_range`)."""
         dtype = params.dtype
         if weights is not None:
-            total = float(weights.per_sequence.sum())
+            with np.errstate(over="ignore"):    # an infinite sum: refused
+                total = float(weights.per_sequence.sum())
             rows_max = float(colmax_abs(weights.rows).max(initial=0.0))
             if not (np.isfinite(total) and np.isfinite(rows_max)):
                 raise ValueError(
@@ -1894,10 +1895,9 @@ __NOTES__
             check_target_shape(y, (1, 2), "with output='last' (n_samples,) "
                                "or (n_samples, n_outputs): one target per "
                                "sequence")
-            with np.errstate(over="ignore"):    # inf: refused below
-                y = checked_array(y, dtype, ndims=(1, 2), finite=False,
-                                  ensure_2d=False, ensure_all_finite=False,
-                                  input_name="y")
+            y = checked_array(y, dtype, ndims=(1, 2), finite=False,
+                              ensure_2d=False, ensure_all_finite=False,
+                              input_name="y")         # inf: refused below
             if y.size and not _scan.all_finite(np.ravel(y)):
                 refuse_nonfinite_rows(y)
             if y.shape[0] != seqs.n_samples:

@@ -405,11 +405,17 @@ def checked_array(a, dtype, *, ndims, finite, **kwargs):
     """``check_array(a, dtype=dtype, **kwargs)`` without its cost when it
     would return ``a`` unchanged (see :func:`_unchanged_by_check_array`;
     ``finite`` must match ``kwargs``' ``ensure_all_finite``, default True).
+    Without ``finite``, a cast beyond the dtype's range gives infinity
+    without NumPy's overflow warning: the caller refuses it by name (a cast
+    that overflowed float32 says so).
     """
     dtypes = dtype if isinstance(dtype, tuple) else (np.dtype(dtype),)
     if _unchanged_by_check_array(a, dtypes, ndims, finite):
         return a
-    return check_array(a, dtype=dtype, **kwargs)
+    if finite:
+        return check_array(a, dtype=dtype, **kwargs)
+    with np.errstate(over="ignore"):
+        return check_array(a, dtype=dtype, **kwargs)
 
 
 def _check_3d(X, dtype):
@@ -749,7 +755,7 @@ def _check_weight_values(seen):
         raise ValueError(f"sample_weight has negative values (the smallest is "
                          f"{seen.min():g}); expected finite, non-negative "
                          "weights")
-    if not seen.sum() > 0:
+    if not seen.max(initial=0.0) > 0:     # non-negative: a positive sum
         raise ValueError("sample_weight is zero everywhere (the weights of "
                          "the valid steps sum to zero); expected at least one "
                          "positive weight")
@@ -815,14 +821,18 @@ def sample_weights(sample_weight, seqs, output):
     valid = seqs.valid_mask().T if sw.ndim == 2 else np.ones(N, bool)
     _check_weight_values(sw[valid])
     dtype = seqs.dtype
-    if output == "last":
-        return SampleWeights(np.ascontiguousarray(sw, dtype), sw)
-    steps = seqs.valid_mask().T
-    if sw.ndim == 1:
-        per_sequence = sw
-        sw = np.where(steps, sw[:, None], 0.0)
-    else:
-        sw = np.where(steps, sw, 0.0)
-        per_sequence = sw.sum(axis=1) / steps.sum(axis=1)
-    return SampleWeights(np.ascontiguousarray(sw[:, :, None], dtype),
-                         per_sequence)
+    # A weight (or a sequence's sum of them) beyond the compute dtype's
+    # range becomes infinity, which the fit refuses by name
+    # (_check_loss_range).
+    with np.errstate(over="ignore"):
+        if output == "last":
+            return SampleWeights(np.ascontiguousarray(sw, dtype), sw)
+        steps = seqs.valid_mask().T
+        if sw.ndim == 1:
+            per_sequence = sw
+            sw = np.where(steps, sw[:, None], 0.0)
+        else:
+            sw = np.where(steps, sw, 0.0)
+            per_sequence = sw.sum(axis=1) / steps.sum(axis=1)
+        return SampleWeights(np.ascontiguousarray(sw[:, :, None], dtype),
+                             per_sequence)

@@ -507,6 +507,7 @@ def test_divergence_without_usable_weights_leaves_the_estimator_as_it_was():
 
 # -- smaller: X that cannot be a float array, generate's n_chars ------------
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")   # the error, no noise
 def test_float32_cast_overflow_says_so():
     est, _, _ = _fitted(dtype=np.float32)
     with pytest.raises(ValueError, match="X.*overflow.*float32"):
@@ -623,6 +624,7 @@ def test_score_of_large_finite_values_is_finite():
 
 # -- a loss out of range from the start is the arguments' fault --------------
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")   # the error, no noise
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_arguments_whose_loss_overflows_are_refused_by_name(dtype):
     """Finite y, sample_weight or alpha that put the loss out of range
